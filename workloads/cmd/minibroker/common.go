@@ -1,0 +1,31 @@
+package main
+
+import (
+	"flag"
+
+	"github.com/minibroker/terraform-provider-minibroker/workloads/kclient"
+	"github.com/minibroker/terraform-provider-minibroker/workloads/pipeline"
+)
+
+// kafkaFlags are the connection flags every Kafka subcommand shares.
+type kafkaFlags struct {
+	bootstrap       string
+	timingBootstrap string
+	timingTopic     string
+	settings        stringList
+}
+
+func (k *kafkaFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&k.bootstrap, "bootstrap", "localhost:9092", "Kafka bootstrap servers")
+	fs.StringVar(&k.timingBootstrap, "timing-bootstrap", "", "bootstrap servers of the hub that keeps timing events (default --bootstrap)")
+	fs.StringVar(&k.timingTopic, "timing-topic", pipeline.DefaultTimingTopic, "topic for timing events (empty disables them)")
+	fs.Var(&k.settings, "kafka", "librdkafka setting key=value overriding the defaults (repeatable)")
+}
+
+func (k *kafkaFlags) overrides() (map[string]string, error) {
+	m, err := kclient.ParseOverrides(k.settings)
+	if err != nil {
+		return nil, usageError{err}
+	}
+	return m, nil
+}

@@ -1,0 +1,112 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+
+	"github.com/hamba/avro/v2"
+
+	"github.com/minibroker/terraform-provider-minibroker/workloads/alert"
+	"github.com/minibroker/terraform-provider-minibroker/workloads/filter"
+	"github.com/minibroker/terraform-provider-minibroker/workloads/pipeline"
+)
+
+func runFilter(ctx context.Context, args []string, stdout io.Writer, log *slog.Logger) error {
+	fs := flag.NewFlagSet("filter", flag.ContinueOnError)
+	var k kafkaFlags
+	k.register(fs)
+	name := fs.String("name", "Filter001", "filter name (a single filter), or the shared process's name with --filters")
+	expr := fs.String("expr", filter.DefaultExpr, "CEL expression over `alert`, the decoded alert")
+	output := fs.String("output", "", "output topic (default the filter's name)")
+	maxPer := fs.Int("max-per-visit", filter.DefaultMaxPerVisit, "most alerts written per visit (negative = no cap)")
+	costLimit := fs.Uint64("cost-limit", 0, "CEL runtime cost limit per alert (0 = the default)")
+	specsFile := fs.String("filters", "", "YAML file of many filters sharing one read and decode of the stream")
+	input := fs.String("input", pipeline.DefaultAlertsTopic, "topic of the full alert stream")
+	outBootstrap := fs.String("output-bootstrap", "", "bootstrap servers for filtered streams (default --bootstrap)")
+	schemas := fs.String("schemas-topic", pipeline.DefaultSchemasTopic, "topic with the alerts' schemas")
+	visitPath := fs.String("visit-path", pipeline.DefaultVisitPath, "field holding the visit id, for the per-visit cap")
+	idPath := fs.String("id-path", pipeline.DefaultIDPath, "field holding the alert id")
+	deadLetter := fs.String("dead-letter", "", "topic for undecodable alerts (default NAME-deadletter)")
+	group := fs.String("group", "", "consumer group (default minibroker-filter-NAME)")
+	fromBeginning := fs.Bool("from-beginning", false, "a new group starts at the oldest alert instead of the newest")
+	decodeBytes := fs.Bool("decode-bytes", false, "decode bytes fields (cutouts) even when no expression mentions a cutout")
+	dryRun := fs.Bool("dry-run", false, "no Kafka: evaluate --expr over the Avro files given as arguments")
+	var schemaFiles stringList
+	fs.Var(&schemaFiles, "schema", "Avro schema file (.avsc) of alerts, known without the schemas topic (repeatable)")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if *dryRun {
+		return dryRunFilter(stdout, *expr, *idPath, fs.Args())
+	}
+	if fs.NArg() > 0 {
+		return usagef("unexpected arguments %q (Avro files are read only with --dry-run)", fs.Args())
+	}
+	specs := []filter.Spec{{Name: *name, Expr: *expr, Output: *output, MaxPerVisit: *maxPer, CostLimit: *costLimit}}
+	procName := ""
+	if *specsFile != "" {
+		var err error
+		if specs, err = filter.LoadSpecsFile(*specsFile); err != nil {
+			return err
+		}
+		procName = *name
+	}
+	if specs[0].Output == "" {
+		specs[0].Output = specs[0].Name
+	}
+	known, err := loadSchemas(schemaFiles)
+	if err != nil {
+		return err
+	}
+	over, err := k.overrides()
+	if err != nil {
+		return err
+	}
+	return pipeline.RunFilters(ctx, pipeline.FilterConfig{
+		Bootstrap: k.bootstrap, Input: *input, Specs: specs, Name: procName, Group: *group,
+		VisitPath: *visitPath, IDPath: *idPath, DeadLetter: *deadLetter, SchemasTopic: *schemas, Schemas: known,
+		FromBeginning: *fromBeginning, DecodeBytes: *decodeBytes, OutputBootstrap: *outBootstrap,
+		TimingBootstrap: k.timingBootstrap, TimingTopic: k.timingTopic, Kafka: over, Log: log,
+	})
+}
+
+// dryRunFilter evaluates expr over the alerts of Avro container files.
+func dryRunFilter(stdout io.Writer, expr, idPath string, files []string) error {
+	if len(files) == 0 {
+		return usagef("--dry-run needs one or more Avro files")
+	}
+	prog, err := filter.Compile(expr)
+	if err != nil {
+		return usageError{err}
+	}
+	var records []map[string]any
+	for _, f := range files {
+		_, recs, err := alert.ReadOCFRecords(f)
+		if err != nil {
+			return err
+		}
+		records = append(records, recs...)
+	}
+	_, _, err = filter.DryRun(stdout, prog, records, idPath)
+	return err
+}
+
+func loadSchemas(files []string) ([]avro.Schema, error) {
+	var out []avro.Schema
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return nil, fmt.Errorf("schema file: %w", err)
+		}
+		s, err := avro.Parse(string(b))
+		if err != nil {
+			return nil, fmt.Errorf("schema file %s: %w", f, err)
+		}
+		out = append(out, s)
+	}
+	return out, nil
+}

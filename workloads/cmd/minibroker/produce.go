@@ -1,0 +1,55 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"io"
+	"log/slog"
+
+	"github.com/minibroker/terraform-provider-minibroker/workloads/alert"
+	"github.com/minibroker/terraform-provider-minibroker/workloads/pipeline"
+)
+
+func runProduce(ctx context.Context, args []string, _ io.Writer, log *slog.Logger) error {
+	fs := flag.NewFlagSet("produce", flag.ContinueOnError)
+	var k kafkaFlags
+	k.register(fs)
+	topic := fs.String("topic", pipeline.DefaultAlertsTopic, "topic of the full alert stream")
+	partitions := fs.Int("partitions", pipeline.DefaultPartitions, "partitions of the alert topic, when it is created")
+	schemas := fs.String("schemas-topic", pipeline.DefaultSchemasTopic, "compacted topic where the alerts' schemas are published")
+	perVisit := fs.Int("alerts-per-visit", pipeline.DefaultAlertsPerVisit, "alerts in each visit")
+	interval := fs.Duration("interval", pipeline.DefaultInterval, "time between visits")
+	visits := fs.Int("visits", 0, "visits to send (0 = forever)")
+	align := fs.Bool("align", true, "start each visit at the next multiple of --interval, like the original sender")
+	parallel := fs.Int("parallel", 1, "concurrent senders splitting each visit (one per CCD)")
+	seed := fs.Int64("seed", 1, "seed of the synthetic alerts")
+	cutout := fs.Int("cutout-bytes", alert.DefaultCutoutBytes, "bytes of each of the 3 cutouts of a synthetic alert (0 = small alerts)")
+	visitPath := fs.String("visit-path", pipeline.DefaultVisitPath, "field set to the visit id in replayed alerts")
+	name := fs.String("name", "producer", "producer name in timing events")
+	var replay stringList
+	fs.Var(&replay, "replay", "Avro container file of real alerts to cycle through instead of synthetic ones (repeatable)")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usagef("unexpected arguments %q", fs.Args())
+	}
+	if *cutout < 0 {
+		return usagef("--cutout-bytes must be 0 or more, got %d", *cutout)
+	}
+	over, err := k.overrides()
+	if err != nil {
+		return err
+	}
+	var src pipeline.Source = pipeline.NewSynthetic(*seed, *cutout)
+	if len(replay) > 0 {
+		if src, err = pipeline.NewReplay(*visitPath, replay...); err != nil {
+			return err
+		}
+	}
+	return pipeline.Produce(ctx, pipeline.ProduceConfig{
+		Bootstrap: k.bootstrap, Topic: *topic, Partitions: *partitions, SchemasTopic: *schemas, Source: src,
+		AlertsPerVisit: *perVisit, Interval: *interval, Visits: *visits, Align: *align, Parallel: *parallel, Name: *name,
+		TimingBootstrap: k.timingBootstrap, TimingTopic: k.timingTopic, Kafka: over, Log: log,
+	})
+}

@@ -1,0 +1,86 @@
+package filter
+
+// CapVisits is the number of distinct visits a Cap remembers.
+const CapVisits = 64
+
+// Cap enforces a filter's per-visit limit: at most max alerts of one visit
+// are admitted.
+//
+// Memory is bounded over an endless stream: a Cap remembers the counts of
+// the CapVisits most recently started visits only (a fixed ring; a new
+// visit replaces the visit that started longest ago). An alert of a visit
+// that has been forgotten is treated as the start of that visit again and
+// gets a fresh quota. The choice favours liveness over strictness: a Cap
+// never blocks a visit number forever (visit numbers may restart with a new
+// producer run), and the limit holds exactly as long as all the alerts of a
+// visit arrive within CapVisits visits of each other — at one visit every
+// 39 s, some 40 minutes of lateness.
+//
+// A Cap is not safe for concurrent use.
+type Cap struct {
+	max     int
+	entries [CapVisits]capEntry
+	used    int // entries in use
+	next    int // ring slot the next new visit takes once full
+	last    int // slot of the most recent hit, checked first
+}
+
+type capEntry struct {
+	visit int64
+	count int
+}
+
+// NewCap returns a Cap admitting max alerts per visit; max <= 0 means
+// unlimited.
+func NewCap(max int) *Cap { return &Cap{max: max} }
+
+// Max returns the per-visit limit (<= 0: unlimited).
+func (c *Cap) Max() int { return c.max }
+
+// Admit counts one more alert of visit. It returns the alert's 1-based
+// rank within the visit and true, or 0 and false when the visit already
+// has max admitted alerts.
+func (c *Cap) Admit(visit int64) (rank int, ok bool) {
+	e := c.find(visit)
+	if c.max > 0 && e.count >= c.max {
+		return 0, false
+	}
+	e.count++
+	return e.count, true
+}
+
+// Count returns how many alerts of visit have been admitted, as far as the
+// Cap remembers.
+func (c *Cap) Count(visit int64) int {
+	for i := 0; i < c.used; i++ {
+		if c.entries[i].visit == visit {
+			return c.entries[i].count
+		}
+	}
+	return 0
+}
+
+// find returns the entry of visit, creating it (and evicting the oldest
+// visit when full) if needed.
+func (c *Cap) find(visit int64) *capEntry {
+	if c.used > 0 && c.entries[c.last].visit == visit {
+		return &c.entries[c.last]
+	}
+	for i := 0; i < c.used; i++ {
+		if c.entries[i].visit == visit {
+			c.last = i
+			return &c.entries[i]
+		}
+	}
+	var slot int
+	if c.used < CapVisits {
+		slot = c.used
+		c.used++
+	} else {
+		slot = c.next
+		c.next = (c.next + 1) % CapVisits
+	}
+	c.entries[slot] = capEntry{visit: visit}
+	c.last = slot
+	return &c.entries[slot]
+}

@@ -1,0 +1,134 @@
+package filter
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+)
+
+// Set evaluates many compiled filters on each alert, sharing one decoded
+// record, in a plain loop (no goroutine per alert or filter). One filter
+// failing or exceeding its cost limit affects only its own counters.
+//
+// Evaluate must not be called concurrently; Stats may be called from any
+// goroutine at any time.
+type Set struct {
+	filters []setFilter
+}
+
+type setFilter struct {
+	spec Spec
+	prog *Program
+	cap  *Cap
+
+	evaluated, matched, admitted, errs, costErrs atomic.Uint64
+
+	mu      sync.Mutex
+	lastErr error
+}
+
+// Stats are one filter's counters since the Set was made.
+type Stats struct {
+	Name      string `json:"name"`
+	Output    string `json:"output"`
+	Evaluated uint64 `json:"evaluated"` // alerts evaluated
+	Matched   uint64 `json:"matched"`   // alerts matching, before the cap
+	Admitted  uint64 `json:"admitted"`  // alerts matching and admitted by the cap
+	Errors    uint64 `json:"errors"`    // evaluations that failed, cost-exceeded ones included
+	// CostExceeded counts the evaluations stopped by the cost limit.
+	CostExceeded uint64 `json:"cost_exceeded"`
+	// LastError is the message of the latest evaluation error, if any.
+	LastError string `json:"last_error,omitempty"`
+}
+
+// NewSet validates and compiles the specs (defaults filled in). All the
+// faulty specs are reported together, joined with errors.Join; names and
+// outputs must be unique.
+func NewSet(specs []Spec, opts ...Option) (*Set, error) {
+	if len(specs) == 0 {
+		return nil, errors.New("filter set: no filters given")
+	}
+	specs, progs, err := compileSpecs(specs, nil, opts...)
+	if err != nil {
+		return nil, err
+	}
+	s := &Set{filters: make([]setFilter, len(specs))}
+	for i, sp := range specs {
+		f := &s.filters[i]
+		f.spec, f.prog, f.cap = sp, progs[i], NewCap(sp.MaxPerVisit)
+	}
+	return s, nil
+}
+
+// Len returns the number of filters.
+func (s *Set) Len() int { return len(s.filters) }
+
+// Spec returns the i-th filter's spec, defaults filled in.
+func (s *Set) Spec(i int) Spec { return s.filters[i].spec }
+
+// Program returns the i-th filter's compiled program.
+func (s *Set) Program(i int) *Program { return s.filters[i].prog }
+
+// Evaluate runs every filter on rec, an alert of the given visit, and calls
+// fn(i, rank, admitted) for each filter i that matches: admitted tells
+// whether its cap lets the alert through, and rank is then the 1-based rank
+// of the alert in the filter's output for the visit. Evaluation errors are
+// counted in Stats, never returned. fn may be nil.
+func (s *Set) Evaluate(rec map[string]any, visit int64, fn func(i int, rank int, admitted bool)) {
+	act := recordActivation{rec}
+	for i := range s.filters {
+		f := &s.filters[i]
+		f.evaluated.Add(1)
+		ok, err := f.prog.eval(act)
+		if err != nil {
+			f.fail(err)
+			continue
+		}
+		if !ok {
+			continue
+		}
+		f.matched.Add(1)
+		rank, admitted := f.cap.Admit(visit)
+		if admitted {
+			f.admitted.Add(1)
+		}
+		if fn != nil {
+			fn(i, rank, admitted)
+		}
+	}
+}
+
+func (f *setFilter) fail(err error) {
+	f.errs.Add(1)
+	if isCostError(err) {
+		f.costErrs.Add(1)
+	}
+	f.mu.Lock()
+	f.lastErr = err
+	f.mu.Unlock()
+}
+
+// Stats returns every filter's counters, in spec order.
+func (s *Set) Stats() []Stats {
+	out := make([]Stats, len(s.filters))
+	for i := range s.filters {
+		f := &s.filters[i]
+		st := Stats{
+			Name:         f.spec.Name,
+			Output:       f.spec.Output,
+			Evaluated:    f.evaluated.Load(),
+			Matched:      f.matched.Load(),
+			Admitted:     f.admitted.Load(),
+			Errors:       f.errs.Load(),
+			CostExceeded: f.costErrs.Load(),
+		}
+		f.mu.Lock()
+		if f.lastErr != nil {
+			st.LastError = fmt.Sprintf("filter %q: %v", f.spec.Name, f.prog.describe(f.lastErr))
+		}
+		f.mu.Unlock()
+		out[i] = st
+	}
+	return out
+}

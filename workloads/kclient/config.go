@@ -1,0 +1,117 @@
+// Package kclient holds the Kafka client settings the workloads use, and thin
+// helpers around confluent-kafka-go for topics, schemas and timing events.
+//
+// Settings are chosen for alerts of up to ~80 KB. librdkafka's defaults
+// (batch.size and max.partition.fetch.bytes of about 1 MB) hold only about a
+// dozen such alerts per batch or fetch, so a 10,000-alert visit would need
+// hundreds of round trips per partition. The values below, and why:
+//
+// Producer:
+//   - acks=all and enable.idempotence=true: an acknowledged visit is durable on
+//     every in-sync replica, and retries neither duplicate nor reorder alerts.
+//   - batch.size=4 MiB (about 50 alerts of 80 KB) and linger.ms=5: a visit is a
+//     burst, so batches fill at once; the linger only matters for the last batch.
+//   - message.max.bytes=16 MiB: the largest request the client builds; topics are
+//     created with max.message.bytes=16 MiB to match (see TopicConfig), so the
+//     settings hold even on a broker with Kafka's 1 MB default.
+//   - compression.type=none: cutouts are compressed FITS stamps and do not
+//     compress again, while every one of the many filters would pay to
+//     decompress every alert. Override with the --compression flag.
+//
+// Consumer:
+//   - max.partition.fetch.bytes=16 MiB and fetch.max.bytes=64 MiB: a fetch
+//     carries hundreds of alerts instead of a dozen.
+//   - fetch.wait.max.ms=10: when the stream is idle the broker answers within
+//     10 ms of new data instead of librdkafka's 500 ms, which would dominate
+//     the filter lag.
+//   - queued.max.messages.kbytes=256 MiB: enough read-ahead for a whole visit
+//     of 80 KB alerts per consumer without unbounded memory.
+package kclient
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
+)
+
+// MaxMessageBytes is the largest batch the clients build and the topics accept.
+const MaxMessageBytes = 16 << 20
+
+// ProducerConfig returns the producer settings for alert streams. Overrides,
+// given as librdkafka property names, win over the defaults.
+func ProducerConfig(bootstrap string, overrides map[string]string) *kafka.ConfigMap {
+	cm := &kafka.ConfigMap{
+		"bootstrap.servers":            bootstrap,
+		"acks":                         "all",
+		"enable.idempotence":           true,
+		"batch.size":                   4 << 20,
+		"linger.ms":                    5,
+		"message.max.bytes":            MaxMessageBytes,
+		"compression.type":             "none",
+		"queue.buffering.max.messages": 1_000_000,
+		"queue.buffering.max.kbytes":   2 << 20, // 2 GiB, in KiB
+		"enable.metrics.push":          false,
+	}
+	apply(cm, overrides)
+	return cm
+}
+
+// ConsumerConfig returns the consumer settings for a member of group.
+// fromBeginning selects where a new group starts reading.
+func ConsumerConfig(bootstrap, group string, fromBeginning bool, overrides map[string]string) *kafka.ConfigMap {
+	reset := "latest"
+	if fromBeginning {
+		reset = "earliest"
+	}
+	cm := &kafka.ConfigMap{
+		"bootstrap.servers":          bootstrap,
+		"group.id":                   group,
+		"auto.offset.reset":          reset,
+		"enable.auto.commit":         true,
+		"auto.commit.interval.ms":    1000,
+		"max.partition.fetch.bytes":  MaxMessageBytes,
+		"fetch.max.bytes":            64 << 20,
+		"receive.message.max.bytes":  (64 << 20) + 1<<20,
+		"fetch.wait.max.ms":          10,
+		"queued.max.messages.kbytes": 256 << 10, // 256 MiB, in KiB
+		"allow.auto.create.topics":   false,
+		"enable.metrics.push":        false,
+	}
+	apply(cm, overrides)
+	return cm
+}
+
+// ReaderConfig returns settings for a group-less reader that assigns
+// partitions itself (schemas, timing events, tests).
+func ReaderConfig(bootstrap string) *kafka.ConfigMap {
+	cm := ConsumerConfig(bootstrap, "minibroker-reader", true, nil)
+	_ = cm.SetKey("enable.auto.commit", false)
+	_ = cm.SetKey("enable.auto.offset.store", false)
+	return cm
+}
+
+// AdminConfig returns settings for an admin client.
+func AdminConfig(bootstrap string) *kafka.ConfigMap {
+	return &kafka.ConfigMap{"bootstrap.servers": bootstrap, "enable.metrics.push": false}
+}
+
+func apply(cm *kafka.ConfigMap, overrides map[string]string) {
+	for k, v := range overrides {
+		_ = cm.SetKey(k, v)
+	}
+}
+
+// ParseOverrides turns "key=value" strings (from repeated --kafka flags) into
+// a map, refusing malformed entries.
+func ParseOverrides(kvs []string) (map[string]string, error) {
+	out := make(map[string]string, len(kvs))
+	for _, kv := range kvs {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || strings.TrimSpace(k) == "" {
+			return nil, fmt.Errorf("kafka setting %q: want key=value, e.g. compression.type=lz4", kv)
+		}
+		out[strings.TrimSpace(k)] = v
+	}
+	return out, nil
+}

@@ -1,0 +1,82 @@
+package kclient
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
+)
+
+// ReadAll reads every message of topic from the beginning up to the end
+// offsets it finds at the call, in partition order, and calls fn for each.
+// A missing topic is not an error: there is nothing to read.
+func ReadAll(ctx context.Context, bootstrap, topic string, fn func(*kafka.Message) error) error {
+	c, err := kafka.NewConsumer(ReaderConfig(bootstrap))
+	if err != nil {
+		return fmt.Errorf("reader for %s: %w", bootstrap, err)
+	}
+	defer c.Close()
+
+	parts, err := Partitions(ctx, c, topic)
+	if err != nil {
+		return nil //nolint:nilerr // a topic not yet created holds nothing
+	}
+	remaining := map[int32]int64{} // partition -> end offset
+	var assign []kafka.TopicPartition
+	for _, p := range parts {
+		lo, hi, err := c.QueryWatermarkOffsets(topic, p, 10000)
+		if err != nil {
+			return fmt.Errorf("offsets of %s[%d] on %s: %w", topic, p, bootstrap, err)
+		}
+		if hi > lo {
+			remaining[p] = hi
+			assign = append(assign, kafka.TopicPartition{Topic: &topic, Partition: p, Offset: kafka.Offset(lo)})
+		}
+	}
+	if len(assign) == 0 {
+		return nil
+	}
+	if err := c.Assign(assign); err != nil {
+		return fmt.Errorf("assign %s on %s: %w", topic, bootstrap, err)
+	}
+	for len(remaining) > 0 {
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("reading %s on %s: %w", topic, bootstrap, err)
+		}
+		ev := c.Poll(100)
+		switch e := ev.(type) {
+		case *kafka.Message:
+			if e.TopicPartition.Error != nil {
+				return fmt.Errorf("reading %s on %s: %w", topic, bootstrap, e.TopicPartition.Error)
+			}
+			p, off := e.TopicPartition.Partition, int64(e.TopicPartition.Offset)
+			end, ok := remaining[p]
+			if !ok || off >= end {
+				continue
+			}
+			if err := fn(e); err != nil {
+				return err
+			}
+			if off+1 >= end {
+				delete(remaining, p)
+			}
+		case kafka.Error:
+			if e.IsFatal() {
+				return fmt.Errorf("reading %s on %s: %w", topic, bootstrap, e)
+			}
+		case nil:
+			// Compaction and transaction markers leave gaps: a partition whose
+			// position passed its end offset is done even without a message there.
+			pos, err := c.Position(assign)
+			if err != nil {
+				continue
+			}
+			for _, tp := range pos {
+				if end, ok := remaining[tp.Partition]; ok && tp.Offset >= 0 && int64(tp.Offset) >= end {
+					delete(remaining, tp.Partition)
+				}
+			}
+		}
+	}
+	return nil
+}

@@ -1,0 +1,340 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
+	"github.com/hamba/avro/v2"
+
+	"github.com/minibroker/terraform-provider-minibroker/workloads/alert"
+	"github.com/minibroker/terraform-provider-minibroker/workloads/kclient"
+	"github.com/minibroker/terraform-provider-minibroker/workloads/timing"
+)
+
+// Defaults of the original design.
+const (
+	DefaultAlertsTopic    = "alerts"
+	DefaultSchemasTopic   = "minibroker-schemas"
+	DefaultAlertsPerVisit = 10000
+	DefaultInterval       = 39 * time.Second
+	DefaultPartitions     = 4
+)
+
+// ProduceConfig configures the alert producer.
+type ProduceConfig struct {
+	Bootstrap      string
+	Topic          string
+	Partitions     int // used when the topic has to be created
+	SchemasTopic   string
+	Source         Source
+	AlertsPerVisit int
+	Interval       time.Duration
+	Visits         int  // 0 sends forever
+	Align          bool // start each visit at the next multiple of Interval, like the original
+	Parallel       int  // concurrent senders, one producer each (one per CCD)
+	Name           string
+	Run            string // run id; default from the start time
+
+	TimingBootstrap string // default Bootstrap
+	TimingTopic     string // "" disables timing events
+
+	Kafka map[string]string // librdkafka overrides
+	Log   *slog.Logger
+
+	// OnVisit, if set, is called after each visit is acknowledged.
+	OnVisit func(VisitResult)
+}
+
+// VisitResult describes one sent visit.
+type VisitResult struct {
+	Run    string
+	Visit  int64
+	Alerts int
+	Bytes  int64
+	Start  time.Time // before the first alert was serialized
+	End    time.Time // when the last alert was acknowledged
+}
+
+// Duration is the time to serialize and send the visit.
+func (v VisitResult) Duration() time.Duration { return v.End.Sub(v.Start) }
+
+func (c *ProduceConfig) defaults() error {
+	if c.Bootstrap == "" {
+		return errors.New("produce: bootstrap servers are required")
+	}
+	if c.Source == nil {
+		return errors.New("produce: no alert source")
+	}
+	if c.AlertsPerVisit <= 0 {
+		return fmt.Errorf("produce: alerts per visit must be positive, got %d", c.AlertsPerVisit)
+	}
+	if c.Interval <= 0 {
+		return fmt.Errorf("produce: interval must be positive, got %s", c.Interval)
+	}
+	if c.Visits < 0 {
+		return fmt.Errorf("produce: visits must be 0 (forever) or more, got %d", c.Visits)
+	}
+	c.Topic = orDefault(c.Topic, DefaultAlertsTopic)
+	c.Name = orDefault(c.Name, "producer")
+	c.Parallel = max(c.Parallel, 1)
+	if c.Parallel > c.AlertsPerVisit {
+		c.Parallel = c.AlertsPerVisit
+	}
+	c.Partitions = max(c.Partitions, 1)
+	c.TimingBootstrap = orDefault(c.TimingBootstrap, c.Bootstrap)
+	if c.Log == nil {
+		c.Log = slog.Default()
+	}
+	return nil
+}
+
+// Produce sends visits of alerts until Visits are sent or ctx ends. It
+// creates the alert, schema and timing topics if they are missing and
+// publishes the alerts' schemas first, so that filters can decode them.
+func Produce(ctx context.Context, cfg ProduceConfig) error {
+	if err := cfg.defaults(); err != nil {
+		return err
+	}
+	log := cfg.Log.With("producer", cfg.Name)
+	topics := []kclient.Topic{{Name: cfg.Topic, Partitions: cfg.Partitions}}
+	if cfg.SchemasTopic != "" {
+		topics = append(topics, kclient.Topic{Name: cfg.SchemasTopic, Partitions: 1, Compacted: true})
+	}
+	if err := kclient.EnsureTopics(ctx, cfg.Bootstrap, topics...); err != nil {
+		return err
+	}
+	if cfg.TimingTopic != "" {
+		if err := kclient.EnsureTopics(ctx, cfg.TimingBootstrap, kclient.Topic{Name: cfg.TimingTopic, Partitions: 1}); err != nil {
+			return err
+		}
+	}
+	if err := PublishSchemas(ctx, cfg.Bootstrap, cfg.SchemasTopic, cfg.Source.Schemas()); err != nil {
+		return err
+	}
+	sink, err := newTimingSink(cfg.TimingBootstrap, cfg.TimingTopic, log)
+	if err != nil {
+		return err
+	}
+	defer sink.Close(context.WithoutCancel(ctx))
+
+	senders := make([]*sender, cfg.Parallel)
+	for i := range senders {
+		p, err := kafka.NewProducer(kclient.ProducerConfig(cfg.Bootstrap, cfg.Kafka))
+		if err != nil {
+			return fmt.Errorf("producer for %s: %w", cfg.Bootstrap, err)
+		}
+		senders[i] = &sender{p: p, topic: cfg.Topic, src: cfg.Source}
+		defer p.Close()
+	}
+
+	run := cfg.Run
+	next := time.Now()
+	if cfg.Align {
+		next = nextMultiple(next, cfg.Interval)
+	}
+	if run == "" {
+		run = strconv.FormatInt(next.UnixMilli(), 36)
+	}
+	log.Info("producing", "bootstrap", cfg.Bootstrap, "topic", cfg.Topic, "alerts_per_visit", cfg.AlertsPerVisit,
+		"interval", cfg.Interval, "visits", cfg.Visits, "parallel", cfg.Parallel, "run", run, "first_visit_at", next.Format(time.RFC3339Nano))
+
+	var total VisitResult
+	for n := 0; cfg.Visits == 0 || n < cfg.Visits; n++ {
+		if err := sleepUntil(ctx, next); err != nil {
+			return nil // stopped between visits
+		}
+		// The visit id is the scheduled start in milliseconds: unique across
+		// runs, and it orders visits in time.
+		visit := next.UnixMilli()
+		res, err := sendVisit(ctx, senders, run, visit, cfg.AlertsPerVisit)
+		if err != nil {
+			return fmt.Errorf("visit %d (%d of %d): %w", visit, n+1, cfg.Visits, err)
+		}
+		sink.Emit(timing.Event{Kind: timing.KindProduce, Run: run, Visit: visit, Name: cfg.Name,
+			Start: res.Start, End: res.End, Alerts: res.Alerts, Bytes: res.Bytes})
+		total.Alerts += res.Alerts
+		total.Bytes += res.Bytes
+		secs := res.Duration().Seconds()
+		log.Info("visit sent", "visit", visit, "n", n+1, "alerts", res.Alerts, "MB", mb(res.Bytes),
+			"seconds", round3(secs), "alerts_per_s", int(float64(res.Alerts)/secs), "MB_per_s", round3(mb(res.Bytes)/secs),
+			"total_alerts", total.Alerts)
+		if cfg.OnVisit != nil {
+			cfg.OnVisit(res)
+		}
+		next = next.Add(cfg.Interval)
+		if now := time.Now(); next.Before(now) {
+			log.Warn("producer falls behind the visit interval", "late_by", now.Sub(next))
+			next = now
+		}
+	}
+	return nil
+}
+
+// sender is one of the producer's parallel senders.
+type sender struct {
+	p     *kafka.Producer
+	topic string
+	src   Source
+	buf   []byte
+}
+
+// sendVisit sends one visit, split in contiguous index ranges over the
+// senders, and waits until every alert is acknowledged.
+func sendVisit(ctx context.Context, senders []*sender, run string, visit int64, n int) (VisitResult, error) {
+	res := VisitResult{Run: run, Visit: visit, Alerts: n, Start: time.Now()}
+	var (
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		errs  []error
+		bytes int64
+	)
+	for i, s := range senders {
+		lo, hi := i*n/len(senders), (i+1)*n/len(senders)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			b, err := s.send(ctx, run, visit, lo, hi, n)
+			mu.Lock()
+			defer mu.Unlock()
+			bytes += b
+			if err != nil {
+				errs = append(errs, err)
+			}
+		}()
+	}
+	wg.Wait()
+	res.End = time.Now()
+	res.Bytes = bytes
+	return res, errors.Join(errs...)
+}
+
+// send produces alerts [lo, hi) of a visit and waits for their delivery reports.
+func (s *sender) send(ctx context.Context, run string, visit int64, lo, hi, count int) (int64, error) {
+	reports := make(chan kafka.Event, 1024)
+	acked := make(chan error, 1)
+	go func() { acked <- collect(reports, hi-lo) }()
+
+	runHeader := kafka.Header{Key: HeaderRun, Value: []byte(run)}
+	var bytes int64
+	for i := lo; i < hi; i++ {
+		var err error
+		s.buf, err = s.src.Alert(s.buf[:0], visit, i)
+		if err != nil {
+			return bytes, err
+		}
+		msg := &kafka.Message{
+			TopicPartition: kafka.TopicPartition{Topic: &s.topic, Partition: kafka.PartitionAny},
+			Value:          s.buf,
+			Headers: []kafka.Header{runHeader, intHeader(HeaderVisit, visit),
+				intHeader(HeaderIndex, int64(i)), intHeader(HeaderCount, int64(count))},
+		}
+		if err := produceRetry(ctx, s.p, msg, reports); err != nil {
+			return bytes, err
+		}
+		bytes += int64(len(s.buf))
+	}
+	select {
+	case err := <-acked:
+		return bytes, err
+	case <-ctx.Done():
+		return bytes, ctx.Err()
+	}
+}
+
+// collect reads n delivery reports and returns the first failure.
+func collect(reports <-chan kafka.Event, n int) error {
+	var first error
+	for range n {
+		if m, ok := (<-reports).(*kafka.Message); ok && m.TopicPartition.Error != nil && first == nil {
+			first = fmt.Errorf("alert not acknowledged by the broker: %w", m.TopicPartition.Error)
+		}
+	}
+	return first
+}
+
+// produceRetry queues msg, waiting while the local queue is full.
+func produceRetry(ctx context.Context, p *kafka.Producer, msg *kafka.Message, reports chan kafka.Event) error {
+	for {
+		err := p.Produce(msg, reports)
+		var kerr kafka.Error
+		if errors.As(err, &kerr) && kerr.Code() == kafka.ErrQueueFull {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			p.Flush(10)
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("queue alert: %w", err)
+		}
+		return nil
+	}
+}
+
+// PublishSchemas writes each schema to the schemas topic, keyed by its id, so
+// that filters on any mirror can decode alerts without a registry service.
+func PublishSchemas(ctx context.Context, bootstrap, topic string, schemas []avro.Schema) error {
+	if topic == "" || len(schemas) == 0 {
+		return nil
+	}
+	p, err := kafka.NewProducer(kclient.ProducerConfig(bootstrap, nil))
+	if err != nil {
+		return fmt.Errorf("schema producer for %s: %w", bootstrap, err)
+	}
+	defer p.Close()
+	reports := make(chan kafka.Event, len(schemas))
+	for _, s := range schemas {
+		id := alert.SchemaID(s)
+		msg := &kafka.Message{
+			TopicPartition: kafka.TopicPartition{Topic: &topic, Partition: kafka.PartitionAny},
+			Key:            []byte(strconv.FormatUint(uint64(id), 10)),
+			Value:          []byte(alert.SchemaText(s)),
+		}
+		if err := produceRetry(ctx, p, msg, reports); err != nil {
+			return fmt.Errorf("publish schema %d: %w", id, err)
+		}
+	}
+	if err := collect(reports, len(schemas)); err != nil {
+		return fmt.Errorf("publish schemas to %s on %s: %w", topic, bootstrap, err)
+	}
+	return nil
+}
+
+func nextMultiple(t time.Time, d time.Duration) time.Time {
+	n := t.Truncate(d)
+	if n.Before(t) {
+		n = n.Add(d)
+	}
+	return n
+}
+
+func sleepUntil(ctx context.Context, t time.Time) error {
+	d := time.Until(t)
+	if d <= 0 {
+		return ctx.Err()
+	}
+	tm := time.NewTimer(d)
+	defer tm.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-tm.C:
+		return nil
+	}
+}
+
+func orDefault(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
+func mb(b int64) float64        { return float64(b) / 1e6 }
+func round3(f float64) float64 { return float64(int64(f*1000+0.5)) / 1000 }

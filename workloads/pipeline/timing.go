@@ -1,0 +1,98 @@
+package pipeline
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+
+	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
+
+	"github.com/minibroker/terraform-provider-minibroker/workloads/kclient"
+	"github.com/minibroker/terraform-provider-minibroker/workloads/timing"
+)
+
+// DefaultTimingTopic is where produce, filter and consume write their timing
+// events, on the hub.
+const DefaultTimingTopic = "minibroker-timing"
+
+// timingSink writes timing events to a topic. A nil sink drops events, so
+// workloads can run without timing.
+type timingSink struct {
+	p     *kafka.Producer
+	topic string
+	log   *slog.Logger
+}
+
+func newTimingSink(bootstrap, topic string, log *slog.Logger) (*timingSink, error) {
+	if topic == "" || bootstrap == "" {
+		return nil, nil
+	}
+	p, err := kafka.NewProducer(kclient.ProducerConfig(bootstrap, map[string]string{"linger.ms": "50"}))
+	if err != nil {
+		return nil, fmt.Errorf("timing producer for %s: %w", bootstrap, err)
+	}
+	go drainEvents(p, log)
+	return &timingSink{p: p, topic: topic, log: log}, nil
+}
+
+// Emit queues one event; delivery failures are logged, never fatal.
+func (s *timingSink) Emit(ev timing.Event) {
+	if s == nil {
+		return
+	}
+	b, err := json.Marshal(ev)
+	if err != nil {
+		s.log.Error("encode timing event", "err", err)
+		return
+	}
+	err = s.p.Produce(&kafka.Message{TopicPartition: kafka.TopicPartition{Topic: &s.topic, Partition: kafka.PartitionAny}, Value: b}, nil)
+	if err != nil {
+		s.log.Error("queue timing event", "err", err)
+	}
+}
+
+// Close flushes queued events, waiting until ctx ends at most.
+func (s *timingSink) Close(ctx context.Context) {
+	if s == nil {
+		return
+	}
+	flush(ctx, s.p)
+	s.p.Close()
+}
+
+// drainEvents logs the delivery failures of a producer whose messages need no
+// per-message handling, until the producer is closed.
+func drainEvents(p *kafka.Producer, log *slog.Logger) {
+	for ev := range p.Events() {
+		switch e := ev.(type) {
+		case *kafka.Message:
+			if e.TopicPartition.Error != nil {
+				log.Error("delivery failed", "topic", *e.TopicPartition.Topic, "err", e.TopicPartition.Error)
+			}
+		case kafka.Error:
+			log.Warn("kafka", "err", e)
+		}
+	}
+}
+
+// flush waits until every queued message of p is delivered or ctx ends.
+func flush(ctx context.Context, p *kafka.Producer) {
+	for p.Len() > 0 && ctx.Err() == nil {
+		p.Flush(100)
+	}
+}
+
+// ReadTiming reads every timing event on the topic so far.
+func ReadTiming(ctx context.Context, bootstrap, topic string) ([]timing.Event, error) {
+	var evs []timing.Event
+	err := kclient.ReadAll(ctx, bootstrap, topic, func(m *kafka.Message) error {
+		var ev timing.Event
+		if err := json.Unmarshal(m.Value, &ev); err != nil {
+			return fmt.Errorf("timing event at %s: %w", m.TopicPartition, err)
+		}
+		evs = append(evs, ev)
+		return nil
+	})
+	return evs, err
+}
