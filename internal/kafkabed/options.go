@@ -74,7 +74,7 @@ func newMirrorConfig(opts []MirrorOption) mirrorConfig {
 func WithMirrorHeapMB(mb int) MirrorOption { return func(c *mirrorConfig) { c.heapMB = mb } }
 
 // WithMirrorTopics sets the regex of replicated topics
-// (default kafkaconf.DefaultMirrorTopics, "alerts|minibroker-.*").
+// (default kafkaconf.DefaultMirrorTopics, "alerts|minibroker-schemas").
 func WithMirrorTopics(regex string) MirrorOption { return func(c *mirrorConfig) { c.topics = regex } }
 
 // WithMirrorProperty overrides one mm2.properties entry, e.g.

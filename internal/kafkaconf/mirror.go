@@ -7,10 +7,11 @@ const (
 	DefaultSourceAlias = "hub"
 	DefaultTargetAlias = "mirror"
 	// DefaultMirrorTopics is the regex of topics replicated from the hub: the
-	// alert stream and the project's own topics (minibroker-schemas, which
-	// filters need; note minibroker-timing matches too), never Kafka or MM2
-	// internals. MM2 anchors the regex (whole-name match).
-	DefaultMirrorTopics = "alerts|minibroker-.*"
+	// alert stream and the schemas filters need to decode it. Timing events
+	// stay on the hub (filters and consumers write them there directly), and
+	// Kafka or MM2 internals are never copied. MM2 anchors the regex
+	// (whole-name match).
+	DefaultMirrorTopics = "alerts|minibroker-schemas"
 	// DefaultRefreshTopicsSeconds replaces MM2's 600 s topic-discovery period
 	// so a topic created on the hub starts replicating within seconds.
 	DefaultRefreshTopicsSeconds = 5

@@ -17,7 +17,7 @@ func TestMirrorMakerProperties(t *testing.T) {
 				"hub.bootstrap.servers":                   "127.0.0.1:1",
 				"mirror.bootstrap.servers":                "127.0.0.1:2",
 				"hub->mirror.enabled":                     "true",
-				"hub->mirror.topics":                      "alerts|minibroker-.*",
+				"hub->mirror.topics":                      "alerts|minibroker-schemas",
 				"mirror->hub.enabled":                     "false",
 				"replication.policy.class":                "org.apache.kafka.connect.mirror.IdentityReplicationPolicy",
 				"refresh.topics.interval.seconds":         "5",

@@ -69,7 +69,9 @@ func Partitions(ctx context.Context, client metadataClient, topic string) ([]int
 	if dl, ok := ctx.Deadline(); ok {
 		timeout = max(1, min(timeout, int(time.Until(dl).Milliseconds())))
 	}
-	md, err := client.GetMetadata(&topic, false, timeout)
+	// All topics, not just this one: a request naming a topic makes a broker
+	// with auto.create.topics.enable create it, with default settings.
+	md, err := client.GetMetadata(nil, true, timeout)
 	if err != nil {
 		return nil, fmt.Errorf("metadata for topic %q: %w", topic, err)
 	}

@@ -33,7 +33,7 @@ func TestEventRoundTrip(t *testing.T) {
 	}
 	// The wire form uses the documented keys and omits empty optional ones.
 	b, _ := Encode(validEvents()[2])
-	want := `{"kind":"consume","visit":42,"name":"consumer-1","source":"Filter001","start":"0001-01-01T00:00:00Z","end":"2024-05-06T07:08:14.123456789Z","rank":20}`
+	want := `{"kind":"consume","visit":42,"name":"consumer-1","source":"Filter001","end":"2024-05-06T07:08:14.123456789Z","rank":20}`
 	if string(b) != want {
 		t.Errorf("JSON\n got %s\nwant %s", b, want)
 	}
