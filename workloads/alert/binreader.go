@@ -24,6 +24,7 @@ type binReader struct {
 	pos        int
 	err        error
 	depth      int
+	fields     map[string]bool // top-level fields to build; nil builds all
 	emptyItems int
 	skipBytes  bool // leave bytes and fixed values nil (WithoutBytes)
 }

@@ -22,6 +22,20 @@ type DecodeOption func(*decodeConfig)
 
 type decodeConfig struct {
 	skipBytes bool
+	fields    map[string]bool
+}
+
+// WithFields builds only the named top-level fields of the record and skips
+// the others, which are then absent from the map. A filter whose expressions
+// read only alert.diaSource need not build the history, the object and the
+// cutouts of every alert.
+func WithFields(names ...string) DecodeOption {
+	return func(c *decodeConfig) {
+		c.fields = make(map[string]bool, len(names))
+		for _, n := range names {
+			c.fields[n] = true
+		}
+	}
 }
 
 // WithoutBytes leaves every bytes and fixed value (the image cutouts of an
@@ -76,7 +90,7 @@ func decodePlan(root *node, payload []byte, cfg decodeConfig) (rec map[string]an
 			rec, err = nil, fmt.Errorf("%w: decoder panic on %s payload: %v", ErrMalformed, root.name, p)
 		}
 	}()
-	r := binReader{buf: payload, skipBytes: cfg.skipBytes}
+	r := binReader{buf: payload, skipBytes: cfg.skipBytes, fields: cfg.fields}
 	v := r.record(root)
 	if r.err == nil && r.pos != len(payload) {
 		r.fail("%d trailing bytes after the record", len(payload)-r.pos)

@@ -89,8 +89,16 @@ func (r *binReader) record(n *node) any {
 	}
 	defer r.leave()
 	m := make(map[string]any, len(n.fields))
+	top := r.depth == 1 && r.fields != nil
 	for i := range n.fields {
 		f := &n.fields[i]
+		if top && !r.fields[f.name] {
+			r.skip(f.node) // a top-level field no filter reads
+			if r.err != nil {
+				return nil
+			}
+			continue
+		}
 		v := r.value(f.node)
 		if r.err != nil {
 			return nil

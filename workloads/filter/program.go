@@ -83,6 +83,8 @@ type Program struct {
 	costLimit        uint64
 	costMin, costMax uint64 // static estimate; costMax is huge when unbounded
 	tracked          bool   // runtime cost tracking enabled
+	fields           []string
+	allFields        bool
 }
 
 // Compile parses and type-checks expr and plans it for evaluation. A syntax
@@ -110,6 +112,7 @@ func Compile(expr string, opts ...Option) (*Program, error) {
 		return nil, outputTypeError(expr, t)
 	}
 	p := &Program{expr: expr, costLimit: cfg.costLimit, costMax: math.MaxUint64}
+	p.fields, p.allFields = readFields(ast.NativeRep())
 	progOpts := []cel.ProgramOption{cel.EvalOptions(cel.OptOptimize)}
 	// Runtime cost tracking costs several times the evaluation itself. An
 	// expression whose static worst case is finite has no data-dependent

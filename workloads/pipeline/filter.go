@@ -92,6 +92,12 @@ func RunFilters(ctx context.Context, cfg FilterConfig) error {
 	if err != nil {
 		return err
 	}
+	// Use the specs with their defaults (an empty Output means Name), in a
+	// new slice: the caller's is left as it is.
+	cfg.Specs = make([]filter.Spec, set.Len())
+	for i := range cfg.Specs {
+		cfg.Specs[i] = set.Spec(i)
+	}
 	f := &filterRun{cfg: cfg, set: set, log: cfg.Log.With("filter", cfg.Name), visits: map[visitKey]*visitTally{}}
 	return f.run(ctx)
 }
@@ -131,6 +137,13 @@ func (f *filterRun) run(ctx context.Context) error {
 	var opts []alert.DecodeOption
 	if !cfg.DecodeBytes && !mentionsCutout(cfg.Specs) {
 		opts = append(opts, alert.WithoutBytes())
+	}
+	// Build only the fields the expressions read, plus those of the visit
+	// and the id: for the default filter that is diaSource alone, not the
+	// history, the object and the cutouts.
+	if fields, all := f.set.Fields(); !all {
+		fields = append(fields, topField(cfg.VisitPath), topField(cfg.IDPath))
+		opts = append(opts, alert.WithFields(fields...))
 	}
 	f.dec = alert.NewDecoder(reg, opts...)
 	f.book = &schemaBook{reg: reg, bootstrap: cfg.Bootstrap, topic: cfg.SchemasTopic}
@@ -309,6 +322,11 @@ func (f *filterRun) deadLetter(m *kafka.Message, cause error) {
 	}, nil); err != nil {
 		f.log.Error("queue dead letter", "err", err)
 	}
+}
+
+func topField(path string) string {
+	top, _, _ := strings.Cut(path, ".")
+	return top
 }
 
 func mentionsCutout(specs []filter.Spec) bool {

@@ -21,7 +21,7 @@ func runConsume(ctx context.Context, args []string, stdout io.Writer, log *slog.
 	group := fs.String("group", "", "consumer group (default minibroker-consumer-NAME)")
 	fromBeginning := fs.Bool("from-beginning", false, "a new group starts at the oldest alert instead of the newest")
 	out := fs.String("out", "", "write one JSON line per received alert to this file (- for stdout)")
-	if err := parse(fs, args); err != nil {
+	if err := parse(fs, args, stdout); err != nil {
 		return err
 	}
 	over, err := k.overrides()

@@ -37,7 +37,7 @@ func runFilter(ctx context.Context, args []string, stdout io.Writer, log *slog.L
 	dryRun := fs.Bool("dry-run", false, "no Kafka: evaluate --expr over the Avro files given as arguments")
 	var schemaFiles stringList
 	fs.Var(&schemaFiles, "schema", "Avro schema file (.avsc) of alerts, known without the schemas topic (repeatable)")
-	if err := parse(fs, args); err != nil {
+	if err := parse(fs, args, stdout); err != nil {
 		return err
 	}
 	if *dryRun {
@@ -54,6 +54,8 @@ func runFilter(ctx context.Context, args []string, stdout io.Writer, log *slog.L
 			return err
 		}
 		procName = *name
+	} else if _, err := filter.NewSet(specs); err != nil {
+		return usageError{err} // a bad --expr or --name is bad usage, as with --dry-run
 	}
 	if specs[0].Output == "" {
 		specs[0].Output = specs[0].Name

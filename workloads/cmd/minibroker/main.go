@@ -90,13 +90,14 @@ type usageError struct{ error }
 
 func usagef(format string, a ...any) error { return usageError{fmt.Errorf(format, a...)} }
 
-// parse parses flags, turning flag errors into usage errors.
-func parse(fs *flag.FlagSet, args []string) error {
+// parse parses flags, turning flag errors into usage errors. -h prints the
+// flags to stdout.
+func parse(fs *flag.FlagSet, args []string, stdout io.Writer) error {
 	fs.SetOutput(io.Discard)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			fs.SetOutput(os.Stdout)
-			fmt.Fprintf(os.Stdout, "usage: minibroker %s [flags]\n", fs.Name())
+			fs.SetOutput(stdout)
+			fmt.Fprintf(stdout, "usage: minibroker %s [flags]\n", fs.Name())
 			fs.PrintDefaults()
 			return err
 		}

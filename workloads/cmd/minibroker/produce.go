@@ -10,7 +10,7 @@ import (
 	"github.com/minibroker/terraform-provider-minibroker/workloads/pipeline"
 )
 
-func runProduce(ctx context.Context, args []string, _ io.Writer, log *slog.Logger) error {
+func runProduce(ctx context.Context, args []string, stdout io.Writer, log *slog.Logger) error {
 	fs := flag.NewFlagSet("produce", flag.ContinueOnError)
 	var k kafkaFlags
 	k.register(fs)
@@ -28,7 +28,7 @@ func runProduce(ctx context.Context, args []string, _ io.Writer, log *slog.Logge
 	name := fs.String("name", "producer", "producer name in timing events")
 	var replay stringList
 	fs.Var(&replay, "replay", "Avro container file of real alerts to cycle through instead of synthetic ones (repeatable)")
-	if err := parse(fs, args); err != nil {
+	if err := parse(fs, args, stdout); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {

@@ -54,7 +54,7 @@ func runReport(ctx context.Context, args []string, stdout io.Writer, _ *slog.Log
 	timeout := fs.Duration("timeout", time.Minute, "give up reading after this long")
 	var out reportFlags
 	out.register(fs)
-	if err := parse(fs, args); err != nil {
+	if err := parse(fs, args, stdout); err != nil {
 		return err
 	}
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
@@ -87,7 +87,7 @@ func runLocal(ctx context.Context, args []string, stdout io.Writer, log *slog.Lo
 	settle := fs.Duration("settle", time.Minute, "after the last visit, wait at most this long for filters and consumers")
 	var out reportFlags
 	out.register(fs)
-	if err := parse(fs, args); err != nil {
+	if err := parse(fs, args, stdout); err != nil {
 		return err
 	}
 	if *mirrors < 1 || *filters < 1 || *visits < 1 || *perVisit < 1 || *cutout < 0 {

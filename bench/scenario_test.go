@@ -1,0 +1,163 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/minibroker/terraform-provider-minibroker/internal/kafkabed"
+	"github.com/minibroker/terraform-provider-minibroker/workloads/filter"
+	"github.com/minibroker/terraform-provider-minibroker/workloads/kclient"
+	"github.com/minibroker/terraform-provider-minibroker/workloads/pipeline"
+	"github.com/minibroker/terraform-provider-minibroker/workloads/timing"
+)
+
+// scenario is one pipeline configuration.
+type scenario struct {
+	kind     alertKind
+	filters  int
+	shared   bool
+	visits   int
+	interval time.Duration
+}
+
+func (s scenario) mode() string {
+	if s.shared {
+		return "shared"
+	}
+	return "isolated"
+}
+
+func (s scenario) name() string {
+	return fmt.Sprintf("pipeline %s %d filters %s", s.kind.name, s.filters, s.mode())
+}
+
+func (s scenario) id() string {
+	return fmt.Sprintf("%s-%d-%s", strings.ToLower(s.kind.name), s.filters, s.mode())
+}
+
+// scenarios: both alert sizes, 20 and 100 filters, both filter modes, and
+// the shared mode at 100 filters per core.
+func scenarios(visits int, interval time.Duration) []scenario {
+	var out []scenario
+	for _, k := range kinds {
+		for _, n := range []int{20, 100} {
+			for _, shared := range []bool{false, true} {
+				out = append(out, scenario{kind: k, filters: n, shared: shared, visits: visits, interval: interval})
+			}
+		}
+	}
+	perCore := 100 * max(2, runtimeCPUs())
+	return append(out, scenario{kind: kinds[0], filters: perCore, shared: true, visits: visits, interval: interval})
+}
+
+type scenarioResult struct {
+	sc       scenario
+	rep      timing.Report
+	err      error         // the run did not complete
+	cpu      time.Duration // this process's CPU time per visit (producer, filters, consumers)
+	finished time.Duration // max over visits of (last filter finished - producer started)
+}
+
+func (r scenarioResult) summary() string {
+	s := fmt.Sprintf("producer max %.3fs, filter lag p50 %.3fs max %.3fs, 20th alert mean %.3fs max %.3fs",
+		r.rep.Producer.Max.Seconds(), r.rep.FilterLag.P50.Seconds(), r.rep.FilterLag.Max.Seconds(),
+		r.rep.ConsumerLatency.Mean.Seconds(), r.rep.ConsumerLatency.Max.Seconds())
+	if r.err != nil {
+		s += " (incomplete: " + r.err.Error() + ")"
+	}
+	return s
+}
+
+// runScenario runs filters and consumers on the mirror, sends the visits to
+// a topic of the scenario's own on the hub and returns the timing report.
+func runScenario(b *testing.B, ctx context.Context, hub, mirror *kafkabed.Broker, mm *kafkabed.MirrorMaker, sc scenario) scenarioResult {
+	id := sc.id()
+	topic := "alerts-" + id
+	must(b, kclient.EnsureTopics(ctx, hub.Bootstrap(), kclient.Topic{Name: topic, Partitions: pipeline.DefaultPartitions}))
+	must(b, mm.WaitTopic(ctx, topic))
+
+	specs := pipeline.DemoSpecs(sc.filters)
+	for i := range specs {
+		specs[i].Output = specs[i].Name + "-" + id
+	}
+	groups := [][]filter.Spec{specs}
+	if !sc.shared {
+		groups = nil
+		for _, s := range specs {
+			groups = append(groups, []filter.Spec{s})
+		}
+	}
+
+	runCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	var wg sync.WaitGroup
+	var readyWG sync.WaitGroup
+	errs := make(chan error, len(groups)+len(specs))
+	launch := func(fn func(ready func()) error) {
+		wg.Add(1)
+		readyWG.Add(1)
+		go func() {
+			defer wg.Done()
+			var once sync.Once
+			ready := func() { once.Do(readyWG.Done) }
+			if err := fn(ready); err != nil && runCtx.Err() == nil {
+				errs <- err
+			}
+			ready()
+		}()
+	}
+	log := quietLog()
+	for k, g := range groups {
+		cfg := pipeline.FilterConfig{Bootstrap: mirror.Bootstrap(), Input: topic, Specs: g, SchemasTopic: pipeline.DefaultSchemasTopic,
+			FromBeginning: true, TimingBootstrap: hub.Bootstrap(), TimingTopic: pipeline.DefaultTimingTopic, Log: log,
+			Name: fmt.Sprintf("%s-%s-%d", id, sc.mode(), k+1)}
+		launch(func(ready func()) error { cfg.Ready = ready; return pipeline.RunFilters(runCtx, cfg) })
+	}
+	for _, s := range specs {
+		cfg := pipeline.ConsumeConfig{Bootstrap: mirror.Bootstrap(), Topic: s.Output, Name: "consumer-" + s.Output, FromBeginning: true,
+			TimingBootstrap: hub.Bootstrap(), TimingTopic: pipeline.DefaultTimingTopic, Log: log}
+		launch(func(ready func()) error { cfg.Ready = ready; return pipeline.Consume(runCtx, cfg) })
+	}
+	readyWG.Wait()
+	select {
+	case err := <-errs:
+		b.Fatalf("%s: %v", sc.name(), err)
+	default:
+	}
+
+	run := "bench-" + id + "-" + fmt.Sprint(time.Now().UnixNano())
+	cpu0 := cpuTime()
+	must(b, pipeline.Produce(ctx, pipeline.ProduceConfig{
+		Bootstrap: hub.Bootstrap(), Topic: topic, SchemasTopic: pipeline.DefaultSchemasTopic, Source: pipeline.NewSynthetic(1, sc.kind.cutoutBytes),
+		AlertsPerVisit: alertsPerVisit, Interval: sc.interval, Visits: sc.visits, Run: run,
+		TimingTopic: pipeline.DefaultTimingTopic, Log: log,
+	}))
+	evs, err := pipeline.WaitComplete(ctx, hub.Bootstrap(), pipeline.DefaultTimingTopic, run, sc.filters, sc.visits, 3*time.Minute)
+	cpu := cpuTime() - cpu0
+	stop()
+	wg.Wait()
+	close(errs)
+	for e := range errs {
+		b.Errorf("%s: %v", sc.name(), e)
+	}
+	rep := timing.Build(evs)
+	res := scenarioResult{sc: sc, rep: rep, err: err, cpu: cpu / time.Duration(sc.visits)}
+	for _, v := range rep.Visits {
+		for _, f := range v.Filters {
+			if v.Complete {
+				res.finished = max(res.finished, f.End.Sub(v.Start))
+			}
+		}
+	}
+	return res
+}
+
+func quietLog() *slog.Logger {
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+}
