@@ -115,8 +115,8 @@ func TestOverridesWin(t *testing.T) {
 			t.Errorf("consumer %s = %v, want the override %q", k, got, v)
 		}
 	}
-	if got := asInt(t, c, "max.partition.fetch.bytes"); got != MaxMessageBytes {
-		t.Errorf("an override of other keys changed max.partition.fetch.bytes to %d", got)
+	if got, want := asInt(t, c, "max.partition.fetch.bytes"), asInt(t, ConsumerConfig("b:9092", "g", false, nil), "max.partition.fetch.bytes"); got != want {
+		t.Errorf("an override of other keys changed max.partition.fetch.bytes to %d, want the default %d", got, want)
 	}
 
 	// The defaults' maps are fresh per call: an override does not leak.
@@ -150,8 +150,12 @@ func TestConsumerConfigBasics(t *testing.T) {
 	if recvMax < fetchMax+512 {
 		t.Errorf("receive.message.max.bytes %d < fetch.max.bytes %d + 512", recvMax, fetchMax)
 	}
-	if partMax > fetchMax || partMax < MaxMessageBytes {
-		t.Errorf("max.partition.fetch.bytes %d should be in [MaxMessageBytes %d, fetch.max.bytes %d]", partMax, MaxMessageBytes, fetchMax)
+	if partMax > fetchMax {
+		t.Errorf("max.partition.fetch.bytes %d should not exceed fetch.max.bytes %d", partMax, fetchMax)
+	}
+	// A fetch should hold at least one full producer batch of alerts.
+	if pb := asInt(t, ProducerConfig("h:1", nil), "batch.size"); partMax < pb {
+		t.Errorf("max.partition.fetch.bytes %d is below the producer's batch.size %d", partMax, pb)
 	}
 	p := ProducerConfig("h:1", nil)
 	if got := asInt(t, p, "message.max.bytes"); got != MaxMessageBytes {

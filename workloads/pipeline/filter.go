@@ -147,7 +147,7 @@ func (f *filterRun) run(ctx context.Context) error {
 	}
 	f.dec = alert.NewDecoder(reg, opts...)
 	f.book = &schemaBook{reg: reg, bootstrap: cfg.Bootstrap, topic: cfg.SchemasTopic}
-	if _, err := f.book.refresh(ctx); err != nil {
+	if err := f.book.refresh(ctx); err != nil {
 		f.log.Warn("reading schemas", "err", err)
 	}
 
@@ -171,6 +171,7 @@ func (f *filterRun) run(ctx context.Context) error {
 	}
 	defer f.sink.Close(context.WithoutCancel(ctx))
 
+	f.log.Info("waiting for the input topic", "bootstrap", cfg.Bootstrap, "input", cfg.Input)
 	if _, err := kclient.WaitTopic(ctx, cfg.Bootstrap, cfg.Input); err != nil {
 		return err
 	}
@@ -272,14 +273,15 @@ func (f *filterRun) finish(key visitKey, t *visitTally) {
 	f.log.Debug("visit filtered", "visit", key.visit, "alerts", t.seen, "dead_letters", t.dead)
 }
 
-// decode decodes an alert, re-reading the schemas topic once if its schema
-// is not known yet (MirrorMaker may copy an alert before its schema).
+// decode decodes an alert, first learning its schema from the schemas topic
+// if it is not known yet.
 func (f *filterRun) decode(ctx context.Context, value []byte) (map[string]any, error) {
-	rec, _, err := f.dec.DecodeMessage(value)
+	rec, id, err := f.dec.DecodeMessage(value)
 	if errors.Is(err, alert.ErrUnknownSchema) {
-		if read, rerr := f.book.refresh(ctx); rerr != nil {
-			f.log.Warn("reading schemas", "err", rerr)
-		} else if read {
+		if known, lerr := f.book.learn(ctx, id); lerr != nil {
+			f.log.Warn("reading schemas", "err", lerr)
+		} else if known {
+			f.log.Info("learned schema", "id", id)
 			rec, _, err = f.dec.DecodeMessage(value)
 		}
 	}

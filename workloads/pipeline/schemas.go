@@ -13,8 +13,12 @@ import (
 )
 
 // schemaRefreshEvery bounds how often an unknown schema id makes a filter
-// re-read the schemas topic.
-const schemaRefreshEvery = time.Second
+// re-read the schemas topic; schemaUnknownFor is how long an id still
+// unknown after a re-read is dead-lettered without waiting for another.
+const (
+	schemaRefreshEvery = time.Second
+	schemaUnknownFor   = 10 * time.Second
+)
 
 // schemaBook keeps a filter's registry in step with the schemas topic that
 // the producer writes and MirrorMaker copies.
@@ -23,13 +27,41 @@ type schemaBook struct {
 	bootstrap string
 	topic     string
 	last      time.Time
+	unknown   map[uint32]time.Time // ids still unknown after a re-read, and when
 }
 
-// refresh reads the schemas topic again unless it did so very recently.
-// It reports whether it read.
-func (b *schemaBook) refresh(ctx context.Context) (bool, error) {
-	if b.topic == "" || time.Since(b.last) < schemaRefreshEvery {
+// learn is called for an id the registry lacks. Unless the id was already
+// looked for recently, it waits for the rate limit and re-reads the schemas
+// topic: the producer publishes a schema before its alerts, but MirrorMaker
+// copies the two topics independently. It reports whether the id is known now.
+func (b *schemaBook) learn(ctx context.Context, id uint32) (bool, error) {
+	if b.topic == "" {
 		return false, nil
+	}
+	if at, ok := b.unknown[id]; ok && time.Since(at) < schemaUnknownFor {
+		return false, nil
+	}
+	if err := sleepUntil(ctx, b.last.Add(schemaRefreshEvery)); err != nil {
+		return false, err
+	}
+	if err := b.refresh(ctx); err != nil {
+		return false, err
+	}
+	if _, ok := b.reg.Lookup(id); ok {
+		delete(b.unknown, id)
+		return true, nil
+	}
+	if b.unknown == nil {
+		b.unknown = map[uint32]time.Time{}
+	}
+	b.unknown[id] = time.Now()
+	return false, nil
+}
+
+// refresh reads the schemas topic into the registry.
+func (b *schemaBook) refresh(ctx context.Context) error {
+	if b.topic == "" {
+		return nil
 	}
 	b.last = time.Now()
 	err := kclient.ReadAll(ctx, b.bootstrap, b.topic, func(m *kafka.Message) error {
@@ -42,5 +74,5 @@ func (b *schemaBook) refresh(ctx context.Context) (bool, error) {
 		}
 		return nil
 	})
-	return true, err
+	return err
 }

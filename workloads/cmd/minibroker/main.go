@@ -13,6 +13,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/minibroker/terraform-provider-minibroker/workloads/filter"
 )
 
 // command is one subcommand.
@@ -58,6 +60,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			return 0
 		case errors.As(err, new(usageError)):
 			fmt.Fprintf(stderr, "minibroker %s: %v\n", c.name, err)
+			var ce *filter.CompileError
+			if errors.As(err, &ce) && ce.Snippet != "" {
+				fmt.Fprintln(stderr, ce.Snippet)
+			}
 			return 2
 		default:
 			fmt.Fprintf(stderr, "minibroker %s: %v\n", c.name, err)
@@ -87,6 +93,8 @@ func logLevel() slog.Level {
 
 // usageError marks errors in the command line, which exit with code 2.
 type usageError struct{ error }
+
+func (u usageError) Unwrap() error { return u.error }
 
 func usagef(format string, a ...any) error { return usageError{fmt.Errorf(format, a...)} }
 
