@@ -60,7 +60,7 @@ func Consume(ctx context.Context, cfg ConsumeConfig) error {
 	if err != nil {
 		return err
 	}
-	defer sink.Close(context.WithoutCancel(ctx))
+	defer sink.Close(ctx)
 	if _, err := kclient.WaitTopic(ctx, cfg.Bootstrap, cfg.Topic); err != nil {
 		return err
 	}

@@ -164,12 +164,12 @@ func (f *filterRun) run(ctx context.Context) error {
 	}
 	f.out = out
 	go drainEvents(out, f.log)
-	defer func() { flush(context.WithoutCancel(ctx), out); out.Close() }()
+	defer func() { flush(ctx, out); out.Close() }()
 
 	if f.sink, err = newTimingSink(cfg.TimingBootstrap, cfg.TimingTopic, f.log); err != nil {
 		return err
 	}
-	defer f.sink.Close(context.WithoutCancel(ctx))
+	defer f.sink.Close(ctx)
 
 	f.log.Info("waiting for the input topic", "bootstrap", cfg.Bootstrap, "input", cfg.Input)
 	if _, err := kclient.WaitTopic(ctx, cfg.Bootstrap, cfg.Input); err != nil {
@@ -255,11 +255,34 @@ func (f *filterRun) tally(key visitKey, count int, ok bool) *visitTally {
 	}
 	t := f.visits[key]
 	if t == nil {
+		f.forgetOldVisits()
 		n := len(f.cfg.Specs)
 		t = &visitTally{count: count, matched: make([]int, n), selected: make([]int, n)}
 		f.visits[key] = t
 	}
 	return t
+}
+
+// maxOpenVisits bounds the visits a filter tallies at once: a visit whose
+// first alerts went by before the filter started never completes, and must
+// not be kept forever.
+const maxOpenVisits = 64
+
+// forgetOldVisits drops the oldest open visit when there are too many.
+func (f *filterRun) forgetOldVisits() {
+	if len(f.visits) < maxOpenVisits {
+		return
+	}
+	var oldest visitKey
+	first := true
+	for k := range f.visits {
+		if first || k.visit < oldest.visit {
+			oldest, first = k, false
+		}
+	}
+	t := f.visits[oldest]
+	delete(f.visits, oldest)
+	f.log.Warn("visit never completed: not timed", "visit", oldest.visit, "run", oldest.run, "alerts_seen", t.seen, "alerts_in_visit", t.count)
 }
 
 // finish records that every alert of a visit has been through the filters.

@@ -46,7 +46,7 @@ func Mirror(ctx context.Context, cfg MirrorConfig) error {
 		return fmt.Errorf("mirror producer for %s: %w", cfg.Target, err)
 	}
 	go drainEvents(p, log)
-	defer func() { flush(context.WithoutCancel(ctx), p); p.Close() }()
+	defer func() { flush(ctx, p); p.Close() }()
 	c, err := kafka.NewConsumer(kclient.ConsumerConfig(cfg.Source, "minibroker-mirror-"+cfg.Name, true, nil))
 	if err != nil {
 		return fmt.Errorf("mirror consumer for %s: %w", cfg.Source, err)

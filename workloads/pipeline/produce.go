@@ -121,7 +121,7 @@ func Produce(ctx context.Context, cfg ProduceConfig) error {
 	if err != nil {
 		return err
 	}
-	defer sink.Close(context.WithoutCancel(ctx))
+	defer sink.Close(ctx)
 
 	senders := make([]*sender, cfg.Parallel)
 	for i := range senders {
@@ -336,5 +336,5 @@ func orDefault(s, def string) string {
 	return s
 }
 
-func mb(b int64) float64        { return float64(b) / 1e6 }
+func mb(b int64) float64       { return float64(b) / 1e6 }
 func round3(f float64) float64 { return float64(int64(f*1000+0.5)) / 1000 }

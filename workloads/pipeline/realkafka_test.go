@@ -325,7 +325,6 @@ func sorted(s []string) []string {
 	return s
 }
 
-
 // checkReport checks every figure of the report against what the test
 // itself sent, selected and received.
 func checkReport(t *testing.T, evs []timing.Event, sent []pipeline.VisitResult, all []testFilter,

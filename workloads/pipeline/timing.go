@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
 
@@ -52,7 +53,7 @@ func (s *timingSink) Emit(ev timing.Event) {
 	}
 }
 
-// Close flushes queued events, waiting until ctx ends at most.
+// Close flushes queued events (see flush) and closes the producer.
 func (s *timingSink) Close(ctx context.Context) {
 	if s == nil {
 		return
@@ -76,8 +77,16 @@ func drainEvents(p *kafka.Producer, log *slog.Logger) {
 	}
 }
 
-// flush waits until every queued message of p is delivered or ctx ends.
+// closeTimeout bounds how long a stopping workload waits for its queued
+// messages (timing events, filtered alerts) to be delivered.
+const closeTimeout = 10 * time.Second
+
+// flush waits until every queued message of p is delivered, for at most
+// closeTimeout, even when ctx has ended: a stopping workload still delivers
+// what it has, but never hangs on an unreachable broker.
 func flush(ctx context.Context, p *kafka.Producer) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), closeTimeout)
+	defer cancel()
 	for p.Len() > 0 && ctx.Err() == nil {
 		p.Flush(100)
 	}

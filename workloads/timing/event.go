@@ -45,7 +45,7 @@ type Event struct {
 	Visit       int64     `json:"visit"`            // visit number
 	Name        string    `json:"name"`             // producer / filter / consumer name
 	Source      string    `json:"source,omitempty"` // consume: the filter (topic) it reads
-	Start       time.Time `json:"start,omitzero"`            // produce: visit start (before serializing the first alert)
+	Start       time.Time `json:"start,omitzero"`   // produce: visit start (before serializing the first alert)
 	End         time.Time `json:"end"`              // produce: all alerts acknowledged; filter: last alert of the visit processed; consume: this alert arrived
 	Alerts      int       `json:"alerts,omitempty"` // produce: alerts sent; filter: alerts read for the visit
 	Bytes       int64     `json:"bytes,omitempty"`
