@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -95,6 +96,7 @@ func runAll(b *testing.B) {
 	text := out.String()
 	b.Log("\n" + text)
 	if path := os.Getenv("MINIBROKER_BENCH_OUT"); path != "" {
+		must(b, os.MkdirAll(filepath.Dir(path), 0o755))
 		must(b, os.WriteFile(path, []byte(text), 0o644))
 		b.Logf("wrote %s", path)
 	}
