@@ -51,7 +51,8 @@ func TestMirrorMakerReplicatesAlerts(t *testing.T) {
 	Must(t, hub.CreateTopic(ctx, "minibroker-schemas", 1, map[string]string{"cleanup.policy": "compact"}))
 
 	began := time.Now()
-	mm := StartMirrorMakerT(t, hub, mirror)
+	// A wider regex than the default, so that a topic created later matches.
+	mm := StartMirrorMakerT(t, hub, mirror, WithMirrorTopics("alerts.*|minibroker-schemas"))
 	lat, err := mm.WaitReplication(ctx, "minibroker-schemas")
 	Must(t, err)
 	t.Logf("MirrorMaker start-to-replicating %s; first probe produce-to-visible %s",
@@ -59,7 +60,7 @@ func TestMirrorMakerReplicatesAlerts(t *testing.T) {
 	lat, err = mm.WaitReplication(ctx, "minibroker-schemas")
 	Must(t, err)
 	t.Logf("second probe produce-to-visible %s", lat.Round(time.Millisecond))
-	lat, err = mm.WaitReplication(ctx, "minibroker-probe")
+	lat, err = mm.WaitReplication(ctx, "alerts-probe")
 	Must(t, err)
 	t.Logf("probe on a topic created after MirrorMaker started: produce-to-visible %s", lat.Round(time.Millisecond))
 

@@ -14,7 +14,7 @@
 //	hub := kafkabed.StartBrokerT(t)
 //	mirror := kafkabed.StartBrokerT(t)
 //	mm := kafkabed.StartMirrorMakerT(t, hub, mirror)
-//	_, err := mm.WaitReplication(ctx, "minibroker-probe")
+//	_, err := mm.WaitReplication(ctx, "alerts")
 //	kafkabed.Must(t, err)
 //
 // The configuration files come from internal/kafkaconf, the same contract the

@@ -13,7 +13,7 @@ const StartTimeout = 3 * time.Minute
 
 // Must fails the test immediately (t.Fatal) if err is not nil:
 //
-//	lat, err := mm.WaitReplication(ctx, "minibroker-probe")
+//	lat, err := mm.WaitReplication(ctx, "alerts")
 //	kafkabed.Must(t, err)
 func Must(t testing.TB, err error) {
 	t.Helper()
