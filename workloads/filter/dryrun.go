@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+
+	"github.com/minibroker/terraform-provider-minibroker/workloads/alert"
 )
 
 // DefaultIDPath is the field DryRun prints for each selected alert.
@@ -40,7 +42,7 @@ func DryRun(w io.Writer, prog *Program, records []map[string]any, idPath string)
 			continue
 		}
 		selected++
-		if id, found := Lookup(rec, idPath); found && id != nil {
+		if id, found := alert.Lookup(rec, idPath); found && id != nil {
 			fmt.Fprintln(bw, formatID(id))
 		} else {
 			fmt.Fprintln(bw, "<missing>")

@@ -69,7 +69,7 @@ func Consume(ctx context.Context, cfg ConsumeConfig) error {
 		return fmt.Errorf("consumer for %s: %w", cfg.Bootstrap, err)
 	}
 	defer c.Close()
-	if err := subscribeReady(ctx, c, cfg.Topic, cfg.Ready); err != nil {
+	if err := subscribeReady(c, cfg.Topic, cfg.Ready); err != nil {
 		return err
 	}
 	log.Info("consuming", "bootstrap", cfg.Bootstrap, "topic", cfg.Topic)

@@ -1,7 +1,6 @@
 package pipeline
 
 import (
-	"context"
 	"fmt"
 	"sync"
 
@@ -10,7 +9,7 @@ import (
 
 // subscribeReady subscribes c to topic and arranges for ready, if set, to be
 // called once, from within Poll, when the first partitions are assigned.
-func subscribeReady(_ context.Context, c *kafka.Consumer, topic string, ready func()) error {
+func subscribeReady(c *kafka.Consumer, topic string, ready func()) error {
 	if err := c.Subscribe(topic, readyCallback(ready)); err != nil {
 		return fmt.Errorf("subscribe to %s: %w", topic, err)
 	}

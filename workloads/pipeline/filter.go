@@ -180,7 +180,7 @@ func (f *filterRun) run(ctx context.Context) error {
 		return fmt.Errorf("consumer for %s: %w", cfg.Bootstrap, err)
 	}
 	defer c.Close()
-	if err := subscribeReady(ctx, c, cfg.Input, cfg.Ready); err != nil {
+	if err := subscribeReady(c, cfg.Input, cfg.Ready); err != nil {
 		return err
 	}
 	f.log.Info("filtering", "bootstrap", cfg.Bootstrap, "input", cfg.Input, "filters", len(cfg.Specs), "group", cfg.Group)
