@@ -43,8 +43,7 @@ func (s *Synthetic) Schemas() []avro.Schema { return []avro.Schema{alert.Synthet
 type Replay struct {
 	r         *alert.Replay
 	visitPath string
-	mu        sync.Mutex
-	ids       map[avro.Schema]uint32
+	ids       map[avro.Schema]uint32 // every schema of the files, read-only after load
 	bufs      sync.Pool
 }
 
@@ -54,7 +53,11 @@ func NewReplay(visitPath string, paths ...string) (*Replay, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Replay{r: r, visitPath: visitPath, ids: map[avro.Schema]uint32{}}, nil
+	ids := map[avro.Schema]uint32{}
+	for _, sc := range r.Schemas() {
+		ids[sc] = alert.SchemaID(sc)
+	}
+	return &Replay{r: r, visitPath: visitPath, ids: ids}, nil
 }
 
 func (s *Replay) Alert(dst []byte, visit int64, index int) ([]byte, error) {
@@ -68,18 +71,7 @@ func (s *Replay) Alert(dst []byte, visit int64, index int) ([]byte, error) {
 		return dst, fmt.Errorf("replay alert %d of visit %d: %w", index, visit, err)
 	}
 	*buf = payload
-	return alert.AppendWire(dst, s.schemaID(schema), payload), nil
-}
-
-func (s *Replay) schemaID(sc avro.Schema) uint32 {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	id, ok := s.ids[sc]
-	if !ok {
-		id = alert.SchemaID(sc)
-		s.ids[sc] = id
-	}
-	return id
+	return alert.AppendWire(dst, s.ids[schema], payload), nil
 }
 
 func (s *Replay) Schemas() []avro.Schema { return s.r.Schemas() }
