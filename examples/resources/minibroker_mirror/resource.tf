@@ -1,0 +1,19 @@
+# A Kafka mirror of the hub on the first filter node (node_index 0), filled by
+# MirrorMaker 2. Its broker is reachable on the overlay network as mb-mirror-m0.
+resource "minibroker_mirror" "m0" {
+  swarm_id        = minibroker_swarm.main.id
+  manager_address = minibroker_swarm.main.manager_address
+  name            = "m0"
+  node_index      = 0
+
+  heap_mb              = 1024
+  retention_minutes    = 60
+  mirror_maker_heap_mb = 512
+  mirror_maker_properties = {
+    "hub->mirror.tasks.max" = "4"
+  }
+}
+
+output "mirror_bootstrap" {
+  value = minibroker_mirror.m0.bootstrap # "mb-mirror-m0:9092"
+}

@@ -1,0 +1,174 @@
+package swarmspec
+
+import (
+	"fmt"
+	"regexp"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Filter group modes.
+const (
+	// ModeIsolated runs one container per filter, as the original design.
+	ModeIsolated = "isolated"
+	// ModeShared runs all filters of the group in one container that reads
+	// and decodes the stream once.
+	ModeShared = "shared"
+)
+
+// Filter is one user filter and its consumer.
+type Filter struct {
+	Name        string
+	Expression  string
+	MaxPerVisit int
+	// Output topic; empty means Name.
+	Output string
+	// ConsumerNode pins the consumer to a consumer node by index; negative
+	// lets Swarm spread consumers over all consumer nodes.
+	ConsumerNode int
+	// NoConsumer runs no consumer for this filter.
+	NoConsumer bool
+}
+
+// OutputTopic returns the topic the filter writes to.
+func (f Filter) OutputTopic() string {
+	if f.Output != "" {
+		return f.Output
+	}
+	return f.Name
+}
+
+// FilterGroup is a set of filters on a mirror's node and their consumers.
+type FilterGroup struct {
+	Name            string
+	Mode            string
+	Image           string
+	Network         string
+	Mirror          string // mirror name
+	MirrorNodeIndex int    // the mirror's filter node
+	Filters         []Filter
+}
+
+// Name limits keep every derived service name within Docker's 63 characters.
+const (
+	MaxGroupNameLen  = 20
+	MaxFilterNameLen = 30
+	MaxMirrorNameLen = 30
+)
+
+var dnsLabel = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]*[a-z0-9])?$`)
+
+// ValidObjectName reports whether a mirror or group name can be part of a
+// service name (lower-case letters, digits and inner dashes).
+func ValidObjectName(name string, maxLen int) error {
+	if len(name) > maxLen || !dnsLabel.MatchString(name) {
+		return fmt.Errorf("%q must be 1 to %d lower-case letters, digits or inner dashes", name, maxLen)
+	}
+	return nil
+}
+
+// FilterSlug is a filter name as it appears in service names: lower case,
+// with '_' and '.' turned into '-'.
+func FilterSlug(name string) string {
+	return strings.NewReplacer("_", "-", ".", "-").Replace(strings.ToLower(name))
+}
+
+// FilterService names the service of one filter (isolated mode).
+func FilterService(group, filter string) string { return "mb-" + group + "-" + FilterSlug(filter) }
+
+// SharedFilterService names the one service of a shared group.
+func SharedFilterService(group string) string { return "mb-" + group + "-filters" }
+
+// ConsumerService names the consumer of one filter.
+func ConsumerService(group, filter string) string {
+	return "mb-" + group + "-" + FilterSlug(filter) + "-c"
+}
+
+// FilterGroupSpecs returns the filter services and consumers of a group.
+func FilterGroupSpecs(g FilterGroup) ([]Desired, error) {
+	owner := FilterGroupOwner(g.Name)
+	mirror := Bootstrap(MirrorKafkaService(g.Mirror))
+	hub := Bootstrap(HubService)
+	place := NodeConstraints(RoleFilter, g.MirrorNodeIndex)
+	var out []Desired
+
+	switch g.Mode {
+	case ModeIsolated:
+		for _, f := range g.Filters {
+			out = append(out, service{
+				name:    FilterService(g.Name, f.Name),
+				image:   g.Image,
+				command: []string{WorkloadsBinary},
+				args: []string{"filter", "--bootstrap", mirror, "--timing-bootstrap", hub,
+					"--name", f.Name, "--expr", f.Expression,
+					"--max-per-visit", itoa(f.MaxPerVisit), "--output", f.OutputTopic(),
+					"--group", "minibroker-filter-" + g.Name + "-" + f.Name},
+				labels:      labels(owner, ComponentFilter, LabelMirror, g.Mirror, LabelFilter, f.Name),
+				constraints: place,
+				network:     g.Network,
+			}.build())
+		}
+	case ModeShared:
+		yml, err := filtersYAML(g.Filters)
+		if err != nil {
+			return nil, err
+		}
+		name := SharedFilterService(g.Name)
+		cfg := newConfig(name, yml, ConfigDir+"/filters.yaml")
+		out = append(out, service{
+			name:    name,
+			image:   g.Image,
+			command: []string{WorkloadsBinary},
+			args: []string{"filter", "--bootstrap", mirror, "--timing-bootstrap", hub,
+				"--name", g.Name, "--filters", cfg.Target,
+				"--group", "minibroker-filters-" + g.Name},
+			labels:      labels(owner, ComponentFilters, LabelMirror, g.Mirror),
+			constraints: place,
+			network:     g.Network,
+			configs:     []Config{cfg},
+		}.build())
+	default:
+		return nil, fmt.Errorf("filter group mode %q: want %q or %q", g.Mode, ModeIsolated, ModeShared)
+	}
+
+	for _, f := range g.Filters {
+		if f.NoConsumer {
+			continue
+		}
+		out = append(out, service{
+			name:    ConsumerService(g.Name, f.Name),
+			image:   g.Image,
+			command: []string{WorkloadsBinary},
+			args: []string{"consume", "--bootstrap", mirror, "--timing-bootstrap", hub,
+				"--topic", f.OutputTopic(), "--name", "consumer-" + f.Name,
+				"--group", "minibroker-consumer-" + g.Name + "-" + f.Name, "--out", "-"},
+			labels:      labels(owner, ComponentConsumer, LabelMirror, g.Mirror, LabelFilter, f.Name),
+			constraints: NodeConstraints(RoleConsumer, f.ConsumerNode),
+			network:     g.Network,
+		}.build())
+	}
+	return out, nil
+}
+
+// filtersYAML renders the --filters file of a shared group in the format
+// filter.LoadSpecs reads.
+func filtersYAML(filters []Filter) ([]byte, error) {
+	type entry struct {
+		Name        string `yaml:"name"`
+		Expr        string `yaml:"expr"`
+		Output      string `yaml:"output,omitempty"`
+		MaxPerVisit int    `yaml:"max_per_visit"`
+	}
+	doc := struct {
+		Filters []entry `yaml:"filters"`
+	}{}
+	for _, f := range filters {
+		doc.Filters = append(doc.Filters, entry{f.Name, f.Expression, f.Output, f.MaxPerVisit})
+	}
+	b, err := yaml.Marshal(doc)
+	if err != nil {
+		return nil, fmt.Errorf("render filters YAML: %w", err)
+	}
+	return b, nil
+}

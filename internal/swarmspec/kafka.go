@@ -1,0 +1,132 @@
+package swarmspec
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/minibroker/terraform-provider-minibroker/internal/kafkaconf"
+)
+
+// Kafka describes one single-node KRaft Kafka (broker and controller in one
+// process), the hub or a mirror.
+type Kafka struct {
+	Image   string
+	Network string
+	HeapMB  int
+	// Partitions is num.partitions, used for topics created on first use.
+	Partitions int
+	// RetentionMinutes is log.retention.minutes (0 keeps Kafka's default).
+	RetentionMinutes int
+	// Properties override server.properties entries.
+	Properties map[string]string
+}
+
+// Kafka heap and topic defaults.
+const (
+	DefaultKafkaHeapMB       = 1024
+	DefaultMirrorMakerHeapMB = 512
+	DefaultPartitions        = 4
+	DefaultRetentionMinutes  = 60
+	kafkaDataDir             = "/var/lib/kafka/data"
+)
+
+// HubSpec is the hub Kafka, placed on the manager node.
+func HubSpec(k Kafka) Desired {
+	return kafkaService(k, HubService, labels(OwnerSwarm, ComponentHub), NodeConstraints(RoleManager, -1))
+}
+
+// MirrorKafkaService names the Kafka service of a mirror.
+func MirrorKafkaService(mirror string) string { return "mb-mirror-" + mirror }
+
+// MirrorMakerService names the MirrorMaker 2 service of a mirror.
+func MirrorMakerService(mirror string) string { return "mb-mirror-" + mirror + "-mm2" }
+
+// Mirror describes a downstream Kafka and the MirrorMaker 2 that fills it
+// from the hub, both on one filter node.
+type Mirror struct {
+	Name      string
+	NodeIndex int // index among the filter nodes
+	Kafka     Kafka
+	// Topics is the Java regex of hub topics to copy.
+	Topics            string
+	MirrorMakerHeapMB int
+	// MirrorMakerProperties override mm2.properties entries.
+	MirrorMakerProperties map[string]string
+}
+
+// MirrorSpecs returns the mirror's Kafka and its MirrorMaker 2.
+func MirrorSpecs(m Mirror) []Desired {
+	owner := MirrorOwner(m.Name)
+	place := NodeConstraints(RoleFilter, m.NodeIndex)
+	kafkaName := MirrorKafkaService(m.Name)
+	broker := kafkaService(m.Kafka, kafkaName,
+		labels(owner, ComponentMirrorKafka, LabelMirror, m.Name, LabelIndex, itoa(m.NodeIndex)), place)
+
+	props := kafkaconf.MirrorMakerProperties(kafkaconf.MirrorOptions{
+		SourceBootstrap: Bootstrap(HubService),
+		TargetBootstrap: Bootstrap(kafkaName),
+		Topics:          m.Topics,
+		Overrides:       m.MirrorMakerProperties,
+	})
+	mmName := MirrorMakerService(m.Name)
+	cfg := newConfig(mmName, []byte(props), ConfigDir+"/mm2.properties")
+	heap := m.MirrorMakerHeapMB
+	if heap == 0 {
+		heap = DefaultMirrorMakerHeapMB
+	}
+	mm := service{
+		name:        mmName,
+		image:       m.Kafka.Image,
+		command:     []string{"/bin/sh", "-c", "exec /opt/kafka/bin/connect-mirror-maker.sh " + cfg.Target},
+		env:         []string{heapEnv(heap)},
+		labels:      labels(owner, ComponentMirrorMaker, LabelMirror, m.Name),
+		constraints: place,
+		network:     m.Kafka.Network,
+		configs:     []Config{cfg},
+	}.build()
+	return []Desired{broker, mm}
+}
+
+// kafkaService runs kafka-storage format (a no-op once formatted) and then
+// the server, with server.properties from a Swarm config.
+func kafkaService(k Kafka, name string, l map[string]string, constraints []string) Desired {
+	overrides := map[string]string{}
+	if k.RetentionMinutes > 0 {
+		overrides["log.retention.minutes"] = itoa(k.RetentionMinutes)
+	}
+	for key, v := range k.Properties {
+		overrides[key] = v
+	}
+	partitions := k.Partitions
+	if partitions == 0 {
+		partitions = DefaultPartitions
+	}
+	props := kafkaconf.BrokerProperties(kafkaconf.BrokerOptions{
+		ListenerHost:   "0.0.0.0",
+		ListenerPort:   KafkaPort,
+		AdvertisedHost: name,
+		LogDirs:        kafkaDataDir,
+		NumPartitions:  partitions,
+		Overrides:      overrides,
+	})
+	cfg := newConfig(name+"-server", []byte(props), ConfigDir+"/server.properties")
+	format := strings.Join(kafkaconf.FormatArgs(ClusterID(name), cfg.Target), " ")
+	script := fmt.Sprintf("set -e\n/opt/kafka/bin/kafka-storage.sh %s\nexec /opt/kafka/bin/kafka-server-start.sh %s\n",
+		format, cfg.Target)
+	heap := k.HeapMB
+	if heap == 0 {
+		heap = DefaultKafkaHeapMB
+	}
+	return service{
+		name:        name,
+		image:       k.Image,
+		command:     []string{"/bin/sh", "-c", script},
+		env:         []string{heapEnv(heap)},
+		labels:      l,
+		constraints: constraints,
+		network:     k.Network,
+		configs:     []Config{cfg},
+	}.build()
+}
+
+func heapEnv(mb int) string { return fmt.Sprintf("KAFKA_HEAP_OPTS=-Xmx%dm -Xms%dm", mb, mb) }

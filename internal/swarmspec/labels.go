@@ -1,0 +1,66 @@
+package swarmspec
+
+// Labels set on nodes, services, configs and the network. Everything the
+// provider creates carries LabelManaged, so leftovers can always be found.
+const (
+	LabelManaged   = "minibroker.managed"   // "true"
+	LabelOwner     = "minibroker.owner"     // OwnerSwarm, "mirror/NAME" or "filter_group/NAME"
+	LabelComponent = "minibroker.component" // one of the Component* values
+	LabelSpecHash  = "minibroker.spec-hash" // hash of the desired spec, see Hash
+	LabelFilter    = "minibroker.filter"    // filter name, on filter and consumer services
+	LabelMirror    = "minibroker.mirror"    // mirror name, on mirror and filter group services
+
+	// Node labels: the role given in minibroker_swarm.hosts and the node's
+	// index among the hosts of that role (0-based).
+	LabelRole  = "minibroker.role"
+	LabelIndex = "minibroker.index"
+)
+
+// Components.
+const (
+	ComponentHub         = "hub"
+	ComponentProducer    = "producer"
+	ComponentMirrorKafka = "mirror-kafka"
+	ComponentMirrorMaker = "mirror-maker"
+	ComponentFilter      = "filter"
+	ComponentFilters     = "shared-filters"
+	ComponentConsumer    = "consumer"
+)
+
+// Node roles.
+const (
+	RoleManager  = "manager"
+	RoleProducer = "producer"
+	RoleFilter   = "filter"
+	RoleConsumer = "consumer"
+)
+
+// Roles lists the node roles in the order hosts are usually written.
+var Roles = []string{RoleManager, RoleProducer, RoleFilter, RoleConsumer}
+
+// OwnerSwarm owns the hub, the producer and the network.
+const OwnerSwarm = "swarm"
+
+// MirrorOwner and FilterGroupOwner name the owner label of a mirror's and a
+// filter group's objects.
+func MirrorOwner(name string) string      { return "mirror/" + name }
+func FilterGroupOwner(name string) string { return "filter_group/" + name }
+
+// labels returns the labels every managed object carries.
+func labels(owner, component string, extra ...string) map[string]string {
+	l := map[string]string{LabelManaged: "true", LabelOwner: owner, LabelComponent: component}
+	for i := 0; i+1 < len(extra); i += 2 {
+		l[extra[i]] = extra[i+1]
+	}
+	return l
+}
+
+// NodeConstraints places a task on the node with the given role and index.
+// A negative index allows any node of the role.
+func NodeConstraints(role string, index int) []string {
+	c := []string{"node.labels." + LabelRole + "==" + role}
+	if index >= 0 {
+		c = append(c, "node.labels."+LabelIndex+"=="+itoa(index))
+	}
+	return c
+}

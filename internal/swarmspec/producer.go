@@ -1,0 +1,67 @@
+package swarmspec
+
+import (
+	"fmt"
+	"path"
+	"time"
+)
+
+// Producer describes the alert producer, placed on the producer node.
+type Producer struct {
+	Image          string
+	Network        string
+	AlertsPerVisit int
+	Interval       time.Duration
+	// Visits to send; 0 sends forever.
+	Visits      int
+	CutoutBytes int
+	Parallel    int
+	Seed        int64
+	Partitions  int
+	// Replay holds Avro container files (name → content) to cycle through
+	// instead of synthetic alerts.
+	Replay []ReplayFile
+}
+
+// ReplayFile is one Avro container file of real alerts.
+type ReplayFile struct {
+	Name string
+	Data []byte
+}
+
+// ProducerSpec is the alert producer service.
+func ProducerSpec(p Producer) Desired {
+	partitions := p.Partitions
+	if partitions == 0 {
+		partitions = DefaultPartitions
+	}
+	args := []string{"produce",
+		"--bootstrap", Bootstrap(HubService),
+		"--alerts-per-visit", itoa(p.AlertsPerVisit),
+		"--interval", p.Interval.String(),
+		"--visits", itoa(p.Visits),
+		"--cutout-bytes", itoa(p.CutoutBytes),
+		"--parallel", itoa(max(p.Parallel, 1)),
+		"--seed", fmt.Sprint(p.Seed),
+		"--partitions", itoa(partitions),
+		"--name", "producer",
+	}
+	var configs []Config
+	for i, f := range p.Replay {
+		c := newConfig(fmt.Sprintf("%s-replay%d", ProducerService, i), f.Data,
+			path.Join(ConfigDir, "replay", fmt.Sprintf("%d-%s", i, path.Base(f.Name))))
+		configs = append(configs, c)
+		args = append(args, "--replay", c.Target)
+	}
+	return service{
+		name:             ProducerService,
+		image:            p.Image,
+		command:          []string{WorkloadsBinary},
+		args:             args,
+		labels:           labels(OwnerSwarm, ComponentProducer),
+		constraints:      NodeConstraints(RoleProducer, -1),
+		network:          p.Network,
+		configs:          configs,
+		restartOnFailure: p.Visits > 0,
+	}.build()
+}

@@ -1,0 +1,143 @@
+package swarmspec
+
+import (
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"strconv"
+	"time"
+
+	"github.com/docker/docker/api/types/swarm"
+)
+
+// Defaults shared by every component.
+const (
+	DefaultNetwork        = "minibroker"
+	DefaultKafkaImage     = "apache/kafka:4.3.1"
+	DefaultWorkloadsImage = "minibroker/workloads:dev"
+	KafkaPort             = 9092
+	HubService            = "mb-hub"
+	ProducerService       = "mb-producer"
+
+	// ConfigDir is where configs are mounted inside containers.
+	ConfigDir = "/etc/minibroker"
+	// WorkloadsBinary is the minibroker binary inside the workloads image.
+	WorkloadsBinary = "/minibroker"
+)
+
+// Desired is one service to run and the Swarm configs it mounts. The spec's
+// config references carry ConfigName only; the provider fills in ConfigID
+// once the configs exist.
+type Desired struct {
+	Spec    swarm.ServiceSpec
+	Configs []Config
+}
+
+// Name returns the service name.
+func (d Desired) Name() string { return d.Spec.Name }
+
+// Config is a Swarm config with a content-hashed name: a change of content
+// is a new config, which is how Swarm configs can be "updated" at all.
+type Config struct {
+	Name   string
+	Data   []byte
+	Target string // file path inside the container
+}
+
+// newConfig names a config after its base name and a hash of its content.
+func newConfig(base string, data []byte, target string) Config {
+	sum := sha256.Sum256(data)
+	return Config{Name: base + "-" + hex.EncodeToString(sum[:5]), Data: data, Target: target}
+}
+
+// service holds what differs between our services; build turns it into a
+// ServiceSpec with the settings they all share.
+type service struct {
+	name, image      string
+	command, args    []string
+	env              []string
+	labels           map[string]string
+	constraints      []string
+	network          string
+	configs          []Config
+	replicas         uint64
+	restartOnFailure bool // a producer with a finite number of visits ends
+}
+
+func (s service) build() Desired {
+	replicas := s.replicas
+	if replicas == 0 {
+		replicas = 1
+	}
+	condition := swarm.RestartPolicyConditionAny
+	if s.restartOnFailure {
+		condition = swarm.RestartPolicyConditionOnFailure
+	}
+	delay := 5 * time.Second
+	refs := make([]*swarm.ConfigReference, 0, len(s.configs))
+	for _, c := range s.configs {
+		refs = append(refs, &swarm.ConfigReference{
+			ConfigName: c.Name,
+			File:       &swarm.ConfigReferenceFileTarget{Name: c.Target, UID: "0", GID: "0", Mode: 0o444},
+		})
+	}
+	spec := swarm.ServiceSpec{
+		Annotations: swarm.Annotations{Name: s.name, Labels: s.labels},
+		TaskTemplate: swarm.TaskSpec{
+			ContainerSpec: &swarm.ContainerSpec{
+				Image:    s.image,
+				Command:  s.command,
+				Args:     s.args,
+				Env:      s.env,
+				Hostname: s.name,
+				Configs:  refs,
+				Labels:   map[string]string{LabelManaged: "true", LabelOwner: s.labels[LabelOwner]},
+			},
+			RestartPolicy: &swarm.RestartPolicy{Condition: condition, Delay: &delay},
+			Placement:     &swarm.Placement{Constraints: s.constraints},
+			Networks:      []swarm.NetworkAttachmentConfig{{Target: s.network, Aliases: []string{s.name}}},
+		},
+		Mode: swarm.ServiceMode{Replicated: &swarm.ReplicatedService{Replicas: &replicas}},
+		// No IPVS is needed: clients resolve the service name to its tasks.
+		EndpointSpec: &swarm.EndpointSpec{Mode: swarm.ResolutionModeDNSRR},
+	}
+	spec.Labels[LabelSpecHash] = Hash(spec, s.configs)
+	return Desired{Spec: spec, Configs: s.configs}
+}
+
+// Hash fingerprints a desired spec and its configs' contents. It is stored
+// in the LabelSpecHash label, so Read can tell whether a running service
+// still is what the provider created.
+func Hash(spec swarm.ServiceSpec, configs []Config) string {
+	spec.Labels = withoutKey(spec.Labels, LabelSpecHash)
+	b, _ := json.Marshal(struct {
+		Spec    swarm.ServiceSpec
+		Configs []Config
+	}{spec, configs})
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:8])
+}
+
+func withoutKey(m map[string]string, key string) map[string]string {
+	out := make(map[string]string, len(m))
+	for k, v := range m {
+		if k != key {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+// ClusterID derives a stable KRaft cluster id (22 characters of URL-safe
+// base64, as kafka-storage expects) from a service name.
+func ClusterID(seed string) string {
+	sum := sha256.Sum256([]byte("minibroker/" + seed))
+	return base64.RawURLEncoding.EncodeToString(sum[:16])
+}
+
+// Bootstrap is the address clients on the overlay network use for a Kafka
+// service: the service name resolves to its task (endpoint mode dnsrr).
+func Bootstrap(service string) string { return service + ":" + itoa(KafkaPort) }
+
+func itoa(i int) string { return strconv.Itoa(i) }

@@ -1,0 +1,235 @@
+package swarmspec
+
+import (
+	"bytes"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/docker/docker/api/types/swarm"
+
+	"github.com/minibroker/terraform-provider-minibroker/workloads/filter"
+)
+
+func hub() Kafka { return Kafka{Image: "k:1", Network: "net", HeapMB: 512, Partitions: 6, RetentionMinutes: 30} }
+
+func configData(t *testing.T, d Desired, target string) string {
+	t.Helper()
+	for _, c := range d.Configs {
+		if c.Target == target {
+			return string(c.Data)
+		}
+	}
+	t.Fatalf("%s: no config mounted at %s (have %+v)", d.Name(), target, d.Configs)
+	return ""
+}
+
+func TestHubSpec(t *testing.T) {
+	d := HubSpec(hub())
+	s := d.Spec
+	if s.Name != HubService || s.Labels[LabelComponent] != ComponentHub || s.Labels[LabelOwner] != OwnerSwarm {
+		t.Fatalf("name/labels: %s %v", s.Name, s.Labels)
+	}
+	if s.EndpointSpec.Mode != swarm.ResolutionModeDNSRR {
+		t.Errorf("endpoint mode %s, want dnsrr (no IPVS needed)", s.EndpointSpec.Mode)
+	}
+	if got := s.TaskTemplate.Placement.Constraints; !slices.Equal(got, []string{"node.labels.minibroker.role==manager"}) {
+		t.Errorf("constraints %v", got)
+	}
+	cs := s.TaskTemplate.ContainerSpec
+	if cs.Image != "k:1" || !slices.Contains(cs.Env, "KAFKA_HEAP_OPTS=-Xmx512m -Xms512m") {
+		t.Errorf("image/env: %s %v", cs.Image, cs.Env)
+	}
+	script := cs.Command[2]
+	for _, want := range []string{
+		"/opt/kafka/bin/kafka-storage.sh format --cluster-id " + ClusterID(HubService) + " --config /etc/minibroker/server.properties --ignore-formatted",
+		"exec /opt/kafka/bin/kafka-server-start.sh /etc/minibroker/server.properties",
+	} {
+		if !strings.Contains(script, want) {
+			t.Errorf("script lacks %q:\n%s", want, script)
+		}
+	}
+	props := configData(t, d, "/etc/minibroker/server.properties")
+	for _, want := range []string{"advertised.listeners=PLAINTEXT://mb-hub:9092", "listeners=PLAINTEXT://0.0.0.0:9092",
+		"num.partitions=6", "log.retention.minutes=30", "process.roles=broker,controller"} {
+		if !strings.Contains(props, want) {
+			t.Errorf("server.properties lacks %q", want)
+		}
+	}
+	if len(ClusterID("x")) != 22 {
+		t.Errorf("cluster id %q is not 22 characters", ClusterID("x"))
+	}
+	if n := s.TaskTemplate.Networks; len(n) != 1 || n[0].Target != "net" {
+		t.Errorf("networks %+v", n)
+	}
+}
+
+func TestHashFollowsEveryChange(t *testing.T) {
+	base := HubSpec(hub())
+	if again := HubSpec(hub()); again.Spec.Labels[LabelSpecHash] != base.Spec.Labels[LabelSpecHash] {
+		t.Fatal("hash is not deterministic")
+	}
+	for name, change := range map[string]func(*Kafka){
+		"heap":       func(k *Kafka) { k.HeapMB = 1024 },
+		"image":      func(k *Kafka) { k.Image = "k:2" },
+		"properties": func(k *Kafka) { k.Properties = map[string]string{"a": "b"} },
+	} {
+		k := hub()
+		change(&k)
+		if HubSpec(k).Spec.Labels[LabelSpecHash] == base.Spec.Labels[LabelSpecHash] {
+			t.Errorf("%s change keeps the hash", name)
+		}
+	}
+	// A new config content is a new config name: Swarm configs are immutable.
+	k := hub()
+	k.RetentionMinutes = 99
+	if HubSpec(k).Configs[0].Name == base.Configs[0].Name {
+		t.Error("config name does not follow its content")
+	}
+}
+
+func TestMirrorSpecs(t *testing.T) {
+	ds := MirrorSpecs(Mirror{Name: "m2", NodeIndex: 3, Kafka: hub(), Topics: "alerts", MirrorMakerHeapMB: 256})
+	if len(ds) != 2 || ds[0].Name() != "mb-mirror-m2" || ds[1].Name() != "mb-mirror-m2-mm2" {
+		t.Fatalf("services %v", []string{ds[0].Name(), ds[1].Name()})
+	}
+	for _, d := range ds {
+		want := []string{"node.labels.minibroker.role==filter", "node.labels.minibroker.index==3"}
+		if got := d.Spec.TaskTemplate.Placement.Constraints; !slices.Equal(got, want) {
+			t.Errorf("%s constraints %v, want %v", d.Name(), got, want)
+		}
+		if d.Spec.Labels[LabelOwner] != "mirror/m2" {
+			t.Errorf("%s owner %q", d.Name(), d.Spec.Labels[LabelOwner])
+		}
+	}
+	if !strings.Contains(configData(t, ds[0], "/etc/minibroker/server.properties"), "advertised.listeners=PLAINTEXT://mb-mirror-m2:9092") {
+		t.Error("mirror Kafka does not advertise its service name")
+	}
+	mm := configData(t, ds[1], "/etc/minibroker/mm2.properties")
+	for _, want := range []string{"hub.bootstrap.servers=mb-hub:9092", "mirror.bootstrap.servers=mb-mirror-m2:9092",
+		"hub->mirror.topics=alerts", "replication.policy.class=org.apache.kafka.connect.mirror.IdentityReplicationPolicy"} {
+		if !strings.Contains(mm, want) {
+			t.Errorf("mm2.properties lacks %q", want)
+		}
+	}
+	cs := ds[1].Spec.TaskTemplate.ContainerSpec
+	if !strings.Contains(cs.Command[2], "/opt/kafka/bin/connect-mirror-maker.sh /etc/minibroker/mm2.properties") ||
+		!slices.Contains(cs.Env, "KAFKA_HEAP_OPTS=-Xmx256m -Xms256m") {
+		t.Errorf("mm2 command/env: %v %v", cs.Command, cs.Env)
+	}
+}
+
+func TestProducerSpec(t *testing.T) {
+	p := Producer{Image: "w:1", Network: "net", AlertsPerVisit: 500, Interval: 2 * time.Second, Visits: 3, Seed: 7,
+		Replay: []ReplayFile{{Name: "/data/fakeAlert.avro", Data: []byte("avro")}}}
+	d := ProducerSpec(p)
+	cs := d.Spec.TaskTemplate.ContainerSpec
+	args := strings.Join(cs.Args, " ")
+	for _, want := range []string{"produce --bootstrap mb-hub:9092", "--alerts-per-visit 500", "--interval 2s",
+		"--visits 3", "--seed 7", "--replay /etc/minibroker/replay/0-fakeAlert.avro"} {
+		if !strings.Contains(args, want) {
+			t.Errorf("args %q lack %q", args, want)
+		}
+	}
+	if d.Spec.TaskTemplate.RestartPolicy.Condition != swarm.RestartPolicyConditionOnFailure {
+		t.Error("a producer with a finite number of visits must not be restarted when it ends")
+	}
+	p.Visits = 0
+	if ProducerSpec(p).Spec.TaskTemplate.RestartPolicy.Condition != swarm.RestartPolicyConditionAny {
+		t.Error("an endless producer must always be restarted")
+	}
+	if !bytes.Equal(d.Configs[0].Data, []byte("avro")) {
+		t.Error("replay file content not in its config")
+	}
+}
+
+func group(mode string) FilterGroup {
+	return FilterGroup{Name: "g1", Mode: mode, Image: "w:1", Network: "net", Mirror: "m1", MirrorNodeIndex: 1,
+		Filters: []Filter{
+			{Name: "Bright_Stars", Expression: "alert.diaSource.snr > 50.0", MaxPerVisit: 20, ConsumerNode: -1},
+			{Name: "faint", Expression: "alert.diaSource.snr < 6.0", MaxPerVisit: -1, Output: "faint-out", ConsumerNode: 2},
+			{Name: "quiet", Expression: "true", MaxPerVisit: 5, NoConsumer: true, ConsumerNode: -1},
+		}}
+}
+
+func names(ds []Desired) []string {
+	var out []string
+	for _, d := range ds {
+		out = append(out, d.Name())
+	}
+	return out
+}
+
+func TestIsolatedGroup(t *testing.T) {
+	ds, err := FilterGroupSpecs(group(ModeIsolated))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"mb-g1-bright-stars", "mb-g1-faint", "mb-g1-quiet", "mb-g1-bright-stars-c", "mb-g1-faint-c"}
+	if !slices.Equal(names(ds), want) {
+		t.Fatalf("services %v, want %v", names(ds), want)
+	}
+	f := strings.Join(ds[1].Spec.TaskTemplate.ContainerSpec.Args, " ")
+	for _, want := range []string{"filter --bootstrap mb-mirror-m1:9092 --timing-bootstrap mb-hub:9092", "--name faint",
+		"--expr alert.diaSource.snr < 6.0", "--max-per-visit -1", "--output faint-out"} {
+		if !strings.Contains(f, want) {
+			t.Errorf("filter args %q lack %q", f, want)
+		}
+	}
+	if got := ds[0].Spec.TaskTemplate.Placement.Constraints; !slices.Contains(got, "node.labels.minibroker.index==1") {
+		t.Errorf("filter not on the mirror's node: %v", got)
+	}
+	c := ds[4].Spec.TaskTemplate
+	if !slices.Equal(c.Placement.Constraints, []string{"node.labels.minibroker.role==consumer", "node.labels.minibroker.index==2"}) {
+		t.Errorf("pinned consumer constraints %v", c.Placement.Constraints)
+	}
+	if !strings.Contains(strings.Join(c.ContainerSpec.Args, " "), "--topic faint-out") {
+		t.Errorf("consumer reads the wrong topic: %v", c.ContainerSpec.Args)
+	}
+	if got := ds[3].Spec.TaskTemplate.Placement.Constraints; len(got) != 1 {
+		t.Errorf("unpinned consumer should allow every consumer node: %v", got)
+	}
+}
+
+func TestSharedGroupYAMLRoundTrips(t *testing.T) {
+	g := group(ModeShared)
+	ds, err := FilterGroupSpecs(g)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ds[0].Name() != "mb-g1-filters" || len(ds) != 3 {
+		t.Fatalf("services %v", names(ds))
+	}
+	specs, err := filter.LoadSpecs(strings.NewReader(configData(t, ds[0], "/etc/minibroker/filters.yaml")))
+	if err != nil {
+		t.Fatalf("the filters file does not load: %v", err)
+	}
+	if len(specs) != len(g.Filters) {
+		t.Fatalf("%d specs, want %d", len(specs), len(g.Filters))
+	}
+	for i, s := range specs {
+		f := g.Filters[i]
+		if s.Name != f.Name || s.Expr != f.Expression || s.MaxPerVisit != f.MaxPerVisit || s.WithDefaults().Output != f.OutputTopic() {
+			t.Errorf("spec %d = %+v, want %+v", i, s, f)
+		}
+	}
+	if _, err := FilterGroupSpecs(FilterGroup{Mode: "both"}); err == nil || !strings.Contains(err.Error(), "isolated") {
+		t.Errorf("bad mode: %v", err)
+	}
+}
+
+func TestNamesFitDocker(t *testing.T) {
+	g := strings.Repeat("g", MaxGroupNameLen)
+	f := strings.Repeat("F", MaxFilterNameLen)
+	for _, n := range []string{ConsumerService(g, f), FilterService(g, f), MirrorMakerService(strings.Repeat("m", MaxMirrorNameLen))} {
+		if len(n) > 63 {
+			t.Errorf("%s is %d characters; Docker allows 63", n, len(n))
+		}
+	}
+	for name, ok := range map[string]bool{"m1": true, "a-b": true, "-a": false, "A": false, "a_b": false, "": false} {
+		if err := ValidObjectName(name, 20); (err == nil) != ok {
+			t.Errorf("ValidObjectName(%q) = %v", name, err)
+		}
+	}
+}

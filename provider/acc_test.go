@@ -1,0 +1,479 @@
+package provider
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/api/types/image"
+	"github.com/docker/docker/api/types/network"
+	"github.com/docker/docker/api/types/swarm"
+	"github.com/docker/docker/client"
+	"github.com/hashicorp/terraform-plugin-testing/helper/resource"
+	"github.com/hashicorp/terraform-plugin-testing/plancheck"
+	"github.com/hashicorp/terraform-plugin-testing/terraform"
+
+	"github.com/minibroker/terraform-provider-minibroker/internal/lab"
+	"github.com/minibroker/terraform-provider-minibroker/internal/swarmspec"
+	"github.com/minibroker/terraform-provider-minibroker/workloads/alert"
+	"github.com/minibroker/terraform-provider-minibroker/workloads/filter"
+	"github.com/minibroker/terraform-provider-minibroker/workloads/pipeline"
+)
+
+// The lab layout: 1 manager (hub) + producer + two filter nodes, each with a
+// mirror and a group of 3 filters (one isolated, one shared) + 1 consumer node.
+const (
+	nManager, nProducer, nFilter0, nFilter1, nConsumer = 0, 1, 2, 3, 4
+	labNodes                                           = 5
+)
+
+// accFilter is a filter of the test configuration.
+type accFilter struct {
+	Name, Expr string
+	Cap        int
+}
+
+type accConfig struct {
+	KeyFile, KnownHosts, Workloads, Kafka string
+	Nodes                                 []lab.Node
+	Producer                              bool
+	Visits, Alerts                        int
+	Interval                              string
+	G0, G1                                []accFilter
+}
+
+const accTemplate = `
+provider "minibroker" {
+  ssh_private_key  = file("{{.KeyFile}}")
+  known_hosts_file = "{{.KnownHosts}}"
+  kafka_image      = "minibroker/kafka:dev"
+  workloads_image  = "minibroker/workloads:dev"
+}
+
+resource "minibroker_swarm" "lab" {
+  hosts = [
+    { address = "{{(index .Nodes 0).Addr}}", role = "manager" },
+    { address = "{{(index .Nodes 1).Addr}}", role = "producer" },
+    { address = "{{(index .Nodes 2).Addr}}", role = "filter" },
+    { address = "{{(index .Nodes 3).Addr}}", role = "filter" },
+    { address = "{{(index .Nodes 4).Addr}}", role = "consumer" },
+  ]
+  address_pool   = "10.123.0.0/16"
+  image_archives = ["{{.Workloads}}", "{{.Kafka}}"]
+  hub = { heap_mb = 384 }
+  producer = {
+    enabled          = {{.Producer}}
+    alerts_per_visit = {{.Alerts}}
+    interval         = "{{.Interval}}"
+    visits           = {{.Visits}}
+    cutout_bytes     = 0
+  }
+}
+
+resource "minibroker_mirror" "m" {
+  count                = 2
+  swarm_id             = minibroker_swarm.lab.id
+  manager_address      = minibroker_swarm.lab.manager_address
+  name                 = "m${count.index}"
+  node_index           = count.index
+  heap_mb              = 384
+  mirror_maker_heap_mb = 256
+}
+
+resource "minibroker_filter_group" "g0" {
+  swarm_id        = minibroker_swarm.lab.id
+  manager_address = minibroker_swarm.lab.manager_address
+  name            = "g0"
+  mirror          = minibroker_mirror.m[0].name
+  mode            = "isolated"
+  filters = [{{range .G0}}
+    { name = "{{.Name}}", expression = "{{.Expr}}", max_per_visit = {{.Cap}} },{{end}}
+  ]
+}
+
+resource "minibroker_filter_group" "g1" {
+  swarm_id        = minibroker_swarm.lab.id
+  manager_address = minibroker_swarm.lab.manager_address
+  name            = "g1"
+  mirror          = minibroker_mirror.m[1].name
+  mode            = "shared"
+  filters = [{{range .G1}}
+    { name = "{{.Name}}", expression = "{{.Expr}}", max_per_visit = {{.Cap}} },{{end}}
+  ]
+}
+`
+
+// TestAccMiniBrokerOnLabSwarm applies the whole mini-broker with the real
+// Terraform CLI onto a 5-node Swarm of real Docker Engines reached over SSH,
+// checks placement and alert flow, updates in place, imports, repairs drift
+// and destroys, checking that nothing is left on any node.
+func TestAccMiniBrokerOnLabSwarm(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs root, a lab of 5 Docker Engines and Terraform; skipped under -short")
+	}
+	useTerraform(t)
+	workloads, kafka := imageArchives(t)
+	l := lab.ForTest(t, labNodes)
+	nodes := l.Nodes()
+	mgr := engine(t, nodes[nManager])
+
+	cfg := accConfig{
+		KeyFile: l.PrivateKeyFile(), KnownHosts: l.KnownHostsFile(), Workloads: workloads, Kafka: kafka,
+		Nodes: nodes, Alerts: 300, Interval: "8s", Visits: 4,
+		G0: []accFilter{
+			{"bright", "alert.diaSource.snr > 50.0", -1},
+			{"low_detectors", "alert.diaSource.detector < 10", 20},
+			{"old-objects", "alert.?diaObject.?nDiaSources.orValue(0) > 10", 5},
+		},
+		G1: []accFilter{
+			{"default", "alert.diaSource.snr > 5.0 && alert.diaSource.psfFlux > 36310.0", 20},
+			{"snr20", "alert.diaSource.snr > 20.0", 30},
+			{"band.r", "alert.diaSource.band == 'r'", -1},
+		},
+	}
+	withProducer := cfg
+	withProducer.Producer = true
+	changed := withProducer
+	changed.G0 = slices.Clone(withProducer.G0)
+	changed.G0[0].Expr = "alert.diaSource.snr > 40.0"
+
+	var bright0 string // service id of the filter whose expression changes
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: factories,
+		CheckDestroy:             checkNothingLeft(t, nodes),
+		Steps: []resource.TestStep{
+			{
+				// Everything but the producer: filters and consumers must be
+				// listening before the first visit.
+				Config: render(t, accTemplate, cfg),
+				Check: resource.ComposeTestCheckFunc(
+					resource.TestCheckResourceAttr("minibroker_swarm.lab", "manager_address", nodes[nManager].Addr),
+					resource.TestCheckResourceAttr("minibroker_swarm.lab", "hub_bootstrap", "mb-hub:9092"),
+					resource.TestCheckResourceAttr("minibroker_mirror.m.1", "bootstrap", "mb-mirror-m1:9092"),
+					resource.TestCheckResourceAttr("minibroker_filter_group.g1", "output_topics.band.r", "band.r"),
+					resource.TestCheckResourceAttr("minibroker_filter_group.g0", "services.%", "6"),
+					resource.TestCheckResourceAttr("minibroker_filter_group.g1", "services.%", "4"),
+					checkPlacement(t, nodes),
+					func(s *terraform.State) error {
+						bright0 = s.RootModule().Resources["minibroker_filter_group.g0"].Primary.Attributes["services.mb-g0-bright"]
+						return nil
+					},
+				),
+			},
+			{
+				// The producer starts in place and sends its visits.
+				Config: render(t, accTemplate, withProducer),
+				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+					plancheck.ExpectResourceAction("minibroker_swarm.lab", plancheck.ResourceActionUpdate),
+				}},
+				Check: checkAlertsFlow(t, mgr, withProducer),
+			},
+			{
+				// One expression changes: the same service, updated in place.
+				Config: render(t, accTemplate, changed),
+				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+					plancheck.ExpectResourceAction("minibroker_filter_group.g0", plancheck.ResourceActionUpdate),
+					plancheck.ExpectResourceAction("minibroker_filter_group.g1", plancheck.ResourceActionNoop),
+					plancheck.ExpectResourceAction("minibroker_mirror.m[0]", plancheck.ResourceActionNoop),
+				}},
+				Check: func(*terraform.State) error {
+					svc, _, err := mgr.ServiceInspectWithRaw(context.Background(), "mb-g0-bright", swarm.ServiceInspectOptions{})
+					if err != nil {
+						return err
+					}
+					if svc.ID != bright0 {
+						return fmt.Errorf("mb-g0-bright was recreated (%s, was %s), not updated", svc.ID, bright0)
+					}
+					if args := strings.Join(svc.Spec.TaskTemplate.ContainerSpec.Args, " "); !strings.Contains(args, "--expr alert.diaSource.snr > 40.0") {
+						return fmt.Errorf("mb-g0-bright runs %q", args)
+					}
+					_, err = runningTaskNode(context.Background(), mgr, "mb-g0-bright")
+					return err
+				},
+			},
+			{
+				ResourceName:            "minibroker_swarm.lab",
+				ImportState:             true,
+				ImportStateId:           nodes[nManager].Addr,
+				ImportStateVerify:       true,
+				ImportStateVerifyIgnore: []string{"image_archives", "timeouts"},
+			},
+			{
+				ResourceName:            "minibroker_mirror.m[1]",
+				ImportState:             true,
+				ImportStateId:           nodes[nManager].Addr + "/m1",
+				ImportStateVerify:       true,
+				ImportStateVerifyIgnore: []string{"timeouts"},
+			},
+			{
+				ResourceName:            "minibroker_filter_group.g0",
+				ImportState:             true,
+				ImportStateId:           nodes[nManager].Addr + "/g0",
+				ImportStateVerify:       true,
+				ImportStateVerifyIgnore: []string{"timeouts"},
+			},
+			{
+				// Behind Terraform's back: a consumer removed, a filter's
+				// image changed. The plan must restore both.
+				PreConfig: func() {
+					ctx := context.Background()
+					if err := mgr.ServiceRemove(ctx, "mb-g1-snr20-c"); err != nil {
+						t.Fatal(err)
+					}
+					svc, _, err := mgr.ServiceInspectWithRaw(ctx, "mb-g0-old-objects", swarm.ServiceInspectOptions{})
+					if err != nil {
+						t.Fatal(err)
+					}
+					svc.Spec.TaskTemplate.ContainerSpec.Args = append(svc.Spec.TaskTemplate.ContainerSpec.Args, "--max-per-visit", "1000")
+					if _, err := mgr.ServiceUpdate(ctx, svc.ID, svc.Version, svc.Spec, swarm.ServiceUpdateOptions{}); err != nil {
+						t.Fatal(err)
+					}
+				},
+				Config: render(t, accTemplate, changed),
+				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+					plancheck.ExpectResourceAction("minibroker_filter_group.g0", plancheck.ResourceActionUpdate),
+					plancheck.ExpectResourceAction("minibroker_filter_group.g1", plancheck.ResourceActionUpdate),
+					plancheck.ExpectResourceAction("minibroker_swarm.lab", plancheck.ResourceActionNoop),
+				}},
+				Check: func(*terraform.State) error {
+					ctx := context.Background()
+					if _, err := runningTaskNode(ctx, mgr, "mb-g1-snr20-c"); err != nil {
+						return fmt.Errorf("removed consumer not restored: %w", err)
+					}
+					svc, _, err := mgr.ServiceInspectWithRaw(ctx, "mb-g0-old-objects", swarm.ServiceInspectOptions{})
+					if err != nil {
+						return err
+					}
+					if strings.Contains(strings.Join(svc.Spec.TaskTemplate.ContainerSpec.Args, " "), "1000") {
+						return fmt.Errorf("changed filter not restored: %v", svc.Spec.TaskTemplate.ContainerSpec.Args)
+					}
+					return nil
+				},
+			},
+		},
+	})
+}
+
+// checkPlacement checks through the Docker API that each service runs on
+// the node its role says.
+func checkPlacement(t *testing.T, nodes []lab.Node) resource.TestCheckFunc {
+	return func(*terraform.State) error {
+		ctx := context.Background()
+		mgr := engine(t, nodes[nManager])
+		want := map[string]int{
+			"mb-hub": nManager, "mb-mirror-m0": nFilter0, "mb-mirror-m0-mm2": nFilter0,
+			"mb-mirror-m1": nFilter1, "mb-mirror-m1-mm2": nFilter1,
+			"mb-g0-bright": nFilter0, "mb-g0-low-detectors": nFilter0, "mb-g0-old-objects": nFilter0,
+			"mb-g1-filters": nFilter1,
+			"mb-g0-bright-c": nConsumer, "mb-g1-band-r-c": nConsumer, "mb-g1-default-c": nConsumer,
+		}
+		for service, idx := range want {
+			nodeID, err := runningTaskNode(ctx, mgr, service)
+			if err != nil {
+				return err
+			}
+			own, err := engine(t, nodes[idx]).Info(ctx)
+			if err != nil {
+				return err
+			}
+			if own.Swarm.NodeID != nodeID {
+				return fmt.Errorf("%s runs on node %s, want %s (%s)", service, nodeID, own.Swarm.NodeID, nodes[idx].Name)
+			}
+		}
+		return nil
+	}
+}
+
+// checkAlertsFlow waits for the producer's visits to reach the consumers
+// and checks that each consumer received exactly what its filter selects.
+// The first visit may be cut short (topics appear on the mirrors while it
+// is sent), so of it only a subset is required; the others must match.
+func checkAlertsFlow(t *testing.T, mgr *client.Client, cfg accConfig) resource.TestCheckFunc {
+	return func(*terraform.State) error {
+		ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+		defer cancel()
+		type want struct {
+			group string
+			f     accFilter
+		}
+		var all []want
+		for _, f := range cfg.G0 {
+			all = append(all, want{"g0", f})
+		}
+		for _, f := range cfg.G1 {
+			all = append(all, want{"g1", f})
+		}
+		var problems []string
+		for {
+			got := map[string]map[int64]map[string]bool{}
+			visits := map[int64]bool{}
+			for _, w := range all {
+				lines, err := consumerLines(ctx, mgr, swarmspec.ConsumerService(w.group, w.f.Name))
+				if err != nil {
+					return err
+				}
+				got[w.f.Name] = lines
+				for v := range lines {
+					visits[v] = true
+				}
+			}
+			problems = nil
+			sorted := slices.Sorted(maps.Keys(visits))
+			if len(sorted) != cfg.Visits {
+				problems = append(problems, fmt.Sprintf("consumers saw visits %v, want %d visits", sorted, cfg.Visits))
+			}
+			for _, w := range all {
+				for i, v := range sorted {
+					expected := selected(t, w.f.Expr, v, cfg.Alerts)
+					problems = append(problems, compare(w.f, v, i == 0, expected, got[w.f.Name][v])...)
+				}
+			}
+			if len(problems) == 0 {
+				t.Logf("alert flow: %d visits, every consumer got exactly its filter's selection", len(sorted))
+				return nil
+			}
+			select {
+			case <-ctx.Done():
+				return fmt.Errorf("alerts did not arrive as selected:\n  %s", strings.Join(problems, "\n  "))
+			case <-time.After(3 * time.Second):
+			}
+		}
+	}
+}
+
+// selected evaluates a filter, independently of the running services, over
+// the synthetic alerts the producer sent in a visit, in index order.
+func selected(t *testing.T, expr string, visit int64, n int) []string {
+	prog, err := filter.Compile(expr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := pipeline.NewSynthetic(1, 0)
+	dec := alert.NewDecoder(alert.NewRegistry(alert.SyntheticSchema()))
+	var ids []string
+	for i := 0; i < n; i++ {
+		msg, err := src.Alert(nil, visit, i)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rec, _, err := dec.DecodeMessage(msg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ok, err := prog.Match(rec); err != nil {
+			t.Fatal(err)
+		} else if ok {
+			ids = append(ids, fmt.Sprint(rec["diaSourceId"]))
+		}
+	}
+	return ids
+}
+
+// compare checks one visit of one consumer: every alert must be one the
+// filter selects; all of them when under the cap, exactly the cap when over.
+func compare(f accFilter, visit int64, first bool, expected []string, got map[string]bool) []string {
+	var problems []string
+	for id := range got {
+		if !slices.Contains(expected, id) {
+			problems = append(problems, fmt.Sprintf("%s visit %d: alert %s does not pass %q", f.Name, visit, id, f.Expr))
+		}
+	}
+	want := len(expected)
+	if f.Cap >= 0 && want > f.Cap {
+		want = f.Cap
+	}
+	if !first && len(got) != want {
+		problems = append(problems, fmt.Sprintf("%s visit %d: %d alerts, want %d (%d match, cap %d)", f.Name, visit, len(got), want, len(expected), f.Cap))
+	}
+	if first && len(got) > want {
+		problems = append(problems, fmt.Sprintf("%s visit %d: %d alerts, more than %d", f.Name, visit, len(got), want))
+	}
+	return problems
+}
+
+// checkNothingLeft checks every node after destroy: no swarm, no services,
+// containers, configs or networks of ours, none of the loaded images.
+func checkNothingLeft(t *testing.T, nodes []lab.Node) resource.TestCheckFunc {
+	return func(*terraform.State) error {
+		ctx := context.Background()
+		var problems []string
+		for _, n := range nodes {
+			cli := engine(t, n)
+			info, err := cli.Info(ctx)
+			if err != nil {
+				return err
+			}
+			if info.Swarm.LocalNodeState != swarm.LocalNodeStateInactive {
+				problems = append(problems, fmt.Sprintf("%s: swarm state %s", n.Name, info.Swarm.LocalNodeState))
+			}
+			cs, err := cli.ContainerList(ctx, container.ListOptions{All: true})
+			if err != nil {
+				return err
+			}
+			for _, c := range cs {
+				problems = append(problems, fmt.Sprintf("%s: container %s (%s) left", n.Name, c.Names, c.Image))
+			}
+			nets, err := cli.NetworkList(ctx, network.ListOptions{})
+			if err != nil {
+				return err
+			}
+			for _, net := range nets {
+				if !slices.Contains([]string{"bridge", "host", "none"}, net.Name) {
+					problems = append(problems, fmt.Sprintf("%s: network %s left", n.Name, net.Name))
+				}
+			}
+			imgs, err := cli.ImageList(ctx, image.ListOptions{All: true, Filters: filters.NewArgs(filters.Arg("reference", "minibroker/*"))})
+			if err != nil {
+				return err
+			}
+			for _, img := range imgs {
+				problems = append(problems, fmt.Sprintf("%s: image %v left", n.Name, img.RepoTags))
+			}
+		}
+		if len(problems) > 0 {
+			return fmt.Errorf("left behind after destroy:\n  %s", strings.Join(problems, "\n  "))
+		}
+		return nil
+	}
+}
+
+// TestAccBadExpressionFailsPlan: a CEL error fails the plan, pointing at the
+// attribute and at the position in the expression. No lab is needed:
+// validation runs before the provider connects anywhere.
+func TestAccBadExpressionFailsPlan(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs Terraform; skipped under -short")
+	}
+	useTerraform(t)
+	key := filepath.Join(t.TempDir(), "key")
+	if err := os.WriteFile(key, []byte("unused"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: factories,
+		Steps: []resource.TestStep{{
+			Config: `
+resource "minibroker_filter_group" "g" {
+  swarm_id        = "x"
+  manager_address = "127.0.0.1"
+  name            = "g"
+  mirror          = "m"
+  filters = [
+    { name = "ok", expression = "alert.diaSource.snr > 5.0" },
+    { name = "bad", expression = "alert.diaSource.snr >> 5.0" },
+  ]
+}`,
+			PlanOnly:    true,
+			ExpectError: regexp.MustCompile(`(?s)Invalid CEL expression.*filters\[1\]\.expression\s+\(filter\s+"bad"\),\s+line\s+1\s+column\s+22.*\^`),
+		}},
+	})
+}
