@@ -273,7 +273,7 @@ func checkPlacement(t *testing.T, nodes []lab.Node) resource.TestCheckFunc {
 			"mb-hub": nManager, "mb-mirror-m0": nFilter0, "mb-mirror-m0-mm2": nFilter0,
 			"mb-mirror-m1": nFilter1, "mb-mirror-m1-mm2": nFilter1,
 			"mb-g0-bright": nFilter0, "mb-g0-low-detectors": nFilter0, "mb-g0-old-objects": nFilter0,
-			"mb-g1-filters": nFilter1,
+			"mb-g1-filters":  nFilter1,
 			"mb-g0-bright-c": nConsumer, "mb-g1-band-r-c": nConsumer, "mb-g1-default-c": nConsumer,
 		}
 		for service, idx := range want {

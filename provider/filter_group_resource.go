@@ -79,27 +79,30 @@ func (r *filterGroupResource) Schema(ctx context.Context, _ resource.SchemaReque
 		MarkdownDescription: "Filters on a mirror's node and one consumer per filter on the consumer nodes. Each " +
 			"filter is a CEL expression over `alert` (the decoded Avro alert) with a per-visit cap; it reads the " +
 			"full stream from the co-located mirror and writes the alerts it selects to its output topic there. " +
-			"Expressions are compiled at plan time. Changing filters updates the services in place.",
+			"Expressions are compiled at plan time. Changing filters updates the services in place.\n\n" +
+			"Default timeouts: create 10m, update 10m, delete 5m, read 1m.",
 		Attributes: map[string]schema.Attribute{
 			"id": schema.StringAttribute{Computed: true, MarkdownDescription: "The group's name.",
 				PlanModifiers: []planmodifier.String{stringplanmodifier.UseStateForUnknown()}},
 			"swarm_id": schema.StringAttribute{Required: true, PlanModifiers: replace,
-				MarkdownDescription: "`minibroker_swarm.X.id`."},
+				MarkdownDescription: "Id of the swarm (`minibroker_swarm.X.id`); the manager must run this swarm. Changing it replaces the group."},
 			"manager_address": schema.StringAttribute{Required: true,
-				MarkdownDescription: "`minibroker_swarm.X.manager_address`."},
+				MarkdownDescription: "SSH address of the swarm's manager (`minibroker_swarm.X.manager_address`), where the Swarm API is reached."},
 			"name": schema.StringAttribute{Required: true, PlanModifiers: replace,
 				Validators:          []validator.String{objectNameValidator{swarmspec.MaxGroupNameLen}},
-				MarkdownDescription: "Group name: lower-case letters, digits and dashes, at most 20."},
+				MarkdownDescription: "Group name: at most 20 lower-case letters, digits and inner dashes. Services are `mb-NAME-FILTER` and `mb-NAME-FILTER-c` (isolated) or `mb-NAME-filters` (shared)."},
 			"mirror": schema.StringAttribute{Required: true, PlanModifiers: replace,
 				MarkdownDescription: "Name of the mirror to read from (`minibroker_mirror.X.name`); the filters run on its node."},
 			"mode": schema.StringAttribute{Optional: true, Computed: true,
 				Default:    stringdefault.StaticString(swarmspec.ModeIsolated),
 				Validators: []validator.String{stringvalidator.OneOf(swarmspec.ModeIsolated, swarmspec.ModeShared)},
-				MarkdownDescription: "`isolated`: one container per filter, as the original design. `shared`: all filters " +
+				MarkdownDescription: "`isolated` (the default): one container per filter, as in the original design. `shared`: all filters " +
 					"in one container that reads and decodes the stream once (far less CPU and network per filter)."},
 			"workloads_image": schema.StringAttribute{Optional: true, Computed: true,
 				MarkdownDescription: "Image of filters and consumers. Default: the provider's `workloads_image`."},
 			"filters": schema.ListNestedAttribute{Required: true,
+				MarkdownDescription: "The filters, each with its output topic on the mirror and, by default, a consumer. " +
+					"Adding, removing or changing filters updates the group in place.",
 				Validators: []validator.List{listvalidator.SizeAtLeast(1)},
 				NestedObject: schema.NestedAttributeObject{Attributes: map[string]schema.Attribute{
 					"name": schema.StringAttribute{Required: true,
@@ -109,11 +112,11 @@ func (r *filterGroupResource) Schema(ctx context.Context, _ resource.SchemaReque
 					"max_per_visit": schema.Int64Attribute{Optional: true, Computed: true,
 						Default:             int64default.StaticInt64(filter.DefaultMaxPerVisit),
 						Validators:          []validator.Int64{int64validator.Any(int64validator.AtLeast(1), int64validator.OneOf(-1))},
-						MarkdownDescription: "Most alerts written per visit; -1 for no cap."},
+						MarkdownDescription: "Most alerts written per visit; -1 for no cap. Default 20, as the original design."},
 					"output": schema.StringAttribute{Optional: true,
 						MarkdownDescription: "Output topic on the mirror. Default: the filter's name."},
 					"consumer": schema.BoolAttribute{Optional: true, Computed: true, Default: booldefault.StaticBool(true),
-						MarkdownDescription: "Run a consumer of the output topic on a consumer node; it logs one JSON line per alert (`docker service logs`)."},
+						MarkdownDescription: "Run a consumer of the output topic on a consumer node; it logs one JSON line per alert (`docker service logs`). Default true."},
 					"consumer_node": schema.Int64Attribute{Optional: true,
 						Validators:          []validator.Int64{int64validator.AtLeast(0)},
 						MarkdownDescription: "Pin the consumer to this consumer node (0-based). Default: Swarm spreads consumers."},
@@ -135,6 +138,9 @@ func (r *filterGroupResource) Schema(ctx context.Context, _ resource.SchemaReque
 // ValidateConfig compiles every expression, so a bad one fails the plan
 // with the position in the expression.
 func (r *filterGroupResource) ValidateConfig(ctx context.Context, req resource.ValidateConfigRequest, resp *resource.ValidateConfigResponse) {
+	if !fullyKnown(ctx, req.Config, path.Root("filters"), types.ListType{}) {
+		return // checked again at plan time, once known
+	}
 	var m filterGroupModel
 	resp.Diagnostics.Append(req.Config.Get(ctx, &m)...)
 	if resp.Diagnostics.HasError() {
@@ -200,6 +206,10 @@ func (m filterGroupModel) desired(network string, mirrorIndex int) ([]swarmspec.
 
 func (r *filterGroupResource) ModifyPlan(ctx context.Context, req resource.ModifyPlanRequest, resp *resource.ModifyPlanResponse) {
 	if req.Plan.Raw.IsNull() || r.pd == nil {
+		return
+	}
+	if !fullyKnown(ctx, req.Plan, path.Root("filters"), types.ListType{}) {
+		resp.Diagnostics.Append(defaultImage(ctx, req.Config, &resp.Plan, "workloads_image", r.pd.workloadsImage)...)
 		return
 	}
 	var plan, config filterGroupModel

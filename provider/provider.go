@@ -6,6 +6,8 @@ package provider
 import (
 	"context"
 	"os"
+	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/hashicorp/terraform-plugin-framework-validators/stringvalidator"
@@ -76,7 +78,7 @@ func (p *minibrokerProvider) Schema(_ context.Context, _ provider.SchemaRequest,
 			"ssh_private_key": schema.StringAttribute{
 				Optional:            true,
 				Sensitive:           true,
-				MarkdownDescription: "Private key (OpenSSH or PEM) for every node, e.g. `file(\"~/.ssh/id_ed25519\")`. Default: the file named by `MINIBROKER_SSH_PRIVATE_KEY_FILE`.",
+				MarkdownDescription: "Private key (OpenSSH or PEM) for every node, e.g. `file(\"~/.ssh/id_ed25519\")`. Required unless `MINIBROKER_SSH_PRIVATE_KEY_FILE` names a key file.",
 			},
 			"ssh_private_key_passphrase": schema.StringAttribute{
 				Optional:            true,
@@ -92,7 +94,7 @@ func (p *minibrokerProvider) Schema(_ context.Context, _ provider.SchemaRequest,
 			},
 			"known_hosts_file": schema.StringAttribute{
 				Optional:            true,
-				MarkdownDescription: "known_hosts file for the `known_hosts` policy. Default `~/.ssh/known_hosts`.",
+				MarkdownDescription: "known_hosts file for the `known_hosts` policy; a leading `~/` is the user's home. Default `~/.ssh/known_hosts`.",
 			},
 			"kafka_image": schema.StringAttribute{
 				Optional: true,
@@ -144,10 +146,14 @@ func (p *minibrokerProvider) Configure(ctx context.Context, req provider.Configu
 	if tofu {
 		cfg.Policy = dockerssh.TrustOnFirstUse
 	} else {
-		cfg.KnownHostsFile = m.KnownHostsFile.ValueString()
-		if cfg.KnownHostsFile == "" {
-			home, _ := os.UserHomeDir()
-			cfg.KnownHostsFile = home + "/.ssh/known_hosts"
+		cfg.KnownHostsFile = stringOr(m.KnownHostsFile, "~/.ssh/known_hosts")
+		if rest, ok := strings.CutPrefix(cfg.KnownHostsFile, "~/"); ok {
+			home, err := os.UserHomeDir()
+			if err != nil {
+				resp.Diagnostics.AddAttributeError(path.Root("known_hosts_file"), "Cannot find the home directory", err.Error())
+				return
+			}
+			cfg.KnownHostsFile = filepath.Join(home, rest)
 		}
 	}
 	pool, err := dockerssh.NewPool(cfg)

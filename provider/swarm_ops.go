@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"time"
 
@@ -225,24 +226,68 @@ func removeNetwork(ctx context.Context, mgr *client.Client, name string) error {
 }
 
 // leaveSwarm makes a host leave the swarm and removes what Swarm created
-// on it (the docker_gwbridge network).
+// on it: the docker_gwbridge network. Docker removes the ingress network
+// and its sandbox by itself after a leave, asynchronously; touching the
+// bridge before that is done can leave the sandbox behind for good, so the
+// bridge is removed only once no swarm-scoped network is left.
 func leaveSwarm(ctx context.Context, cli *client.Client, addr string) error {
+	waitIngressSettled(ctx, cli)
 	err := cli.SwarmLeave(ctx, true)
 	if err != nil && !strings.Contains(err.Error(), "not part of a swarm") {
 		return fmt.Errorf("host %s: swarm leave: %w", addr, err)
 	}
+	wctx, cancel := context.WithTimeout(ctx, gwbridgeTimeout)
+	defer cancel()
 	for {
-		err := cli.NetworkRemove(ctx, "docker_gwbridge")
-		if err == nil || errdefs.IsNotFound(err) {
-			return nil
+		nets, err := cli.NetworkList(wctx, network.ListOptions{})
+		if err == nil && !slices.ContainsFunc(nets, func(n network.Summary) bool { return n.Scope == "swarm" }) {
+			err = cli.NetworkRemove(wctx, gwbridge)
+			if err == nil || errdefs.IsNotFound(err) {
+				return nil
+			}
 		}
 		select {
-		case <-ctx.Done():
-			return fmt.Errorf("host %s: remove docker_gwbridge: %w", addr, err)
+		case <-wctx.Done():
+			// Docker's own network, recreated on the next join: not worth
+			// failing a destroy for.
+			tflog.Warn(ctx, "Swarm networks left on host after leaving", map[string]any{"host": addr, "error": fmt.Sprint(err)})
+			return nil
 		case <-time.After(pollInterval):
 		}
 	}
 }
+
+// waitIngressSettled waits while a newly joined node is still setting up
+// its ingress sandbox: leaving in the middle of that leaves the ingress
+// network behind on the node for good ("timeout while waiting for ingress
+// network removal" in dockerd's log).
+func waitIngressSettled(ctx context.Context, cli *client.Client) {
+	wctx, cancel := context.WithTimeout(ctx, gwbridgeTimeout/2)
+	defer cancel()
+	for {
+		ingress, err := cli.NetworkInspect(wctx, "ingress", network.InspectOptions{})
+		if errdefs.IsNotFound(err) {
+			return
+		}
+		if err == nil {
+			if _, sbox := ingress.Containers["ingress-sbox"]; sbox {
+				if _, err := cli.NetworkInspect(wctx, gwbridge, network.InspectOptions{}); err == nil {
+					return
+				}
+			}
+		}
+		select {
+		case <-wctx.Done():
+			return
+		case <-time.After(pollInterval):
+		}
+	}
+}
+
+const (
+	gwbridge        = "docker_gwbridge"
+	gwbridgeTimeout = time.Minute
+)
 
 // drainMessages reads a Docker JSON message stream to its end and returns
 // the first error message in it.

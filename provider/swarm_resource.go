@@ -56,6 +56,9 @@ func (r *swarmResource) Configure(_ context.Context, req resource.ConfigureReque
 }
 
 func (r *swarmResource) ValidateConfig(ctx context.Context, req resource.ValidateConfigRequest, resp *resource.ValidateConfigResponse) {
+	if !fullyKnown(ctx, req.Config, path.Root("hosts"), types.ListType{}) {
+		return
+	}
 	var m swarmModel
 	resp.Diagnostics.Append(req.Config.Get(ctx, &m)...)
 	if resp.Diagnostics.HasError() || m.Hosts == nil {
@@ -66,13 +69,27 @@ func (r *swarmResource) ValidateConfig(ctx context.Context, req resource.Validat
 			return
 		}
 	}
-	if _, err := m.hosts(); err != nil {
+	hosts, err := m.hosts()
+	if err != nil {
 		resp.Diagnostics.AddAttributeError(path.Root("hosts"), "Invalid hosts", err.Error())
+		return
+	}
+	var enabled types.Bool
+	resp.Diagnostics.Append(req.Config.GetAttribute(ctx, path.Root("producer").AtName("enabled"), &enabled)...)
+	producerOn := enabled.IsNull() || enabled.IsUnknown() || enabled.ValueBool()
+	if producerOn && !slices.ContainsFunc(hosts, func(h host) bool { return h.Role == swarmspec.RoleProducer }) {
+		resp.Diagnostics.AddAttributeError(path.Root("hosts"), "No producer host",
+			"The producer is enabled but no host has role \"producer\": add one, or set producer = { enabled = false }.")
 	}
 }
 
 func (r *swarmResource) ModifyPlan(ctx context.Context, req resource.ModifyPlanRequest, resp *resource.ModifyPlanResponse) {
 	if req.Plan.Raw.IsNull() || r.pd == nil {
+		return
+	}
+	if !fullyKnown(ctx, req.Plan, path.Root("hosts"), types.ListType{}) {
+		resp.Diagnostics.Append(defaultImage(ctx, req.Config, &resp.Plan, "kafka_image", r.pd.kafkaImage)...)
+		resp.Diagnostics.Append(defaultImage(ctx, req.Config, &resp.Plan, "workloads_image", r.pd.workloadsImage)...)
 		return
 	}
 	var plan, config swarmModel
@@ -374,6 +391,12 @@ func drainNode(ctx context.Context, mcli *client.Client, id string) error {
 		tasks, err := mcli.TaskList(ctx, swarm.TaskListOptions{Filters: filters.NewArgs(
 			filters.Arg("node", id), filters.Arg("desired-state", "running"))})
 		if err != nil || len(tasks) == 0 {
+			// The node reworks its ingress attachment after a drain; a leave
+			// in the middle of that strands the ingress network on it.
+			select {
+			case <-ctx.Done():
+			case <-time.After(settleTime):
+			}
 			return nil
 		}
 		select {

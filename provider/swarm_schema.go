@@ -78,7 +78,8 @@ func swarmSchema(ctx context.Context) schema.Schema {
 			"manages), joins the other hosts, labels every node with its role and index, loads `image_archives` " +
 			"onto the nodes that run their images, creates the attachable overlay network and starts the hub and " +
 			"the producer, waiting until their tasks run. Destroying it removes all of that and makes every host " +
-			"it joined leave the swarm.",
+			"it joined leave the swarm.\n\n" +
+			"Default timeouts: create 15m, update 15m, delete 10m, read 2m.",
 		Attributes: map[string]schema.Attribute{
 			"id": schema.StringAttribute{
 				Computed:            true,
@@ -88,8 +89,8 @@ func swarmSchema(ctx context.Context) schema.Schema {
 			"hosts": schema.ListNestedAttribute{
 				Required: true,
 				MarkdownDescription: "The machines. Exactly one `manager` (it runs the hub Kafka and the swarm's " +
-					"control plane), one `producer`, one or more `filter` hosts (mirrors and filters) and any number " +
-					"of `consumer` hosts. Hosts of one role are numbered from 0 in list order (`minibroker.index` label); " +
+					"control plane); one `producer` while the producer is enabled (at most one in any case); `filter` hosts " +
+					"for the mirrors and their filters; `consumer` hosts for the consumers. Hosts of one role are numbered from 0 in list order (`minibroker.index` label); " +
 					"mirrors pick their filter node by that number. Adding or removing non-manager hosts is an in-place " +
 					"update; changing the manager replaces the swarm.",
 				Validators: []validator.List{listvalidator.SizeAtLeast(2)},
@@ -106,7 +107,7 @@ func swarmSchema(ctx context.Context) schema.Schema {
 					"docker_socket": schema.StringAttribute{
 						Optional: true, Computed: true,
 						Default:             stringdefault.StaticString("/var/run/docker.sock"),
-						MarkdownDescription: "Path of the Docker Engine's unix socket on the host.",
+						MarkdownDescription: "Path of the Docker Engine's unix socket on the host. Default `/var/run/docker.sock`.",
 					},
 					"advertise_address": schema.StringAttribute{
 						Optional: true,
@@ -118,7 +119,7 @@ func swarmSchema(ctx context.Context) schema.Schema {
 			"network": schema.StringAttribute{
 				Optional: true, Computed: true,
 				Default:             stringdefault.StaticString(swarmspec.DefaultNetwork),
-				MarkdownDescription: "Name of the attachable overlay network every service joins.",
+				MarkdownDescription: "Name of the attachable overlay network every service joins. Default `minibroker`; changing it replaces the swarm.",
 				PlanModifiers:       []planmodifier.String{stringplanmodifier.RequiresReplace()},
 			},
 			"address_pool": schema.StringAttribute{
@@ -151,15 +152,15 @@ func swarmSchema(ctx context.Context) schema.Schema {
 					"heap_mb": schema.Int64Attribute{Optional: true, Computed: true,
 						Default:             int64default.StaticInt64(swarmspec.DefaultKafkaHeapMB),
 						Validators:          []validator.Int64{int64validator.AtLeast(128)},
-						MarkdownDescription: "JVM heap in MiB."},
+						MarkdownDescription: "JVM heap in MiB. Default 1024."},
 					"partitions": schema.Int64Attribute{Optional: true, Computed: true,
 						Default:             int64default.StaticInt64(swarmspec.DefaultPartitions),
 						Validators:          []validator.Int64{int64validator.Between(1, 1024)},
-						MarkdownDescription: "Partitions of the alert topic and of topics created on first use."},
+						MarkdownDescription: "Partitions of the alert topic and of topics created on first use. Default 4."},
 					"retention_minutes": schema.Int64Attribute{Optional: true, Computed: true,
 						Default:             int64default.StaticInt64(swarmspec.DefaultRetentionMinutes),
 						Validators:          []validator.Int64{int64validator.AtLeast(1)},
-						MarkdownDescription: "How long alerts are kept (`log.retention.minutes`)."},
+						MarkdownDescription: "How long alerts are kept (`log.retention.minutes`). Default 60."},
 					"properties": schema.MapAttribute{Optional: true, ElementType: types.StringType,
 						MarkdownDescription: "Extra `server.properties` entries; they win over the provider's."},
 				},
@@ -170,27 +171,27 @@ func swarmSchema(ctx context.Context) schema.Schema {
 				MarkdownDescription: "The alert producer on the producer node. Its settings update in place.",
 				Attributes: map[string]schema.Attribute{
 					"enabled": schema.BoolAttribute{Optional: true, Computed: true, Default: booldefault.StaticBool(true),
-						MarkdownDescription: "Run the producer; false removes its service and keeps the rest."},
+						MarkdownDescription: "Run the producer; false removes its service and keeps the rest. Default true."},
 					"alerts_per_visit": schema.Int64Attribute{Optional: true, Computed: true,
 						Default:             int64default.StaticInt64(defaultAlertsPerVisit),
 						Validators:          []validator.Int64{int64validator.AtLeast(1)},
-						MarkdownDescription: "Alerts in each visit."},
+						MarkdownDescription: "Alerts in each visit. Default 10000, as a Rubin visit."},
 					"interval": schema.StringAttribute{Optional: true, Computed: true,
 						Default:             stringdefault.StaticString(defaultInterval),
 						Validators:          []validator.String{durationValidator{}},
-						MarkdownDescription: "Time between visits, a Go duration such as `39s`."},
+						MarkdownDescription: "Time between visits, a Go duration. Default `39s`, as Rubin."},
 					"visits": schema.Int64Attribute{Optional: true, Computed: true, Default: int64default.StaticInt64(0),
 						Validators:          []validator.Int64{int64validator.AtLeast(0)},
-						MarkdownDescription: "Visits to send, then stop; 0 sends forever."},
+						MarkdownDescription: "Visits to send, then stop; 0 (the default) sends forever."},
 					"cutout_bytes": schema.Int64Attribute{Optional: true, Computed: true,
 						Default:             int64default.StaticInt64(defaultCutoutBytes),
 						Validators:          []validator.Int64{int64validator.AtLeast(0)},
-						MarkdownDescription: "Bytes of each of the 3 cutouts of a synthetic alert (26400 gives ~80 KB alerts; 0 small ones)."},
+						MarkdownDescription: "Bytes of each of the 3 cutouts of a synthetic alert. Default 26400, which gives ~80 KB alerts; 0 gives small ones."},
 					"parallel": schema.Int64Attribute{Optional: true, Computed: true, Default: int64default.StaticInt64(1),
 						Validators:          []validator.Int64{int64validator.Between(1, 256)},
-						MarkdownDescription: "Concurrent senders splitting each visit."},
+						MarkdownDescription: "Concurrent senders splitting each visit. Default 1."},
 					"seed": schema.Int64Attribute{Optional: true, Computed: true, Default: int64default.StaticInt64(1),
-						MarkdownDescription: "Seed of the synthetic alerts."},
+						MarkdownDescription: "Seed of the synthetic alerts. Default 1."},
 					"replay_files": schema.ListAttribute{Optional: true, ElementType: types.StringType,
 						MarkdownDescription: "Local Avro container files of real alerts (e.g. Rubin's `fakeAlert.avro`, " +
 							"each at most 500 KB) sent in turn instead of synthetic alerts; they reach the node as Swarm configs."},

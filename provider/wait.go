@@ -10,11 +10,12 @@ import (
 	"time"
 
 	"github.com/docker/docker/api/types/container"
-	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/swarm"
 	"github.com/docker/docker/client"
 	"github.com/docker/docker/pkg/stdcopy"
 	"github.com/hashicorp/terraform-plugin-log/tflog"
+
+	"github.com/minibroker/terraform-provider-minibroker/internal/swarmspec"
 )
 
 const (
@@ -24,6 +25,9 @@ const (
 	failedTasksLimit = 3
 	// logTail is how many log lines of a failing task an error shows.
 	logTail = 20
+	// settleTime is how long a task must have been running to count, as
+	// Swarm's own update monitor (5 s by default).
+	settleTime = 5 * time.Second
 )
 
 // taskState summarises the current tasks of one service.
@@ -36,25 +40,26 @@ type taskState struct {
 // waitServices waits until every service has all its replicas running (or,
 // for a service that runs to completion, complete). It fails early, with the
 // tasks' errors and last log lines, when tasks keep failing; on timeout it
-// says what each unfinished service is doing.
+// says what each unfinished service is doing. Each poll is two API calls
+// (all services, all tasks), however many services there are.
 func waitServices(ctx context.Context, cli *client.Client, ids map[string]string) error {
 	pending := map[string]string{}
 	for name, id := range ids {
 		pending[name] = id
 	}
 	started := time.Now()
-	for {
+	for len(pending) > 0 {
+		services, tasks, err := snapshot(ctx, cli)
+		if err != nil {
+			return err
+		}
 		for name, id := range pending {
-			svc, _, err := cli.ServiceInspectWithRaw(ctx, id, swarm.ServiceInspectOptions{})
-			if err != nil {
-				return fmt.Errorf("inspect service %s: %w", name, err)
+			svc, ok := services[id]
+			if !ok {
+				return fmt.Errorf("service %s was removed while waiting for it to run", name)
 			}
-			st, err := serviceTasks(ctx, cli, svc)
-			if err != nil {
-				return err
-			}
-			want := int(replicas(svc.Spec))
-			if st.running+st.complete >= want {
+			st := classify(svc, tasks[id])
+			if st.running+st.complete >= int(replicas(svc.Spec)) {
 				tflog.Info(ctx, "service running", map[string]any{"service": name, "after": time.Since(started).Round(time.Millisecond).String()})
 				delete(pending, name)
 				continue
@@ -62,11 +67,17 @@ func waitServices(ctx context.Context, cli *client.Client, ids map[string]string
 			if len(st.failed) >= failedTasksLimit {
 				return failureError(ctx, cli, name, st.failed)
 			}
-			pending[name] = id
-			_ = st
+			if u := svc.UpdateStatus; u != nil && (u.State == swarm.UpdateStatePaused || u.State == swarm.UpdateStateRollbackStarted ||
+				u.State == swarm.UpdateStateRollbackCompleted || u.State == swarm.UpdateStateRollbackPaused) {
+				err := fmt.Errorf("service %s: update %s: %s", name, u.State, u.Message)
+				if len(st.failed) > 0 {
+					err = fmt.Errorf("%w\n%w", err, failureError(ctx, cli, name, st.failed))
+				}
+				return err
+			}
 		}
 		if len(pending) == 0 {
-			return nil
+			break
 		}
 		select {
 		case <-ctx.Done():
@@ -74,23 +85,43 @@ func waitServices(ctx context.Context, cli *client.Client, ids map[string]string
 		case <-time.After(pollInterval):
 		}
 	}
+	return nil
 }
 
-// serviceTasks classifies the tasks of the service's current spec version.
-func serviceTasks(ctx context.Context, cli *client.Client, svc swarm.Service) (taskState, error) {
-	tasks, err := cli.TaskList(ctx, swarm.TaskListOptions{Filters: filters.NewArgs(filters.Arg("service", svc.ID))})
+// snapshot returns all services by id and all tasks by service id.
+func snapshot(ctx context.Context, cli *client.Client) (map[string]swarm.Service, map[string][]swarm.Task, error) {
+	list, err := cli.ServiceList(ctx, swarm.ServiceListOptions{})
 	if err != nil {
-		return taskState{}, fmt.Errorf("list tasks of %s: %w", svc.Spec.Name, err)
+		return nil, nil, fmt.Errorf("list services: %w", err)
 	}
+	services := make(map[string]swarm.Service, len(list))
+	for _, s := range list {
+		services[s.ID] = s
+	}
+	all, err := cli.TaskList(ctx, swarm.TaskListOptions{})
+	if err != nil {
+		return nil, nil, fmt.Errorf("list tasks: %w", err)
+	}
+	tasks := map[string][]swarm.Task{}
+	for _, t := range all {
+		tasks[t.ServiceID] = append(tasks[t.ServiceID], t)
+	}
+	return services, tasks, nil
+}
+
+// classify sums up the tasks of the service's current spec version.
+func classify(svc swarm.Service, tasks []swarm.Task) taskState {
 	var st taskState
 	slices.SortFunc(tasks, func(a, b swarm.Task) int { return a.Status.Timestamp.Compare(b.Status.Timestamp) })
 	for _, t := range tasks {
-		if !currentVersion(svc, t) {
+		if !currentTask(svc, t) {
 			continue
 		}
 		switch t.Status.State {
 		case swarm.TaskStateRunning:
-			if t.DesiredState == swarm.TaskStateRunning {
+			// A task counts once it has kept running for a while: a process
+			// that dies on bad configuration is running for a moment first.
+			if t.DesiredState == swarm.TaskStateRunning && time.Since(t.Status.Timestamp) >= settleTime {
 				st.running++
 			}
 		case swarm.TaskStateComplete:
@@ -100,16 +131,17 @@ func serviceTasks(ctx context.Context, cli *client.Client, svc swarm.Service) (t
 		}
 		st.last = fmt.Sprintf("%s %s", t.Status.State, strings.TrimSpace(t.Status.Message+" "+t.Status.Err))
 	}
-	return st, nil
+	return st
 }
 
-// currentVersion reports whether a task runs the service's current spec:
-// after an update, old tasks (and their failures) no longer count.
-func currentVersion(svc swarm.Service, t swarm.Task) bool {
-	if svc.UpdateStatus == nil || svc.UpdateStatus.StartedAt == nil {
-		return true
+// currentTask reports whether a task runs the service's current task
+// template: after an update, old tasks (and their failures) do not count.
+func currentTask(svc swarm.Service, t swarm.Task) bool {
+	want := svc.Spec.TaskTemplate.ContainerSpec
+	if want == nil || t.Spec.ContainerSpec == nil {
+		return false
 	}
-	return !t.CreatedAt.Before(*svc.UpdateStatus.StartedAt)
+	return t.Spec.ContainerSpec.Labels[swarmspec.LabelTaskHash] == want.Labels[swarmspec.LabelTaskHash]
 }
 
 func failureError(ctx context.Context, cli *client.Client, name string, failed []swarm.Task) error {
@@ -128,18 +160,14 @@ func timeoutError(ctx context.Context, cli *client.Client, pending map[string]st
 	// The wait's context is done; use a short fresh one to describe why.
 	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
+	services, tasks, err := snapshot(dctx, cli)
+	if err != nil {
+		return fmt.Errorf("timed out waiting for %d services to run (%w)", len(pending), err)
+	}
 	var lines []string
 	for name, id := range pending {
-		svc, _, err := cli.ServiceInspectWithRaw(dctx, id, swarm.ServiceInspectOptions{})
-		if err != nil {
-			lines = append(lines, name+": "+err.Error())
-			continue
-		}
-		st, err := serviceTasks(dctx, cli, svc)
-		if err != nil {
-			lines = append(lines, name+": "+err.Error())
-			continue
-		}
+		svc := services[id]
+		st := classify(svc, tasks[id])
 		if st.last == "" {
 			st.last = "no task yet"
 		}

@@ -43,7 +43,8 @@ mount --bind {{DIR}}/etc-docker /etc/docker
 {{RESOLV}}mkdir -p /run/sshd
 chmod 0755 /run/sshd
 echo {{NAME}} > /proc/sys/kernel/hostname
-/usr/sbin/dockerd --cgroup-parent /{{CGROUP}} --shutdown-timeout 2 >{{DIR}}/dockerd.log 2>&1 &
+# Use local images without asking a registry first: the lab has none.
+DOCKER_SERVICE_PREFER_OFFLINE_IMAGE=1 /usr/sbin/dockerd --cgroup-parent /{{CGROUP}} --shutdown-timeout 2 >{{DIR}}/dockerd.log 2>&1 &
 /usr/sbin/sshd -D -e -f {{DIR}}/sshd_config >{{DIR}}/sshd.log 2>&1 &
 wait
 `

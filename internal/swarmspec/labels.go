@@ -7,6 +7,7 @@ const (
 	LabelOwner     = "minibroker.owner"     // OwnerSwarm, "mirror/NAME" or "filter_group/NAME"
 	LabelComponent = "minibroker.component" // one of the Component* values
 	LabelSpecHash  = "minibroker.spec-hash" // hash of the desired spec, see Hash
+	LabelTaskHash  = "minibroker.task-hash" // on containers: hash of the task template, see TaskHash
 	LabelFilter    = "minibroker.filter"    // filter name, on filter and consumer services
 	LabelMirror    = "minibroker.mirror"    // mirror name, on mirror and filter group services
 

@@ -102,8 +102,25 @@ func (s service) build() Desired {
 		// No IPVS is needed: clients resolve the service name to its tasks.
 		EndpointSpec: &swarm.EndpointSpec{Mode: swarm.ResolutionModeDNSRR},
 	}
+	spec.TaskTemplate.ContainerSpec.Labels[LabelTaskHash] = TaskHash(spec.TaskTemplate, s.configs)
 	spec.Labels[LabelSpecHash] = Hash(spec, s.configs)
 	return Desired{Spec: spec, Configs: s.configs}
+}
+
+// TaskHash fingerprints what a task runs. It rides on every container of
+// the service, so tasks of the current spec can be told from those of an
+// earlier one; service labels are not part of it, so changing them (as
+// the settings label does) restarts nothing.
+func TaskHash(t swarm.TaskSpec, configs []Config) string {
+	cs := *t.ContainerSpec
+	cs.Labels = withoutKey(cs.Labels, LabelTaskHash)
+	t.ContainerSpec = &cs
+	b, _ := json.Marshal(struct {
+		Task    swarm.TaskSpec
+		Configs []Config
+	}{t, configs})
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:8])
 }
 
 // Hash fingerprints a desired spec and its configs' contents. It is stored

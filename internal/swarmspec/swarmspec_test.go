@@ -12,7 +12,9 @@ import (
 	"github.com/minibroker/terraform-provider-minibroker/workloads/filter"
 )
 
-func hub() Kafka { return Kafka{Image: "k:1", Network: "net", HeapMB: 512, Partitions: 6, RetentionMinutes: 30} }
+func hub() Kafka {
+	return Kafka{Image: "k:1", Network: "net", HeapMB: 512, Partitions: 6, RetentionMinutes: 30}
+}
 
 func configData(t *testing.T, d Desired, target string) string {
 	t.Helper()
@@ -231,5 +233,22 @@ func TestNamesFitDocker(t *testing.T) {
 		if err := ValidObjectName(name, 20); (err == nil) != ok {
 			t.Errorf("ValidObjectName(%q) = %v", name, err)
 		}
+	}
+}
+
+func TestTaskHashIgnoresServiceLabels(t *testing.T) {
+	d := HubSpec(hub())
+	th := d.Spec.TaskTemplate.ContainerSpec.Labels[LabelTaskHash]
+	if th == "" || th != TaskHash(d.Spec.TaskTemplate, d.Configs) {
+		t.Fatalf("task hash %q not set or not reproducible", th)
+	}
+	d.Spec.Labels["minibroker.settings"] = "{}" // restarts nothing
+	if TaskHash(d.Spec.TaskTemplate, d.Configs) != th {
+		t.Error("a service label changed the task hash")
+	}
+	k := hub()
+	k.HeapMB = 2048
+	if HubSpec(k).Spec.TaskTemplate.ContainerSpec.Labels[LabelTaskHash] == th {
+		t.Error("a new heap keeps the task hash")
 	}
 }
