@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/api/types/swarm"
@@ -239,6 +240,18 @@ func leaveSwarm(ctx context.Context, cli *client.Client, addr string) error {
 	wctx, cancel := context.WithTimeout(ctx, gwbridgeTimeout)
 	defer cancel()
 	for {
+		// Task containers hold on to docker_gwbridge until they are gone.
+		tasks, cerr := cli.ContainerList(wctx, container.ListOptions{All: true,
+			Filters: filters.NewArgs(filters.Arg("label", "com.docker.swarm.task"))})
+		if cerr == nil && len(tasks) > 0 {
+			select {
+			case <-wctx.Done():
+				tflog.Warn(ctx, "task containers still stopping after leaving", map[string]any{"host": addr, "containers": len(tasks)})
+				return nil
+			case <-time.After(pollInterval):
+			}
+			continue
+		}
 		nets, err := cli.NetworkList(wctx, network.ListOptions{})
 		if err == nil && !slices.ContainsFunc(nets, func(n network.Summary) bool { return n.Scope == "swarm" }) {
 			err = cli.NetworkRemove(wctx, gwbridge)
@@ -286,7 +299,7 @@ func waitIngressSettled(ctx context.Context, cli *client.Client) {
 
 const (
 	gwbridge        = "docker_gwbridge"
-	gwbridgeTimeout = time.Minute
+	gwbridgeTimeout = 3 * time.Minute
 )
 
 // drainMessages reads a Docker JSON message stream to its end and returns

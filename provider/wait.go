@@ -48,10 +48,20 @@ func waitServices(ctx context.Context, cli *client.Client, ids map[string]string
 		pending[name] = id
 	}
 	started := time.Now()
+	var lastErr error
 	for len(pending) > 0 {
 		services, tasks, err := snapshot(ctx, cli)
 		if err != nil {
-			return err
+			// A busy manager answers slowly or not at all for a moment
+			// (seen with 200 services starting on two cores): poll again.
+			tflog.Warn(ctx, "polling services failed; retrying", map[string]any{"error": err.Error()})
+			lastErr = err
+			select {
+			case <-ctx.Done():
+				return fmt.Errorf("timed out waiting for %d services to run; last error: %w", len(pending), lastErr)
+			case <-time.After(pollInterval):
+			}
+			continue
 		}
 		for name, id := range pending {
 			svc, ok := services[id]
