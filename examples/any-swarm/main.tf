@@ -47,6 +47,8 @@ resource "minibroker_mirror" "node" {
   name            = each.key
   node_index      = each.value.index
   heap_mb         = var.mirror_heap_mb
+
+  mirror_maker_heap_mb = var.mirror_maker_heap_mb
 }
 
 resource "minibroker_filter_group" "node" {

@@ -123,6 +123,12 @@ variable "mirror_heap_mb" {
   default     = 1024
 }
 
+variable "mirror_maker_heap_mb" {
+  description = "JVM heap of each mirror's MirrorMaker 2, in MiB."
+  type        = number
+  default     = 512
+}
+
 # --- Filters ----------------------------------------------------------------
 
 variable "filter_mode" {
