@@ -34,6 +34,13 @@ type swarmPrivate struct {
 
 const privateKey = "minibroker"
 
+// Overlay address space when the swarm is created: Docker's own default
+// pool, cut into /20 networks (4094 addresses each).
+const (
+	defaultAddressPool = "10.0.0.0/8"
+	overlaySubnetBits  = 20
+)
+
 func (p swarmPrivate) marshal() []byte { b, _ := json.Marshal(p); return b }
 
 func unmarshalPrivate(b []byte) swarmPrivate {
@@ -74,11 +81,13 @@ func initSwarm(ctx context.Context, cli *client.Client, m host, addressPool stri
 	default:
 		return "", fmt.Errorf("manager %s: swarm state is %q; wait or run docker swarm leave --force on it", m.Address, info.Swarm.LocalNodeState)
 	}
-	req := swarm.InitRequest{ListenAddr: "0.0.0.0:2377", AdvertiseAddr: m.Advertise}
-	if addressPool != "" {
-		req.DefaultAddrPool = []string{addressPool}
-		req.SubnetSize = 24
+	// Docker's default gives each overlay network a /24, which 200 tasks
+	// and their replacements can exhaust; take /20s from the pool.
+	if addressPool == "" {
+		addressPool = defaultAddressPool
 	}
+	req := swarm.InitRequest{ListenAddr: "0.0.0.0:2377", AdvertiseAddr: m.Advertise,
+		DefaultAddrPool: []string{addressPool}, SubnetSize: overlaySubnetBits}
 	tflog.Info(ctx, "initialising swarm", map[string]any{"manager": m.Address})
 	id, err := cli.SwarmInit(ctx, req)
 	if err != nil {

@@ -125,7 +125,8 @@ func swarmSchema(ctx context.Context) schema.Schema {
 			"address_pool": schema.StringAttribute{
 				Optional: true,
 				MarkdownDescription: "CIDR the swarm takes overlay subnets from (`docker swarm init " +
-					"--default-addr-pool`); Docker's default is 10.0.0.0/8. Only used when the swarm is created.",
+					"--default-addr-pool`), in /20 networks so that hundreds of tasks fit. Default 10.0.0.0/8. " +
+					"Only used when the swarm is created.",
 				PlanModifiers: []planmodifier.String{stringplanmodifier.RequiresReplace()},
 			},
 			"kafka_image": schema.StringAttribute{
