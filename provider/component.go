@@ -5,6 +5,10 @@ import (
 	"fmt"
 	"strconv"
 
+	"github.com/hashicorp/terraform-plugin-framework/path"
+	"github.com/hashicorp/terraform-plugin-framework/resource"
+	"github.com/hashicorp/terraform-plugin-framework/types"
+
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/api/types/swarm"
@@ -81,4 +85,40 @@ func checkNodeExists(ctx context.Context, s *swarmHandle, role string, index int
 		}
 	}
 	return fmt.Errorf("swarm %s has %d %s nodes; there is no %s node with index %d", s.swarmID, len(nodes), role, role, index)
+}
+
+// deploy makes owner's services the desired ones and waits until they run.
+// services receives their ids as soon as they exist, so that state keeps
+// them even when the wait fails.
+func (s *swarmHandle) deploy(ctx context.Context, owner string, desired []swarmspec.Desired, services *types.Map) error {
+	ids, err := applyServices(ctx, s.cli, owner, desired)
+	if len(ids) > 0 || err == nil {
+		*services = stringMap(ids)
+	}
+	if err != nil {
+		return err
+	}
+	return waitServices(ctx, s.cli, ids)
+}
+
+// deleteOwned removes everything of owner from the swarm the manager runs.
+func deleteOwned(ctx context.Context, pd *providerData, swarmID, manager, knownKey, owner string) error {
+	sw, err := openSwarm(ctx, pd, swarmID, manager, knownKey)
+	if err != nil {
+		return err
+	}
+	return removeOwner(ctx, sw.cli, owner)
+}
+
+// importByName starts the import of a mirror or filter group from an id
+// MANAGER_ADDRESS/NAME; Read fills in the rest from the swarm.
+func importByName(ctx context.Context, req resource.ImportStateRequest, resp *resource.ImportStateResponse, what string) {
+	manager, name, ok := splitImportID(req.ID)
+	if !ok {
+		resp.Diagnostics.AddError("Invalid import id", "want MANAGER_ADDRESS/"+what+", e.g. 10.0.0.5/m1; got "+req.ID)
+		return
+	}
+	resp.Diagnostics.Append(resp.State.SetAttribute(ctx, path.Root("manager_address"), manager)...)
+	resp.Diagnostics.Append(resp.State.SetAttribute(ctx, path.Root("name"), name)...)
+	resp.Diagnostics.Append(resp.State.SetAttribute(ctx, path.Root("id"), name)...)
 }

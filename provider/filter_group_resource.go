@@ -323,14 +323,7 @@ func (r *filterGroupResource) apply(ctx context.Context, plan *filterGroupModel,
 		return err
 	}
 	plan.ManagerHostKey = types.StringValue(sw.hostKey)
-	ids, err := applyServices(ctx, sw.cli, swarmspec.FilterGroupOwner(plan.Name.ValueString()), desired)
-	if len(ids) > 0 || err == nil {
-		plan.Services = stringMap(ids)
-	}
-	if err != nil {
-		return err
-	}
-	return waitServices(ctx, sw.cli, ids)
+	return sw.deploy(ctx, swarmspec.FilterGroupOwner(plan.Name.ValueString()), desired, &plan.Services)
 }
 
 func (r *filterGroupResource) Read(ctx context.Context, req resource.ReadRequest, resp *resource.ReadResponse) {
@@ -432,25 +425,14 @@ func (r *filterGroupResource) Delete(ctx context.Context, req resource.DeleteReq
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	sw, err := openSwarm(ctx, r.pd, state.SwarmID.ValueString(), state.ManagerAddress.ValueString(), state.ManagerHostKey.ValueString())
-	if err != nil {
-		resp.Diagnostics.AddError("Cannot delete filter group", err.Error())
-		return
-	}
-	if err := removeOwner(ctx, sw.cli, swarmspec.FilterGroupOwner(state.Name.ValueString())); err != nil {
+	if err := deleteOwned(ctx, r.pd, state.SwarmID.ValueString(), state.ManagerAddress.ValueString(),
+		state.ManagerHostKey.ValueString(), swarmspec.FilterGroupOwner(state.Name.ValueString())); err != nil {
 		resp.Diagnostics.AddError("Cannot delete filter group", err.Error())
 	}
 }
 
 func (r *filterGroupResource) ImportState(ctx context.Context, req resource.ImportStateRequest, resp *resource.ImportStateResponse) {
-	manager, name, ok := splitImportID(req.ID)
-	if !ok {
-		resp.Diagnostics.AddError("Invalid import id", "want MANAGER_ADDRESS/GROUP_NAME, e.g. 10.0.0.5/g1; got "+req.ID)
-		return
-	}
-	resp.Diagnostics.Append(resp.State.SetAttribute(ctx, path.Root("manager_address"), manager)...)
-	resp.Diagnostics.Append(resp.State.SetAttribute(ctx, path.Root("name"), name)...)
-	resp.Diagnostics.Append(resp.State.SetAttribute(ctx, path.Root("id"), name)...)
+	importByName(ctx, req, resp, "GROUP_NAME")
 }
 
 // describeCompileError names the filter and the position in its expression;

@@ -9,7 +9,6 @@ import (
 
 	"github.com/hashicorp/terraform-plugin-framework-timeouts/resource/timeouts"
 	"github.com/hashicorp/terraform-plugin-framework-validators/int64validator"
-	"github.com/hashicorp/terraform-plugin-framework/path"
 	"github.com/hashicorp/terraform-plugin-framework/resource"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema/int64default"
@@ -245,14 +244,7 @@ func (r *mirrorResource) apply(ctx context.Context, plan *mirrorModel, knownKey 
 		return err
 	}
 	plan.ManagerHostKey = types.StringValue(sw.hostKey)
-	ids, err := applyServices(ctx, sw.cli, swarmspec.MirrorOwner(plan.Name.ValueString()), plan.desired(ctx, sw.network))
-	if len(ids) > 0 || err == nil {
-		plan.Services = stringMap(ids)
-	}
-	if err != nil {
-		return err
-	}
-	return waitServices(ctx, sw.cli, ids)
+	return sw.deploy(ctx, swarmspec.MirrorOwner(plan.Name.ValueString()), plan.desired(ctx, sw.network), &plan.Services)
 }
 
 func (r *mirrorResource) Read(ctx context.Context, req resource.ReadRequest, resp *resource.ReadResponse) {
@@ -336,25 +328,14 @@ func (r *mirrorResource) Delete(ctx context.Context, req resource.DeleteRequest,
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	sw, err := openSwarm(ctx, r.pd, state.SwarmID.ValueString(), state.ManagerAddress.ValueString(), state.ManagerHostKey.ValueString())
-	if err != nil {
-		resp.Diagnostics.AddError("Cannot delete mirror", err.Error())
-		return
-	}
-	if err := removeOwner(ctx, sw.cli, swarmspec.MirrorOwner(state.Name.ValueString())); err != nil {
+	if err := deleteOwned(ctx, r.pd, state.SwarmID.ValueString(), state.ManagerAddress.ValueString(),
+		state.ManagerHostKey.ValueString(), swarmspec.MirrorOwner(state.Name.ValueString())); err != nil {
 		resp.Diagnostics.AddError("Cannot delete mirror", err.Error())
 	}
 }
 
 func (r *mirrorResource) ImportState(ctx context.Context, req resource.ImportStateRequest, resp *resource.ImportStateResponse) {
-	manager, name, ok := splitImportID(req.ID)
-	if !ok {
-		resp.Diagnostics.AddError("Invalid import id", "want MANAGER_ADDRESS/MIRROR_NAME, e.g. 10.0.0.5/m1; got "+req.ID)
-		return
-	}
-	resp.Diagnostics.Append(resp.State.SetAttribute(ctx, path.Root("manager_address"), manager)...)
-	resp.Diagnostics.Append(resp.State.SetAttribute(ctx, path.Root("name"), name)...)
-	resp.Diagnostics.Append(resp.State.SetAttribute(ctx, path.Root("id"), name)...)
+	importByName(ctx, req, resp, "MIRROR_NAME")
 }
 
 func splitImportID(id string) (manager, name string, ok bool) {
