@@ -146,7 +146,7 @@ func runSwarmDeploy(b *testing.B) {
 	s.tfOK(ctx, full, "get-full", "get", "-no-color")
 
 	// (a) apply of the full layout, from nothing to every task running.
-	res.apply = s.converge(ctx, full, "apply-full", "apply", "-auto-approve", "-input=false", "-no-color")
+	res.apply = s.apply(ctx, full, "apply-full")
 	res.applyPhases = applyPhases(res.apply.runs[0])
 	res.verify = s.verifyRunning(ctx, servicesFull)
 	settings := s.recordSettings(ctx)
@@ -154,44 +154,32 @@ func runSwarmDeploy(b *testing.B) {
 	// (b) plans with nothing to change, each beside the CLI's floor: a plan
 	// of a root module with no resources, at the same moment (same load).
 	for i := range res.plans {
-		p := s.tf(ctx, full, fmt.Sprintf("plan-full-%d", i+1), "plan", "-detailed-exitcode", "-input=false", "-no-color")
-		if p.code != 0 {
-			b.Errorf("plan %d with nothing to change exited %d (want 0: no changes); output in %s:\n%s", i+1, p.code, p.out, tail(p, 60))
-		}
-		res.plan = append(res.plan, p.took)
-		f := s.tf(ctx, empty, fmt.Sprintf("plan-empty-%d", i+1), "plan", "-detailed-exitcode", "-input=false", "-no-color")
-		if f.code != 0 {
-			b.Errorf("plan of the empty root module exited %d; output in %s:\n%s", f.code, f.out, tail(f, 30))
-		}
-		res.planFloor = append(res.planFloor, f.took)
+		res.plan = append(res.plan, s.planNoChange(ctx, full, fmt.Sprintf("plan-full-%d", i+1)))
+		res.planFloor = append(res.planFloor, s.planNoChange(ctx, empty, fmt.Sprintf("plan-empty-%d", i+1)))
 	}
 
 	// (c) destroy, then nothing may be left on any node.
-	res.destroy = s.converge(ctx, full, "destroy-full", "destroy", "-auto-approve", "-input=false", "-no-color")
+	res.destroy = s.destroy(ctx, full, "destroy-full")
 	res.leftAfterDestroy = s.checkNothingLeft(ctx, "after destroy of the full layout")
 
 	// Baseline: the swarm alone through Terraform (swarm, joins, images, hub,
 	// producer), then the 210 mirror and filter services with the raw Docker
 	// API on the manager's socket, removed the same way, then the swarm
 	// destroyed.
-	res.swarmApply = s.converge(ctx, swarmOnly, "apply-swarm", "apply", "-auto-approve", "-input=false", "-no-color")
+	res.swarmApply = s.apply(ctx, swarmOnly, "apply-swarm")
 	res.raw = s.rawDeploy(ctx, settings)
-	res.swarmDestroy = s.converge(ctx, swarmOnly, "destroy-swarm", "destroy", "-auto-approve", "-input=false", "-no-color")
+	res.swarmDestroy = s.destroy(ctx, swarmOnly, "destroy-swarm")
 	res.leftAfterBaseline = s.checkNothingLeft(ctx, "after the raw baseline and the swarm-only destroy")
 
 	// (iii) the shared mode: 5 filter services instead of 100.
 	if os.Getenv("MINIBROKER_BENCH_SWARM_SHARED") != "0" {
 		shared := s.writeRoot("shared", rootModule, s.moduleData(swarmspec.ModeShared))
 		s.tfOK(ctx, shared, "get-shared", "get", "-no-color")
-		r := s.converge(ctx, shared, "apply-shared", "apply", "-auto-approve", "-input=false", "-no-color")
+		r := s.apply(ctx, shared, "apply-shared")
 		res.sharedApply = &r
 		res.sharedVerify = s.verifyRunning(ctx, servicesShared)
-		p := s.tf(ctx, shared, "plan-shared", "plan", "-detailed-exitcode", "-input=false", "-no-color")
-		if p.code != 0 {
-			b.Errorf("shared-mode plan with nothing to change exited %d; output in %s:\n%s", p.code, p.out, tail(p, 60))
-		}
-		res.sharedPlan = p.took
-		d := s.converge(ctx, shared, "destroy-shared", "destroy", "-auto-approve", "-input=false", "-no-color")
+		res.sharedPlan = s.planNoChange(ctx, shared, "plan-shared")
+		d := s.destroy(ctx, shared, "destroy-shared")
 		res.sharedDestroy = &d
 		res.leftAfterShared = s.checkNothingLeft(ctx, "after destroy of the shared layout")
 	}
@@ -208,10 +196,14 @@ func runSwarmDeploy(b *testing.B) {
 	b.ReportMetric(median(res.planFloor).Seconds(), "plan_floor_s")
 	b.ReportMetric(res.raw.running.Seconds(), "raw_210_services_s")
 
-	text := s.report(res)
-	out := os.Getenv("MINIBROKER_BENCH_SWARM_OUT")
+	writeReport(b, s.report(res), os.Getenv("MINIBROKER_BENCH_SWARM_OUT"), "benchmarks-swarm.md")
+}
+
+// writeReport writes a benchmark's markdown to out, else beside
+// MINIBROKER_BENCH_OUT as name, else only to the output.
+func writeReport(b *testing.B, text, out, name string) {
 	if out == "" && os.Getenv("MINIBROKER_BENCH_OUT") != "" {
-		out = filepath.Join(filepath.Dir(os.Getenv("MINIBROKER_BENCH_OUT")), "benchmarks-swarm.md")
+		out = filepath.Join(filepath.Dir(os.Getenv("MINIBROKER_BENCH_OUT")), name)
 	}
 	if out == "" {
 		fmt.Print("\n" + text)
@@ -224,6 +216,22 @@ func runSwarmDeploy(b *testing.B) {
 }
 
 func newSwarmBench(b *testing.B) *swarmBench {
+	b.Helper()
+	s := newTerraformBench(b, "MINIBROKER_BENCH_SWARM_DIR")
+	s.load0 = loadAvg()
+	began := time.Now()
+	s.lab = lab.ForTest(b, swarmNodes)
+	s.labStart = time.Since(began)
+	s.setNodes(s.lab.Nodes())
+	b.Logf("lab %d: %d nodes in %s; work dir %s; %s", s.lab.Number(), len(s.nodes), s.labStart.Round(time.Millisecond), s.work, s.tfVersion)
+	return s
+}
+
+// newTerraformBench checks the prerequisites (root and the lab's tools, the
+// Terraform CLI, the image archives), makes the work directory (dirEnv names
+// the variable that keeps it), builds the provider from this tree and writes
+// the CLI configuration that finds it. It starts no lab.
+func newTerraformBench(b *testing.B, dirEnv string) *swarmBench {
 	b.Helper()
 	repo, err := filepath.Abs("..")
 	must(b, err)
@@ -250,7 +258,7 @@ func newSwarmBench(b *testing.B) *swarmBench {
 		}
 	}
 
-	if dir := os.Getenv("MINIBROKER_BENCH_SWARM_DIR"); dir != "" {
+	if dir := os.Getenv(dirEnv); dir != "" {
 		must(b, os.RemoveAll(dir))
 		must(b, os.MkdirAll(dir, 0o755))
 		s.work, err = filepath.Abs(dir)
@@ -290,20 +298,19 @@ func newSwarmBench(b *testing.B) *swarmBench {
 	if v, err := version.Output(); err == nil {
 		s.tfVersion, _, _ = strings.Cut(strings.TrimSpace(string(v)), "\n")
 	}
+	return s
+}
 
-	s.load0 = loadAvg()
-	began := time.Now()
-	s.lab = lab.ForTest(b, swarmNodes)
-	s.labStart = time.Since(began)
-	s.nodes = s.lab.Nodes()
-	for _, n := range s.nodes {
+// setNodes makes nodes the layout's hosts, in its order (manager, producer,
+// filter hosts, consumer hosts), with a Docker client on each one's socket.
+func (s *swarmBench) setNodes(nodes []lab.Node) {
+	s.nodes, s.engines = nodes, nil
+	for _, n := range nodes {
 		cli, err := client.NewClientWithOpts(client.WithHost("unix://"+n.DockerSocket), client.WithAPIVersionNegotiation())
-		must(b, err)
-		b.Cleanup(func() { _ = cli.Close() })
+		must(s.b, err)
+		s.b.Cleanup(func() { _ = cli.Close() })
 		s.engines = append(s.engines, cli)
 	}
-	b.Logf("lab %d: %d nodes in %s; work dir %s; %s", s.lab.Number(), len(s.nodes), s.labStart.Round(time.Millisecond), s.work, s.tfVersion)
-	return s
 }
 
 func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }
@@ -315,17 +322,15 @@ type moduleData struct {
 	Manager, Producer, Interval                     string
 	Filters, Consumers                              []string
 	HubHeap, MirrorHeap, MirrorMakerHeap            int
+	FiltersPerHost                                  int
 	KafkaImage, WorkloadsImage                      string
 }
 
+// moduleData is the data of the root modules calling examples/any-swarm on
+// the lab's nodes, with moduleSettings' values.
 func (s *swarmBench) moduleData(mode string) moduleData {
-	d := moduleData{
-		Module: filepath.Join(s.repo, "examples/any-swarm"), Key: s.lab.PrivateKeyFile(), KnownHosts: s.lab.KnownHostsFile(),
-		Workloads: s.workloads, Kafka: s.kafka, Mode: mode,
-		Manager: s.nodes[0].Addr, Producer: s.nodes[1].Addr,
-		HubHeap: hubHeapMB, MirrorHeap: mirrorHeapMB, MirrorMakerHeap: mirrorMakerHeap,
-		KafkaImage: kafkaImage, WorkloadsImage: workloadsImage, Interval: producerInterval(),
-	}
+	d := s.settings(mode)
+	d.Manager, d.Producer = s.nodes[0].Addr, s.nodes[1].Addr
 	for _, n := range s.nodes[2 : 2+filterHosts] {
 		d.Filters = append(d.Filters, n.Addr)
 	}
@@ -335,10 +340,19 @@ func (s *swarmBench) moduleData(mode string) moduleData {
 	return d
 }
 
-// rootModule calls examples/any-swarm as a user would, with heaps that fit
-// 11 JVMs on this machine and small alerts (cutout_bytes 0) so that the
-// running producer and filters leave the cores to the deployment; the rest
-// is the module's defaults (10,000 alerts every 39 s, 20 filters per host).
+// settings is moduleData without the hosts.
+func (s *swarmBench) settings(mode string) moduleData {
+	return moduleData{
+		Module: filepath.Join(s.repo, "examples/any-swarm"), Key: s.lab.PrivateKeyFile(), KnownHosts: s.lab.KnownHostsFile(),
+		Workloads: s.workloads, Kafka: s.kafka, Mode: mode,
+		HubHeap: hubHeapMB, MirrorHeap: mirrorHeapMB, MirrorMakerHeap: mirrorMakerHeap,
+		KafkaImage: kafkaImage, WorkloadsImage: workloadsImage, Interval: producerInterval(),
+		FiltersPerHost: filtersPerHost,
+	}
+}
+
+// rootModule calls examples/any-swarm as a user would, with the settings
+// of moduleSettings.
 const rootModule = `module "broker" {
   source = "{{.Module}}"
 
@@ -349,7 +363,14 @@ const rootModule = `module "broker" {
 
   ssh_private_key_file = "{{.Key}}"
   known_hosts_file     = "{{.KnownHosts}}"
-  image_archives       = ["{{.Workloads}}", "{{.Kafka}}"]
+` + moduleSettings + "}\n"
+
+// moduleSettings are the inputs examples/any-swarm and examples/aws share,
+// as the benchmarks set them: the images from their archives, heaps that
+// fit 11 JVMs on this machine and small alerts (cutout_bytes 0) so that the
+// running producer and filters leave the cores to the deployment; the rest
+// is the modules' defaults (10,000 alerts per visit).
+const moduleSettings = `  image_archives       = ["{{.Workloads}}", "{{.Kafka}}"]
   kafka_image          = "{{.KafkaImage}}"
   workloads_image      = "{{.WorkloadsImage}}"
 
@@ -359,7 +380,7 @@ const rootModule = `module "broker" {
   cutout_bytes         = 0
   visit_interval       = "{{.Interval}}"
   filter_mode          = "{{.Mode}}"
-}
+  filters_per_mirror   = {{.FiltersPerHost}}
 `
 
 // swarmOnlyModule is the module's minibroker_swarm alone, same settings.
@@ -425,7 +446,7 @@ func producerInterval() string {
 	return idleInterval
 }
 
-func (s *swarmBench) writeRoot(name, tmpl string, data moduleData) string {
+func (s *swarmBench) writeRoot(name, tmpl string, data any) string {
 	dir := filepath.Join(s.work, name)
 	must(s.b, os.MkdirAll(dir, 0o755))
 	var sb strings.Builder
@@ -471,10 +492,16 @@ func (s *swarmBench) tf(ctx context.Context, dir, name string, args ...string) t
 	s.noteOtherLabs()
 	run.busy = cpu1.busySince(cpu0)
 	run.cpu = float64(cpu1.busy-cpu0.busy) / clockTicks
-	for i := range ctr1 {
-		run.ctr += ctr1[i] - ctr0[i]
+	kafkaHosts := map[string]bool{}
+	for i, n := range s.nodes {
 		if i < 1 || (i >= 2 && i < 2+filterHosts) {
-			run.onKafkaHosts += ctr1[i] - ctr0[i]
+			kafkaHosts[s.cgroupOf(n)] = true
+		}
+	}
+	for cg, used := range ctr1 { // a node added meanwhile counts from 0; one removed meanwhile is not counted
+		run.ctr += used - ctr0[cg]
+		if kafkaHosts[cg] {
+			run.onKafkaHosts += used - ctr0[cg]
 		}
 	}
 	<-done
@@ -552,6 +579,30 @@ func (s *swarmBench) converge(ctx context.Context, dir, name string, args ...str
 	return c
 }
 
+// apply applies the root module in dir, again when an attempt fails.
+func (s *swarmBench) apply(ctx context.Context, dir, name string) converged {
+	s.b.Helper()
+	return s.converge(ctx, dir, name, "apply", "-auto-approve", "-input=false", "-no-color")
+}
+
+// destroy destroys what the root module in dir created, again when an
+// attempt fails.
+func (s *swarmBench) destroy(ctx context.Context, dir, name string) converged {
+	s.b.Helper()
+	return s.converge(ctx, dir, name, "destroy", "-auto-approve", "-input=false", "-no-color")
+}
+
+// planNoChange runs a plan that must find nothing to change (else the
+// benchmark fails once the rest has run) and returns its time.
+func (s *swarmBench) planNoChange(ctx context.Context, dir, name string) time.Duration {
+	s.b.Helper()
+	p := s.tf(ctx, dir, name, "plan", "-detailed-exitcode", "-input=false", "-no-color")
+	if p.code != 0 {
+		s.b.Errorf("terraform plan (%s) exited %d (want 0: nothing to change); output in %s:\n%s", name, p.code, p.out, tail(p, 60))
+	}
+	return p.took
+}
+
 // errorSummary is the distinct error details Terraform printed, one line each.
 func errorSummary(r tfRun) string {
 	var out []string
@@ -615,29 +666,54 @@ var (
 type phases struct {
 	events     []resourceEvent
 	firstStart time.Duration // CLI start-up, refresh and plan inside the apply
+	swarmStart time.Duration // minibroker_swarm started
 	swarmDone  time.Duration // minibroker_swarm complete
 	lastDone   time.Duration // last mirror or filter group complete
 	total      time.Duration
-	// From the provider's log: when the last service create call was made.
-	lastCreate time.Duration
+	// From the provider's log: when the last service create call was made;
+	// when the swarm was initialised on the manager (every host answered
+	// over SSH by then); on EC2, when the first and the last RunInstances
+	// call returned (0 without instances).
+	lastCreate, swarmInit       time.Duration
+	firstInstance, lastInstance time.Duration
 }
 
 func applyPhases(r tfRun) phases {
 	p := applyEvents(r)
+	last := func(ts []time.Duration) time.Duration {
+		if len(ts) == 0 {
+			return 0
+		}
+		return ts[len(ts)-1]
+	}
+	p.lastCreate = last(providerLogTimes(r, "creating service"))
+	p.swarmInit = last(providerLogTimes(r, "initialising swarm"))
+	if started := providerLogTimes(r, "instance started"); len(started) > 0 {
+		p.firstInstance, p.lastInstance = started[0], last(started)
+	}
+	return p
+}
+
+// providerLogTimes returns when, since the run began and in order, the
+// provider logged msg (TF_LOG_PROVIDER=INFO writes lines such as
+// "<RFC 3339 time> [INFO]  provider.terraform-provider-minibroker: creating service: ...").
+func providerLogTimes(r tfRun, msg string) []time.Duration {
 	b, err := os.ReadFile(strings.TrimSuffix(r.out, ".out") + ".provider.log")
 	if err != nil {
-		return p
+		return nil
 	}
+	var out []time.Duration
 	for _, l := range strings.Split(string(b), "\n") {
-		if !strings.Contains(l, ": creating service:") {
+		if !strings.Contains(l, ": "+msg+":") {
 			continue
 		}
 		ts, _, _ := strings.Cut(l, " ")
 		if t, err := time.Parse(time.RFC3339Nano, ts); err == nil {
-			p.lastCreate = max(p.lastCreate, t.Sub(r.began))
+			out = append(out, t.Sub(r.began))
 		}
 	}
-	return p
+	slices.Sort(out)
+	return out
 }
 
 func applyEvents(r tfRun) phases {
@@ -659,7 +735,7 @@ func applyEvents(r tfRun) phases {
 			p.firstStart = e.start
 		}
 		if strings.Contains(a, "minibroker_swarm.") {
-			p.swarmDone = e.done
+			p.swarmStart, p.swarmDone = e.start, e.done
 		} else {
 			p.lastDone = max(p.lastDone, e.done)
 		}
@@ -1097,8 +1173,11 @@ func parallel(b *testing.B, n int, fn func(int) error) {
 }
 
 // parallelErr runs fn(0..n-1), rawConcurrency at a time, and joins the errors.
-func parallelErr(n int, fn func(int) error) error {
-	sem := make(chan struct{}, rawConcurrency)
+func parallelErr(n int, fn func(int) error) error { return parallelLimit(rawConcurrency, n, fn) }
+
+// parallelLimit runs fn(0..n-1), limit at a time, and joins the errors.
+func parallelLimit(limit, n int, fn func(int) error) error {
+	sem := make(chan struct{}, limit)
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	var errs []error
@@ -1139,26 +1218,41 @@ func (s *swarmBench) noteOtherLabs() {
 // clockTicks is USER_HZ, the unit of /proc/stat (100 on Linux).
 const clockTicks = 100
 
-// containerCPU returns the CPU seconds used so far by each node's containers
-// (the lab gives each node's dockerd the cgroup parent mblabN-ni); zeros
-// where the cgroup cannot be read.
-func (s *swarmBench) containerCPU() []float64 {
-	out := make([]float64, len(s.nodes))
-	for i := range s.nodes {
-		name := fmt.Sprintf("mblab%d-n%d", s.lab.Number(), i+1)
-		if b, err := os.ReadFile("/sys/fs/cgroup/cpuacct/" + name + "/cpuacct.usage"); err == nil { // cgroup v1
+// containerCPU returns the CPU seconds used so far by the containers of
+// each node of the lab, by the node's cgroup (the lab gives the dockerd of
+// the node in slot I the cgroup parent mblabN-nI), whether the node is one
+// of s.nodes or not (the EC2 data plane's nodes come and go with their
+// instances); a cgroup that cannot be read is left out.
+func (s *swarmBench) containerCPU() map[string]float64 {
+	out := map[string]float64{}
+	prefix := fmt.Sprintf("mblab%d-n", s.lab.Number())
+	v1, _ := filepath.Glob("/sys/fs/cgroup/cpuacct/" + prefix + "*/cpuacct.usage")
+	for _, f := range v1 {
+		if b, err := os.ReadFile(f); err == nil {
 			ns, _ := strconv.ParseFloat(strings.TrimSpace(string(b)), 64)
-			out[i] = ns / 1e9
-		} else if b, err := os.ReadFile("/sys/fs/cgroup/" + name + "/cpu.stat"); err == nil { // cgroup v2
-			for _, l := range strings.Split(string(b), "\n") {
-				if v, ok := strings.CutPrefix(l, "usage_usec "); ok {
-					us, _ := strconv.ParseFloat(v, 64)
-					out[i] = us / 1e6
-				}
+			out[filepath.Base(filepath.Dir(f))] = ns / 1e9
+		}
+	}
+	v2, _ := filepath.Glob("/sys/fs/cgroup/" + prefix + "*/cpu.stat")
+	for _, f := range v2 {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		for _, l := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(l, "usage_usec "); ok {
+				us, _ := strconv.ParseFloat(v, 64)
+				out[filepath.Base(filepath.Dir(f))] = us / 1e6
 			}
 		}
 	}
 	return out
+}
+
+// cgroupOf is the cgroup of a node's containers: mblabN-nI for the node in
+// slot I, whose directory is /tmp/mblabN/nI.
+func (s *swarmBench) cgroupOf(n lab.Node) string {
+	return fmt.Sprintf("mblab%d-%s", s.lab.Number(), filepath.Base(n.Dir))
 }
 
 type cpuSample struct{ busy, total uint64 }
@@ -1237,28 +1331,15 @@ func (s *swarmBench) report(res *swarmResults) string {
 	var r report
 	r.f("## Swarm deployment (issue 3)\n\n")
 	r.f("Generated by `go test ./bench -run XXX -bench BenchmarkSwarmDeploy -benchtime 1x` on %s.\n\n", time.Now().UTC().Format("2006-01-02 15:04 MST"))
-	r.f("- Machine: %s, %d cores, %s RAM, %s; load average before the run: %s\n", cpuModel(), runtime.NumCPU(), memTotal(),
-		cmdOut("uname", "-sr"), s.load0)
+	s.machineNotes(&r)
 	r.f("- Lab: %d nodes, all on this machine (internal/lab: each node its own network namespace, dockerd and sshd), started in %s;\n",
 		len(s.nodes), secs(s.labStart))
 	r.f("  the provider reaches each over SSH as it would a real host. %s, provider built from this tree (dev_overrides).\n", s.tfVersion)
-	if len(s.others) == 0 {
-		r.f("- No other lab ran on the machine during the measurements.\n")
-	} else {
-		r.f("- **Other labs shared the machine during the run** (their nodes: %s): figures are pessimistic.\n",
-			strings.Join(slices.Sorted(maps.Keys(s.others)), ", "))
-	}
+	s.otherLabsNote(&r)
 	r.f("- Layout: `examples/any-swarm` (the 2018 1+11 deployment): node1 manager (hub Kafka), node2 producer, node3–7 filter hosts\n")
 	r.f("  (a mirror Kafka, its MirrorMaker 2 and %d isolated filters each), node8–12 consumer hosts (%d consumers): %d services.\n",
 		filtersPerHost, filterHosts*filtersPerHost, servicesFull)
-	r.f("  11 JVMs on %d cores: hub and mirror heaps %d MiB, MirrorMaker 2 %d MiB. The producer is deployed with 10,000 small alerts\n",
-		runtime.NumCPU(), hubHeapMB, mirrorMakerHeap)
-	if producerInterval() == idleInterval {
-		r.f("  (cutout_bytes 0) per visit, but %s between visits: it runs and sends nothing while the deployment is measured.\n", idleInterval)
-		r.f("  (With the original 39 s the deployed filters take both cores while the last tasks start; MINIBROKER_BENCH_SWARM_INTERVAL=39s.)\n")
-	} else {
-		r.f("  (cutout_bytes 0) per visit, one visit every %s: the deployed pipeline runs while the deployment is measured.\n", producerInterval())
-	}
+	heapsAndProducer(&r)
 	r.f("- Apply ends when every task runs (the provider waits for them); the benchmark then checks on the manager's socket\n")
 	r.f("  that all %d services have a running task, and after destroy that no node has a swarm, container, network or image left.\n\n", servicesFull)
 
@@ -1346,6 +1427,35 @@ func (s *swarmBench) report(res *swarmResults) string {
 	}
 	r.f("\n")
 	return r.String()
+}
+
+// machineNotes is the report's line on the machine.
+func (s *swarmBench) machineNotes(r *report) {
+	r.f("- Machine: %s, %d cores, %s RAM, %s; load average before the run: %s\n", cpuModel(), runtime.NumCPU(), memTotal(),
+		cmdOut("uname", "-sr"), s.load0)
+}
+
+// otherLabsNote says whether other labs shared the machine.
+func (s *swarmBench) otherLabsNote(r *report) {
+	if len(s.others) == 0 {
+		r.f("- No other lab ran on the machine during the measurements.\n")
+	} else {
+		r.f("- **Other labs shared the machine during the run** (their nodes: %s): figures are pessimistic.\n",
+			strings.Join(slices.Sorted(maps.Keys(s.others)), ", "))
+	}
+}
+
+// heapsAndProducer continues the layout's line: the heaps and what the
+// producer does while the deployment is measured.
+func heapsAndProducer(r *report) {
+	r.f("  11 JVMs on %d cores: hub and mirror heaps %d MiB, MirrorMaker 2 %d MiB. The producer is deployed with 10,000 small alerts\n",
+		runtime.NumCPU(), hubHeapMB, mirrorMakerHeap)
+	if producerInterval() == idleInterval {
+		r.f("  (cutout_bytes 0) per visit, but %s between visits: it runs and sends nothing while the deployment is measured.\n", idleInterval)
+		r.f("  (With the original 39 s the deployed filters take both cores while the last tasks start; MINIBROKER_BENCH_SWARM_INTERVAL=39s.)\n")
+	} else {
+		r.f("  (cutout_bytes 0) per visit, one visit every %s: the deployed pipeline runs while the deployment is measured.\n", producerInterval())
+	}
 }
 
 // attempts notes, after a time, that it took more than one attempt.

@@ -38,7 +38,7 @@ func openSwarm(ctx context.Context, pd *providerData, swarmID, manager, knownKey
 	if err != nil {
 		return nil, fmt.Errorf("%s is not a swarm manager: %w", manager, err)
 	}
-	if swarmID != "" && sw.ID != swarmID {
+	if swarmID != "" && !swarmMatches(sw, swarmID) {
 		return nil, fmt.Errorf("%s manages swarm %s, not %s", manager, sw.ID, swarmID)
 	}
 	nets, err := cli.NetworkList(ctx, network.ListOptions{Filters: filters.NewArgs(
@@ -52,7 +52,11 @@ func openSwarm(ctx context.Context, pd *providerData, swarmID, manager, knownKey
 	if !pd.tofu {
 		fp = ""
 	}
-	return &swarmHandle{cli: cli, hostKey: fp, network: nets[0].Name, swarmID: sw.ID, manager: manager}, nil
+	id := sw.ID
+	if l := sw.Spec.Labels[labelSwarmID]; l != "" {
+		id = l // a swarm on EC2 goes by its resource's id
+	}
+	return &swarmHandle{cli: cli, hostKey: fp, network: nets[0].Name, swarmID: id, manager: manager}, nil
 }
 
 // mirrorNodeIndex finds the filter node a mirror runs on.

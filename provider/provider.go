@@ -12,12 +12,14 @@ import (
 
 	"github.com/hashicorp/terraform-plugin-framework-validators/stringvalidator"
 	"github.com/hashicorp/terraform-plugin-framework/datasource"
+	"github.com/hashicorp/terraform-plugin-framework/diag"
 	"github.com/hashicorp/terraform-plugin-framework/path"
 	"github.com/hashicorp/terraform-plugin-framework/provider"
 	"github.com/hashicorp/terraform-plugin-framework/provider/schema"
 	"github.com/hashicorp/terraform-plugin-framework/resource"
 	"github.com/hashicorp/terraform-plugin-framework/schema/validator"
 	"github.com/hashicorp/terraform-plugin-framework/types"
+	"github.com/hashicorp/terraform-plugin-framework/types/basetypes"
 
 	"github.com/minibroker/terraform-provider-minibroker/internal/dockerssh"
 	"github.com/minibroker/terraform-provider-minibroker/internal/swarmspec"
@@ -47,13 +49,25 @@ type providerModel struct {
 	SSHPassphrase  types.String `tfsdk:"ssh_private_key_passphrase"`
 	HostKeyPolicy  types.String `tfsdk:"host_key_policy"`
 	KnownHostsFile types.String `tfsdk:"known_hosts_file"`
+	Bastion        types.Object `tfsdk:"bastion"` // bastionModel
 	KafkaImage     types.String `tfsdk:"kafka_image"`
 	WorkloadsImage types.String `tfsdk:"workloads_image"`
 }
 
+// bastionModel is the provider's bastion block.
+type bastionModel struct {
+	Address types.String `tfsdk:"address"`
+	User    types.String `tfsdk:"user"`
+}
+
+// envBastion names the environment variable that sets the bastion's address
+// when the provider block has no bastion.
+const envBastion = "MINIBROKER_SSH_BASTION"
+
 // providerData is what resources receive in Configure.
 type providerData struct {
 	pool           *dockerssh.Pool
+	sshConfig      dockerssh.Config // for short-lived pools (waiting for new nodes)
 	tofu           bool
 	kafkaImage     string
 	workloadsImage string
@@ -93,8 +107,29 @@ func (p *minibrokerProvider) Schema(_ context.Context, _ provider.SchemaRequest,
 				Validators: []validator.String{stringvalidator.OneOf(policyKnownHosts, policyTOFU)},
 			},
 			"known_hosts_file": schema.StringAttribute{
-				Optional:            true,
-				MarkdownDescription: "known_hosts file for the `known_hosts` policy; a leading `~/` is the user's home. Default `~/.ssh/known_hosts`.",
+				Optional: true,
+				MarkdownDescription: "known_hosts file for the `known_hosts` policy; a leading `~/` is the user's home. Default `~/.ssh/known_hosts`. " +
+					"With `trust_on_first_use` it is used only for the `bastion`'s host key, when set.",
+			},
+			"bastion": schema.SingleNestedAttribute{
+				Optional: true,
+				MarkdownDescription: "SSH jump host, for nodes whose addresses (e.g. private IPs in a VPC) are reachable only through it, like `ssh -J`. " +
+					"The provider keeps one SSH connection to the bastion, authenticated with `ssh_private_key`, and reaches each node's sshd " +
+					"through it, so the bastion's sshd must allow TCP forwarding (`AllowTcpForwarding yes`, no `restrict` or " +
+					"`no-port-forwarding` on the key's authorized_keys line) to port 22 of the nodes. Node host keys are checked as without a bastion. " +
+					"The bastion's host key is checked like the nodes' with the `known_hosts` policy (it must be in `known_hosts_file`); with " +
+					"`trust_on_first_use` it is checked against `known_hosts_file` when that is set, and otherwise accepted afresh on every run " +
+					"(it is not kept in any resource's state). Default: none, or the address in `" + envBastion + "`.",
+				Attributes: map[string]schema.Attribute{
+					"address": schema.StringAttribute{
+						Required:            true,
+						MarkdownDescription: "`host` or `host:port` (port 22 by default) of the bastion's sshd, e.g. its public IP.",
+					},
+					"user": schema.StringAttribute{
+						Optional:            true,
+						MarkdownDescription: "SSH user on the bastion, e.g. `ec2-user`. Default: the nodes' user (`ssh_user`).",
+					},
+				},
 			},
 			"kafka_image": schema.StringAttribute{
 				Optional: true,
@@ -115,7 +150,34 @@ func (p *minibrokerProvider) Configure(ctx context.Context, req provider.Configu
 	if resp.Diagnostics.HasError() {
 		return
 	}
-	cfg := dockerssh.Config{
+	cfg, known, diags := poolConfig(ctx, m)
+	resp.Diagnostics.Append(diags...)
+	if !known || resp.Diagnostics.HasError() {
+		// Values known only during apply: resources are configured again then.
+		return
+	}
+	pool, err := dockerssh.NewPool(cfg)
+	if err != nil {
+		resp.Diagnostics.AddError("Invalid SSH settings", err.Error())
+		return
+	}
+	data := &providerData{
+		pool:           pool,
+		sshConfig:      cfg,
+		tofu:           cfg.Policy == dockerssh.TrustOnFirstUse,
+		kafkaImage:     stringOr(m.KafkaImage, swarmspec.DefaultKafkaImage),
+		workloadsImage: stringOr(m.WorkloadsImage, swarmspec.DefaultWorkloadsImage),
+	}
+	resp.ResourceData = data
+	resp.DataSourceData = data
+}
+
+// poolConfig turns the provider configuration (and the MINIBROKER_SSH_*
+// environment variables) into SSH settings. known is false when a value it
+// needs is not known yet, e.g. a key or bastion address computed by another
+// resource during plan.
+func poolConfig(ctx context.Context, m providerModel) (cfg dockerssh.Config, known bool, diags diag.Diagnostics) {
+	cfg = dockerssh.Config{
 		User:          stringOr(m.SSHUser, envOr("MINIBROKER_SSH_USER", "root")),
 		PrivateKeyPEM: m.SSHPrivateKey.ValueString(),
 		Passphrase:    m.SSHPassphrase.ValueString(),
@@ -127,48 +189,94 @@ func (p *minibrokerProvider) Configure(ctx context.Context, req provider.Configu
 		if path := os.Getenv("MINIBROKER_SSH_PRIVATE_KEY_FILE"); path != "" {
 			b, err := os.ReadFile(path)
 			if err != nil {
-				resp.Diagnostics.AddError("Cannot read SSH private key", err.Error())
-				return
+				diags.AddError("Cannot read SSH private key", err.Error())
+				return cfg, true, diags
 			}
 			cfg.PrivateKeyPEM = string(b)
 		}
 	}
 	if m.SSHPrivateKey.IsUnknown() {
-		// Known only during apply; resources are configured again then.
-		return
+		return cfg, false, diags
 	}
 	if cfg.PrivateKeyPEM == "" {
-		resp.Diagnostics.AddAttributeError(path.Root("ssh_private_key"), "Missing SSH private key",
+		diags.AddAttributeError(path.Root("ssh_private_key"), "Missing SSH private key",
 			"Set ssh_private_key in the provider block or MINIBROKER_SSH_PRIVATE_KEY_FILE.")
-		return
+		return cfg, true, diags
 	}
-	tofu := m.HostKeyPolicy.ValueString() == policyTOFU
-	if tofu {
+
+	// known_hosts_file as configured, "~/" expanded; empty when not set.
+	knownHostsFile, err := expandHome(stringOr(m.KnownHostsFile, ""))
+	if err != nil {
+		diags.AddAttributeError(path.Root("known_hosts_file"), "Cannot find the home directory", err.Error())
+		return cfg, true, diags
+	}
+	switch {
+	case m.HostKeyPolicy.ValueString() == policyTOFU:
 		cfg.Policy = dockerssh.TrustOnFirstUse
-	} else {
-		cfg.KnownHostsFile = stringOr(m.KnownHostsFile, "~/.ssh/known_hosts")
-		if rest, ok := strings.CutPrefix(cfg.KnownHostsFile, "~/"); ok {
-			home, err := os.UserHomeDir()
-			if err != nil {
-				resp.Diagnostics.AddAttributeError(path.Root("known_hosts_file"), "Cannot find the home directory", err.Error())
-				return
-			}
-			cfg.KnownHostsFile = filepath.Join(home, rest)
+	case knownHostsFile != "":
+		cfg.KnownHostsFile = knownHostsFile
+	default:
+		if cfg.KnownHostsFile, err = expandHome("~/.ssh/known_hosts"); err != nil {
+			diags.AddAttributeError(path.Root("known_hosts_file"), "Cannot find the home directory", err.Error())
+			return cfg, true, diags
 		}
 	}
-	pool, err := dockerssh.NewPool(cfg)
+
+	bastion, known, d := bastionConfig(ctx, m.Bastion, cfg.User)
+	diags.Append(d...)
+	if !known || diags.HasError() {
+		return cfg, known, diags
+	}
+	if bastion != nil && cfg.Policy == dockerssh.TrustOnFirstUse {
+		// No resource state keeps the bastion's fingerprint: check it
+		// against known_hosts_file when one is set; otherwise the key is
+		// trusted on each run (and pinned for the run by the pool).
+		bastion.KnownHostsFile = knownHostsFile
+	}
+	cfg.Bastion = bastion
+	return cfg, true, diags
+}
+
+// bastionConfig reads the bastion block, or MINIBROKER_SSH_BASTION when
+// there is none; nil means no bastion. user is the nodes' SSH user, the
+// default for the bastion's.
+func bastionConfig(ctx context.Context, o types.Object, user string) (b *dockerssh.Bastion, known bool, diags diag.Diagnostics) {
+	if o.IsUnknown() {
+		return nil, false, diags
+	}
+	if o.IsNull() {
+		if addr := strings.TrimSpace(os.Getenv(envBastion)); addr != "" {
+			return &dockerssh.Bastion{Address: addr, User: user}, true, diags
+		}
+		return nil, true, diags
+	}
+	var m bastionModel
+	diags.Append(o.As(ctx, &m, basetypes.ObjectAsOptions{})...)
+	if diags.HasError() {
+		return nil, true, diags
+	}
+	if m.Address.IsUnknown() || m.User.IsUnknown() {
+		return nil, false, diags
+	}
+	if strings.TrimSpace(m.Address.ValueString()) == "" {
+		diags.AddAttributeError(path.Root("bastion").AtName("address"), "Missing bastion address",
+			"Set bastion.address to host or host:port of the bastion, or remove the bastion block.")
+		return nil, true, diags
+	}
+	return &dockerssh.Bastion{Address: m.Address.ValueString(), User: stringOr(m.User, user)}, true, diags
+}
+
+// expandHome replaces a leading "~/" with the user's home directory.
+func expandHome(p string) (string, error) {
+	rest, ok := strings.CutPrefix(p, "~/")
+	if !ok {
+		return p, nil
+	}
+	home, err := os.UserHomeDir()
 	if err != nil {
-		resp.Diagnostics.AddError("Invalid SSH settings", err.Error())
-		return
+		return "", err
 	}
-	data := &providerData{
-		pool:           pool,
-		tofu:           tofu,
-		kafkaImage:     stringOr(m.KafkaImage, swarmspec.DefaultKafkaImage),
-		workloadsImage: stringOr(m.WorkloadsImage, swarmspec.DefaultWorkloadsImage),
-	}
-	resp.ResourceData = data
-	resp.DataSourceData = data
+	return filepath.Join(home, rest), nil
 }
 
 func (p *minibrokerProvider) Resources(context.Context) []func() resource.Resource {

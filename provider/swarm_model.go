@@ -17,7 +17,10 @@ import (
 
 type swarmModel struct {
 	ID             types.String   `tfsdk:"id"`
-	Hosts          []hostModel    `tfsdk:"hosts"`
+	Hosts          types.List     `tfsdk:"hosts"`
+	AWS            types.Object   `tfsdk:"aws"`
+	Instances      types.List     `tfsdk:"instances"`
+	SecurityGroup  types.String   `tfsdk:"security_group_id"`
 	Network        types.String   `tfsdk:"network"`
 	AddressPool    types.String   `tfsdk:"address_pool"`
 	KafkaImage     types.String   `tfsdk:"kafka_image"`
@@ -62,6 +65,29 @@ type producerModel struct {
 
 var objectAsOptions = basetypes.ObjectAsOptions{}
 
+// hostModels returns the hosts list (empty while unknown).
+func (m swarmModel) hostModels() []hostModel {
+	var hs []hostModel
+	if !m.Hosts.IsNull() && !m.Hosts.IsUnknown() {
+		m.Hosts.ElementsAs(context.Background(), &hs, false)
+	}
+	return hs
+}
+
+func hostList(hs []hostModel) types.List {
+	l, _ := types.ListValueFrom(context.Background(), types.ObjectType{AttrTypes: hostAttrTypes}, hs)
+	return l
+}
+
+// awsMode reports whether the resource provisions EC2 instances.
+func (m swarmModel) awsMode() bool { return !m.AWS.IsNull() }
+
+func (m swarmModel) awsConfig() awsModel {
+	var a awsModel
+	m.AWS.As(context.Background(), &a, objectAsOptions)
+	return a
+}
+
 // host is a validated host of the configuration.
 type host struct {
 	Address   string // SSH address as configured
@@ -77,7 +103,7 @@ func (m swarmModel) hosts() ([]host, error) {
 	count := map[string]int{}
 	seen := map[string]bool{}
 	var out []host
-	for i, h := range m.Hosts {
+	for i, h := range m.hostModels() {
 		addr := h.Address.ValueString()
 		if seen[addr] {
 			return nil, fmt.Errorf("hosts[%d]: address %q is listed twice", i, addr)
@@ -91,6 +117,19 @@ func (m swarmModel) hosts() ([]host, error) {
 		out = append(out, host{Address: addr, Role: role, Index: count[role],
 			Socket: h.DockerSocket.ValueString(), Advertise: adv})
 		count[role]++
+	}
+	if m.awsMode() {
+		// An instance's index is its tag, even with a gap left by one
+		// terminated outside Terraform.
+		index := map[string]int{}
+		for _, in := range m.instanceModels() {
+			index[in.PrivateIP.ValueString()] = int(in.Index.ValueInt64())
+		}
+		for i := range out {
+			if n, ok := index[out[i].Advertise]; ok {
+				out[i].Index = n
+			}
+		}
 	}
 	switch {
 	case count[swarmspec.RoleManager] != 1:

@@ -34,6 +34,16 @@ type swarmPrivate struct {
 
 const privateKey = "minibroker"
 
+// labelSwarmID labels a swarm provisioned on EC2 with the resource's id,
+// which mirrors and filter groups name it by.
+const labelSwarmID = "minibroker.id"
+
+// swarmMatches reports whether sw is the swarm a resource knows as id: its
+// cluster id, or the id label of a swarm on EC2.
+func swarmMatches(sw swarm.Swarm, id string) bool {
+	return sw.ID == id || (id != "" && sw.Spec.Labels[labelSwarmID] == id)
+}
+
 // Overlay address space when the swarm is created: Docker's own default
 // pool, cut into /20 networks (4094 addresses each).
 const (
@@ -65,7 +75,8 @@ func (p *swarmPrivate) joined(addr string) bool {
 
 // initSwarm makes the manager host a swarm manager: it initialises a swarm
 // or adopts the one the host already manages. It returns the cluster id.
-func initSwarm(ctx context.Context, cli *client.Client, m host, addressPool string, priv *swarmPrivate) (string, error) {
+// A non-empty idLabel is set as the swarm's labelSwarmID label.
+func initSwarm(ctx context.Context, cli *client.Client, m host, addressPool, idLabel string, priv *swarmPrivate) (string, error) {
 	info, err := cli.Info(ctx)
 	if err != nil {
 		return "", fmt.Errorf("manager %s: docker info: %w", m.Address, err)
@@ -88,6 +99,9 @@ func initSwarm(ctx context.Context, cli *client.Client, m host, addressPool stri
 	}
 	req := swarm.InitRequest{ListenAddr: "0.0.0.0:2377", AdvertiseAddr: m.Advertise,
 		DefaultAddrPool: []string{addressPool}, SubnetSize: overlaySubnetBits}
+	if idLabel != "" {
+		req.Spec.Annotations.Labels = map[string]string{labelSwarmID: idLabel}
+	}
 	tflog.Info(ctx, "initialising swarm", map[string]any{"manager": m.Address})
 	id, err := cli.SwarmInit(ctx, req)
 	if err != nil {

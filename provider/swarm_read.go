@@ -42,6 +42,52 @@ type swarmSettings struct {
 	Seed           int64             `json:"seed"`
 	ReplayFiles    []string          `json:"replay_files,omitempty"`
 	Hosts          []hostSettings    `json:"hosts"`
+	AWS            *awsSettings      `json:"aws,omitempty"`
+}
+
+// awsSettings is the aws block as the settings label carries it.
+type awsSettings struct {
+	Region, Profile, InstanceType             string
+	ProducerNodes, FilterNodes, ConsumerNodes int64
+	AMI, AMISSMParameter, SubnetID, KeyName   string
+	PublicKey                                 string
+	AdminCIDRBlocks                           []string
+	RootVolumeSize                            int64
+	RootVolumeType                            string
+	Tags                                      map[string]string
+	ConnectVia, NamePrefix, ReadyTimeout      string
+}
+
+func toAWSSettings(a awsModel) *awsSettings {
+	s := &awsSettings{
+		Region: a.Region.ValueString(), Profile: a.Profile.ValueString(), InstanceType: a.InstanceType.ValueString(),
+		ProducerNodes: a.ProducerNodes.ValueInt64(), FilterNodes: a.FilterNodes.ValueInt64(), ConsumerNodes: a.ConsumerNodes.ValueInt64(),
+		AMI: a.AMI.ValueString(), AMISSMParameter: a.AMISSMParameter.ValueString(), SubnetID: a.SubnetID.ValueString(),
+		KeyName: a.KeyName.ValueString(), PublicKey: a.PublicKey.ValueString(),
+		RootVolumeSize: a.RootVolumeSize.ValueInt64(), RootVolumeType: a.RootVolumeType.ValueString(),
+		ConnectVia: a.ConnectVia.ValueString(), NamePrefix: a.NamePrefix.ValueString(), ReadyTimeout: a.ReadyTimeout.ValueString(),
+	}
+	a.AdminCIDRBlocks.ElementsAs(context.Background(), &s.AdminCIDRBlocks, false)
+	a.Tags.ElementsAs(context.Background(), &s.Tags, false)
+	return s
+}
+
+func (s awsSettings) model() awsModel {
+	cidrs, _ := types.ListValueFrom(context.Background(), types.StringType, s.AdminCIDRBlocks)
+	tags := types.MapNull(types.StringType)
+	if len(s.Tags) > 0 {
+		tags = stringMap(s.Tags)
+	}
+	return awsModel{
+		Region: optString(s.Region), Profile: optString(s.Profile), InstanceType: types.StringValue(s.InstanceType),
+		ProducerNodes: types.Int64Value(s.ProducerNodes), FilterNodes: types.Int64Value(s.FilterNodes),
+		ConsumerNodes: types.Int64Value(s.ConsumerNodes), AMI: types.StringValue(s.AMI),
+		AMISSMParameter: types.StringValue(s.AMISSMParameter), SubnetID: types.StringValue(s.SubnetID),
+		KeyName: types.StringValue(s.KeyName), PublicKey: optString(s.PublicKey), AdminCIDRBlocks: cidrs,
+		RootVolumeSize: types.Int64Value(s.RootVolumeSize), RootVolumeType: types.StringValue(s.RootVolumeType),
+		Tags: tags, ConnectVia: types.StringValue(s.ConnectVia), NamePrefix: types.StringValue(s.NamePrefix),
+		ReadyTimeout: types.StringValue(s.ReadyTimeout),
+	}
 }
 
 type hostSettings struct {
@@ -63,9 +109,12 @@ func (m swarmModel) settings(ctx context.Context) string {
 	}
 	h.Properties.ElementsAs(ctx, &s.Properties, false)
 	p.ReplayFiles.ElementsAs(ctx, &s.ReplayFiles, false)
-	for _, hm := range m.Hosts {
+	for _, hm := range m.hostModels() {
 		s.Hosts = append(s.Hosts, hostSettings{hm.Address.ValueString(), hm.Role.ValueString(),
 			hm.DockerSocket.ValueString(), hm.AdvertiseAddress.ValueString()})
+	}
+	if m.awsMode() {
+		s.AWS = toAWSSettings(m.awsConfig())
 	}
 	b, _ := json.Marshal(s)
 	return string(b)
@@ -95,12 +144,19 @@ func (m *swarmModel) restore(s swarmSettings) {
 		"cutout_bytes": types.Int64Value(s.CutoutBytes), "parallel": types.Int64Value(s.Parallel),
 		"seed": types.Int64Value(s.Seed), "replay_files": replay,
 	})
-	m.Hosts = nil
+	var hosts []hostModel
 	for _, h := range s.Hosts {
-		m.Hosts = append(m.Hosts, hostModel{Address: types.StringValue(h.Address), Role: types.StringValue(h.Role),
+		hosts = append(hosts, hostModel{Address: types.StringValue(h.Address), Role: types.StringValue(h.Role),
 			DockerSocket: types.StringValue(h.Socket), AdvertiseAddress: optString(h.Advertise)})
 	}
+	m.Hosts = hostList(hosts)
 	m.ImageArchives = types.ListNull(types.StringType)
+	m.AWS = types.ObjectNull(awsAttrTypes())
+	m.Instances = types.ListNull(types.ObjectType{AttrTypes: instanceAttrTypes})
+	m.SecurityGroup = types.StringNull()
+	if s.AWS != nil {
+		m.AWS = awsObject(s.AWS.model())
+	}
 }
 
 func optString(s string) types.String {
@@ -125,6 +181,24 @@ func (r *swarmResource) Read(ctx context.Context, req resource.ReadRequest, resp
 	defer cancel()
 
 	importing := state.ID.ValueString() == importPending
+	if state.awsMode() && !importing {
+		managerAlive, anything, err := readFleet(ctx, &state)
+		if err != nil {
+			resp.Diagnostics.AddError("Cannot read the swarm's EC2 instances", err.Error())
+			return
+		}
+		if !anything {
+			tflog.Warn(ctx, "nothing of the swarm is left on EC2; planning to create it again", map[string]any{"id": state.ID.ValueString()})
+			resp.State.RemoveResource(ctx)
+			return
+		}
+		if !managerAlive {
+			// The next plan replaces the swarm (see planFleet).
+			tflog.Warn(ctx, "the manager instance is gone", map[string]any{"id": state.ID.ValueString()})
+			resp.Diagnostics.Append(resp.State.Set(ctx, &state)...)
+			return
+		}
+	}
 	mgrAddr := state.ManagerAddress.ValueString()
 	knownKey := ""
 	if v, ok := state.HostKeys.Elements()[mgrAddr]; ok {
@@ -151,7 +225,21 @@ func (r *swarmResource) Read(ctx context.Context, req resource.ReadRequest, resp
 			return
 		}
 		state.ID = types.StringValue(sw.ID)
-	} else if sw.ID != state.ID.ValueString() {
+		if state.awsMode() {
+			// The instances are found by the id they are tagged with.
+			state.ID = types.StringValue(sw.Spec.Labels[labelSwarmID])
+			if _, _, err := readFleet(ctx, &state); err != nil {
+				resp.Diagnostics.AddError("Cannot import swarm", err.Error())
+				return
+			}
+			groups, err := r.fleetGroups(ctx, &state)
+			if err != nil {
+				resp.Diagnostics.AddError("Cannot import swarm", err.Error())
+				return
+			}
+			state.SecurityGroup = types.StringValue(groups)
+		}
+	} else if !swarmMatches(sw, state.ID.ValueString()) {
 		tflog.Warn(ctx, "the manager runs another swarm; planning to create it again", map[string]any{"swarm": sw.ID})
 		resp.State.RemoveResource(ctx)
 		return

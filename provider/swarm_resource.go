@@ -56,27 +56,55 @@ func (r *swarmResource) Configure(_ context.Context, req resource.ConfigureReque
 }
 
 func (r *swarmResource) ValidateConfig(ctx context.Context, req resource.ValidateConfigRequest, resp *resource.ValidateConfigResponse) {
+	var enabled types.Bool
+	resp.Diagnostics.Append(req.Config.GetAttribute(ctx, path.Root("producer").AtName("enabled"), &enabled)...)
+	producerOn := enabled.IsNull() || enabled.IsUnknown() || enabled.ValueBool()
+
+	var awsCfg types.Object
+	resp.Diagnostics.Append(req.Config.GetAttribute(ctx, path.Root("aws"), &awsCfg)...)
+	var hostsCfg types.List
+	resp.Diagnostics.Append(req.Config.GetAttribute(ctx, path.Root("hosts"), &hostsCfg)...)
+	switch {
+	case awsCfg.IsUnknown() || hostsCfg.IsUnknown():
+	case awsCfg.IsNull() && hostsCfg.IsNull():
+		resp.Diagnostics.AddAttributeError(path.Root("hosts"), "No nodes",
+			"Set hosts (machines you already have) or aws (EC2 instances the swarm creates).")
+		return
+	case !awsCfg.IsNull() && !hostsCfg.IsNull():
+		resp.Diagnostics.AddAttributeError(path.Root("aws"), "Both hosts and aws",
+			"hosts lists machines you already have and aws creates EC2 instances; set one of them, not both.")
+		return
+	}
+	if !awsCfg.IsNull() && !awsCfg.IsUnknown() {
+		var keyName, publicKey types.String
+		resp.Diagnostics.Append(req.Config.GetAttribute(ctx, path.Root("aws").AtName("key_name"), &keyName)...)
+		resp.Diagnostics.Append(req.Config.GetAttribute(ctx, path.Root("aws").AtName("public_key"), &publicKey)...)
+		if !keyName.IsUnknown() && !publicKey.IsUnknown() && keyName.IsNull() == publicKey.IsNull() {
+			resp.Diagnostics.AddAttributeError(path.Root("aws").AtName("key_name"), "One key pair",
+				"Set exactly one of aws.key_name (an existing EC2 key pair) and aws.public_key (an OpenSSH public key "+
+					"imported as a key pair the swarm owns); it must match the provider's ssh_private_key.")
+		}
+		var n types.Int64
+		resp.Diagnostics.Append(req.Config.GetAttribute(ctx, path.Root("aws").AtName("producer_nodes"), &n)...)
+		if producerOn && !n.IsNull() && !n.IsUnknown() && n.ValueInt64() == 0 {
+			resp.Diagnostics.AddAttributeError(path.Root("aws").AtName("producer_nodes"), "No producer node",
+				"The producer is enabled but aws.producer_nodes is 0: set it to 1, or set producer = { enabled = false }.")
+		}
+		return
+	}
 	if !fullyKnown(ctx, req.Config, path.Root("hosts"), types.ListType{}) {
 		return
 	}
 	var m swarmModel
 	resp.Diagnostics.Append(req.Config.Get(ctx, &m)...)
-	if resp.Diagnostics.HasError() || m.Hosts == nil {
+	if resp.Diagnostics.HasError() || m.Hosts.IsNull() {
 		return
-	}
-	for _, h := range m.Hosts {
-		if h.Address.IsUnknown() || h.Role.IsUnknown() {
-			return
-		}
 	}
 	hosts, err := m.hosts()
 	if err != nil {
 		resp.Diagnostics.AddAttributeError(path.Root("hosts"), "Invalid hosts", err.Error())
 		return
 	}
-	var enabled types.Bool
-	resp.Diagnostics.Append(req.Config.GetAttribute(ctx, path.Root("producer").AtName("enabled"), &enabled)...)
-	producerOn := enabled.IsNull() || enabled.IsUnknown() || enabled.ValueBool()
 	if producerOn && !slices.ContainsFunc(hosts, func(h host) bool { return h.Role == swarmspec.RoleProducer }) {
 		resp.Diagnostics.AddAttributeError(path.Root("hosts"), "No producer host",
 			"The producer is enabled but no host has role \"producer\": add one, or set producer = { enabled = false }.")
@@ -87,7 +115,9 @@ func (r *swarmResource) ModifyPlan(ctx context.Context, req resource.ModifyPlanR
 	if req.Plan.Raw.IsNull() || r.pd == nil {
 		return
 	}
-	if !fullyKnown(ctx, req.Plan, path.Root("hosts"), types.ListType{}) {
+	var awsPlan types.Object
+	resp.Diagnostics.Append(req.Plan.GetAttribute(ctx, path.Root("aws"), &awsPlan)...)
+	if awsPlan.IsNull() && !fullyKnown(ctx, req.Plan, path.Root("hosts"), types.ListType{}) {
 		resp.Diagnostics.Append(defaultImage(ctx, req.Config, &resp.Plan, "kafka_image", r.pd.kafkaImage)...)
 		resp.Diagnostics.Append(defaultImage(ctx, req.Config, &resp.Plan, "workloads_image", r.pd.workloadsImage)...)
 		return
@@ -105,9 +135,12 @@ func (r *swarmResource) ModifyPlan(ctx context.Context, req resource.ModifyPlanR
 		plan.WorkloadsImage = types.StringValue(r.pd.workloadsImage)
 	}
 	plan.HubBootstrap = types.StringValue(swarmspec.Bootstrap(swarmspec.HubService))
-	hosts, err := plan.hosts()
-	if err == nil {
-		plan.ManagerAddress = types.StringValue(managerOf(hosts).Address)
+	if !plan.awsMode() {
+		if hosts, err := plan.hosts(); err == nil {
+			plan.ManagerAddress = types.StringValue(managerOf(hosts).Address)
+		}
+		plan.Instances = types.ListNull(types.ObjectType{AttrTypes: instanceAttrTypes})
+		plan.SecurityGroup = types.StringNull()
 	}
 
 	if !req.State.Raw.IsNull() {
@@ -116,10 +149,19 @@ func (r *swarmResource) ModifyPlan(ctx context.Context, req resource.ModifyPlanR
 		if resp.Diagnostics.HasError() {
 			return
 		}
-		if !plan.ManagerAddress.IsUnknown() && plan.ManagerAddress.ValueString() != state.ManagerAddress.ValueString() {
-			resp.RequiresReplace = append(resp.RequiresReplace, path.Root("hosts"))
+		hostsChanged := false
+		if plan.awsMode() {
+			var replace bool
+			hostsChanged, replace = planFleet(&plan, &state)
+			if replace {
+				resp.RequiresReplace = append(resp.RequiresReplace, path.Root("aws"))
+			}
+		} else {
+			if !plan.ManagerAddress.IsUnknown() && plan.ManagerAddress.ValueString() != state.ManagerAddress.ValueString() {
+				resp.RequiresReplace = append(resp.RequiresReplace, path.Root("hosts"))
+			}
+			hostsChanged = !slices.Equal(hostKeysOf(plan.hostModels()), hostKeysOf(state.hostModels()))
 		}
-		hostsChanged := !slices.Equal(hostKeysOf(plan.Hosts), hostKeysOf(state.Hosts))
 		if hostsChanged || hasDrift(state.NodeIDs) {
 			plan.NodeIDs = types.MapUnknown(types.StringType)
 			plan.NodesByRole = types.MapUnknown(types.ListType{ElemType: types.StringType})
@@ -135,6 +177,42 @@ func (r *swarmResource) ModifyPlan(ctx context.Context, req resource.ModifyPlanR
 		}
 	}
 	resp.Diagnostics.Append(resp.Plan.Set(ctx, &plan)...)
+}
+
+// planFleet plans an update of an EC2 swarm: hosts and instances stay as
+// they are when the instances in state are exactly the ones the aws block
+// asks for, and become unknown otherwise (nodes to start or remove). A
+// swarm that moves onto EC2, or whose manager instance is gone, is
+// replaced.
+func planFleet(plan, state *swarmModel) (hostsChanged, replace bool) {
+	if !state.awsMode() {
+		return true, true
+	}
+	var haveManager bool
+	have := map[slot]bool{}
+	for _, in := range state.instanceModels() {
+		s := slot{in.Role.ValueString(), int(in.Index.ValueInt64())}
+		have[s] = true
+		haveManager = haveManager || s.Role == swarmspec.RoleManager
+	}
+	if !haveManager {
+		return true, true
+	}
+	plan.ManagerAddress = state.ManagerAddress
+	plan.SecurityGroup = state.SecurityGroup
+	want := plan.awsConfig().slots()
+	same := len(want) == len(have)
+	for _, s := range want {
+		same = same && have[s]
+	}
+	if same {
+		plan.Hosts = state.Hosts
+		plan.Instances = state.Instances
+		return false, false
+	}
+	plan.Hosts = types.ListUnknown(types.ObjectType{AttrTypes: hostAttrTypes})
+	plan.Instances = types.ListUnknown(types.ObjectType{AttrTypes: instanceAttrTypes})
+	return true, false
 }
 
 func hostKeysOf(hs []hostModel) []string {
@@ -169,13 +247,18 @@ func (r *swarmResource) Create(ctx context.Context, req resource.CreateRequest, 
 	defer cancel()
 
 	priv := unmarshalPrivate(nil)
+	if plan.awsMode() {
+		// Known before anything is created, to tag it all.
+		plan.ID = types.StringValue(newSwarmID())
+	}
 	err := r.converge(ctx, &plan, nil, &priv)
-	if plan.ID.IsUnknown() {
+	if plan.ID.IsUnknown() || (plan.awsMode() && plan.SecurityGroup.IsUnknown()) {
 		// Nothing was created: no state.
 		resp.Diagnostics.AddError("Cannot create swarm", err.Error())
 		return
 	}
 	// Keep what exists in state even on failure, so destroy removes it.
+	fillUnknown(&plan)
 	resp.Diagnostics.Append(resp.State.Set(ctx, &plan)...)
 	resp.Diagnostics.Append(resp.Private.SetKey(ctx, privateKey, priv.marshal())...)
 	if err != nil {
@@ -205,6 +288,12 @@ func (r *swarmResource) Update(ctx context.Context, req resource.UpdateRequest, 
 	resp.Diagnostics.Append(resp.Private.SetKey(ctx, privateKey, priv.marshal())...)
 	if err != nil {
 		resp.Diagnostics.AddError("Cannot update swarm", err.Error())
+		if plan.awsMode() && !plan.Instances.IsUnknown() {
+			// Instances started on the way stay in state; the next
+			// refresh puts the rest right.
+			state.Instances = plan.Instances
+			resp.Diagnostics.Append(resp.State.Set(ctx, &state)...)
+		}
 		return
 	}
 	resp.Diagnostics.Append(resp.State.Set(ctx, &plan)...)
@@ -214,6 +303,13 @@ func (r *swarmResource) Update(ctx context.Context, req resource.UpdateRequest, 
 // labelled, images loaded, network and services in place. It fills the
 // plan's computed attributes with what it learned, also on failure.
 func (r *swarmResource) converge(ctx context.Context, plan, prior *swarmModel, priv *swarmPrivate) error {
+	var fleet *provisioned
+	if plan.awsMode() {
+		var err error
+		if fleet, err = r.provision(ctx, plan, prior); err != nil {
+			return err
+		}
+	}
 	hosts, err := plan.hosts()
 	if err != nil {
 		return err
@@ -249,14 +345,20 @@ func (r *swarmResource) converge(ctx context.Context, plan, prior *swarmModel, p
 	}
 	mcli := eng.clients[mgr.Address]
 
-	swarmID, err := initSwarm(ctx, mcli, mgr, plan.AddressPool.ValueString(), priv)
+	idLabel := ""
+	if plan.awsMode() {
+		idLabel = plan.ID.ValueString()
+	}
+	swarmID, err := initSwarm(ctx, mcli, mgr, plan.AddressPool.ValueString(), idLabel, priv)
 	if err != nil {
 		return err
 	}
-	if prior != nil && prior.ID.ValueString() != swarmID {
-		return fmt.Errorf("manager %s now runs swarm %s, not %s; the swarm was replaced outside Terraform", mgr.Address, swarmID, prior.ID.ValueString())
+	if !plan.awsMode() {
+		if prior != nil && prior.ID.ValueString() != swarmID {
+			return fmt.Errorf("manager %s now runs swarm %s, not %s; the swarm was replaced outside Terraform", mgr.Address, swarmID, prior.ID.ValueString())
+		}
+		plan.ID = types.StringValue(swarmID)
 	}
-	plan.ID = types.StringValue(swarmID)
 	plan.ManagerAddress = types.StringValue(mgr.Address)
 	plan.HubBootstrap = types.StringValue(swarmspec.Bootstrap(swarmspec.HubService))
 	fillUnknown(plan)
@@ -318,6 +420,18 @@ func (r *swarmResource) converge(ctx context.Context, plan, prior *swarmModel, p
 			return err
 		}
 	}
+	if fleet != nil {
+		// Instances terminated outside Terraform left their nodes behind.
+		if err := removeStaleNodes(ctx, mcli, ids); err != nil {
+			return err
+		}
+	}
+	if fleet != nil && len(fleet.surplus) > 0 {
+		tflog.Info(ctx, "terminating instances that left the swarm", map[string]any{"instances": fleet.surplus})
+		if err := fleet.fleet.Terminate(ctx, fleet.surplus); err != nil {
+			return err
+		}
+	}
 
 	netID, err := ensureNetwork(ctx, mcli, plan.Network.ValueString())
 	if err != nil {
@@ -344,7 +458,7 @@ func (r *swarmResource) removeHosts(ctx context.Context, mcli *client.Client, pr
 	for addr, v := range prior.NodeIDs.Elements() {
 		priorIDs[addr] = v.(types.String).ValueString()
 	}
-	for _, h := range prior.Hosts {
+	for _, h := range prior.hostModels() {
 		addr := h.Address.ValueString()
 		if keep[addr] {
 			continue
@@ -373,6 +487,29 @@ func (r *swarmResource) removeHosts(ctx context.Context, mcli *client.Client, pr
 			if err := removeNode(ctx, mcli, id); err != nil {
 				return err
 			}
+		}
+	}
+	return nil
+}
+
+// removeStaleNodes removes the nodes of instances that are gone: nodes
+// that carry a role label but are no host's node (ids: node ids by host).
+// Only for a swarm on EC2, which the resource alone fills with nodes; a
+// node someone joined by hand has no role label and stays.
+func removeStaleNodes(ctx context.Context, mcli *client.Client, ids map[string]string) error {
+	nodes, err := mcli.NodeList(ctx, swarm.NodeListOptions{})
+	if err != nil {
+		return fmt.Errorf("list nodes: %w", err)
+	}
+	current := mapValues(ids)
+	for _, n := range nodes {
+		if n.Spec.Labels[swarmspec.LabelRole] == "" || slices.Contains(current, n.ID) {
+			continue
+		}
+		tflog.Info(ctx, "removing the node of an instance that is gone", map[string]any{
+			"node": n.ID, "address": n.Status.Addr, "state": string(n.Status.State)})
+		if err := removeNode(ctx, mcli, n.ID); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -445,6 +582,13 @@ func (r *swarmResource) Delete(ctx context.Context, req resource.DeleteRequest, 
 	b, diags := req.Private.GetKey(ctx, privateKey)
 	resp.Diagnostics.Append(diags...)
 	priv := unmarshalPrivate(b)
+	if state.awsMode() {
+		// The swarm goes with its instances.
+		if err := destroyFleet(ctx, &state); err != nil {
+			resp.Diagnostics.AddError("Cannot destroy swarm", err.Error())
+		}
+		return
+	}
 	if err := r.destroy(ctx, &state, &priv); err != nil {
 		resp.Diagnostics.AddError("Cannot destroy swarm", err.Error())
 	}
@@ -580,8 +724,28 @@ func nodesByRole(hosts []host, ids map[string]string) types.Map {
 // fillUnknown replaces still-unknown computed values with empty ones, so a
 // partly created swarm can be saved in state.
 func fillUnknown(m *swarmModel) {
-	if m.NetworkID.IsUnknown() {
-		m.NetworkID = types.StringValue("")
+	for _, s := range []*types.String{&m.NetworkID, &m.ManagerAddress, &m.SecurityGroup} {
+		if s.IsUnknown() {
+			*s = types.StringValue("")
+		}
+	}
+	if m.Hosts.IsUnknown() {
+		m.Hosts = hostList(nil)
+	}
+	if m.Instances.IsUnknown() {
+		m.Instances = instanceList(nil)
+	}
+	if !m.awsMode() {
+		m.Instances = types.ListNull(types.ObjectType{AttrTypes: instanceAttrTypes})
+		m.SecurityGroup = types.StringNull()
+	} else {
+		a := m.awsConfig()
+		for _, s := range []*types.String{&a.AMI, &a.SubnetID, &a.KeyName} {
+			if s.IsUnknown() {
+				*s = types.StringValue("")
+			}
+		}
+		m.AWS = awsObject(a)
 	}
 	for _, mp := range []*types.Map{&m.NodeIDs, &m.Services, &m.HostKeys} {
 		if mp.IsUnknown() {

@@ -72,23 +72,25 @@ func defaultProducer() types.Object {
 
 func swarmSchema(ctx context.Context) schema.Schema {
 	return schema.Schema{
-		MarkdownDescription: "A Docker Swarm formed from existing hosts, with the mini-broker's hub Kafka on the " +
+		MarkdownDescription: "A Docker Swarm formed from existing hosts or from EC2 instances it provisions, with the mini-broker's hub Kafka on the " +
 			"manager and the alert producer on the producer node.\n\n" +
 			"Creating it initialises the swarm on the `manager` host (or adopts the swarm that host already " +
 			"manages), joins the other hosts, labels every node with its role and index, loads `image_archives` " +
 			"onto the nodes that run their images, creates the attachable overlay network and starts the hub and " +
 			"the producer, waiting until their tasks run. Destroying it removes all of that and makes every host " +
 			"it joined leave the swarm.\n\n" +
+			"With `aws` instead of `hosts`, creating it first launches the EC2 instances and waits until Docker " +
+			"answers on them over SSH; destroying it terminates them and deletes what it created on EC2.\n\n" +
 			"Default timeouts: create 15m, update 15m, delete 10m, read 2m.",
 		Attributes: map[string]schema.Attribute{
 			"id": schema.StringAttribute{
 				Computed:            true,
-				MarkdownDescription: "The swarm's cluster id.",
+				MarkdownDescription: "With `hosts`, the swarm's cluster id; with `aws`, `mb-` and 12 hex digits, the value of the `minibroker:swarm` tag on everything created (the swarm carries it as its `minibroker.id` label).",
 				PlanModifiers:       []planmodifier.String{stringplanmodifier.UseStateForUnknown()},
 			},
 			"hosts": schema.ListNestedAttribute{
-				Required: true,
-				MarkdownDescription: "The machines. Exactly one `manager` (it runs the hub Kafka and the swarm's " +
+				Optional: true, Computed: true,
+				MarkdownDescription: "The machines, unless `aws` provisions them (then this lists the instances). Exactly one `manager` (it runs the hub Kafka and the swarm's " +
 					"control plane); one `producer` while the producer is enabled (at most one in any case); `filter` hosts " +
 					"for the mirrors and their filters; `consumer` hosts for the consumers. Hosts of one role are numbered from 0 in list order (`minibroker.index` label); " +
 					"mirrors pick their filter node by that number. Adding or removing non-manager hosts is an in-place " +
@@ -115,6 +117,13 @@ func swarmSchema(ctx context.Context) schema.Schema {
 							"7946/tcp+udp, 4789/udp). Default: the host part of `address`.",
 					},
 				}},
+			},
+			"aws":       awsSchema(),
+			"instances": instancesSchema(),
+			"security_group_id": schema.StringAttribute{
+				Computed:            true,
+				MarkdownDescription: "With `aws`: the security group of the instances.",
+				PlanModifiers:       []planmodifier.String{stringplanmodifier.UseStateForUnknown()},
 			},
 			"network": schema.StringAttribute{
 				Optional: true, Computed: true,

@@ -12,7 +12,7 @@ import (
 	"github.com/minibroker/terraform-provider-minibroker/workloads/filter"
 )
 
-func hostList(roles ...string) []hostModel {
+func hostModelsOf(roles ...string) []hostModel {
 	var out []hostModel
 	for i, r := range roles {
 		out = append(out, hostModel{Address: types.StringValue("10.0.0." + string(rune('1'+i))), Role: types.StringValue(r),
@@ -22,7 +22,7 @@ func hostList(roles ...string) []hostModel {
 }
 
 func TestHostsValidationAndIndexes(t *testing.T) {
-	hs, err := swarmModel{Hosts: hostList("manager", "filter", "consumer", "filter")}.hosts()
+	hs, err := swarmModel{Hosts: hostList(hostModelsOf("manager", "filter", "consumer", "filter"))}.hosts()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -34,14 +34,14 @@ func TestHostsValidationAndIndexes(t *testing.T) {
 		"manager,manager":           `exactly one host with role "manager", found 2`,
 		"manager,producer,producer": `at most one host may have role "producer"`,
 	} {
-		_, err := swarmModel{Hosts: hostList(strings.Split(roles, ",")...)}.hosts()
+		_, err := swarmModel{Hosts: hostList(hostModelsOf(strings.Split(roles, ",")...))}.hosts()
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%s: %v, want %q", roles, err, want)
 		}
 	}
-	dup := hostList("manager", "filter")
+	dup := hostModelsOf("manager", "filter")
 	dup[1].Address = dup[0].Address
-	if _, err := (swarmModel{Hosts: dup}).hosts(); err == nil || !strings.Contains(err.Error(), "listed twice") {
+	if _, err := (swarmModel{Hosts: hostList(dup)}).hosts(); err == nil || !strings.Contains(err.Error(), "listed twice") {
 		t.Errorf("duplicate address: %v", err)
 	}
 }

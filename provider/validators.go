@@ -2,6 +2,8 @@ package provider
 
 import (
 	"context"
+	"net/netip"
+	"regexp"
 	"time"
 
 	"github.com/hashicorp/terraform-plugin-framework/schema/validator"
@@ -52,3 +54,27 @@ func (v objectNameValidator) ValidateString(_ context.Context, req validator.Str
 		resp.Diagnostics.AddAttributeError(req.Path, "Invalid name", err.Error())
 	}
 }
+
+// cidrValidator accepts an IPv4 CIDR block such as 203.0.113.0/24.
+type cidrValidator struct{}
+
+var _ validator.String = cidrValidator{}
+
+func (cidrValidator) Description(context.Context) string {
+	return "an IPv4 CIDR block such as 203.0.113.0/24"
+}
+
+func (v cidrValidator) MarkdownDescription(ctx context.Context) string { return v.Description(ctx) }
+
+func (cidrValidator) ValidateString(_ context.Context, req validator.StringRequest, resp *validator.StringResponse) {
+	if req.ConfigValue.IsNull() || req.ConfigValue.IsUnknown() {
+		return
+	}
+	p, err := netip.ParsePrefix(req.ConfigValue.ValueString())
+	if err != nil || !p.Addr().Is4() || p.Masked() != p {
+		resp.Diagnostics.AddAttributeError(req.Path, "Invalid CIDR block",
+			"want an IPv4 CIDR block with no host bits set, such as 203.0.113.0/24 or 203.0.113.7/32, got "+req.ConfigValue.String())
+	}
+}
+
+var reNamePrefix = regexp.MustCompile(`^[a-zA-Z][a-zA-Z0-9-]{0,31}$`)

@@ -12,6 +12,12 @@
 // AllowStreamLocalForwarding yes, no "restrict"/"no-port-forwarding" on the
 // authorized_keys line) and the SSH user must be allowed to open the Docker
 // socket (root or a member of the docker group).
+//
+// With Config.Bastion set, hosts are reached through an SSH jump host (like
+// `ssh -J`): the Pool keeps one SSH connection to the bastion, opens a
+// "direct-tcpip" channel through it to each host's sshd, and runs the host's
+// SSH handshake inside that channel. The bastion's sshd must allow TCP
+// forwarding (AllowTcpForwarding yes) to the hosts' SSH ports.
 package dockerssh
 
 import (
@@ -86,10 +92,36 @@ type Config struct {
 	// liveness probe of a cached connection. Zero means DefaultDialTimeout.
 	DialTimeout time.Duration
 	// KeepAlive is the interval of keepalive@openssh.com requests on every
-	// connection; a connection that leaves 3 in a row unanswered is closed
-	// (and redialled on next use). Zero means DefaultKeepAlive; negative
-	// disables keepalives.
+	// connection (the bastion's included); a connection that leaves 3 in a
+	// row unanswered is closed (and redialled on next use). Zero means
+	// DefaultKeepAlive; negative disables keepalives.
 	KeepAlive time.Duration
+	// Bastion, when set, is a jump host through which every host is
+	// reached; nil means hosts are dialled directly.
+	Bastion *Bastion
+}
+
+// Bastion describes an SSH jump host. The Pool authenticates to it with the
+// same private key as to the hosts and checks its host key with the same
+// Policy (see KnownHostsFile for the details).
+type Bastion struct {
+	// Address is "host" or "host:port" (IPv6 in brackets) of the bastion's
+	// sshd; port 22 by default.
+	Address string
+	// User is the SSH login user on the bastion; Config.User when empty.
+	User string
+	// ExpectedHostKey is the SHA256 fingerprint ("SHA256:...") the bastion
+	// must present, e.g. a Pool.BastionHostKey fingerprint recorded on an
+	// earlier run. Empty means no expectation beyond the policy. Checked
+	// with either policy.
+	ExpectedHostKey string
+	// KnownHostsFile, when set, is an OpenSSH known_hosts file that must
+	// list the bastion's key, whatever Config.Policy. When empty, the
+	// KnownHosts policy checks the bastion against Config.KnownHostsFile,
+	// and TrustOnFirstUse accepts the key the bastion presents first (unless
+	// ExpectedHostKey is set) and pins it for the life of the Pool; read it
+	// with Pool.BastionHostKey.
+	KnownHostsFile string
 }
 
 // withDefaults returns cfg with zero durations replaced by defaults.
@@ -147,5 +179,46 @@ func (cfg Config) validate() error {
 	default:
 		return fmt.Errorf("dockerssh: unknown host key policy %d", int(cfg.Policy))
 	}
+	if b := cfg.Bastion; b != nil && b.KnownHostsFile != "" {
+		if _, err := os.Stat(b.KnownHostsFile); err != nil {
+			return fmt.Errorf("dockerssh: bastion known_hosts file: %w (create it, e.g. with ssh-keyscan)", err)
+		}
+	}
 	return nil
+}
+
+// bastionSettings is a validated Bastion.
+type bastionSettings struct {
+	addr     string // host:port
+	user     string
+	expected string // normalized fingerprint, or empty
+	keys     *hostKeyChecker
+}
+
+// bastionSettings validates cfg.Bastion (nil: none); nodeKeys is the host
+// key checker of the nodes, reused when the bastion uses the same file.
+func (cfg Config) bastionSettings(nodeKeys *hostKeyChecker) (*bastionSettings, error) {
+	b := cfg.Bastion
+	if b == nil {
+		return nil, nil
+	}
+	addr, err := normalizeAddress(b.Address)
+	if err != nil {
+		return nil, fmt.Errorf("dockerssh: bastion: %w", err)
+	}
+	expected, err := NormalizeFingerprint(b.ExpectedHostKey)
+	if err != nil {
+		return nil, fmt.Errorf("dockerssh: bastion: %w", err)
+	}
+	user := strings.TrimSpace(b.User)
+	if user == "" {
+		user = cfg.User
+	}
+	keys := nodeKeys
+	if b.KnownHostsFile != "" && (cfg.Policy != KnownHosts || b.KnownHostsFile != cfg.KnownHostsFile) {
+		if keys, err = newHostKeyChecker(KnownHosts, b.KnownHostsFile); err != nil {
+			return nil, fmt.Errorf("dockerssh: bastion: %w", err)
+		}
+	}
+	return &bastionSettings{addr: addr, user: user, expected: expected, keys: keys}, nil
 }

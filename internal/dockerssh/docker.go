@@ -42,6 +42,13 @@ type Target struct {
 // If the host key does not match t.ExpectedHostKey the error is a
 // *HostKeyError naming both fingerprints, and the HostKeyInfo of the
 // presented key is returned alongside it when known.
+//
+// With a bastion (Config.Bastion), the connection to t.Address is tunnelled
+// through the Pool's connection to the bastion, dialled first if needed.
+// Errors name the hop that failed ("ssh bastion user@host:port: ..." or
+// "ssh user@host:port via bastion user@host:port: ..."); a bastion whose key
+// fails verification gives a *HostKeyError with Bastion set, and no
+// HostKeyInfo is returned for t then.
 func (p *Pool) Docker(ctx context.Context, t Target) (*client.Client, HostKeyInfo, error) {
 	addr, err := normalizeAddress(t.Address)
 	if err != nil {
@@ -62,13 +69,15 @@ func (p *Pool) Docker(ctx context.Context, t Target) (*client.Client, HostKeyInf
 	c, err := h.connect(ctx, expected, true)
 	if err != nil {
 		var hk *HostKeyError
-		if errors.As(err, &hk) {
+		if errors.As(err, &hk) && !hk.Bastion {
 			return nil, hk.Presented, err
 		}
 		return nil, HostKeyInfo{}, err
 	}
 	if expected != "" && expected != c.key.Fingerprint {
-		return nil, c.key, &HostKeyError{Host: h.label, Addr: h.addr, Presented: c.key, Expected: []string{expected}}
+		hk := &HostKeyError{Host: h.label, Addr: h.addr, Presented: c.key, Expected: []string{expected}}
+		h.describe(hk)
+		return nil, c.key, hk
 	}
 	cli, err := h.docker(c, socket)
 	if err != nil {
@@ -181,7 +190,7 @@ func (h *host) rejectHint(oce *ssh.OpenChannelError, socket string) string {
 	case ssh.UnknownChannelType:
 		return "the SSH server does not support direct-streamlocal@openssh.com channels (OpenSSH 6.7 or later is needed)"
 	default:
-		return fmt.Sprintf("is dockerd running with its socket at %s, and may user %s open it (root or the docker group)?", socket, h.pool.cfg.User)
+		return fmt.Sprintf("is dockerd running with its socket at %s, and may user %s open it (root or the docker group)?", socket, h.user)
 	}
 }
 

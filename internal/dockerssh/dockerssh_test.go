@@ -408,6 +408,19 @@ func TestKnownHosts(t *testing.T) {
 		_, _, err := e.pool(t, withFile(path)).Docker(ctx, e.target())
 		mustContain(t, err, "is not in known_hosts file", path, "ssh-keyscan")
 	})
+	t.Run("host added to the file later", func(t *testing.T) {
+		// A host created during a run (an EC2 instance) is added to
+		// known_hosts after the pool was made; the pool reads it again.
+		path := write("later", "# nothing yet")
+		p := e.pool(t, withFile(path))
+		_, _, err := p.Docker(ctx, e.target())
+		mustContain(t, err, "is not in known_hosts file")
+		time.Sleep(10 * time.Millisecond) // a new mtime even on coarse clocks
+		write("later", knownhosts.Line([]string{e.ssh.addr}, e.hostKey.PublicKey()))
+		if _, _, err := p.Docker(ctx, e.target()); err != nil {
+			t.Fatalf("after adding the host: %v", err)
+		}
+	})
 	t.Run("missing file", func(t *testing.T) {
 		_, err := NewPool(Config{User: "root", PrivateKeyPEM: e.keyPEM, Policy: KnownHosts, KnownHostsFile: filepath.Join(dir, "nope")})
 		mustContain(t, err, "known_hosts", "nope", "no such file")

@@ -1,8 +1,9 @@
 package dockerssh
 
 // Test doubles: an in-process SSH server that serves
-// direct-streamlocal@openssh.com channels, and a fake Docker Engine API on a
-// unix socket. They exist only for the unit tests; the package itself is
+// direct-streamlocal@openssh.com channels (and direct-tcpip channels to
+// loopback addresses, to act as a bastion), and a fake Docker Engine API on
+// a unix socket. They exist only for the unit tests; the package itself is
 // exercised against real sshd + dockerd by the acceptance tests.
 
 import (
@@ -61,15 +62,18 @@ func newECDSA(t *testing.T) ssh.Signer {
 
 // fakeSSH is a minimal SSH server accepting one client public key.
 type fakeSSH struct {
-	cfg      *ssh.ServerConfig
-	addr     string
-	accepted atomic.Int64 // TCP connections accepted
-	channels atomic.Int64 // streamlocal channels opened
-	frozen   atomic.Bool  // when set, global requests (keepalives) go unanswered
+	cfg       *ssh.ServerConfig
+	addr      string
+	accepted  atomic.Int64 // TCP connections accepted
+	channels  atomic.Int64 // streamlocal channels opened
+	tunnels   atomic.Int64 // direct-tcpip channels opened
+	frozen    atomic.Bool  // when set, global requests (keepalives) go unanswered
+	refuseTCP atomic.Bool  // when set, direct-tcpip is administratively prohibited
 
 	mu    sync.Mutex
 	ln    net.Listener
 	conns map[net.Conn]bool
+	users []string // of authenticated connections, in order
 }
 
 func newFakeSSH(t *testing.T, authorized ssh.PublicKey, hostKeys ...ssh.Signer) *fakeSSH {
@@ -155,6 +159,9 @@ func (f *fakeSSH) handle(c net.Conn) {
 		return
 	}
 	defer sc.Close()
+	f.mu.Lock()
+	f.users = append(f.users, sc.User())
+	f.mu.Unlock()
 	go func() {
 		for r := range reqs {
 			if !f.frozen.Load() && r.WantReply {
@@ -163,29 +170,64 @@ func (f *fakeSSH) handle(c net.Conn) {
 		}
 	}()
 	for nc := range chans {
-		if nc.ChannelType() != "direct-streamlocal@openssh.com" {
+		switch nc.ChannelType() {
+		case "direct-streamlocal@openssh.com":
+			var msg struct {
+				SocketPath string
+				Reserved0  string
+				Reserved1  uint32
+			}
+			if err := ssh.Unmarshal(nc.ExtraData(), &msg); err != nil {
+				_ = nc.Reject(ssh.ConnectionFailed, "malformed request")
+				continue
+			}
+			f.channels.Add(1)
+			go forward(nc, "unix", msg.SocketPath)
+		case "direct-tcpip": // RFC 4254 section 7.2
+			var msg struct {
+				DestAddr string
+				DestPort uint32
+				OrigAddr string
+				OrigPort uint32
+			}
+			if err := ssh.Unmarshal(nc.ExtraData(), &msg); err != nil {
+				_ = nc.Reject(ssh.ConnectionFailed, "malformed request")
+				continue
+			}
+			if ip := net.ParseIP(msg.DestAddr); f.refuseTCP.Load() || ip == nil || !ip.IsLoopback() {
+				_ = nc.Reject(ssh.Prohibited, "administratively prohibited: open failed")
+				continue
+			}
+			f.tunnels.Add(1)
+			go forward(nc, "tcp", net.JoinHostPort(msg.DestAddr, fmt.Sprint(msg.DestPort)))
+		default:
 			_ = nc.Reject(ssh.UnknownChannelType, "unsupported channel type")
-			continue
 		}
-		var msg struct {
-			SocketPath string
-			Reserved0  string
-			Reserved1  uint32
-		}
-		if err := ssh.Unmarshal(nc.ExtraData(), &msg); err != nil {
-			_ = nc.Reject(ssh.ConnectionFailed, "malformed request")
-			continue
-		}
-		f.channels.Add(1)
-		go forward(nc, msg.SocketPath)
 	}
 }
 
-// forward connects a streamlocal channel to the unix socket, like sshd.
-func forward(nc ssh.NewChannel, path string) {
-	u, err := net.Dial("unix", path)
+// dropConns closes every connection but keeps listening, like a network
+// failure or an sshd restart that clients notice at once.
+func (f *fakeSSH) dropConns() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for c := range f.conns {
+		_ = c.Close()
+	}
+}
+
+// sawUsers returns the users of the authenticated connections so far.
+func (f *fakeSSH) sawUsers() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]string(nil), f.users...)
+}
+
+// forward connects a channel to a unix socket or TCP address, like sshd.
+func forward(nc ssh.NewChannel, network, addr string) {
+	u, err := net.Dial(network, addr)
 	if err != nil {
-		_ = nc.Reject(ssh.ConnectionFailed, "open failed")
+		_ = nc.Reject(ssh.ConnectionFailed, "connect failed: "+err.Error())
 		return
 	}
 	ch, reqs, err := nc.Accept()
@@ -204,7 +246,7 @@ func forward(nc ssh.NewChannel, path string) {
 	go func() {
 		defer wg.Done()
 		_, _ = io.Copy(u, ch)
-		_ = u.(*net.UnixConn).CloseWrite()
+		_ = u.(interface{ CloseWrite() error }).CloseWrite()
 	}()
 	wg.Wait()
 	_ = ch.Close()

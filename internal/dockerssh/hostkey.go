@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"strings"
+	"sync"
 
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/knownhosts"
@@ -55,7 +57,7 @@ func NormalizeFingerprint(fp string) (string, error) {
 // HostKeyError reports a host key that failed verification. It may mean a
 // man-in-the-middle attack, or that the host was rebuilt.
 type HostKeyError struct {
-	Host      string      // user@host:port, for messages
+	Host      string      // user@host:port (and the bastion used), for messages
 	Addr      string      // host:port
 	Presented HostKeyInfo // key the server presented
 	// Expected lists the fingerprints that would have been accepted; empty
@@ -65,6 +67,11 @@ type HostKeyError struct {
 	KnownHostsFile string
 	// Revoked is set when the key is marked @revoked in the known_hosts file.
 	Revoked bool
+	// Bastion is set when the key is the bastion's (Config.Bastion), not
+	// that of the host the caller asked for.
+	Bastion bool
+	// Via is the bastion (host:port) through which Addr was reached, if any.
+	Via string
 }
 
 func (e *HostKeyError) Error() string {
@@ -74,8 +81,18 @@ func (e *HostKeyError) Error() string {
 	case e.Revoked:
 		return fmt.Sprintf("ssh %s: host key %s is marked @revoked in known_hosts file %s; refusing to connect", e.Host, presented, e.KnownHostsFile)
 	case e.KnownHostsFile != "" && len(e.Expected) == 0:
-		return fmt.Sprintf("ssh %s: host key %s is not in known_hosts file %s; verify the fingerprint and add the key (e.g. ssh-keyscan -p %s %s >> %s), or use the trust_on_first_use host key policy",
-			e.Host, presented, e.KnownHostsFile, port, host, e.KnownHostsFile)
+		var how string
+		switch {
+		case e.Via != "": // ssh-keyscan cannot jump; the address may be private
+			how = fmt.Sprintf("e.g. run ssh-keyscan -p %s %s on the bastion %s and append its output to %s", port, host, e.Via, e.KnownHostsFile)
+		default:
+			how = fmt.Sprintf("e.g. ssh-keyscan -p %s %s >> %s", port, host, e.KnownHostsFile)
+		}
+		msg := fmt.Sprintf("ssh %s: host key %s is not in known_hosts file %s; verify the fingerprint and add the key (%s)", e.Host, presented, e.KnownHostsFile, how)
+		if !e.Bastion {
+			msg += ", or use the trust_on_first_use host key policy"
+		}
+		return msg
 	case e.KnownHostsFile != "":
 		return fmt.Sprintf("ssh %s: host key mismatch: known_hosts file %s lists %s for this host but the server presented %s; this could be a man-in-the-middle attack. If the host was rebuilt or its host keys regenerated, verify the new fingerprint and replace the entry (ssh-keygen -f %s -R '%s', then add the new key)",
 			e.Host, e.KnownHostsFile, strings.Join(e.Expected, ", "), presented, e.KnownHostsFile, knownhosts.Normalize(net.JoinHostPort(host, port)))
@@ -89,19 +106,46 @@ func (e *HostKeyError) Error() string {
 type hostKeyChecker struct {
 	policy   HostKeyPolicy
 	file     string
-	known    ssh.HostKeyCallback // KnownHosts only
-	probeKey ssh.PublicKey       // never a real host key; used to list known key types
+	probeKey ssh.PublicKey // never a real host key; used to list known key types
+
+	mu      sync.Mutex
+	cb      ssh.HostKeyCallback // KnownHosts only
+	version string              // the file's size and mtime when cb was read
 }
 
-func newHostKeyChecker(cfg Config) (*hostKeyChecker, error) {
-	c := &hostKeyChecker{policy: cfg.Policy, file: cfg.KnownHostsFile}
-	if cfg.Policy != KnownHosts {
+// known returns the known_hosts callback (nil with another policy),
+// reading the file again when it has changed: hosts created during a run
+// (new EC2 instances, a lab's nodes) may be added to it meanwhile.
+func (c *hostKeyChecker) known() ssh.HostKeyCallback {
+	if c.policy != KnownHosts {
+		return nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if fi, err := os.Stat(c.file); err == nil {
+		if v := fmt.Sprint(fi.Size(), fi.ModTime().UnixNano()); v != c.version {
+			if cb, err := knownhosts.New(c.file); err == nil {
+				c.cb, c.version = cb, v
+			}
+		}
+	}
+	return c.cb
+}
+
+func newHostKeyChecker(policy HostKeyPolicy, knownHostsFile string) (*hostKeyChecker, error) {
+	c := &hostKeyChecker{policy: policy, file: knownHostsFile}
+	if policy != KnownHosts {
 		return c, nil
 	}
-	cb, err := knownhosts.New(cfg.KnownHostsFile)
+	fi, err := os.Stat(knownHostsFile)
 	if err != nil {
-		return nil, fmt.Errorf("dockerssh: known_hosts file %s: %w", cfg.KnownHostsFile, err)
+		return nil, fmt.Errorf("dockerssh: known_hosts file %s: %w", knownHostsFile, err)
 	}
+	cb, err := knownhosts.New(knownHostsFile)
+	if err != nil {
+		return nil, fmt.Errorf("dockerssh: known_hosts file %s: %w", knownHostsFile, err)
+	}
+	c.version = fmt.Sprint(fi.Size(), fi.ModTime().UnixNano())
 	pub, _, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
 		return nil, err
@@ -110,7 +154,7 @@ func newHostKeyChecker(cfg Config) (*hostKeyChecker, error) {
 	if err != nil {
 		return nil, err
 	}
-	c.known, c.probeKey = cb, probe
+	c.cb, c.probeKey = cb, probe
 	return c, nil
 }
 
@@ -119,11 +163,12 @@ func newHostKeyChecker(cfg Config) (*hostKeyChecker, error) {
 // preference). Without this, a server could pick e.g. ed25519 while only its
 // RSA key is listed, and the check would fail spuriously.
 func (c *hostKeyChecker) algorithms(addr string, remote net.Addr) []string {
-	if c.known == nil {
+	known := c.known()
+	if known == nil {
 		return nil
 	}
 	var ke *knownhosts.KeyError
-	if err := c.known(addr, remote, c.probeKey); !errors.As(err, &ke) || len(ke.Want) == 0 {
+	if err := known(addr, remote, c.probeKey); !errors.As(err, &ke) || len(ke.Want) == 0 {
 		return nil
 	}
 	var algos []string
@@ -150,8 +195,8 @@ func (c *hostKeyChecker) algorithms(addr string, remote net.Addr) []string {
 // expected the fingerprints the key must match (empty: no pin).
 func (c *hostKeyChecker) check(label, addr string, remote net.Addr, key ssh.PublicKey, expected []string) error {
 	info := hostKeyInfo(key)
-	if c.known != nil {
-		err := c.known(addr, remote, key)
+	if known := c.known(); known != nil {
+		err := known(addr, remote, key)
 		var ke *knownhosts.KeyError
 		var re *knownhosts.RevokedError
 		switch {

@@ -25,19 +25,23 @@ const keepAliveRequest = "keepalive@openssh.com"
 // Pool caches one SSH connection per host address and builds Docker clients
 // on top of it. It is safe for concurrent use. A connection found dead (by
 // keepalives, a liveness probe, or a failed channel open) is redialled on
-// next use; the host must present the same key again.
+// next use; the host must present the same key again. With a bastion, the
+// Pool also keeps one connection to the bastion, shared by all hosts and
+// redialled the same way.
 type Pool struct {
-	cfg    Config
-	signer ssh.Signer
-	keys   *hostKeyChecker
+	cfg     Config
+	signer  ssh.Signer
+	keys    *hostKeyChecker
+	bastion *host // nil without Config.Bastion; not in hosts
 
 	mu     sync.Mutex
 	hosts  map[string]*host // by host:port
 	closed bool
 }
 
-// NewPool validates cfg (user, private key, host key policy and known_hosts
-// file) and returns an empty pool; connections are made on demand.
+// NewPool validates cfg (user, private key, host key policy, known_hosts
+// files and bastion) and returns an empty pool; connections are made on
+// demand.
 func NewPool(cfg Config) (*Pool, error) {
 	cfg = cfg.withDefaults()
 	if err := cfg.validate(); err != nil {
@@ -47,11 +51,39 @@ func NewPool(cfg Config) (*Pool, error) {
 	if err != nil {
 		return nil, err
 	}
-	keys, err := newHostKeyChecker(cfg)
+	keys, err := newHostKeyChecker(cfg.Policy, cfg.KnownHostsFile)
 	if err != nil {
 		return nil, err
 	}
-	return &Pool{cfg: cfg, signer: signer, keys: keys, hosts: map[string]*host{}}, nil
+	bs, err := cfg.bastionSettings(keys)
+	if err != nil {
+		return nil, err
+	}
+	p := &Pool{cfg: cfg, signer: signer, keys: keys, hosts: map[string]*host{}}
+	if bs != nil {
+		p.bastion = &host{
+			pool: p, addr: bs.addr, user: bs.user, keys: bs.keys, expected: bs.expected, isBastion: true,
+			label: "bastion " + bs.user + "@" + bs.addr, dialing: make(chan struct{}, 1),
+		}
+	}
+	return p, nil
+}
+
+// BastionHostKey reports the host key the bastion presented on the Pool's
+// current or most recent connection to it; ok is false without a bastion or
+// before the first successful connection. With TrustOnFirstUse this is the
+// key to record (as Bastion.ExpectedHostKey) to pin the bastion across runs.
+func (p *Pool) BastionHostKey() (info HostKeyInfo, ok bool) {
+	b := p.bastion
+	if b == nil {
+		return HostKeyInfo{}, false
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.conn == nil {
+		return HostKeyInfo{}, false
+	}
+	return b.conn.key, true
 }
 
 // Close closes every SSH connection (interrupting streams in flight) and
@@ -67,6 +99,13 @@ func (p *Pool) Close() error {
 	p.hosts = map[string]*host{}
 	p.mu.Unlock()
 
+	if b := p.bastion; b != nil {
+		b.mu.Lock()
+		if b.conn != nil {
+			b.conn.kill() // ends every tunnelled connection too
+		}
+		b.mu.Unlock()
+	}
 	for _, h := range hosts {
 		h.mu.Lock()
 		if h.conn != nil {
@@ -96,23 +135,51 @@ func (p *Pool) host(addr string) (*host, error) {
 	}
 	h := p.hosts[addr]
 	if h == nil {
-		h = &host{pool: p, addr: addr, label: p.cfg.User + "@" + addr, dialing: make(chan struct{}, 1)}
+		h = &host{pool: p, addr: addr, user: p.cfg.User, keys: p.keys, via: p.bastion,
+			label: p.cfg.User + "@" + addr, dialing: make(chan struct{}, 1)}
+		if p.bastion != nil {
+			h.label += " via " + p.bastion.label
+		}
 		p.hosts[addr] = h
 	}
 	return h, nil
 }
 
-// host is the per-address state of a Pool.
+// host is the per-address state of a Pool: a Docker host, or the bastion.
 type host struct {
-	pool    *Pool
-	addr    string        // host:port
-	label   string        // user@host:port, for messages
-	dialing chan struct{} // one-slot semaphore serialising (re)dials
+	pool      *Pool
+	addr      string          // host:port
+	user      string          // SSH login user
+	label     string          // user@host:port (via bastion user@host:port), for messages
+	keys      *hostKeyChecker // verifies the host's key
+	via       *host           // bastion to tunnel through; nil: dial directly
+	isBastion bool
+	expected  string        // bastion only: fingerprint it must present
+	dialing   chan struct{} // one-slot semaphore serialising (re)dials
 
 	mu      sync.Mutex
 	conn    *conn                     // current connection, possibly dead
 	pinned  string                    // TrustOnFirstUse: first fingerprint accepted
 	dockers map[string]*client.Client // by socket path, for conn
+}
+
+// checkKey verifies the key a server presented for h; see
+// hostKeyChecker.check.
+func (h *host) checkKey(remote net.Addr, key ssh.PublicKey, expected []string) error {
+	err := h.keys.check(h.label, h.addr, remote, key, expected)
+	var hk *HostKeyError
+	if errors.As(err, &hk) {
+		h.describe(hk)
+	}
+	return err
+}
+
+// describe fills in the hop details of a HostKeyError about h.
+func (h *host) describe(hk *HostKeyError) {
+	hk.Bastion = h.isBastion
+	if h.via != nil {
+		hk.Via = h.via.addr
+	}
 }
 
 // conn is one SSH connection.
@@ -261,41 +328,53 @@ func (p *Pool) probe(ctx context.Context, c *conn) bool {
 	}
 }
 
-// dial opens and authenticates a new SSH connection to h.
+// dial opens and authenticates a new SSH connection to h: over TCP, or
+// through the bastion (whose connection is made first if needed, within its
+// own DialTimeout).
 func (p *Pool) dial(parent context.Context, h *host, expected []string) (*conn, error) {
+	var bastion *conn
+	if h.via != nil {
+		var err error
+		if bastion, err = h.via.connect(parent, h.via.expected, true); err != nil {
+			return nil, err // names the bastion
+		}
+	}
 	ctx, cancel := context.WithTimeout(parent, p.cfg.DialTimeout)
 	defer cancel()
 
-	d := net.Dialer{KeepAlive: 15 * time.Second}
-	tcp, err := d.DialContext(ctx, "tcp", h.addr)
+	var nc net.Conn
+	var err error
+	if bastion == nil {
+		nc, err = p.dialTCP(ctx, h)
+	} else {
+		nc, err = p.dialTunnel(parent, ctx, h, bastion)
+	}
 	if err != nil {
-		return nil, fmt.Errorf("ssh %s: cannot connect: %w (is the host up and sshd listening on that port?)", h.label, err)
+		return nil, err
 	}
-	if dl, ok := ctx.Deadline(); ok {
-		_ = tcp.SetDeadline(dl)
-	}
-	stop := context.AfterFunc(ctx, func() { _ = tcp.SetDeadline(time.Unix(1, 0)) })
+	// Bound the handshake by ctx. Channels through a bastion do not
+	// support deadlines, so interrupt it by closing the connection.
+	stop := context.AfterFunc(ctx, func() { _ = nc.Close() })
 
 	var presented ssh.PublicKey
 	cc := &ssh.ClientConfig{
-		User: p.cfg.User,
+		User: h.user,
 		Auth: []ssh.AuthMethod{ssh.PublicKeys(p.signer)},
 		HostKeyCallback: func(_ string, remote net.Addr, key ssh.PublicKey) error {
 			presented = key
-			return p.keys.check(h.label, h.addr, remote, key, expected)
+			return h.checkKey(remote, key, expected)
 		},
-		HostKeyAlgorithms: p.keys.algorithms(h.addr, tcp.RemoteAddr()),
+		HostKeyAlgorithms: h.keys.algorithms(h.addr, nc.RemoteAddr()),
 	}
-	sc, chans, reqs, err := ssh.NewClientConn(tcp, h.addr, cc)
+	sc, chans, reqs, err := ssh.NewClientConn(nc, h.addr, cc)
 	if !stop() && err == nil { // ctx ended just as the handshake finished
 		_ = sc.Close()
 		err = ctx.Err()
 	}
 	if err != nil {
-		_ = tcp.Close()
+		_ = nc.Close()
 		return nil, p.handshakeError(parent, ctx, h, err)
 	}
-	_ = tcp.SetDeadline(time.Time{})
 
 	c := &conn{client: ssh.NewClient(sc, chans, reqs), key: hostKeyInfo(presented), done: make(chan struct{}), probing: make(chan struct{}, 1)}
 	c.lastOK.Store(time.Now().UnixNano()) // just authenticated
@@ -308,6 +387,59 @@ func (p *Pool) dial(parent context.Context, h *host, expected []string) (*conn, 
 		go keepAlive(c, p.cfg.KeepAlive)
 	}
 	return c, nil
+}
+
+// dialTCP opens the TCP connection to h's sshd.
+func (p *Pool) dialTCP(ctx context.Context, h *host) (net.Conn, error) {
+	d := net.Dialer{KeepAlive: 15 * time.Second}
+	tcp, err := d.DialContext(ctx, "tcp", h.addr)
+	if err != nil {
+		what := "host"
+		if h.isBastion {
+			what = "bastion"
+		}
+		return nil, fmt.Errorf("ssh %s: cannot connect: %w (is the %s up and sshd listening on that port?)", h.label, err, what)
+	}
+	return tcp, nil
+}
+
+// dialTunnel opens a direct-tcpip channel from the bastion connection b to
+// h's sshd. If b turns out to be dead, the bastion is redialled once.
+func (p *Pool) dialTunnel(parent, ctx context.Context, h *host, b *conn) (net.Conn, error) {
+	for attempt := 0; ; attempt++ {
+		nc, err := b.client.DialContext(ctx, "tcp", h.addr)
+		if err == nil {
+			return nc, nil
+		}
+		var oce *ssh.OpenChannelError
+		switch {
+		case errors.As(err, &oce):
+			return nil, fmt.Errorf("ssh %s: the bastion cannot connect to %s: %w (%s)", h.label, h.addr, err, h.tunnelHint(oce))
+		case parent.Err() != nil:
+			return nil, fmt.Errorf("ssh %s: connecting through the bastion: %w", h.label, parent.Err())
+		case ctx.Err() != nil:
+			return nil, fmt.Errorf("ssh %s: the bastion did not open a connection to %s within %s: %w", h.label, h.addr, p.cfg.DialTimeout, ctx.Err())
+		}
+		b.kill() // transport failure: the bastion connection is gone
+		if attempt > 0 {
+			return nil, fmt.Errorf("ssh %s: the SSH connection to the bastion keeps failing: %w", h.label, err)
+		}
+		if b, err = h.via.connect(parent, h.via.expected, false); err != nil {
+			return nil, err
+		}
+	}
+}
+
+func (h *host) tunnelHint(oce *ssh.OpenChannelError) string {
+	switch oce.Reason {
+	case ssh.Prohibited:
+		return fmt.Sprintf("the bastion refused TCP forwarding: set AllowTcpForwarding yes (and not DisableForwarding) in its sshd_config, "+
+			"and remove restrict/no-port-forwarding (or add permitopen=\"%s\") on the authorized_keys entry of %s on the bastion", h.addr, h.via.user)
+	case ssh.UnknownChannelType:
+		return "the bastion's SSH server does not support direct-tcpip channels"
+	default:
+		return "is the host up with sshd listening on that port, and do firewalls or security groups let the bastion reach it?"
+	}
 }
 
 func (p *Pool) handshakeError(parent, ctx context.Context, h *host, err error) error {
@@ -325,8 +457,12 @@ func (p *Pool) handshakeError(parent, ctx context.Context, h *host, err error) e
 		hint = fmt.Sprintf("no SSH handshake within %s; is an SSH server listening there, is the host overloaded?", p.cfg.DialTimeout)
 	case strings.Contains(cause, "unable to authenticate"):
 		pub := p.signer.PublicKey()
-		hint = fmt.Sprintf("is the public key %s (%s) in ~%s/.ssh/authorized_keys on the host, and is the user right?",
-			ssh.FingerprintSHA256(pub), pub.Type(), p.cfg.User)
+		where := "host"
+		if h.isBastion {
+			where = "bastion"
+		}
+		hint = fmt.Sprintf("is the public key %s (%s) in ~%s/.ssh/authorized_keys on the %s, and is the user right?",
+			ssh.FingerprintSHA256(pub), pub.Type(), h.user, where)
 	case errors.Is(err, io.EOF):
 		hint = "the server closed the connection; is this an SSH server, and does sshd accept this client (AllowUsers, MaxStartups, fail2ban)?"
 	}

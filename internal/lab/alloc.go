@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -16,13 +17,16 @@ import (
 
 // Names and places. A lab is identified by its number N (1..254), from which
 // every name below derives, so that a lab whose owner died can be removed by
-// anyone knowing only N.
+// anyone knowing only N. Within a lab, a node is identified by its slot number
+// I (1..maxSlot), which names its directory, network namespace, veth and
+// cgroup; its address is independent of I.
 const (
 	lockPath  = "/run/mblab.lock"
 	labsRoot  = "/tmp"
 	namePfx   = "mblab"
 	maxLabNum = 254
-	maxNodes  = 200
+	maxNodes  = 200 // for Start
+	maxSlot   = 999 // keeps vethName within 15 characters: "mblab254v999"
 )
 
 func labDir(n int) string              { return filepath.Join(labsRoot, fmt.Sprintf("%s%d", namePfx, n)) }
@@ -30,18 +34,86 @@ func bridgeName(n int) string          { return fmt.Sprintf("%s%d", namePfx, n) 
 func netnsName(n, i int) string        { return fmt.Sprintf("%s%d-n%d", namePfx, n, i) }
 func vethName(n, i int) string         { return fmt.Sprintf("%s%dv%d", namePfx, n, i) }
 func cgroupName(n, i int) string       { return netnsName(n, i) }
-func bridgeAddr(n int) string          { return fmt.Sprintf("198.18.%d.1", n) }
-func nodeAddr(n, i int) string         { return fmt.Sprintf("198.18.%d.%d", n, 10+i) }
 func nodeDir(n, i int) string          { return filepath.Join(labDir(n), fmt.Sprintf("n%d", i)) }
 func netnsPath(n, i int) string        { return filepath.Join("/run/netns", netnsName(n, i)) }
 func ownerFile(n int) string           { return filepath.Join(labDir(n), "owner") }
 func nodeDockerSock(dir string) string { return filepath.Join(dir, "run", "docker.sock") }
 
+// subnet is lab n's network, 198.18.n.0/24.
+func subnet(n int) netip.Prefix {
+	return netip.PrefixFrom(netip.AddrFrom4([4]byte{198, 18, byte(n), 0}), 24)
+}
+
+// gateway is the host's address on lab n's bridge, 198.18.n.1.
+func gateway(n int) netip.Addr { return netip.AddrFrom4([4]byte{198, 18, byte(n), 1}) }
+
+// startAddr is the address Start gives its node i: 198.18.n.(10+i).
+func startAddr(n, i int) netip.Addr { return netip.AddrFrom4([4]byte{198, 18, byte(n), byte(10 + i)}) }
+
+// nodeTraces reports whether anything of node slot i of lab n exists on the
+// machine: its directory, network namespace, veth or cgroup.
+func nodeTraces(n, i int) bool {
+	paths := []string{
+		nodeDir(n, i),
+		netnsPath(n, i),
+		filepath.Join("/sys/class/net", vethName(n, i)),
+		filepath.Join("/sys/fs/cgroup", cgroupName(n, i)),
+	}
+	v1, _ := filepath.Glob(filepath.Join("/sys/fs/cgroup", "*", cgroupName(n, i)))
+	for _, p := range append(paths, v1...) {
+		if _, err := os.Lstat(p); err == nil {
+			return true
+		}
+	}
+	return false
+}
+
+// nodeSlots returns the slot numbers of every node of lab n that has a trace
+// on the machine (directory, network namespace, veth or cgroup), whether Start
+// or AddNode created it, and whether or not its lab's owner still runs.
+func nodeSlots(n int) []int {
+	seen := map[int]bool{}
+	add := func(name string, re *regexp.Regexp) {
+		m := re.FindStringSubmatch(name)
+		if m == nil || m[1] != strconv.Itoa(n) {
+			return
+		}
+		if i, err := strconv.Atoi(m[2]); err == nil && i >= 1 {
+			seen[i] = true
+		}
+	}
+	for _, name := range dirNames(labDir(n)) {
+		if m := reNodeDir.FindStringSubmatch(name); m != nil {
+			if i, err := strconv.Atoi(m[1]); err == nil && i >= 1 {
+				seen[i] = true
+			}
+		}
+	}
+	for _, name := range dirNames("/run/netns") {
+		add(name, reNodeNS)
+	}
+	for _, name := range dirNames("/sys/class/net") {
+		add(name, reLink)
+	}
+	cgroups, _ := filepath.Glob(filepath.Join("/sys/fs/cgroup", namePfx+"*"))
+	v1, _ := filepath.Glob(filepath.Join("/sys/fs/cgroup", "*", namePfx+"*"))
+	for _, p := range append(cgroups, v1...) {
+		add(filepath.Base(p), reNodeNS)
+	}
+	out := make([]int, 0, len(seen))
+	for i := range seen {
+		out = append(out, i)
+	}
+	sort.Ints(out)
+	return out
+}
+
 var (
-	reDir    = regexp.MustCompile(`^` + namePfx + `(\d+)$`)
-	reLink   = regexp.MustCompile(`^` + namePfx + `(\d+)(v\d+)?$`)
-	reNetns  = regexp.MustCompile(`^` + namePfx + `(\d+)-n\d+$`)
-	reNodeNS = regexp.MustCompile(`^` + namePfx + `\d+-n(\d+)$`)
+	reDir     = regexp.MustCompile(`^` + namePfx + `(\d+)$`)
+	reLink    = regexp.MustCompile(`^` + namePfx + `(\d+)(?:v(\d+))?$`) // bridge mblabN, veth mblabNvI
+	reNetns   = regexp.MustCompile(`^` + namePfx + `(\d+)-n\d+$`)       // netns (and cgroup) mblabN-nI
+	reNodeNS  = regexp.MustCompile(`^` + namePfx + `(\d+)-n(\d+)$`)     // the same, with I
+	reNodeDir = regexp.MustCompile(`^n(\d+)$`)                          // node directory in the lab dir
 )
 
 // withLock runs fn while holding an exclusive flock on lockPath. Waiting for
@@ -144,7 +216,7 @@ func allocate(ctx context.Context, logf func(string, ...any)) (int, error) {
 				continue
 			}
 			logf("removing stale lab %d (owner gone)", n)
-			if err := destroy(n, logf); err != nil {
+			if err := destroy(ctx, n, logf); err != nil {
 				return fmt.Errorf("remove stale lab %d: %w", n, err)
 			}
 		}
@@ -183,7 +255,7 @@ func Down(ctx context.Context, log func(string, ...any), nums ...int) error {
 				continue
 			}
 			log("removing lab %d", n)
-			if err := destroy(n, log); err != nil {
+			if err := destroy(ctx, n, log); err != nil {
 				errs = append(errs, fmt.Errorf("lab %d: %w", n, err))
 			}
 		}

@@ -43,11 +43,14 @@ func ping(ctx context.Context, sock string) error {
 
 // LoadImage loads a `docker save` archive into the engine of node (1-based:
 // node 1 is Nodes()[0]) through the node's Docker socket, like `docker load`.
+// Any node's engine, however the node was added, can also be reached
+// directly at Node.DockerSocket.
 func (l *Lab) LoadImage(ctx context.Context, node int, archivePath string) error {
-	if node < 1 || node > len(l.nodes) {
-		return fmt.Errorf("load image: node %d out of range 1..%d", node, len(l.nodes))
+	nodes := l.Nodes()
+	if node < 1 || node > len(nodes) {
+		return fmt.Errorf("load image: node %d out of range 1..%d", node, len(nodes))
 	}
-	nd := l.nodes[node-1]
+	nd := nodes[node-1]
 	f, err := os.Open(archivePath)
 	if err != nil {
 		return fmt.Errorf("load image on %s: %w", nd.Name, err)

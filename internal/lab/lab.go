@@ -5,11 +5,22 @@
 // over SSH as root (for example through a direct-streamlocal channel to
 // /var/run/docker.sock), so a Docker Swarm can be formed across them.
 //
+// Start creates a lab with Options.Nodes nodes (node i is named Prefix+i and
+// listens at 198.18.N.(10+i)), or an empty one when Nodes is 0. Nodes can then
+// be added and removed one at a time while the lab runs: AddNode starts a node
+// at an address of the caller's choice in Subnet(), with a hostname and the
+// authorized_keys for root of the caller's choice (say, those of an emulated
+// EC2 instance), and RemoveNode removes it completely. Nodes lists the current
+// nodes and KnownHostsFile their host keys; both are kept up to date.
+//
 // Lab number N (1..254) is allocated under the flock /run/mblab.lock. Lab N
-// uses the bridge mblabN (198.18.N.1/24), network namespaces mblabN-n1... with
-// node i at 198.18.N.(10+i), the directory /tmp/mblabN and host iptables rules
-// on the bridge; a lab whose owner process died is removed by the next Start.
-// Everything needs root.
+// uses the bridge mblabN, on which the host is 198.18.N.1 (Gateway) of
+// 198.18.N.0/24 (Subnet), the directory /tmp/mblabN and host iptables rules
+// on the bridge. Each node occupies a slot I, the lowest free one when it is
+// created and unrelated to its address, which names the node's directory
+// /tmp/mblabN/nI, network namespace mblabN-nI, veth mblabNvI and cgroup
+// parent mblabN-nI. A lab whose owner process died is removed, with all its
+// nodes however they were added, by the next Start. Everything needs root.
 //
 // Things tests on a lab should know:
 //   - Nodes reach each other and the host, nothing else: the host drops what
@@ -22,8 +33,8 @@
 //   - Overlay networks default to 10.0.0.0/8; SwarmInit's DefaultAddrPool
 //     (e.g. 10.200.0.0/16) keeps them clear of the host's networks.
 //   - Each node's dockerd runs with Docker's defaults (docker0, iptables in
-//     the node's own network namespace), plus a cgroup parent mblabN-ni so
-//     that Close can remove its containers' cgroups.
+//     the node's own network namespace), plus a cgroup parent mblabN-nI so
+//     that Close and RemoveNode can remove its containers' cgroups.
 package lab
 
 import (
@@ -31,6 +42,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -45,7 +57,8 @@ import (
 
 // Options configures Start.
 type Options struct {
-	// Nodes is the number of nodes (1..200).
+	// Nodes is the number of nodes to start with (0..200). With 0 the lab is
+	// empty (bridge, directory and keys only) until AddNode adds nodes.
 	Nodes int
 	// Prefix is the hostname prefix; node i is named Prefix+i. Default "node".
 	Prefix string
@@ -67,14 +80,24 @@ type Node struct {
 	Dir string
 }
 
-// Lab is a running set of nodes. Close it to remove everything.
+// Lab is a running set of nodes. Close it to remove everything. Its methods
+// are safe for concurrent use.
 type Lab struct {
 	num        int
 	dir        string
-	nodes      []*node
 	keyPEM     string
 	knownHosts string
 	log        func(string, ...any)
+
+	// closing ends when Close begins, which cancels AddNode calls in progress.
+	closing     context.Context
+	stopClosing context.CancelFunc
+
+	mu     sync.Mutex
+	nodes  []*node       // the ready nodes, in the order they became ready
+	slots  map[int]*node // every node, by slot, from creation until fully removed
+	closed bool
+	ops    sync.WaitGroup // AddNode and RemoveNode calls in progress
 
 	closeOnce sync.Once
 	closeErr  error
@@ -87,8 +110,8 @@ var reHostname = regexp.MustCompile(`^[a-zA-Z]([a-zA-Z0-9-]{0,40})$`)
 // If ctx has no deadline, Start gives up after 3 minutes. On error nothing is
 // left behind.
 func Start(ctx context.Context, opts Options) (*Lab, error) {
-	if opts.Nodes < 1 || opts.Nodes > maxNodes {
-		return nil, fmt.Errorf("lab: Nodes must be 1..%d, got %d", maxNodes, opts.Nodes)
+	if opts.Nodes < 0 || opts.Nodes > maxNodes {
+		return nil, fmt.Errorf("lab: Nodes must be 0..%d, got %d", maxNodes, opts.Nodes)
 	}
 	if opts.Prefix == "" {
 		opts.Prefix = "node"
@@ -104,7 +127,8 @@ func Start(ctx context.Context, opts Options) (*Lab, error) {
 		ctx, cancel = context.WithTimeout(ctx, 3*time.Minute)
 		defer cancel()
 	}
-	l := &Lab{log: func(string, ...any) {}}
+	l := &Lab{log: func(string, ...any) {}, slots: map[int]*node{}}
+	l.closing, l.stopClosing = context.WithCancel(context.Background())
 	if w := opts.LogWriter; w != nil {
 		var mu sync.Mutex
 		l.log = func(format string, args ...any) {
@@ -146,15 +170,60 @@ func (l *Lab) start(ctx context.Context, opts Options) error {
 		return err
 	}
 	l.keyPEM = string(pemKey)
-	authKeys := filepath.Join(l.dir, "authorized_keys")
 	l.knownHosts = filepath.Join(l.dir, "known_hosts")
-	var known strings.Builder
-	for i := 1; i <= opts.Nodes; i++ {
-		nd := &node{num: l.num, idx: i}
-		nd.Name = opts.Prefix + strconv.Itoa(i)
-		nd.Addr = nodeAddr(l.num, i)
-		nd.Dir = nodeDir(l.num, i)
-		nd.DockerSocket = nodeDockerSock(nd.Dir)
+	for _, f := range []struct{ name, data string }{
+		{"id_ed25519", l.keyPEM},
+		{"id_ed25519.pub", client.authorizedKey() + " mblab\n"},
+		{"authorized_keys", client.authorizedKey() + " mblab\n"},
+		{"known_hosts", ""},
+	} {
+		if err := os.WriteFile(filepath.Join(l.dir, f.name), []byte(f.data), 0o600); err != nil {
+			return fmt.Errorf("write %s: %w", f.name, err)
+		}
+	}
+	if err := createBridge(ctx, l.num); err != nil {
+		return err
+	}
+	if opts.Nodes == 0 {
+		return nil
+	}
+
+	nodes := make([]*node, opts.Nodes)
+	l.mu.Lock()
+	for k := range nodes {
+		slot := k + 1
+		nodes[k] = l.newNode(slot, startAddr(l.num, slot), opts.Prefix+strconv.Itoa(slot), "")
+		l.slots[slot] = nodes[k]
+	}
+	l.mu.Unlock()
+	// On error, Start's Close removes the nodes.
+	if err := l.launch(ctx, nodes); err != nil {
+		return err
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, nd := range nodes {
+		nd.state = nodeReady
+	}
+	l.nodes = append(l.nodes, nodes...)
+	return l.writeKnownHosts()
+}
+
+// newNode returns the description of a node in slot slot, not yet created.
+func (l *Lab) newNode(slot int, addr netip.Addr, name, authorizedKeys string) *node {
+	nd := &node{num: l.num, slot: slot, addr: addr, state: nodeStarting, authorizedKeys: authorizedKeys}
+	nd.Name = name
+	nd.Addr = addr.String()
+	nd.Dir = nodeDir(l.num, slot)
+	nd.DockerSocket = nodeDockerSock(nd.Dir)
+	return nd
+}
+
+// launch creates nodes (directories, host keys, network namespaces), starts
+// them and waits until every one is ready. On error the caller removes them.
+func (l *Lab) launch(ctx context.Context, nodes []*node) error {
+	authKeys := filepath.Join(l.dir, "authorized_keys")
+	for _, nd := range nodes {
 		hostKey, err := newSSHKey()
 		if err != nil {
 			return err
@@ -162,25 +231,13 @@ func (l *Lab) start(ctx context.Context, opts Options) error {
 		if err := nd.prepare(authKeys, hostKey); err != nil {
 			return err
 		}
-		fmt.Fprintf(&known, "%s %s\n", nd.Addr, hostKey.authorizedKey())
-		l.nodes = append(l.nodes, nd)
 	}
-	for _, f := range []struct{ name, data string }{
-		{"id_ed25519", l.keyPEM},
-		{"id_ed25519.pub", client.authorizedKey() + " mblab\n"},
-		{"authorized_keys", client.authorizedKey() + " mblab\n"},
-		{"known_hosts", known.String()},
-	} {
-		if err := os.WriteFile(filepath.Join(l.dir, f.name), []byte(f.data), 0o600); err != nil {
-			return fmt.Errorf("write %s: %w", f.name, err)
-		}
-	}
-
-	if err := createNetwork(ctx, l.num, opts.Nodes); err != nil {
+	if err := addNodeNetworks(ctx, l.num, nodes); err != nil {
 		return err
 	}
-	for _, nd := range l.nodes {
-		if nd.netNS, err = nsInode(netnsPath(l.num, nd.idx)); err != nil {
+	for _, nd := range nodes {
+		var err error
+		if nd.netNS, err = nsInode(netnsPath(l.num, nd.slot)); err != nil {
 			return err
 		}
 		if err := nd.start(); err != nil {
@@ -188,8 +245,8 @@ func (l *Lab) start(ctx context.Context, opts Options) error {
 		}
 	}
 	var wg sync.WaitGroup
-	errs := make([]error, len(l.nodes))
-	for k, nd := range l.nodes {
+	errs := make([]error, len(nodes))
+	for k, nd := range nodes {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -200,8 +257,30 @@ func (l *Lab) start(ctx context.Context, opts Options) error {
 	return errors.Join(errs...)
 }
 
-// Nodes returns the nodes; Nodes()[0] is node 1.
+// writeKnownHosts rewrites the lab's known_hosts file with the host key of
+// every ready node. The new file replaces the old one in a single rename, so
+// a reader never sees it half written. l.mu must be held.
+func (l *Lab) writeKnownHosts() error {
+	var b strings.Builder
+	for _, nd := range l.nodes {
+		fmt.Fprintf(&b, "%s %s\n", nd.Addr, nd.hostKey)
+	}
+	tmp := l.knownHosts + ".new"
+	if err := os.WriteFile(tmp, []byte(b.String()), 0o600); err != nil {
+		return fmt.Errorf("write known_hosts: %w", err)
+	}
+	if err := os.Rename(tmp, l.knownHosts); err != nil {
+		return fmt.Errorf("replace known_hosts: %w", err)
+	}
+	return nil
+}
+
+// Nodes returns the current nodes: first those of Start (Nodes()[0] is node
+// 1), then those of AddNode in the order they became ready. A node being
+// added or removed is not listed.
 func (l *Lab) Nodes() []Node {
+	l.mu.Lock()
+	defer l.mu.Unlock()
 	out := make([]Node, len(l.nodes))
 	for k, nd := range l.nodes {
 		out[k] = nd.Node
@@ -212,6 +291,13 @@ func (l *Lab) Nodes() []Node {
 // Number returns the lab number N (bridge mblabN, addresses 198.18.N.0/24).
 func (l *Lab) Number() int { return l.num }
 
+// Subnet returns the lab's network, 198.18.N.0/24.
+func (l *Lab) Subnet() netip.Prefix { return subnet(l.num) }
+
+// Gateway returns the host's address on the lab bridge, 198.18.N.1, which
+// is also the nodes' default route and name server.
+func (l *Lab) Gateway() netip.Addr { return gateway(l.num) }
+
 // Dir returns the lab's directory on the host (removed by Close).
 func (l *Lab) Dir() string { return l.dir }
 
@@ -219,32 +305,43 @@ func (l *Lab) Dir() string { return l.dir }
 func (l *Lab) SSHUser() string { return "root" }
 
 // PrivateKeyPEM returns the client private key (ed25519, OpenSSH PEM format,
-// unencrypted) that every node's sshd accepts for SSHUser.
+// unencrypted) that the sshd of every node accepts for SSHUser, except nodes
+// added with their own NodeOptions.AuthorizedKeys.
 func (l *Lab) PrivateKeyPEM() string { return l.keyPEM }
 
 // PrivateKeyFile returns the path of a file holding PrivateKeyPEM (mode 0600).
 func (l *Lab) PrivateKeyFile() string { return filepath.Join(l.dir, "id_ed25519") }
 
-// KnownHostsFile returns the path of a known_hosts file listing every node's
-// host key under the node's address.
+// KnownHostsFile returns the path of a known_hosts file listing every current
+// node's host key under the node's address. AddNode and RemoveNode replace
+// the file (by rename) before they return; read it afresh after either.
 func (l *Lab) KnownHostsFile() string { return l.knownHosts }
 
-// Close stops every node (dockerd with its containerd and containers, sshd)
-// and removes the lab's namespaces, veths, bridge, iptables rules, cgroups,
-// mounts and directory. It is safe to call more than once.
+// Close stops every node (dockerd with its containerd and containers, sshd),
+// however it was added, and removes the lab's namespaces, veths, bridge,
+// iptables rules, cgroups, mounts and directory. AddNode calls in progress are
+// cancelled. It is safe to call more than once.
 func (l *Lab) Close() error {
 	l.closeOnce.Do(func() {
 		began := time.Now()
-		err := destroy(l.num, l.log)
-		// Reap our launcher processes (they die with their nodes).
-		for _, nd := range l.nodes {
-			if nd.done == nil {
-				continue
-			}
-			select {
-			case <-nd.done:
-			case <-time.After(10 * time.Second):
-				err = errors.Join(err, fmt.Errorf("launcher of %s did not exit", nd.Name))
+		l.mu.Lock()
+		l.closed = true
+		l.mu.Unlock()
+		l.stopClosing()
+		l.ops.Wait()
+
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		err := destroy(ctx, l.num, l.log)
+		// Reap our launcher processes (they die with their nodes). No
+		// AddNode or RemoveNode runs any more to change l.slots.
+		l.mu.Lock()
+		slots := l.slots
+		l.nodes, l.slots = nil, map[int]*node{}
+		l.mu.Unlock()
+		for _, nd := range slots {
+			if werr := nd.waitLauncher(ctx); werr != nil {
+				err = errors.Join(err, werr)
 			}
 		}
 		if err != nil {
@@ -256,30 +353,19 @@ func (l *Lab) Close() error {
 }
 
 // destroy removes every trace of lab n, using only what is on the machine, so
-// that it works for labs of dead owners too.
-func destroy(n int, logf func(string, ...any)) error {
-	idx := map[int]bool{}
-	for _, name := range dirNames(labDir(n)) {
-		if i, err := strconv.Atoi(strings.TrimPrefix(name, "n")); err == nil && strings.HasPrefix(name, "n") {
-			idx[i] = true
-		}
-	}
-	for _, name := range dirNames("/run/netns") {
-		if m := reNetns.FindStringSubmatch(name); m != nil && m[1] == strconv.Itoa(n) {
-			i, _ := strconv.Atoi(reNodeNS.FindStringSubmatch(name)[1])
-			idx[i] = true
-		}
-	}
+// that it works for labs of dead owners too, and finds every node whether
+// Start or AddNode created it.
+func destroy(ctx context.Context, n int, logf func(string, ...any)) error {
 	var (
 		mu   sync.Mutex
 		errs []error
 		wg   sync.WaitGroup
 	)
-	for i := range idx {
+	for _, i := range nodeSlots(n) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := stopNode(n, i, gracefulStop); err != nil {
+			if err := stopNode(ctx, n, i, gracefulStop); err != nil {
 				mu.Lock()
 				errs = append(errs, err)
 				mu.Unlock()
@@ -291,8 +377,6 @@ func destroy(n int, logf func(string, ...any)) error {
 		// Do not remove directories that processes may still use.
 		return errors.Join(errs...)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
 	if err := removeNetwork(ctx, n); err != nil {
 		errs = append(errs, err)
 	}

@@ -3,8 +3,12 @@ package lab
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"net/netip"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 )
 
@@ -24,30 +28,17 @@ func run(ctx context.Context, stdin string, name string, args ...string) error {
 	return nil
 }
 
-// createNetwork creates the bridge of lab n, one network namespace per node
-// with a veth into the bridge, and the host firewall rules that let bridged
-// node-to-node traffic through (the bridge is subject to iptables FORWARD
-// when br_netfilter is loaded, whose policy is DROP once a host dockerd ran).
-func createNetwork(ctx context.Context, n, nodes int) error {
+// createBridge creates the bridge of lab n with the host's address on it and
+// the host firewall rules that let bridged node-to-node traffic through (the
+// bridge is subject to iptables FORWARD when br_netfilter is loaded, whose
+// policy is DROP once a host dockerd ran). The rules match the bridge, not
+// addresses, so they hold for nodes at any address of the lab's subnet.
+func createBridge(ctx context.Context, n int) error {
 	br := bridgeName(n)
-	var b strings.Builder
-	fmt.Fprintf(&b, "link add %s type bridge\n", br)
-	fmt.Fprintf(&b, "addr add %s/24 dev %s\n", bridgeAddr(n), br)
-	fmt.Fprintf(&b, "link set %s up\n", br)
-	for i := 1; i <= nodes; i++ {
-		fmt.Fprintf(&b, "netns add %s\n", netnsName(n, i))
-		fmt.Fprintf(&b, "link add %s type veth peer name eth0 netns %s\n", vethName(n, i), netnsName(n, i))
-		fmt.Fprintf(&b, "link set %s master %s up\n", vethName(n, i), br)
-	}
-	if err := run(ctx, b.String(), "ip", "-batch", "-"); err != nil {
-		return fmt.Errorf("create bridge and namespaces: %w", err)
-	}
-	for i := 1; i <= nodes; i++ {
-		in := fmt.Sprintf("link set lo up\naddr add %s/24 dev eth0\nlink set eth0 up\nroute add default via %s\n",
-			nodeAddr(n, i), bridgeAddr(n))
-		if err := run(ctx, in, "ip", "-n", netnsName(n, i), "-batch", "-"); err != nil {
-			return fmt.Errorf("configure namespace %s: %w", netnsName(n, i), err)
-		}
+	in := fmt.Sprintf("link add %s type bridge\naddr add %s dev %s\nlink set %s up\n",
+		br, netip.PrefixFrom(gateway(n), subnet(n).Bits()), br, br)
+	if err := run(ctx, in, "ip", "-batch", "-"); err != nil {
+		return fmt.Errorf("create bridge %s: %w", br, err)
 	}
 	for _, r := range firewallRules(ctx, n) {
 		args := append([]string{"-w", "-I"}, r...)
@@ -56,6 +47,77 @@ func createNetwork(ctx context.Context, n, nodes int) error {
 		}
 	}
 	return nil
+}
+
+// addNodeNetworks gives each of nodes (of lab n) its network namespace and a
+// veth from the bridge into it, named eth0 there, carrying the node's address
+// and a default route via the host.
+func addNodeNetworks(ctx context.Context, n int, nodes []*node) error {
+	var b strings.Builder
+	for _, nd := range nodes {
+		fmt.Fprintf(&b, "netns add %s\n", netnsName(n, nd.slot))
+		fmt.Fprintf(&b, "link add %s type veth peer name eth0 netns %s\n", vethName(n, nd.slot), netnsName(n, nd.slot))
+		fmt.Fprintf(&b, "link set %s master %s up\n", vethName(n, nd.slot), bridgeName(n))
+	}
+	if err := run(ctx, b.String(), "ip", "-batch", "-"); err != nil {
+		return fmt.Errorf("create network namespaces and veths: %w", err)
+	}
+	for _, nd := range nodes {
+		in := fmt.Sprintf("link set lo up\naddr add %s dev eth0\nlink set eth0 up\nroute add default via %s\n",
+			netip.PrefixFrom(nd.addr, subnet(n).Bits()), gateway(n))
+		if err := run(ctx, in, "ip", "-n", netnsName(n, nd.slot), "-batch", "-"); err != nil {
+			return fmt.Errorf("configure namespace %s: %w", netnsName(n, nd.slot), err)
+		}
+	}
+	return nil
+}
+
+// removeNodeNetwork deletes the veth and network namespace of node slot i of
+// lab n, whichever exist. The veth goes first: deleting it removes both ends
+// at once, whereas a deleted namespace is cleaned up asynchronously.
+func removeNodeNetwork(ctx context.Context, n, i int) error {
+	var errs []error
+	if veth := vethName(n, i); linkExists(veth) {
+		if err := run(ctx, "", "ip", "link", "del", veth); err != nil && linkExists(veth) {
+			errs = append(errs, err)
+		}
+	}
+	if _, err := os.Lstat(netnsPath(n, i)); err == nil {
+		if err := run(ctx, "", "ip", "netns", "del", netnsName(n, i)); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("remove network of %s: %w", netnsName(n, i), errors.Join(errs...))
+	}
+	return nil
+}
+
+// forgetNeighbour drops addr from the ARP caches of the host (on lab n's
+// bridge) and of the network namespaces netnsNames, so that a node started
+// at the address of a removed one is reached at once, not after the stale
+// entry of the old one has timed out.
+func forgetNeighbour(ctx context.Context, n int, addr netip.Addr, netnsNames []string) error {
+	if err := flushNeighbour(ctx, "ip", "neigh", "flush", "to", addr.String(), "dev", bridgeName(n)); err != nil {
+		return fmt.Errorf("flush neighbour %s: %w", addr, err)
+	}
+	for _, ns := range netnsNames {
+		if err := flushNeighbour(ctx, "ip", "-n", ns, "neigh", "flush", "to", addr.String()); err != nil {
+			return fmt.Errorf("flush neighbour %s in %s: %w", addr, ns, err)
+		}
+	}
+	return nil
+}
+
+// flushNeighbour runs an `ip neigh flush`. The entry may vanish between the
+// dump and the flush (it expired, or a concurrent AddNode flushed it):
+// iproute2 then fails with "No such file or directory", which means done.
+func flushNeighbour(ctx context.Context, args ...string) error {
+	err := run(ctx, "", args[0], args[1:]...)
+	if err != nil && strings.Contains(err.Error(), "No such file or directory") {
+		return nil
+	}
+	return err
 }
 
 // firewallRules are the host iptables rules of lab n (chain first): bridged
@@ -74,8 +136,9 @@ func firewallRules(ctx context.Context, n int) [][]string {
 	return rules
 }
 
-// removeNetwork deletes every network object of lab n that exists. It is
-// idempotent and does not depend on in-memory state.
+// removeNetwork deletes every network object of lab n that exists: firewall
+// rules, veths, network namespaces (of all nodes, however added) and the
+// bridge. It is idempotent and does not depend on in-memory state.
 func removeNetwork(ctx context.Context, n int) error {
 	br := bridgeName(n)
 	var errs []string
@@ -87,16 +150,17 @@ func removeNetwork(ctx context.Context, n int) error {
 			}
 		}
 	}
-	for _, name := range dirNames("/run/netns") {
-		if m := reNetns.FindStringSubmatch(name); m != nil && m[1] == fmt.Sprint(n) {
-			if err := run(ctx, "", "ip", "netns", "del", name); err != nil {
+	// Veths before namespaces: see removeNodeNetwork.
+	for _, name := range dirNames("/sys/class/net") {
+		if m := reLink.FindStringSubmatch(name); m != nil && m[1] == fmt.Sprint(n) && m[2] != "" { // a veth
+			if err := run(ctx, "", "ip", "link", "del", name); err != nil && linkExists(name) {
 				errs = append(errs, err.Error())
 			}
 		}
 	}
-	for _, name := range dirNames("/sys/class/net") {
-		if m := reLink.FindStringSubmatch(name); m != nil && m[1] == fmt.Sprint(n) && m[2] != "" {
-			if err := run(ctx, "", "ip", "link", "del", name); err != nil && linkExists(name) {
+	for _, name := range dirNames("/run/netns") {
+		if m := reNetns.FindStringSubmatch(name); m != nil && m[1] == fmt.Sprint(n) {
+			if err := run(ctx, "", "ip", "netns", "del", name); err != nil {
 				errs = append(errs, err.Error())
 			}
 		}
@@ -112,6 +176,9 @@ func removeNetwork(ctx context.Context, n int) error {
 	return nil
 }
 
+// linkExists reports whether a network interface of that name exists in our
+// network namespace.
 func linkExists(name string) bool {
-	return exec.Command("ip", "link", "show", "dev", name).Run() == nil
+	_, err := os.Lstat(filepath.Join("/sys/class/net", name))
+	return err == nil
 }

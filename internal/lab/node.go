@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,13 +20,29 @@ import (
 // node is the lab's private view of one node.
 type node struct {
 	Node
-	num, idx int // lab number, 1-based node index
-	cmd      *exec.Cmd
-	done     chan struct{} // closed when the launcher process has been reaped
-	waitErr  error
-	pidNS    uint64 // inode of the node's pid namespace (0 until known)
-	netNS    uint64 // inode of the node's network namespace
+	num, slot int        // lab number, node slot (names the node's dir, netns, veth, cgroup)
+	addr      netip.Addr // Node.Addr, parsed
+	state     nodeState  // guarded by Lab.mu
+	// authorizedKeys is the content of the node's own authorized_keys for
+	// root; if empty, its sshd reads the lab's (the lab's own key).
+	authorizedKeys string
+	hostKey        string // the node's host public key, "ssh-ed25519 AAAA..."
+	cmd            *exec.Cmd
+	done           chan struct{} // closed when the launcher process has been reaped; nil until started
+	waitErr        error
+	pidNS          uint64 // inode of the node's pid namespace (0 until known)
+	netNS          uint64 // inode of the node's network namespace
 }
+
+// nodeState is where a node is in its life; Nodes lists only ready ones.
+type nodeState int
+
+const (
+	nodeStarting nodeState = iota // claimed by Start or AddNode, not yet ready
+	nodeReady
+	nodeRemoving // RemoveNode in progress
+	nodeBroken   // RemoveNode failed part way: it may be retried, and Close removes what is left
+)
 
 const nodePath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -34,7 +51,7 @@ const nodePath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 // containerd and sshd use is made per node by bind mounts that only this
 // mount namespace sees.
 const initScript = `#!/bin/sh
-# Node {{IDX}} of lab {{NUM}}: pid 1 of the node; started by internal/lab.
+# Node slot {{SLOT}} of lab {{NUM}}: pid 1 of the node; started by internal/lab.
 set -e
 umount -R -l /run/netns 2>/dev/null || true
 mount --bind {{DIR}}/run /run
@@ -74,7 +91,7 @@ Subsystem sftp /usr/lib/openssh/sftp-server
 // names (such as a registry when Swarm tries to pull a service's image) fail
 // at once instead of timing out, and no query leaves the machine.
 func resolvConf(n int) string {
-	return "# lab nodes resolve no outside names\nnameserver " + bridgeAddr(n) + "\noptions timeout:1 attempts:1\n"
+	return "# lab nodes resolve no outside names\nnameserver " + gateway(n).String() + "\noptions timeout:1 attempts:1\n"
 }
 
 // resolvSetup returns the init script line that puts the node's resolv.conf
@@ -100,8 +117,12 @@ func expand(tmpl string, kv ...string) string {
 }
 
 // prepare writes the node's directory: the bind-mount sources, sshd config
-// and host key, and the init script.
-func (nd *node) prepare(authKeysFile string, hostKey *sshKey) error {
+// with its authorized_keys (if the node has its own) and host key, and the
+// init script. labAuthKeys is the lab's authorized_keys file.
+func (nd *node) prepare(labAuthKeys string, hostKey *sshKey) error {
+	if err := os.Mkdir(nd.Dir, 0o755); err != nil {
+		return fmt.Errorf("create node dir of %s: %w", nd.Name, err)
+	}
 	for _, d := range []string{"run", "docker", "etc-docker"} {
 		if err := os.MkdirAll(filepath.Join(nd.Dir, d), 0o755); err != nil {
 			return fmt.Errorf("create node dir: %w", err)
@@ -112,19 +133,27 @@ func (nd *node) prepare(authKeysFile string, hostKey *sshKey) error {
 	if err != nil {
 		return err
 	}
-	files := []struct {
+	nd.hostKey = hostKey.authorizedKey()
+	type file struct {
 		name string
 		data string
 		mode os.FileMode
-	}{
-		{"ssh_host_ed25519_key", string(pemKey), 0o600},
-		{"ssh_host_ed25519_key.pub", hostKey.authorizedKey() + " root@" + nd.Name + "\n", 0o644},
-		{"sshd_config", expand(sshdConfig, "NAME", nd.Name, "ADDR", nd.Addr, "DIR", nd.Dir, "AUTHKEYS", authKeysFile), 0o644},
-		{"etc-docker/daemon.json", "{}\n", 0o644},
-		{resolvFile, resolvConf(nd.num), 0o644},
-		{"init.sh", expand(initScript, "IDX", strconv.Itoa(nd.idx), "NUM", strconv.Itoa(nd.num),
-			"DIR", nd.Dir, "NAME", nd.Name, "CGROUP", cgroupName(nd.num, nd.idx), "RESOLV", resolvMount), 0o755},
 	}
+	authKeys := labAuthKeys
+	var files []file
+	if nd.authorizedKeys != "" {
+		authKeys = filepath.Join(nd.Dir, "authorized_keys")
+		files = append(files, file{"authorized_keys", nd.authorizedKeys, 0o600})
+	}
+	files = append(files,
+		file{"ssh_host_ed25519_key", string(pemKey), 0o600},
+		file{"ssh_host_ed25519_key.pub", nd.hostKey + " root@" + nd.Name + "\n", 0o644},
+		file{"sshd_config", expand(sshdConfig, "NAME", nd.Name, "ADDR", nd.Addr, "DIR", nd.Dir, "AUTHKEYS", authKeys), 0o644},
+		file{"etc-docker/daemon.json", "{}\n", 0o644},
+		file{resolvFile, resolvConf(nd.num), 0o644},
+		file{"init.sh", expand(initScript, "SLOT", strconv.Itoa(nd.slot), "NUM", strconv.Itoa(nd.num),
+			"DIR", nd.Dir, "NAME", nd.Name, "CGROUP", cgroupName(nd.num, nd.slot), "RESOLV", resolvMount), 0o755},
+	)
 	for _, f := range files {
 		if err := os.MkdirAll(filepath.Dir(filepath.Join(nd.Dir, f.name)), 0o755); err != nil {
 			return fmt.Errorf("write %s of %s: %w", f.name, nd.Name, err)
@@ -148,7 +177,7 @@ func (nd *node) start() error {
 		return fmt.Errorf("open init log of %s: %w", nd.Name, err)
 	}
 	defer logf.Close()
-	nd.cmd = exec.Command("nsenter", "--net="+netnsPath(nd.num, nd.idx), "--",
+	nd.cmd = exec.Command("nsenter", "--net="+netnsPath(nd.num, nd.slot), "--",
 		"unshare", "--mount", "--uts", "--pid", "--fork", "--kill-child=SIGKILL", "--mount-proc",
 		"--propagation", "private", "--", "/bin/sh", filepath.Join(nd.Dir, "init.sh"))
 	nd.cmd.Env = []string{"PATH=" + nodePath, "HOME=/root", "LANG=C"}
@@ -165,6 +194,24 @@ func (nd *node) start() error {
 		close(nd.done)
 	}()
 	return nil
+}
+
+// waitLauncher waits until the node's launcher process has been reaped; it
+// exits by itself once the node's pid 1 is gone.
+func (nd *node) waitLauncher(ctx context.Context) error {
+	if nd.done == nil { // never started
+		return nil
+	}
+	t := time.NewTimer(10 * time.Second)
+	defer t.Stop()
+	select {
+	case <-nd.done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("wait for launcher of %s: %w", nd.Name, ctx.Err())
+	case <-t.C:
+		return fmt.Errorf("launcher of %s did not exit", nd.Name)
+	}
 }
 
 // Pdeathsig fires when the OS thread that started the child exits, not the
@@ -274,12 +321,12 @@ func tail(dir, name string, n int) string {
 // cgroups are removed below), so a short wait is enough.
 const gracefulStop = 3 * time.Second
 
-// stopNode stops node i of lab n using only what is on the machine: SIGTERM
-// to dockerd (which stops its containers and containerd) and sshd, then
-// SIGKILL to every process left in the node's network namespace, which
+// stopNode stops node slot i of lab n using only what is on the machine:
+// SIGTERM to dockerd (which stops its containers and containerd) and sshd,
+// then SIGKILL to every process left in the node's network namespace, which
 // includes the node's pid 1 and so ends its whole pid namespace, containers
 // included. Finally the node's cgroups are emptied and removed.
-func stopNode(n, i int, graceful time.Duration) error {
+func stopNode(ctx context.Context, n, i int, graceful time.Duration) error {
 	ino, err := nsInode(netnsPath(n, i))
 	if err == nil {
 		var daemons []int
@@ -290,7 +337,7 @@ func stopNode(n, i int, graceful time.Duration) error {
 			}
 		}
 		signalAll(daemons, syscall.SIGTERM)
-		waitGone(daemons, graceful)
+		waitGone(ctx, daemons, graceful)
 		// Kill the node's own processes (pid 1 first takes the rest) but not
 		// its launcher (nsenter/unshare, in our pid namespace): the launcher
 		// must live to reap the node's pid 1, which otherwise lingers as a
@@ -317,30 +364,43 @@ func stopNode(n, i int, graceful time.Duration) error {
 			if len(node) == 0 && time.Now().After(launcherGrace) {
 				signalAll(launchers, syscall.SIGKILL)
 			}
-			time.Sleep(20 * time.Millisecond)
+			if err := sleep(ctx, 20*time.Millisecond); err != nil {
+				return fmt.Errorf("stop node %s: %w", netnsName(n, i), err)
+			}
 		}
 	}
-	return removeCgroups(cgroupName(n, i))
+	return removeCgroups(ctx, cgroupName(n, i))
 }
 
-// waitGone waits until none of pids is running, or d has passed.
-func waitGone(pids []int, d time.Duration) {
+// waitGone waits until none of pids is running, or d has passed, or ctx ends.
+func waitGone(ctx context.Context, pids []int, d time.Duration) {
 	deadline := time.Now().Add(d)
 	for time.Now().Before(deadline) {
 		alive := false
 		for _, pid := range pids {
 			alive = alive || pidRunning(pid)
 		}
-		if !alive {
+		if !alive || sleep(ctx, 50*time.Millisecond) != nil {
 			return
 		}
-		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// sleep waits for d, or returns ctx's error if ctx ends first.
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
 	}
 }
 
 // removeCgroups kills what is left in, then removes, every cgroup named name
 // directly under a cgroup hierarchy root (the node's --cgroup-parent).
-func removeCgroups(name string) error {
+func removeCgroups(ctx context.Context, name string) error {
 	roots := []string{filepath.Join("/sys/fs/cgroup", name)}
 	sub, _ := filepath.Glob(filepath.Join("/sys/fs/cgroup", "*", name))
 	roots = append(roots, sub...)
@@ -368,7 +428,9 @@ func removeCgroups(name string) error {
 					break
 				}
 				signalAll(cgroupProcs(dirs[k]), syscall.SIGKILL)
-				time.Sleep(20 * time.Millisecond)
+				if err := sleep(ctx, 20*time.Millisecond); err != nil {
+					return fmt.Errorf("remove cgroup %s: %w", dirs[k], err)
+				}
 			}
 		}
 	}

@@ -7,8 +7,9 @@ import (
 	"time"
 )
 
-// ForTest starts a lab of the given number of nodes for a test and closes it
-// in t.Cleanup. It skips the test only under `go test -short`; when not root
+// ForTest starts a lab of the given number of nodes (0 for an empty lab, to
+// which the test adds nodes with AddNode) for a test and closes it in
+// t.Cleanup. It skips the test only under `go test -short`; when not root
 // or a tool is missing it fails the test (saying what to install), because a
 // skipped integration test would hide that nothing was tested.
 func ForTest(t testing.TB, nodes int) *Lab {
@@ -27,7 +28,7 @@ func ForTest(t testing.TB, nodes int) *Lab {
 	}
 	t.Cleanup(func() {
 		if t.Failed() {
-			for _, nd := range l.nodes {
+			for _, nd := range l.Nodes() {
 				t.Logf("lab: last lines of %s dockerd.log:\n%s", nd.Name, tail(nd.Dir, "dockerd.log", 20))
 			}
 		}

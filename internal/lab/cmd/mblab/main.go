@@ -1,6 +1,7 @@
 // Command mblab starts, lists and removes lab nodes (see package internal/lab).
 //
-//	mblab up N [PREFIX]   start N nodes (hostnames PREFIX1..N, default node1..),
+//	mblab up N [PREFIX]   start N nodes (hostnames PREFIX1..N, default node1..;
+//	                      N may be 0 for an empty lab and bridge),
 //	                      print how to reach them, keep running until
 //	                      SIGINT/SIGTERM/SIGHUP, then remove the lab
 //	mblab ls              list the labs on this machine and their owners
@@ -91,17 +92,20 @@ func up(opts lab.Options) error {
 	if err != nil {
 		return err
 	}
-	fmt.Printf("lab %d: %d nodes\n", l.Number(), len(l.Nodes()))
-	for _, n := range l.Nodes() {
+	nodes := l.Nodes()
+	fmt.Printf("lab %d: %d nodes on %s (host %s)\n", l.Number(), len(nodes), l.Subnet(), l.Gateway())
+	for _, n := range nodes {
 		fmt.Printf("  %-8s %-15s docker: unix://%s\n", n.Name, n.Addr, n.DockerSocket)
 	}
-	first := l.Nodes()[0]
 	fmt.Printf("ssh user:    %s\n", l.SSHUser())
 	fmt.Printf("ssh key:     %s\n", l.PrivateKeyFile())
 	fmt.Printf("known_hosts: %s\n", l.KnownHostsFile())
-	fmt.Printf("try:         ssh -i %s -o UserKnownHostsFile=%s %s@%s hostname\n",
-		l.PrivateKeyFile(), l.KnownHostsFile(), l.SSHUser(), first.Addr)
-	fmt.Printf("             docker -H unix://%s info\n", first.DockerSocket)
+	if len(nodes) > 0 {
+		first := nodes[0]
+		fmt.Printf("try:         ssh -i %s -o UserKnownHostsFile=%s %s@%s hostname\n",
+			l.PrivateKeyFile(), l.KnownHostsFile(), l.SSHUser(), first.Addr)
+		fmt.Printf("             docker -H unix://%s info\n", first.DockerSocket)
+	}
 	fmt.Println("running; press Ctrl-C (or send SIGTERM) to remove the lab")
 
 	<-ctx.Done()

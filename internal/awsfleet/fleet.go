@@ -1,0 +1,169 @@
+// Package awsfleet is the provider's thin adapter around EC2: it creates the
+// instances of a swarm (with their security group and, optionally, an
+// imported key pair), watches them, and removes everything again.
+//
+// Everything it creates carries the tag TagSwarm = the resource's id, so a
+// failed or interrupted apply can always be cleaned up by tag (Sweep).
+//
+// Files: fleet.go (types), find.go (lookups), create.go (security group,
+// key pair, instances), wait.go (waiters), delete.go (termination and
+// sweep), userdata.go (cloud-init).
+package awsfleet
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
+	"github.com/aws/aws-sdk-go-v2/service/ssm"
+	"github.com/aws/smithy-go"
+)
+
+// Tags put on everything the fleet creates.
+const (
+	TagSwarm = "minibroker:swarm" // the resource's id
+	TagRole  = "minibroker:role"  // manager, producer, filter, consumer
+	TagIndex = "minibroker:index" // number within the role
+	TagName  = "Name"
+)
+
+// DefaultAMIParameter is Canonical's public SSM parameter naming the current
+// Ubuntu 24.04 LTS AMI (amd64, gp3 root) of the region.
+const DefaultAMIParameter = "/aws/service/canonical/ubuntu/server/24.04/stable/current/amd64/hvm/ebs-gp3/ami-id"
+
+// Ports opened between the members of a fleet (besides SSH from the admin
+// CIDRs): Swarm's control plane, gossip and VXLAN data plane, and Kafka.
+var memberPorts = []struct {
+	Proto    string
+	From, To int32
+	What     string
+}{
+	{"tcp", 2377, 2377, "swarm management"},
+	{"tcp", 7946, 7946, "swarm gossip"},
+	{"udp", 7946, 7946, "swarm gossip"},
+	{"udp", 4789, 4789, "swarm overlay (VXLAN)"},
+	{"tcp", 9092, 9093, "kafka"},
+}
+
+// Client talks to EC2 and SSM of one region.
+type Client struct {
+	ec2  *ec2.Client
+	ssm  *ssm.Client
+	poll time.Duration
+}
+
+// Option configures a Client.
+type Option func(*Client)
+
+// WithPollInterval sets how often waiters poll (default 5 s).
+func WithPollInterval(d time.Duration) Option { return func(c *Client) { c.poll = d } }
+
+// New returns a client for cfg (from config.LoadDefaultConfig, which honours
+// profiles, the environment and AWS_ENDPOINT_URL[_EC2|_SSM]).
+func New(cfg aws.Config, opts ...Option) *Client {
+	c := &Client{ec2: ec2.NewFromConfig(cfg), ssm: ssm.NewFromConfig(cfg), poll: 5 * time.Second}
+	for _, o := range opts {
+		o(c)
+	}
+	return c
+}
+
+// EC2 exposes the underlying EC2 client (tests inspect what was created).
+func (c *Client) EC2() *ec2.Client { return c.ec2 }
+
+// Spec is what every instance of a fleet shares.
+type Spec struct {
+	SwarmID        string
+	NamePrefix     string
+	InstanceType   string
+	AMI            string
+	SubnetID       string
+	SecurityGroup  string
+	KeyName        string
+	RootVolumeSize int32
+	RootVolumeType string
+	PublicIP       bool
+	UserData       string
+	Tags           map[string]string
+	// Attempt distinguishes one apply's RunInstances calls from another's
+	// (part of the client token), e.g. the apply's start time.
+	Attempt string
+}
+
+// Instance is one instance of a fleet as EC2 reports it.
+type Instance struct {
+	ID, Role    string
+	Index       int
+	PrivateIP   string
+	PublicIP    string
+	State       string // pending, running, shutting-down, terminated, stopping, stopped
+	StateReason string
+	Type, AMI   string
+}
+
+// Alive reports whether the instance is, or is about to be, running.
+func (i Instance) Alive() bool { return i.State == "pending" || i.State == "running" }
+
+// Label names the instance in messages: "i-0abc (filter 2, 10.0.1.7)".
+func (i Instance) Label() string {
+	ip := i.PrivateIP
+	if ip == "" {
+		ip = "no address yet"
+	}
+	return fmt.Sprintf("%s (%s %d, %s)", i.ID, i.Role, i.Index, ip)
+}
+
+func fromEC2(in ec2types.Instance) Instance {
+	out := Instance{
+		ID: aws.ToString(in.InstanceId), PrivateIP: aws.ToString(in.PrivateIpAddress),
+		PublicIP: aws.ToString(in.PublicIpAddress), Type: string(in.InstanceType), AMI: aws.ToString(in.ImageId),
+	}
+	if in.State != nil {
+		out.State = string(in.State.Name)
+	}
+	if in.StateReason != nil {
+		out.StateReason = aws.ToString(in.StateReason.Message)
+	}
+	for _, t := range in.Tags {
+		switch aws.ToString(t.Key) {
+		case TagRole:
+			out.Role = aws.ToString(t.Value)
+		case TagIndex:
+			out.Index, _ = strconv.Atoi(aws.ToString(t.Value))
+		}
+	}
+	return out
+}
+
+// errorCode returns the AWS error code of err ("" if none).
+func errorCode(err error) string {
+	var ae smithy.APIError
+	if errors.As(err, &ae) {
+		return ae.ErrorCode()
+	}
+	return ""
+}
+
+func tagFilter(key, value string) ec2types.Filter {
+	return ec2types.Filter{Name: aws.String("tag:" + key), Values: []string{value}}
+}
+
+// tagSpec tags a resource at creation with the fleet's tags plus extra.
+func tagSpec(kind ec2types.ResourceType, common map[string]string, extra ...string) ec2types.TagSpecification {
+	tags := map[string]string{}
+	for k, v := range common {
+		tags[k] = v
+	}
+	for i := 0; i+1 < len(extra); i += 2 {
+		tags[extra[i]] = extra[i+1]
+	}
+	ts := ec2types.TagSpecification{ResourceType: kind}
+	for _, k := range sortedKeys(tags) {
+		ts.Tags = append(ts.Tags, ec2types.Tag{Key: aws.String(k), Value: aws.String(tags[k])})
+	}
+	return ts
+}
