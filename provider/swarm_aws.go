@@ -105,6 +105,12 @@ func (r *swarmResource) provision(ctx context.Context, plan, prior *swarmModel) 
 		return nil, err
 	}
 	a.SubnetID = types.StringValue(subnet.ID)
+	// From here on something may exist on EC2 even if a call fails midway
+	// (e.g. interrupted): a known value makes Create keep the state, and
+	// destroy then finds everything by tag.
+	if plan.SecurityGroup.IsUnknown() {
+		plan.SecurityGroup = types.StringValue("")
+	}
 	sg, err := fleet.EnsureSecurityGroup(ctx, id, a.NamePrefix.ValueString(), subnet.VpcID, admin, tags)
 	if sg != "" {
 		plan.SecurityGroup = types.StringValue(sg)

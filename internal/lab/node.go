@@ -9,12 +9,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
+
+	"github.com/minibroker/terraform-provider-minibroker/internal/childproc"
 )
 
 // node is the lab's private view of one node.
@@ -184,8 +184,7 @@ func (nd *node) start() error {
 	nd.cmd.Dir = "/"
 	nd.cmd.Stdout = logf
 	nd.cmd.Stderr = logf
-	nd.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
-	if err := spawn(nd.cmd); err != nil {
+	if err := childproc.Start(nd.cmd); err != nil {
 		return fmt.Errorf("start node %s: %w", nd.Name, err)
 	}
 	nd.done = make(chan struct{})
@@ -212,34 +211,6 @@ func (nd *node) waitLauncher(ctx context.Context) error {
 	case <-t.C:
 		return fmt.Errorf("launcher of %s did not exit", nd.Name)
 	}
-}
-
-// Pdeathsig fires when the OS thread that started the child exits, not the
-// process. All launchers are therefore started from one goroutine locked to
-// an OS thread that lives as long as the process.
-var (
-	spawnOnce sync.Once
-	spawnCh   chan spawnReq
-)
-
-type spawnReq struct {
-	cmd *exec.Cmd
-	res chan error
-}
-
-func spawn(cmd *exec.Cmd) error {
-	spawnOnce.Do(func() {
-		spawnCh = make(chan spawnReq)
-		go func() {
-			runtime.LockOSThread() // never unlocked: the thread must not exit
-			for r := range spawnCh {
-				r.res <- r.cmd.Start()
-			}
-		}()
-	})
-	res := make(chan error, 1)
-	spawnCh <- spawnReq{cmd, res}
-	return <-res
 }
 
 // waitReady waits until the node's dockerd answers /_ping on its socket and

@@ -24,7 +24,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -32,6 +31,8 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
+
+	"github.com/minibroker/terraform-provider-minibroker/internal/childproc"
 )
 
 // EnvServer names the environment variable that overrides the moto_server
@@ -170,8 +171,7 @@ func (s *Server) start(ctx context.Context, bin string, opts Options) error {
 	s.cmd.Stderr = pw
 	// Own process group, so that Close can signal everything moto started;
 	// and killed with us if this process dies (see spawn).
-	s.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := spawn(s.cmd); err != nil {
+	if err := childproc.Start(s.cmd); err != nil {
 		pr.Close()
 		pw.Close()
 		logFile.Close()
@@ -343,32 +343,4 @@ func (s *Server) Close() error {
 		}
 	})
 	return s.closeErr
-}
-
-// Pdeathsig fires when the OS thread that started the child exits, not the
-// process. Servers are therefore started from one goroutine locked to an OS
-// thread that lives as long as the process.
-var (
-	spawnOnce sync.Once
-	spawnCh   chan spawnReq
-)
-
-type spawnReq struct {
-	cmd *exec.Cmd
-	res chan error
-}
-
-func spawn(cmd *exec.Cmd) error {
-	spawnOnce.Do(func() {
-		spawnCh = make(chan spawnReq)
-		go func() {
-			runtime.LockOSThread() // never unlocked: the thread must not exit
-			for r := range spawnCh {
-				r.res <- r.cmd.Start()
-			}
-		}()
-	})
-	res := make(chan error, 1)
-	spawnCh <- spawnReq{cmd, res}
-	return <-res
 }

@@ -1,0 +1,46 @@
+// Package childproc starts helper processes (test servers, lab node
+// launchers) that must not outlive this process.
+package childproc
+
+import (
+	"os/exec"
+	"runtime"
+	"sync"
+	"syscall"
+)
+
+// Pdeathsig fires when the OS thread that started the child exits, not the
+// process. Children are therefore started from one goroutine locked to an
+// OS thread that lives as long as the process.
+var (
+	once     sync.Once
+	requests chan request
+)
+
+type request struct {
+	cmd *exec.Cmd
+	res chan error
+}
+
+// Start starts cmd in a process group of its own that the kernel kills
+// (SIGKILL) when this process dies. Other SysProcAttr fields set on cmd are
+// kept.
+func Start(cmd *exec.Cmd) error {
+	if cmd.SysProcAttr == nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{}
+	}
+	cmd.SysProcAttr.Setpgid = true
+	cmd.SysProcAttr.Pdeathsig = syscall.SIGKILL
+	once.Do(func() {
+		requests = make(chan request)
+		go func() {
+			runtime.LockOSThread() // never unlocked: the thread must not exit
+			for r := range requests {
+				r.res <- r.cmd.Start()
+			}
+		}()
+	})
+	res := make(chan error, 1)
+	requests <- request{cmd, res}
+	return <-res
+}
