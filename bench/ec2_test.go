@@ -107,6 +107,7 @@ type ec2Results struct {
 	// examples/aws on moto + the data plane
 	apply, destroy  converged
 	applyPhases     phases
+	destroyPhases   phases
 	nodesUp         []time.Duration // when the data plane had each instance's node up, since the apply began
 	verify          verifyResult
 	plan            []time.Duration
@@ -115,12 +116,13 @@ type ec2Results struct {
 	instancesOnMoto int // instances moto lists after destroy, all terminated
 
 	// examples/any-swarm on 12 nodes added directly
-	addNodes, removeNodes   time.Duration
-	base, baseDestroy       converged
-	basePhases              phases
-	baseVerify              verifyResult
-	basePlan                []time.Duration
-	leftAfterBaseDestroying []string
+	addNodes, removeNodes time.Duration
+	base, baseDestroy     converged
+	basePhases            phases
+	baseDestroyPhases     phases
+	baseVerify            verifyResult
+	basePlan              []time.Duration
+	leftAfterBaseDestroy  []string
 }
 
 // isolatedServices is the number of services of the 1+11 layout in
@@ -154,12 +156,14 @@ func runEC2Deploy(b *testing.B) {
 
 	// (3) destroy, then nothing of the swarm may be left on EC2 or in the lab.
 	res.destroy = s.destroy(ctx, awsRoot, "destroy-aws")
+	res.destroyPhases = applyPhases(res.destroy.runs[0])
 	res.planeEmptied, res.instancesOnMoto, res.leftOnEC2 = s.checkNothingOnEC2(ctx)
 	s.setNodes(nil)
-	s.stopPlane()
 
 	// (4) the baseline: the same layout on 12 hosts the provider did not
-	// create, made directly in the same lab.
+	// create, made directly in the same lab. moto and the data plane keep
+	// running (it polls moto every 300 ms), so that both sides share the
+	// cores with the same background.
 	res.addNodes = s.addNodes(ctx)
 	d := s.moduleData(swarmspec.ModeIsolated)
 	d.FiltersPerHost = s.filtersPerHost
@@ -172,8 +176,10 @@ func runEC2Deploy(b *testing.B) {
 		res.basePlan = append(res.basePlan, s.planNoChange(ctx, anySwarm, fmt.Sprintf("plan-any-swarm-%d", i+1)))
 	}
 	res.baseDestroy = s.destroy(ctx, anySwarm, "destroy-any-swarm")
-	res.leftAfterBaseDestroying = s.checkNothingLeft(ctx, "after destroy of examples/any-swarm")
+	res.baseDestroyPhases = applyPhases(res.baseDestroy.runs[0])
+	res.leftAfterBaseDestroy = s.checkNothingLeft(ctx, "after destroy of examples/any-swarm")
 	res.removeNodes = s.removeNodes(ctx)
+	s.stopPlane()
 
 	b.ReportMetric(res.apply.took.Seconds(), "apply_s")
 	b.ReportMetric(float64(len(res.apply.failures)), "apply_failed_attempts")
@@ -408,17 +414,26 @@ func (s *ec2Bench) checkNothingOnEC2(ctx context.Context) (emptied time.Duration
 	for _, k := range keys.KeyPairs {
 		left = append(left, "key pair "+aws.ToString(k.KeyName))
 	}
+	// A node leaves the lab's list as its removal begins; the removal is
+	// done when the data plane says the instance has no node.
+	withNode := func() []string {
+		var out []string
+		for _, in := range s.plane.Instances() {
+			if in.Status == ec2lab.StatusStarting || in.Status == ec2lab.StatusUp || in.Status == ec2lab.StatusRemoving {
+				out = append(out, fmt.Sprintf("lab node of %s (%s) is %s", in.ID, in.Addr, in.Status))
+			}
+		}
+		for _, n := range s.lab.Nodes() {
+			out = append(out, fmt.Sprintf("lab node %s (%s) still in the lab", n.Name, n.Addr))
+		}
+		return out
+	}
 	began := time.Now()
-	for (len(s.plane.Nodes()) > 0 || len(s.lab.Nodes()) > 0) && time.Since(began) < time.Minute {
+	for len(withNode()) > 0 && time.Since(began) < time.Minute {
 		time.Sleep(pollEvery)
 	}
 	emptied = time.Since(began)
-	for id, n := range s.plane.Nodes() {
-		left = append(left, fmt.Sprintf("lab node of %s (%s) still up", id, n.Addr))
-	}
-	for _, n := range s.lab.Nodes() {
-		left = append(left, fmt.Sprintf("lab node %s (%s) still in the lab", n.Name, n.Addr))
-	}
+	left = append(left, withNode()...)
 	if len(left) > 0 {
 		s.b.Errorf("after destroy of examples/aws, left behind:\n  %s", strings.Join(left, "\n  "))
 	} else {
@@ -523,7 +538,8 @@ func (s *ec2Bench) report(res *ec2Results) string {
 	r.f("    /aws/service/... parameter cannot be written in moto), admin_cidr_blocks = [the lab's gateway/32], ssh_user = \"root\",\n")
 	r.f("    image_archives = bin/images/*.tar, a new key pair imported from its public key;\n")
 	r.f("  - the baseline: `examples/any-swarm` on 12 lab nodes created directly (lab.AddNode, %d at a time, as the data plane does),\n", nodesAtOnce)
-	r.f("    hosts the provider did not create, in the same lab, after the EC2 run.\n")
+	r.f("    hosts the provider did not create, in the same lab, after the EC2 run; moto and the data plane (polling moto every 300 ms)\n")
+	r.f("    keep running meanwhile, so that both sides share the cores with the same background.\n")
 	heapsAndProducer(&r)
 	r.f("- Apply ends when every task runs (the provider waits for them); the benchmark then checks on the manager's socket that all\n")
 	r.f("  %d services have a running task. After the EC2 destroy it checks that moto holds no instance that is not terminated, no\n", res.services)
@@ -533,7 +549,8 @@ func (s *ec2Bench) report(res *ec2Results) string {
 	r.f("**What moto does not model.** moto boots nothing: an instance is running as soon as RunInstances returns, and the data plane's\n")
 	r.f("node (a network namespace, dockerd and sshd, up in seconds) stands in for it. On real EC2, booting the instances and cloud-init's\n")
 	r.f("`apt` install of Docker (the nodes' user data) take minutes, which the provider waits for (`aws.ready_timeout`, 10 min by\n")
-	r.f("default); this benchmark does not measure that and gives no figure for it. moto also answers on loopback within milliseconds,\n")
+	r.f("default); this benchmark does not measure that and gives no figure for it. Likewise at destroy: moto terminates at once, where\n")
+	r.f("EC2 takes a while, which the provider waits for before it deletes the security group. moto also answers on loopback within milliseconds,\n")
 	r.f("without EC2's network latency, request throttling and eventual consistency; SSH and the image uploads cross a local bridge, not\n")
 	r.f("a network; and all 12 nodes, moto and Terraform share this machine's %d cores, where each m4.4xlarge has 16 vCPUs. What is\n", runtime.NumCPU())
 	r.f("measured is everything else: the provider's EC2 calls and waits around them, and the same deployment as on existing hosts.\n\n")
@@ -560,8 +577,15 @@ func (s *ec2Bench) report(res *ec2Results) string {
 	r.f("| plan, nothing to change (median of %d; max) | %s (max %s) | %s (max %s) |\n", len(res.plan), secs(median(res.plan)),
 		secs(slices.Max(res.plan)), secs(median(res.basePlan)), secs(slices.Max(res.basePlan)))
 	r.f("| destroy | %s%s | %s%s |\n", secs(res.destroy.took), attempts(res.destroy), secs(res.baseDestroy.took), attempts(res.baseDestroy))
+	if len(res.destroy.failures) == 0 && len(res.baseDestroy.failures) == 0 {
+		dph, bdph := res.destroyPhases, res.baseDestroyPhases
+		r.f("| ↳ filter groups, then mirrors: %d services removed | %s | %s |\n", res.services-2, secs(dph.lastDone-dph.firstStart),
+			secs(bdph.lastDone-bdph.firstStart))
+		r.f("| ↳ `minibroker_swarm`: on EC2 instances terminated, security group and key pair deleted; on hosts hub and producer removed, nodes leave the swarm, images and networks removed | %s | %s |\n",
+			secs(dph.swarmDone-dph.swarmStart), secs(bdph.swarmDone-bdph.swarmStart))
+	}
 	r.f("| ↳ then: until the data plane had removed every node / 12 × lab.RemoveNode | %s | %s |\n", secs(res.planeEmptied), secs(res.removeNodes))
-	r.f("| left afterwards | %s | on the nodes: %s |\n", ec2Leftovers(res), leftovers(res.leftAfterBaseDestroying))
+	r.f("| left afterwards | %s | on the nodes: %s |\n", ec2Leftovers(res), leftovers(res.leftAfterBaseDestroy))
 	r.f("\n")
 
 	var failed []string
@@ -590,9 +614,16 @@ func (s *ec2Bench) report(res *ec2Results) string {
 			lo, hi, n := a.ph.summary(kind)
 			r.f("%s ×%d %s–%s; ", strings.Trim(kind, "."), n, secs(lo), secs(hi))
 		}
-		r.f("after it returned, all %d services were running; %d had had more than one task\n", a.v.services, len(a.v.restarted))
+		r.f("after it returned, all %d services were running; %d had had more than one task", a.v.services, len(a.v.restarted))
+		if len(a.v.restarted) > 0 {
+			r.f(" (%s; the tasks that ended: %s)", firstFew(a.v.restarted, 4), a.v.endedSummary())
+		}
+		r.f("\n")
 	}
-	r.f("- plans: examples/aws %s; examples/any-swarm %s\n", joinSecs(res.plan), joinSecs(res.basePlan))
+	r.f("- plans: examples/aws %s; examples/any-swarm %s. On EC2 each refresh of the swarm also makes 3 EC2 requests (DescribeInstances\n",
+		joinSecs(res.plan), joinSecs(res.basePlan))
+	r.f("  twice, DescribeSecurityGroups: readFleet in provider/swarm_aws.go), which moto answers on loopback; against EC2 each is a round trip\n")
+	r.f("  over the network\n")
 	r.f("- destroy: examples/aws %s (CPU %.0f %%), examples/any-swarm %s (CPU %.0f %%)\n", secs(res.destroy.took), 100*res.destroy.busy,
 		secs(res.baseDestroy.took), 100*res.baseDestroy.busy)
 	r.f("\n")

@@ -2,6 +2,7 @@ package bench
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -657,15 +658,18 @@ type resourceEvent struct {
 	took        string // as Terraform printed it
 }
 
+// The lines where Terraform starts and finishes a resource, in an apply
+// and in a destroy.
 var (
-	reCreating = regexp.MustCompile(`^(\S+): Creating\.\.\.$`)
-	reCreated  = regexp.MustCompile(`^(\S+): Creation complete after (\S+)`)
+	reStarting = regexp.MustCompile(`^(\S+): (?:Creating\.\.\.|Destroying\.\.\. \[id=.*\])$`)
+	reFinished = regexp.MustCompile(`^(\S+): (?:Creation|Destruction) complete after (\S+)`)
 )
 
-// phases of an apply of the full layout, from its output.
+// phases of an apply of the full layout (or of its destroy), from its
+// output.
 type phases struct {
 	events     []resourceEvent
-	firstStart time.Duration // CLI start-up, refresh and plan inside the apply
+	firstStart time.Duration // CLI start-up, refresh and plan inside the apply (or destroy)
 	swarmStart time.Duration // minibroker_swarm started
 	swarmDone  time.Duration // minibroker_swarm complete
 	lastDone   time.Duration // last mirror or filter group complete
@@ -720,10 +724,10 @@ func applyEvents(r tfRun) phases {
 	by := map[string]*resourceEvent{}
 	var order []string
 	for _, l := range r.lines {
-		if m := reCreating.FindStringSubmatch(l.text); m != nil {
+		if m := reStarting.FindStringSubmatch(l.text); m != nil {
 			by[m[1]] = &resourceEvent{addr: m[1], start: l.at}
 			order = append(order, m[1])
-		} else if m := reCreated.FindStringSubmatch(l.text); m != nil && by[m[1]] != nil {
+		} else if m := reFinished.FindStringSubmatch(l.text); m != nil && by[m[1]] != nil {
 			by[m[1]].done, by[m[1]].took = l.at, m[2]
 		}
 	}
@@ -762,8 +766,21 @@ func (p phases) summary(kind string) (lo, hi time.Duration, n int) {
 
 type verifyResult struct {
 	services, running int
-	waited            time.Duration // after apply returned, until all ran
-	restarted         []string      // services with more than one task
+	waited            time.Duration  // after apply returned, until all ran
+	restarted         []string       // services with more than one task
+	ended             map[string]int // why the tasks that no longer run ended (state: error), and how many
+}
+
+// endedSummary lists why tasks ended, most frequent first: "failed: task:
+// non-zero exit (1) ×3; ...".
+func (v verifyResult) endedSummary() string {
+	reasons := slices.Collect(maps.Keys(v.ended))
+	slices.SortFunc(reasons, func(a, b string) int { return cmp.Or(v.ended[b]-v.ended[a], strings.Compare(a, b)) })
+	var out []string
+	for _, r := range reasons {
+		out = append(out, fmt.Sprintf("%s ×%d", r, v.ended[r]))
+	}
+	return strings.Join(out, "; ")
 }
 
 // verifyRunning checks, on the manager's socket, that want managed services
@@ -784,13 +801,16 @@ func (s *swarmBench) verifyRunning(ctx context.Context, want int) verifyResult {
 		}
 		running := map[string]bool{}
 		count := map[string]int{}
+		ended := map[string]int{}
 		for _, t := range tasks {
 			count[t.ServiceID]++
 			if t.Status.State == swarm.TaskStateRunning && t.DesiredState == swarm.TaskStateRunning {
 				running[t.ServiceID] = true
+			} else if t.DesiredState != swarm.TaskStateRunning {
+				ended[fmt.Sprintf("%s: %s", t.Status.State, cmp.Or(t.Status.Err, t.Status.Message))]++
 			}
 		}
-		v = verifyResult{services: len(svcs), waited: time.Since(began), restarted: nil}
+		v = verifyResult{services: len(svcs), waited: time.Since(began), ended: ended}
 		var notRunning []string
 		for _, svc := range svcs {
 			if running[svc.ID] {

@@ -352,6 +352,10 @@ func readFleet(ctx context.Context, m *swarmModel) (managerAlive, anything bool,
 	awsfleet.SortInstances(alive)
 	m.Instances = instanceList(alive)
 	m.Hosts = hostsOfInstances(alive, a.ConnectVia.ValueString())
+	if hs := m.hostModels(); len(hs) > 0 && hs[0].Role.ValueString() == swarmspec.RoleManager {
+		// A stopped and started instance has a new public IP.
+		m.ManagerAddress = hs[0].Address
+	}
 	a.ProducerNodes = types.Int64Value(count[swarmspec.RoleProducer])
 	a.FilterNodes = types.Int64Value(count[swarmspec.RoleFilter])
 	a.ConsumerNodes = types.Int64Value(count[swarmspec.RoleConsumer])
