@@ -19,7 +19,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
-	"github.com/aws/aws-sdk-go-v2/service/ssm"
 	"golang.org/x/crypto/ssh"
 
 	"github.com/minibroker/terraform-provider-minibroker/internal/ec2lab"
@@ -217,23 +216,9 @@ func newEC2Bench(b *testing.B) *ec2Bench {
 	cfg, err := s.moto.AWSConfig(ctx)
 	must(b, err)
 	s.ec2 = ec2.NewFromConfig(cfg)
-	cidr := aws.String(s.lab.Subnet().String())
-	vpc, err := s.ec2.CreateVpc(ctx, &ec2.CreateVpcInput{CidrBlock: cidr})
+	nw, err := ec2lab.CreateNetwork(ctx, cfg, s.lab.Subnet(), s.amiParam)
 	must(b, err)
-	s.vpc = aws.ToString(vpc.Vpc.VpcId)
-	sub, err := s.ec2.CreateSubnet(ctx, &ec2.CreateSubnetInput{VpcId: vpc.Vpc.VpcId, CidrBlock: cidr})
-	must(b, err)
-	s.subnet = aws.ToString(sub.Subnet.SubnetId)
-	// Canonical's /aws/service/... parameter cannot be written in moto: a
-	// parameter of ours names one of moto's AMIs instead.
-	imgs, err := s.ec2.DescribeImages(ctx, &ec2.DescribeImagesInput{})
-	must(b, err)
-	if len(imgs.Images) == 0 {
-		b.Fatal("moto lists no AMIs")
-	}
-	_, err = ssm.NewFromConfig(cfg).PutParameter(ctx, &ssm.PutParameterInput{Name: aws.String(s.amiParam),
-		Value: imgs.Images[0].ImageId, Type: "String"})
-	must(b, err)
+	s.vpc, s.subnet = nw.VPC, nw.Subnet
 	s.keyFile = writeKeyPair(b, filepath.Join(s.work, "id_ed25519"))
 
 	planeLog, err := os.Create(filepath.Join(s.work, "logs", "ec2lab.log"))

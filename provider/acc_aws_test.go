@@ -18,13 +18,12 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
-	"github.com/aws/aws-sdk-go-v2/service/ssm"
 	dockerswarm "github.com/docker/docker/api/types/swarm"
 	"github.com/hashicorp/terraform-plugin-testing/helper/resource"
 	"github.com/hashicorp/terraform-plugin-testing/knownvalue"
 	"github.com/hashicorp/terraform-plugin-testing/plancheck"
 	"github.com/hashicorp/terraform-plugin-testing/terraform"
-	tfjsonpathpkg "github.com/hashicorp/terraform-plugin-testing/tfjsonpath"
+	"github.com/hashicorp/terraform-plugin-testing/tfjsonpath"
 	"golang.org/x/crypto/ssh"
 
 	"github.com/minibroker/terraform-provider-minibroker/internal/awsfleet"
@@ -68,27 +67,11 @@ func newEC2Bed(t *testing.T, unreachable func(ec2types.Instance) bool) *ec2Bed {
 		t.Fatal(err)
 	}
 	b := &ec2Bed{cfg: cfg, ec2: ec2.NewFromConfig(cfg), lab: l, amiParam: "/minibroker-test/ubuntu/ami-id"}
-	cidr := l.Subnet().String()
-	vpc, err := b.ec2.CreateVpc(ctx, &ec2.CreateVpcInput{CidrBlock: aws.String(cidr)})
+	nw, err := ec2lab.CreateNetwork(ctx, cfg, l.Subnet(), b.amiParam)
 	if err != nil {
 		t.Fatal(err)
 	}
-	b.vpc = aws.ToString(vpc.Vpc.VpcId)
-	sub, err := b.ec2.CreateSubnet(ctx, &ec2.CreateSubnetInput{VpcId: vpc.Vpc.VpcId, CidrBlock: aws.String(cidr)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	b.subnet = aws.ToString(sub.Subnet.SubnetId)
-	imgs, err := b.ec2.DescribeImages(ctx, &ec2.DescribeImagesInput{})
-	if err != nil || len(imgs.Images) == 0 {
-		t.Fatalf("moto lists no AMIs: %v", err)
-	}
-	// Canonical's /aws/service/... parameter cannot be written; a test
-	// parameter stands in for it.
-	if _, err := ssm.NewFromConfig(cfg).PutParameter(ctx, &ssm.PutParameterInput{Name: aws.String(b.amiParam),
-		Value: imgs.Images[0].ImageId, Type: "String"}); err != nil {
-		t.Fatal(err)
-	}
+	b.vpc, b.subnet = nw.VPC, nw.Subnet
 	b.keyFile, b.pubKey = newKeyPair(t)
 	b.plane, err = ec2lab.Start(ctx, ec2lab.Options{EC2: b.ec2, Lab: l, SubnetID: b.subnet,
 		Unreachable: unreachable, LogWriter: testWriter{t}})
@@ -350,7 +333,7 @@ func TestAccSwarmOnEC2(t *testing.T) {
 				Config: render(t, awsTemplate, twoConsumers),
 				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
 					plancheck.ExpectResourceAction("minibroker_swarm.ec2", plancheck.ResourceActionUpdate),
-					plancheck.ExpectKnownValue("minibroker_swarm.ec2", tfjsonpath("aws", "consumer_nodes"), knownInt(2)),
+					plancheck.ExpectKnownValue("minibroker_swarm.ec2", tfjsonpath.New("aws").AtMapKey("consumer_nodes"), knownvalue.Int64Exact(2)),
 				}},
 				Check: resource.ComposeTestCheckFunc(
 					resource.TestCheckResourceAttr("minibroker_swarm.ec2", "instances.#", "5"),
@@ -374,7 +357,7 @@ func TestAccSwarmOnEC2(t *testing.T) {
 					resource.TestCheckResourceAttr("minibroker_swarm.ec2", "instances.#", "4"),
 					b.checkSwarmNodes(t, 4),
 					func(*terraform.State) error {
-						live, err := awsfleet.New(b.awsConfig(t)).FindInstances(context.Background(), swarmID)
+						live, err := awsfleet.New(b.cfg).FindInstances(context.Background(), swarmID)
 						if err != nil {
 							return err
 						}
@@ -387,23 +370,6 @@ func TestAccSwarmOnEC2(t *testing.T) {
 			},
 		},
 	})
-}
-
-func tfjsonpath(attr string, keys ...string) tfjsonpathT {
-	p := tfjsonpathpkg.New(attr)
-	for _, k := range keys {
-		p = p.AtMapKey(k)
-	}
-	return p
-}
-
-type tfjsonpathT = tfjsonpathpkg.Path
-
-func knownInt(n int64) knownvalue.Check { return knownvalue.Int64Exact(n) }
-
-func (b *ec2Bed) awsConfig(t *testing.T) aws.Config {
-	t.Helper()
-	return b.cfg
 }
 
 // instance returns the id of the live instance of a role and index.
@@ -425,7 +391,7 @@ func (b *ec2Bed) instance(t *testing.T, swarmID, role string, index int) string 
 // managerNode returns the lab node playing the manager instance.
 func (b *ec2Bed) managerNode(t *testing.T) lab.Node {
 	t.Helper()
-	var swarmID string
+	var managerID string
 	out, err := b.ec2.DescribeInstances(context.Background(), &ec2.DescribeInstancesInput{Filters: []ec2types.Filter{
 		{Name: aws.String("tag:" + awsfleet.TagRole), Values: []string{"manager"}},
 		{Name: aws.String("instance-state-name"), Values: []string{"running"}}}})
@@ -434,12 +400,12 @@ func (b *ec2Bed) managerNode(t *testing.T) lab.Node {
 	}
 	for _, r := range out.Reservations {
 		for _, in := range r.Instances {
-			swarmID = aws.ToString(in.InstanceId)
+			managerID = aws.ToString(in.InstanceId)
 		}
 	}
-	n, ok := b.plane.Nodes()[swarmID]
+	n, ok := b.plane.Nodes()[managerID]
 	if !ok {
-		t.Fatalf("the manager instance %q has no lab node", swarmID)
+		t.Fatalf("the manager instance %q has no lab node", managerID)
 	}
 	return n
 }

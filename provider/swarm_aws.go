@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/config"
-	"github.com/hashicorp/terraform-plugin-framework/attr"
 	"github.com/hashicorp/terraform-plugin-framework/types"
 	"github.com/hashicorp/terraform-plugin-log/tflog"
 
@@ -257,13 +256,12 @@ func (m swarmModel) instanceModels() []instanceModel {
 }
 
 func awsObject(a awsModel) types.Object {
-	o, _ := types.ObjectValueFrom(context.Background(), awsAttrTypes(), a)
+	o, _ := types.ObjectValueFrom(context.Background(), awsAttrTypes, a)
 	return o
 }
 
-func awsAttrTypes() map[string]attr.Type {
-	return awsSchema().GetType().(types.ObjectType).AttrTypes
-}
+// awsAttrTypes are the aws block's attribute types, as its schema says.
+var awsAttrTypes = awsSchema().GetType().(types.ObjectType).AttrTypes
 
 // waitDocker waits until every instance's Docker Engine answers over SSH.
 // Each attempt uses a fresh SSH connection: cloud-init adds the SSH user to
@@ -274,17 +272,13 @@ func (r *swarmResource) waitDocker(ctx context.Context, plan *swarmModel, ins []
 	if err != nil {
 		return err
 	}
-	byAddr := map[string]awsfleet.Instance{}
+	byIP := map[string]awsfleet.Instance{} // hosts advertise the private IP
 	for _, in := range ins {
-		for _, h := range hosts {
-			if h.Advertise == in.PrivateIP {
-				byAddr[h.Address] = in
-			}
-		}
+		byIP[in.PrivateIP] = in
 	}
 	return forEach(ctx, hosts, func(ctx context.Context, h host) error {
 		var last error
-		for attempt := 0; ; attempt++ {
+		for {
 			last = r.pingOnce(ctx, h)
 			if last == nil {
 				return nil
@@ -292,7 +286,7 @@ func (r *swarmResource) waitDocker(ctx context.Context, plan *swarmModel, ins []
 			tflog.Debug(ctx, "waiting for Docker over SSH", map[string]any{"host": h.Address, "error": last.Error()})
 			select {
 			case <-ctx.Done():
-				in := byAddr[h.Address]
+				in := byIP[h.Advertise]
 				return fmt.Errorf("instance %s: Docker did not answer over SSH at %s within aws.ready_timeout (%s); last error: %v",
 					in.Label(), h.Address, timeout, last)
 			case <-time.After(awsPollInterval):
@@ -360,8 +354,11 @@ func readFleet(ctx context.Context, m *swarmModel) (managerAlive, anything bool,
 	a.FilterNodes = types.Int64Value(count[swarmspec.RoleFilter])
 	a.ConsumerNodes = types.Int64Value(count[swarmspec.RoleConsumer])
 	m.AWS = awsObject(a)
-	if len(groups) == 0 {
+	switch len(groups) {
+	case 0:
 		m.SecurityGroup = types.StringValue("")
+	case 1:
+		m.SecurityGroup = types.StringValue(groups[0])
 	}
 	return count[swarmspec.RoleManager] == 1, len(alive) > 0 || len(groups) > 0, nil
 }
@@ -378,20 +375,4 @@ func destroyFleet(ctx context.Context, m *swarmModel) error {
 		ids = append(ids, in.ID.ValueString())
 	}
 	return fleet.Sweep(ctx, m.ID.ValueString(), ids)
-}
-
-// fleetGroups returns the id of the fleet's security group (import).
-func (r *swarmResource) fleetGroups(ctx context.Context, m *swarmModel) (string, error) {
-	fleet, err := fleetClient(ctx, m.awsConfig())
-	if err != nil {
-		return "", err
-	}
-	ids, err := fleet.FindSecurityGroups(ctx, m.ID.ValueString())
-	if err != nil {
-		return "", err
-	}
-	if len(ids) != 1 {
-		return "", fmt.Errorf("swarm %s has %d security groups tagged %s, want 1", m.ID.ValueString(), len(ids), awsfleet.TagSwarm)
-	}
-	return ids[0], nil
 }

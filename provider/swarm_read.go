@@ -17,6 +17,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework/types"
 	"github.com/hashicorp/terraform-plugin-log/tflog"
 
+	"github.com/minibroker/terraform-provider-minibroker/internal/awsfleet"
 	"github.com/minibroker/terraform-provider-minibroker/internal/swarmspec"
 )
 
@@ -151,7 +152,7 @@ func (m *swarmModel) restore(s swarmSettings) {
 	}
 	m.Hosts = hostList(hosts)
 	m.ImageArchives = types.ListNull(types.StringType)
-	m.AWS = types.ObjectNull(awsAttrTypes())
+	m.AWS = types.ObjectNull(awsAttrTypes)
 	m.Instances = types.ListNull(types.ObjectType{AttrTypes: instanceAttrTypes})
 	m.SecurityGroup = types.StringNull()
 	if s.AWS != nil {
@@ -232,12 +233,11 @@ func (r *swarmResource) Read(ctx context.Context, req resource.ReadRequest, resp
 				resp.Diagnostics.AddError("Cannot import swarm", err.Error())
 				return
 			}
-			groups, err := r.fleetGroups(ctx, &state)
-			if err != nil {
-				resp.Diagnostics.AddError("Cannot import swarm", err.Error())
+			if state.SecurityGroup.ValueString() == "" {
+				resp.Diagnostics.AddError("Cannot import swarm", fmt.Sprintf(
+					"swarm %s needs exactly one security group tagged %s=%s", state.ID.ValueString(), awsfleet.TagSwarm, state.ID.ValueString()))
 				return
 			}
-			state.SecurityGroup = types.StringValue(groups)
 		}
 	} else if !swarmMatches(sw, state.ID.ValueString()) {
 		tflog.Warn(ctx, "the manager runs another swarm; planning to create it again", map[string]any{"swarm": sw.ID})

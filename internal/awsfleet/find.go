@@ -1,6 +1,7 @@
 package awsfleet
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"slices"
@@ -10,6 +11,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
+
+	"github.com/minibroker/terraform-provider-minibroker/internal/swarmspec"
 )
 
 // FindInstances returns the fleet's instances that are not terminated,
@@ -50,15 +53,13 @@ func (c *Client) describe(ctx context.Context, in *ec2.DescribeInstancesInput) (
 	return out, nil
 }
 
-// roleOrder orders roles as the swarm lists them.
-var roleOrder = map[string]int{"manager": 0, "producer": 1, "filter": 2, "consumer": 3}
-
-// SortInstances orders instances by role, then index, then id.
+// SortInstances orders instances by role (as swarmspec.Roles lists them),
+// then index, then id.
 func SortInstances(is []Instance) {
 	sort.SliceStable(is, func(a, b int) bool {
 		x, y := is[a], is[b]
 		if x.Role != y.Role {
-			return roleOrder[x.Role] < roleOrder[y.Role]
+			return slices.Index(swarmspec.Roles, x.Role) < slices.Index(swarmspec.Roles, y.Role)
 		}
 		if x.Index != y.Index {
 			return x.Index < y.Index
@@ -96,10 +97,10 @@ func (c *Client) FindSubnet(ctx context.Context, id string) (Subnet, error) {
 	}
 	subs := out.Subnets
 	slices.SortFunc(subs, func(a, b ec2types.Subnet) int {
-		if c := cmpString(aws.ToString(a.AvailabilityZone), aws.ToString(b.AvailabilityZone)); c != 0 {
+		if c := cmp.Compare(aws.ToString(a.AvailabilityZone), aws.ToString(b.AvailabilityZone)); c != 0 {
 			return c
 		}
-		return cmpString(aws.ToString(a.SubnetId), aws.ToString(b.SubnetId))
+		return cmp.Compare(aws.ToString(a.SubnetId), aws.ToString(b.SubnetId))
 	})
 	s := subs[0]
 	return Subnet{ID: aws.ToString(s.SubnetId), VpcID: aws.ToString(s.VpcId), CIDR: aws.ToString(s.CidrBlock),
@@ -161,23 +162,4 @@ func (c *Client) FindKeyPairs(ctx context.Context, swarmID string) ([]string, er
 		names = append(names, aws.ToString(k.KeyName))
 	}
 	return names, nil
-}
-
-func cmpString(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
-}
-
-func sortedKeys(m map[string]string) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }

@@ -13,6 +13,8 @@ package awsfleet
 import (
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strconv"
 	"time"
 
@@ -71,9 +73,6 @@ func New(cfg aws.Config, opts ...Option) *Client {
 	}
 	return c
 }
-
-// EC2 exposes the underlying EC2 client (tests inspect what was created).
-func (c *Client) EC2() *ec2.Client { return c.ec2 }
 
 // Spec is what every instance of a fleet shares.
 type Spec struct {
@@ -162,7 +161,7 @@ func tagSpec(kind ec2types.ResourceType, common map[string]string, extra ...stri
 		tags[extra[i]] = extra[i+1]
 	}
 	ts := ec2types.TagSpecification{ResourceType: kind}
-	for _, k := range sortedKeys(tags) {
+	for _, k := range slices.Sorted(maps.Keys(tags)) {
 		ts.Tags = append(ts.Tags, ec2types.Tag{Key: aws.String(k), Value: aws.String(tags[k])})
 	}
 	return ts

@@ -3,6 +3,7 @@ package awsfleet
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -15,13 +16,13 @@ import (
 // fleet's own tags are never touched.
 func (c *Client) Retag(ctx context.Context, swarmID string, old, tags map[string]string) error {
 	var set []ec2types.Tag
-	for _, k := range sortedKeys(tags) {
+	for _, k := range slices.Sorted(maps.Keys(tags)) {
 		if v, ok := old[k]; !ok || v != tags[k] {
 			set = append(set, ec2types.Tag{Key: aws.String(k), Value: aws.String(tags[k])})
 		}
 	}
 	var unset []ec2types.Tag
-	for _, k := range sortedKeys(old) {
+	for _, k := range slices.Sorted(maps.Keys(old)) {
 		if _, ok := tags[k]; !ok {
 			unset = append(unset, ec2types.Tag{Key: aws.String(k)})
 		}

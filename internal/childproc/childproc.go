@@ -1,10 +1,12 @@
 // Package childproc starts helper processes (test servers, lab node
-// launchers) that must not outlive this process.
+// launchers) that must not outlive this process, and reads their logs.
 package childproc
 
 import (
+	"os"
 	"os/exec"
 	"runtime"
+	"strings"
 	"sync"
 	"syscall"
 )
@@ -43,4 +45,18 @@ func Start(cmd *exec.Cmd) error {
 	res := make(chan error, 1)
 	requests <- request{cmd, res}
 	return <-res
+}
+
+// TailFile returns the last n lines of a child's log file, for error
+// messages; a file that cannot be read gives the reason in parentheses.
+func TailFile(path string, n int) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "(" + err.Error() + ")"
+	}
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
 }

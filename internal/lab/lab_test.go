@@ -418,7 +418,7 @@ func assertGone(t *testing.T, n int, netNS, pidNS []uint64) {
 			t.Errorf("link %s left", name)
 		}
 	}
-	assertNoProcesses(t, netNS, pidNS)
+	assertNoProcesses(t, n, netNS, pidNS)
 	if m, _ := filepath.Glob("/sys/fs/cgroup/*/" + pfx + "-n*"); len(m) > 0 {
 		t.Errorf("cgroups left: %v", m)
 	}
@@ -572,7 +572,7 @@ func TestDynamicNodes(t *testing.T) {
 		t.Logf("RemoveNode took %s", time.Since(began).Round(time.Millisecond))
 		assertNodes(t, l, n23)
 		assertNodeGone(t, num, 1)
-		assertNoProcesses(t, []uint64{net77}, []uint64{pid77})
+		assertNoProcesses(t, num, []uint64{net77}, []uint64{pid77})
 		known, err := os.ReadFile(l.KnownHostsFile())
 		if err != nil {
 			t.Fatal(err)
@@ -702,10 +702,25 @@ func TestDynamicNodes(t *testing.T) {
 
 // assertNoProcesses checks that no process is left in any of the network and
 // pid namespaces (given by inode; 0 stands for none).
-func assertNoProcesses(t *testing.T, netNS, pidNS []uint64) {
+func assertNoProcesses(t *testing.T, n int, netNS, pidNS []uint64) {
 	t.Helper()
+	// The kernel reuses a freed namespace's inode: a lab of another test
+	// running meanwhile may now own one. A leaked process of ours would
+	// still hold our namespace, so a process in another lab's node is not
+	// ours.
+	others := map[uint64]bool{}
+	for _, name := range dirNames("/run/netns") {
+		if strings.HasPrefix(name, namePfx) && !strings.HasPrefix(name, fmt.Sprintf("%s%d-", namePfx, n)) {
+			if ino, err := nsInode(filepath.Join("/run/netns", name)); err == nil {
+				others[ino] = true
+			}
+		}
+	}
 	for k := range netNS {
 		for _, pid := range append(pidsInNS("net", netNS[k]), pidsInNS("pid", pidNS[k])...) {
+			if ino, err := nsInode(fmt.Sprintf("/proc/%d/ns/net", pid)); err == nil && others[ino] {
+				continue
+			}
 			cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
 			t.Errorf("process %d (%s, zombie %v) of node #%d left: %q", pid, procComm(pid), !pidRunning(pid), k+1,
 				bytes.ReplaceAll(cmdline, []byte{0}, []byte{' '}))

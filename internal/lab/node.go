@@ -273,17 +273,7 @@ func childPidNS(pid int) uint64 {
 }
 
 // tail returns the last n lines of a file in dir, for error messages.
-func tail(dir, name string, n int) string {
-	b, err := os.ReadFile(filepath.Join(dir, name))
-	if err != nil {
-		return "(" + err.Error() + ")"
-	}
-	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
-}
+func tail(dir, name string, n int) string { return childproc.TailFile(filepath.Join(dir, name), n) }
 
 // gracefulStop is how long dockerd gets to stop its containers before the
 // whole node is killed. Swarm tasks whose process ignores SIGTERM take their

@@ -24,7 +24,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -291,17 +290,7 @@ func (s *Server) AWSConfig(ctx context.Context) (aws.Config, error) {
 }
 
 // LogTail returns the last n lines moto printed, for error messages.
-func (s *Server) LogTail(n int) string {
-	b, err := os.ReadFile(s.logPath())
-	if err != nil {
-		return "(" + err.Error() + ")"
-	}
-	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
-}
+func (s *Server) LogTail(n int) string { return childproc.TailFile(s.logPath(), n) }
 
 // Close stops the server: SIGTERM to its process group, SIGKILL after 5
 // seconds, then waits for it and removes its temp directory. It is safe to
