@@ -12,10 +12,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/minibroker/terraform-provider-minibroker/internal/kafkabed"
+	"github.com/minibroker/terraform-provider-minibroker/internal/testbed/kafkabed"
 	"github.com/minibroker/terraform-provider-minibroker/workloads/alert"
 	"github.com/minibroker/terraform-provider-minibroker/workloads/kclient"
 	"github.com/minibroker/terraform-provider-minibroker/workloads/pipeline"
+	"github.com/minibroker/terraform-provider-minibroker/workloads/stream"
 )
 
 const alertsPerVisit = 10000
@@ -45,14 +46,14 @@ func runAll(b *testing.B) {
 	ctx, cancel := context.WithTimeout(context.Background(), 110*time.Minute)
 	defer cancel()
 	visits := envInt("MINIBROKER_BENCH_VISITS", 2)
-	interval := envDuration("MINIBROKER_BENCH_INTERVAL", pipeline.DefaultInterval)
+	interval := envDuration("MINIBROKER_BENCH_INTERVAL", stream.DefaultInterval)
 	only := os.Getenv("MINIBROKER_BENCH_ONLY")
 
 	hub := kafkabed.StartBrokerT(b, kafkabed.WithHeapMB(1536))
 	mirror := kafkabed.StartBrokerT(b, kafkabed.WithHeapMB(1536))
 	must(b, kclient.EnsureTopics(ctx, hub.Bootstrap(),
-		kclient.Topic{Name: pipeline.DefaultSchemasTopic, Partitions: 1, Compacted: true},
-		kclient.Topic{Name: pipeline.DefaultTimingTopic, Partitions: 1}))
+		kclient.Topic{Name: stream.SchemasTopic, Partitions: 1, Compacted: true},
+		kclient.Topic{Name: stream.TimingTopic, Partitions: 1}))
 	mm := kafkabed.StartMirrorMakerT(b, hub, mirror, kafkabed.WithMirrorTopics("alerts-.*|minibroker-schemas"),
 		kafkabed.WithMirrorHeapMB(1024))
 
@@ -135,7 +136,7 @@ var perfProducerProps = map[string]string{
 
 func measureCeiling(b *testing.B, ctx context.Context, hub *kafkabed.Broker, kind string, size int) ceiling {
 	topic := "perf-" + strings.ToLower(kind)
-	must(b, kclient.EnsureTopics(ctx, hub.Bootstrap(), kclient.Topic{Name: topic, Partitions: pipeline.DefaultPartitions}))
+	must(b, kclient.EnsureTopics(ctx, hub.Bootstrap(), kclient.Topic{Name: topic, Partitions: stream.DefaultPartitions}))
 	records := max(3*alertsPerVisit, (256<<20)/size) // long enough for the JVM to warm up
 	p, err := kafkabed.ProducerPerf(ctx, hub, topic, records, size, perfProducerProps, kafkabed.WithPerfHeapMB(2048))
 	must(b, err)
@@ -156,7 +157,7 @@ func measureProducer(b *testing.B, ctx context.Context, hub *kafkabed.Broker, k 
 	topic := fmt.Sprintf("produce-%s-p%d", strings.ToLower(k.name), parallel)
 	res := producerResult{kind: k, parallel: parallel}
 	err := pipeline.Produce(ctx, pipeline.ProduceConfig{
-		Bootstrap: hub.Bootstrap(), Topic: topic, Partitions: pipeline.DefaultPartitions, Source: pipeline.NewSynthetic(1, k.cutoutBytes),
+		Bootstrap: hub.Bootstrap(), Topic: topic, Partitions: stream.DefaultPartitions, Source: pipeline.NewSynthetic(1, k.cutoutBytes),
 		AlertsPerVisit: alertsPerVisit, Interval: time.Millisecond, Visits: 4, Parallel: parallel, Log: quietLog(),
 		OnVisit: func(v pipeline.VisitResult) { res.visits = append(res.visits, v) },
 	})

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/minibroker/terraform-provider-minibroker/workloads/pipeline"
+	"github.com/minibroker/terraform-provider-minibroker/workloads/stream"
 )
 
 // report accumulates the markdown of docs/benchmarks.md.
@@ -80,7 +80,7 @@ func (r *report) pipeline(res []scenarioResult, prods []producerResult, ceil map
 	r.f("Figures from the timing report (`minibroker report`), over visits × filters and visits × consumers.\n")
 	r.f("*Filter lag*: from the producer finishing a visit to a filter finishing it. *20th alert*: from the producer starting a\n")
 	r.f("visit to the 20th (or last) filtered alert reaching a consumer. *Visit done*: from the producer starting a visit to the\n")
-	r.f("last filter finishing it, the worst visit (must stay under the %s interval to keep up).\n\n", pipeline.DefaultInterval)
+	r.f("last filter finishing it, the worst visit (must stay under the %s interval to keep up).\n\n", stream.DefaultInterval)
 	r.f("| scenario | producer visit max s | filter lag p50 s | filter lag max s | 20th alert mean s | 20th alert max s | visit done max s | CPU s per visit | complete |\n")
 	r.f("|---|---:|---:|---:|---:|---:|---:|---:|---|\n")
 	r.f("| original (2018, 12 × m4.4xlarge, 20 filters per node) | 15.76 | – | 0.25 (mean) | 5.28 | – | – | – | – |\n")
@@ -125,7 +125,7 @@ func (r *report) targets(res []scenarioResult, prods []producerResult, ceil map[
 				s.err == nil && rep.FilterLag.P50 < 50*time.Millisecond && rep.FilterLag.Max < 250*time.Millisecond)
 		case s.sc.shared && s.sc.filters >= 100*runtimeCPUs():
 			r.row(fmt.Sprintf("shared mode keeps up with 10,000 alerts every 39 s at %d filters on %d cores", s.sc.filters, runtimeCPUs()),
-				fmt.Sprintf("visit done in %.1f s at most", s.finished.Seconds()), s.err == nil && s.finished < pipeline.DefaultInterval)
+				fmt.Sprintf("visit done in %.1f s at most", s.finished.Seconds()), s.err == nil && s.finished < stream.DefaultInterval)
 		}
 	}
 	r.f("\n")

@@ -10,10 +10,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/minibroker/terraform-provider-minibroker/internal/kafkabed"
+	"github.com/minibroker/terraform-provider-minibroker/internal/testbed/kafkabed"
 	"github.com/minibroker/terraform-provider-minibroker/workloads/filter"
 	"github.com/minibroker/terraform-provider-minibroker/workloads/kclient"
 	"github.com/minibroker/terraform-provider-minibroker/workloads/pipeline"
+	"github.com/minibroker/terraform-provider-minibroker/workloads/stream"
 	"github.com/minibroker/terraform-provider-minibroker/workloads/timing"
 )
 
@@ -79,7 +80,7 @@ func (r scenarioResult) summary() string {
 func runScenario(b *testing.B, ctx context.Context, hub, mirror *kafkabed.Broker, mm *kafkabed.MirrorMaker, sc scenario) scenarioResult {
 	id := sc.id()
 	topic := "alerts-" + id
-	must(b, kclient.EnsureTopics(ctx, hub.Bootstrap(), kclient.Topic{Name: topic, Partitions: pipeline.DefaultPartitions}))
+	must(b, kclient.EnsureTopics(ctx, hub.Bootstrap(), kclient.Topic{Name: topic, Partitions: stream.DefaultPartitions}))
 	must(b, mm.WaitTopic(ctx, topic))
 
 	specs := pipeline.DemoSpecs(sc.filters)
@@ -114,14 +115,14 @@ func runScenario(b *testing.B, ctx context.Context, hub, mirror *kafkabed.Broker
 	}
 	log := quietLog()
 	for k, g := range groups {
-		cfg := pipeline.FilterConfig{Bootstrap: mirror.Bootstrap(), Input: topic, Specs: g, SchemasTopic: pipeline.DefaultSchemasTopic,
-			FromBeginning: true, TimingBootstrap: hub.Bootstrap(), TimingTopic: pipeline.DefaultTimingTopic, Log: log,
+		cfg := pipeline.FilterConfig{Bootstrap: mirror.Bootstrap(), Input: topic, Specs: g, SchemasTopic: stream.SchemasTopic,
+			FromBeginning: true, TimingBootstrap: hub.Bootstrap(), TimingTopic: stream.TimingTopic, Log: log,
 			Name: fmt.Sprintf("%s-%s-%d", id, sc.mode(), k+1)}
 		launch(func(ready func()) error { cfg.Ready = ready; return pipeline.RunFilters(runCtx, cfg) })
 	}
 	for _, s := range specs {
 		cfg := pipeline.ConsumeConfig{Bootstrap: mirror.Bootstrap(), Topic: s.Output, Name: "consumer-" + s.Output, FromBeginning: true,
-			TimingBootstrap: hub.Bootstrap(), TimingTopic: pipeline.DefaultTimingTopic, Log: log}
+			TimingBootstrap: hub.Bootstrap(), TimingTopic: stream.TimingTopic, Log: log}
 		launch(func(ready func()) error { cfg.Ready = ready; return pipeline.Consume(runCtx, cfg) })
 	}
 	readyWG.Wait()
@@ -134,11 +135,11 @@ func runScenario(b *testing.B, ctx context.Context, hub, mirror *kafkabed.Broker
 	run := "bench-" + id + "-" + fmt.Sprint(time.Now().UnixNano())
 	cpu0 := cpuTime()
 	must(b, pipeline.Produce(ctx, pipeline.ProduceConfig{
-		Bootstrap: hub.Bootstrap(), Topic: topic, SchemasTopic: pipeline.DefaultSchemasTopic, Source: pipeline.NewSynthetic(1, sc.kind.cutoutBytes),
+		Bootstrap: hub.Bootstrap(), Topic: topic, SchemasTopic: stream.SchemasTopic, Source: pipeline.NewSynthetic(1, sc.kind.cutoutBytes),
 		AlertsPerVisit: alertsPerVisit, Interval: sc.interval, Visits: sc.visits, Run: run,
-		TimingTopic: pipeline.DefaultTimingTopic, Log: log,
+		TimingTopic: stream.TimingTopic, Log: log,
 	}))
-	evs, err := pipeline.WaitComplete(ctx, hub.Bootstrap(), pipeline.DefaultTimingTopic, run, sc.filters, sc.visits, 3*time.Minute)
+	evs, err := pipeline.WaitComplete(ctx, hub.Bootstrap(), stream.TimingTopic, run, sc.filters, sc.visits, 3*time.Minute)
 	cpu := cpuTime() - cpu0
 	stop()
 	wg.Wait()

@@ -27,9 +27,9 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/minibroker/terraform-provider-minibroker/internal/awsfleet"
-	"github.com/minibroker/terraform-provider-minibroker/internal/ec2lab"
-	"github.com/minibroker/terraform-provider-minibroker/internal/lab"
-	"github.com/minibroker/terraform-provider-minibroker/internal/motoserver"
+	"github.com/minibroker/terraform-provider-minibroker/internal/testbed/ec2lab"
+	"github.com/minibroker/terraform-provider-minibroker/internal/testbed/lab"
+	"github.com/minibroker/terraform-provider-minibroker/internal/testbed/motoserver"
 )
 
 // ec2Bed is moto playing EC2 and SSM, a lab playing the instances, and the

@@ -10,7 +10,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-testing/helper/resource"
 	"github.com/hashicorp/terraform-plugin-testing/terraform"
 
-	"github.com/minibroker/terraform-provider-minibroker/internal/lab"
+	"github.com/minibroker/terraform-provider-minibroker/internal/testbed/lab"
 )
 
 type scaleConfig struct {

@@ -19,7 +19,8 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework/providerserver"
 	"github.com/hashicorp/terraform-plugin-go/tfprotov6"
 
-	"github.com/minibroker/terraform-provider-minibroker/internal/lab"
+	"github.com/minibroker/terraform-provider-minibroker/internal/swarmctl"
+	"github.com/minibroker/terraform-provider-minibroker/internal/testbed/lab"
 )
 
 // factories serves the provider in-process to the Terraform CLI.
@@ -113,7 +114,7 @@ func consumerLines(ctx context.Context, cli *client.Client, service string) (map
 	}
 	defer rc.Close()
 	out := map[int64]map[string]bool{}
-	for _, line := range demuxLines(rc) {
+	for _, line := range swarmctl.LogLines(rc) {
 		i := strings.Index(line, "{")
 		if i < 0 {
 			continue

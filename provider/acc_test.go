@@ -22,8 +22,8 @@ import (
 	"github.com/hashicorp/terraform-plugin-testing/plancheck"
 	"github.com/hashicorp/terraform-plugin-testing/terraform"
 
-	"github.com/minibroker/terraform-provider-minibroker/internal/lab"
 	"github.com/minibroker/terraform-provider-minibroker/internal/swarmspec"
+	"github.com/minibroker/terraform-provider-minibroker/internal/testbed/lab"
 	"github.com/minibroker/terraform-provider-minibroker/workloads/alert"
 	"github.com/minibroker/terraform-provider-minibroker/workloads/filter"
 	"github.com/minibroker/terraform-provider-minibroker/workloads/pipeline"

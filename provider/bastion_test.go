@@ -175,10 +175,10 @@ func TestBastionConfigureUnit(t *testing.T) {
 		t.Fatalf("Configure: %v", resp.Diagnostics)
 	}
 	pd, ok := resp.ResourceData.(*providerData)
-	if !ok || pd.pool == nil {
+	if !ok || pd.ctl == nil {
 		t.Fatalf("Configure gave resources %#v", resp.ResourceData)
 	}
-	_ = pd.pool.Close()
+	_ = pd.ctl.Close()
 
 	for address, want := range map[string]string{
 		"":                 "Missing bastion address",

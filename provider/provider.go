@@ -22,6 +22,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework/types/basetypes"
 
 	"github.com/minibroker/terraform-provider-minibroker/internal/dockerssh"
+	"github.com/minibroker/terraform-provider-minibroker/internal/swarmctl"
 	"github.com/minibroker/terraform-provider-minibroker/internal/swarmspec"
 )
 
@@ -66,9 +67,8 @@ const envBastion = "MINIBROKER_SSH_BASTION"
 
 // providerData is what resources receive in Configure.
 type providerData struct {
-	pool           *dockerssh.Pool
-	sshConfig      dockerssh.Config // for short-lived pools (waiting for new nodes)
-	tofu           bool
+	ctl            *swarmctl.Client
+	sshUser        string // the nodes' SSH user, whom new EC2 instances let use Docker
 	kafkaImage     string
 	workloadsImage string
 }
@@ -156,15 +156,14 @@ func (p *minibrokerProvider) Configure(ctx context.Context, req provider.Configu
 		// Values known only during apply: resources are configured again then.
 		return
 	}
-	pool, err := dockerssh.NewPool(cfg)
+	ctl, err := swarmctl.New(cfg)
 	if err != nil {
 		resp.Diagnostics.AddError("Invalid SSH settings", err.Error())
 		return
 	}
 	data := &providerData{
-		pool:           pool,
-		sshConfig:      cfg,
-		tofu:           cfg.Policy == dockerssh.TrustOnFirstUse,
+		ctl:            ctl,
+		sshUser:        cfg.User,
 		kafkaImage:     stringOr(m.KafkaImage, swarmspec.DefaultKafkaImage),
 		workloadsImage: stringOr(m.WorkloadsImage, swarmspec.DefaultWorkloadsImage),
 	}
@@ -284,17 +283,3 @@ func (p *minibrokerProvider) Resources(context.Context) []func() resource.Resour
 }
 
 func (p *minibrokerProvider) DataSources(context.Context) []func() datasource.DataSource { return nil }
-
-func stringOr(v types.String, def string) string {
-	if v.IsNull() || v.IsUnknown() || v.ValueString() == "" {
-		return def
-	}
-	return v.ValueString()
-}
-
-func envOr(key, def string) string {
-	if v := os.Getenv(key); v != "" {
-		return v
-	}
-	return def
-}

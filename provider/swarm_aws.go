@@ -5,22 +5,252 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
-	"slices"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/hashicorp/terraform-plugin-framework-validators/int64validator"
+	"github.com/hashicorp/terraform-plugin-framework-validators/listvalidator"
+	"github.com/hashicorp/terraform-plugin-framework-validators/stringvalidator"
+	"github.com/hashicorp/terraform-plugin-framework/diag"
+	"github.com/hashicorp/terraform-plugin-framework/path"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema/int64default"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema/int64planmodifier"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema/planmodifier"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema/stringdefault"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema/stringplanmodifier"
+	"github.com/hashicorp/terraform-plugin-framework/schema/validator"
+	"github.com/hashicorp/terraform-plugin-framework/tfsdk"
 	"github.com/hashicorp/terraform-plugin-framework/types"
-	"github.com/hashicorp/terraform-plugin-log/tflog"
+	"github.com/hashicorp/terraform-plugin-framework/types/basetypes"
 
 	"github.com/minibroker/terraform-provider-minibroker/internal/awsfleet"
 	"github.com/minibroker/terraform-provider-minibroker/internal/dockerssh"
+	"github.com/minibroker/terraform-provider-minibroker/internal/parallel"
 	"github.com/minibroker/terraform-provider-minibroker/internal/swarmspec"
 )
 
-// sshAttemptTimeout bounds one attempt to reach a new node's Docker Engine.
-const sshAttemptTimeout = 15 * time.Second
+// This file is minibroker_swarm's aws block: its schema and model, and its
+// translation to internal/awsfleet (the instances become the swarm's
+// hosts) and back.
+
+// Defaults of the aws block: the original deployment's fleet.
+const (
+	defaultInstanceType   = "m4.4xlarge"
+	defaultFilterNodes    = 5
+	defaultConsumerNodes  = 5
+	defaultRootVolumeGiB  = 100
+	defaultRootVolumeType = "gp3"
+	defaultNamePrefix     = "minibroker"
+	defaultReadyTimeout   = "10m"
+	connectPublic         = "public_ip"
+	connectPrivate        = "private_ip"
+)
+
+type awsModel struct {
+	Region          types.String `tfsdk:"region"`
+	Profile         types.String `tfsdk:"profile"`
+	InstanceType    types.String `tfsdk:"instance_type"`
+	ProducerNodes   types.Int64  `tfsdk:"producer_nodes"`
+	FilterNodes     types.Int64  `tfsdk:"filter_nodes"`
+	ConsumerNodes   types.Int64  `tfsdk:"consumer_nodes"`
+	AMI             types.String `tfsdk:"ami"`
+	AMISSMParameter types.String `tfsdk:"ami_ssm_parameter"`
+	SubnetID        types.String `tfsdk:"subnet_id"`
+	KeyName         types.String `tfsdk:"key_name"`
+	PublicKey       types.String `tfsdk:"public_key"`
+	AdminCIDRBlocks types.List   `tfsdk:"admin_cidr_blocks"`
+	RootVolumeSize  types.Int64  `tfsdk:"root_volume_size"`
+	RootVolumeType  types.String `tfsdk:"root_volume_type"`
+	Tags            types.Map    `tfsdk:"tags"`
+	ConnectVia      types.String `tfsdk:"connect_via"`
+	NamePrefix      types.String `tfsdk:"name_prefix"`
+	ReadyTimeout    types.String `tfsdk:"ready_timeout"`
+}
+
+type instanceModel struct {
+	ID        types.String `tfsdk:"id"`
+	Role      types.String `tfsdk:"role"`
+	Index     types.Int64  `tfsdk:"index"`
+	PrivateIP types.String `tfsdk:"private_ip"`
+	PublicIP  types.String `tfsdk:"public_ip"`
+}
+
+func awsSchema() schema.SingleNestedAttribute {
+	replaceString := []planmodifier.String{stringplanmodifier.RequiresReplace()}
+	keepString := []planmodifier.String{stringplanmodifier.UseStateForUnknown(), stringplanmodifier.RequiresReplace()}
+	return schema.SingleNestedAttribute{
+		Optional: true,
+		MarkdownDescription: "Provision the nodes as EC2 instances instead of listing `hosts`: one manager, " +
+			"`producer_nodes` producer, `filter_nodes` filter and `consumer_nodes` consumer instances, with a " +
+			"security group of their own (SSH from `admin_cidr_blocks` only; Swarm's 2377/tcp, 7946/tcp+udp, " +
+			"4789/udp and Kafka's 9092-9093/tcp only between members), IMDSv2 required, encrypted root " +
+			"volumes, and cloud-init user data that installs and starts Docker and adds the provider's " +
+			"`ssh_user` to the `docker` group. The provider waits for the instances to run and for Docker to " +
+			"answer over SSH, then forms the swarm as with `hosts` (the computed `hosts` lists the instances).\n\n" +
+			"Credentials and endpoints come the AWS SDK's standard way: environment, shared config and " +
+			"profiles, `AWS_ENDPOINT_URL` / `AWS_ENDPOINT_URL_EC2` / `AWS_ENDPOINT_URL_SSM`. Everything created " +
+			"is tagged `minibroker:swarm = <id>`; destroy terminates the instances and deletes the security " +
+			"group and an imported key pair, including leftovers of an interrupted apply found by that tag. " +
+			"Changing the node counts, `admin_cidr_blocks`, `tags` or `ready_timeout` updates in place (new " +
+			"nodes join; removed nodes are drained, leave and are terminated); other changes replace the swarm. " +
+			"New instances present SSH host keys nobody has seen: use `host_key_policy = \"trust_on_first_use\"` " +
+			"unless your known_hosts file already has them.",
+		Attributes: map[string]schema.Attribute{
+			"region": schema.StringAttribute{Optional: true, PlanModifiers: replaceString,
+				MarkdownDescription: "AWS region. Default: the SDK's (`AWS_REGION`, the profile's region)."},
+			"profile": schema.StringAttribute{Optional: true,
+				MarkdownDescription: "Shared-config profile to take credentials and region from. Default: the SDK's (`AWS_PROFILE`)."},
+			"instance_type": schema.StringAttribute{Optional: true, Computed: true,
+				Default: stringdefault.StaticString(defaultInstanceType), PlanModifiers: replaceString,
+				MarkdownDescription: "Instance type of every node. Default `m4.4xlarge` (16 vCPU, 64 GiB), as the original deployment."},
+			"producer_nodes": schema.Int64Attribute{Optional: true, Computed: true,
+				Default: int64default.StaticInt64(1), Validators: []validator.Int64{int64validator.Between(0, 1)},
+				MarkdownDescription: "Producer instances, 0 or 1. Default 1; 0 needs `producer = { enabled = false }`."},
+			"filter_nodes": schema.Int64Attribute{Optional: true, Computed: true,
+				Default: int64default.StaticInt64(defaultFilterNodes), Validators: []validator.Int64{int64validator.Between(0, 100)},
+				MarkdownDescription: "Filter instances (each can hold a mirror and its filter groups). Default 5."},
+			"consumer_nodes": schema.Int64Attribute{Optional: true, Computed: true,
+				Default: int64default.StaticInt64(defaultConsumerNodes), Validators: []validator.Int64{int64validator.Between(0, 100)},
+				MarkdownDescription: "Consumer instances. Default 5."},
+			"ami": schema.StringAttribute{Optional: true, Computed: true, PlanModifiers: keepString,
+				MarkdownDescription: "AMI of every node. Default: read from `ami_ssm_parameter` when the swarm is " +
+					"created, then kept. The AMI must have cloud-init, apt and sshd (Ubuntu does)."},
+			"ami_ssm_parameter": schema.StringAttribute{Optional: true, Computed: true,
+				Default: stringdefault.StaticString(awsfleet.DefaultAMIParameter),
+				MarkdownDescription: "Public SSM parameter holding the default AMI id. Default Canonical's current " +
+					"Ubuntu 24.04 LTS: `" + awsfleet.DefaultAMIParameter + "`."},
+			"subnet_id": schema.StringAttribute{Optional: true, Computed: true, PlanModifiers: keepString,
+				MarkdownDescription: "Subnet of every node (the security group goes into its VPC). Default: the default VPC's default subnet in the first availability zone."},
+			"key_name": schema.StringAttribute{Optional: true, Computed: true, PlanModifiers: keepString,
+				MarkdownDescription: "Existing EC2 key pair of the nodes. Exactly one of `key_name` and `public_key`; with `public_key` this is the name of the imported pair."},
+			"public_key": schema.StringAttribute{Optional: true, PlanModifiers: replaceString,
+				MarkdownDescription: "OpenSSH public key imported as a key pair `<name_prefix>-<id>` that the swarm owns and deletes on destroy. It must match the provider's `ssh_private_key`."},
+			"admin_cidr_blocks": schema.ListAttribute{Required: true, ElementType: types.StringType,
+				Validators:          []validator.List{listvalidator.SizeAtLeast(1), listvalidator.ValueStringsAre(cidrValidator{})},
+				MarkdownDescription: "IPv4 CIDR blocks allowed to reach the nodes' SSH port, e.g. your workstation's `203.0.113.7/32` or your VPN's range. Updates in place."},
+			"root_volume_size": schema.Int64Attribute{Optional: true, Computed: true,
+				Default: int64default.StaticInt64(defaultRootVolumeGiB), Validators: []validator.Int64{int64validator.Between(8, 16384)},
+				PlanModifiers:       []planmodifier.Int64{int64planmodifier.RequiresReplace()},
+				MarkdownDescription: "Root volume size in GiB (encrypted, deleted with the instance). Default 100."},
+			"root_volume_type": schema.StringAttribute{Optional: true, Computed: true,
+				Default: stringdefault.StaticString(defaultRootVolumeType), PlanModifiers: replaceString,
+				Validators:          []validator.String{stringvalidator.OneOf("gp2", "gp3", "io1", "io2", "st1", "sc1", "standard")},
+				MarkdownDescription: "Root volume type. Default `gp3`."},
+			"tags": schema.MapAttribute{Optional: true, ElementType: types.StringType,
+				MarkdownDescription: "Extra tags on every instance, volume, security group and key pair. Updates in place."},
+			"connect_via": schema.StringAttribute{Optional: true, Computed: true,
+				Default: stringdefault.StaticString(connectPublic), PlanModifiers: replaceString,
+				Validators: []validator.String{stringvalidator.OneOf(connectPublic, connectPrivate)},
+				MarkdownDescription: "Which address the provider (and `hosts`, `manager_address`) use for SSH: " +
+					"`public_ip` (default; instances get public IPs) or `private_ip` for a workstation inside the " +
+					"VPC, on a VPN, or behind the provider's `bastion`. Swarm traffic always uses private IPs."},
+			"name_prefix": schema.StringAttribute{Optional: true, Computed: true,
+				Default: stringdefault.StaticString(defaultNamePrefix), PlanModifiers: replaceString,
+				Validators: []validator.String{stringvalidator.RegexMatches(reNamePrefix,
+					"letters, digits and dashes, starting with a letter, at most 32 characters")},
+				MarkdownDescription: "Prefix of the `Name` tags (`<prefix>-filter-3`) and the security group's name. Default `minibroker`."},
+			"ready_timeout": schema.StringAttribute{Optional: true, Computed: true,
+				Default: stringdefault.StaticString(defaultReadyTimeout), Validators: []validator.String{durationValidator{}},
+				MarkdownDescription: "How long to wait for new instances to run and for Docker to answer on them over SSH (cloud-init installs it on first boot). Default `10m`."},
+		},
+	}
+}
+
+func instancesSchema() schema.ListNestedAttribute {
+	return schema.ListNestedAttribute{
+		Computed:            true,
+		MarkdownDescription: "With `aws`: the EC2 instances, by role and index.",
+		NestedObject: schema.NestedAttributeObject{Attributes: map[string]schema.Attribute{
+			"id":         schema.StringAttribute{Computed: true, MarkdownDescription: "Instance id."},
+			"role":       schema.StringAttribute{Computed: true, MarkdownDescription: "`manager`, `producer`, `filter` or `consumer`."},
+			"index":      schema.Int64Attribute{Computed: true, MarkdownDescription: "Number within the role."},
+			"private_ip": schema.StringAttribute{Computed: true, MarkdownDescription: "Private IPv4 address."},
+			"public_ip":  schema.StringAttribute{Computed: true, MarkdownDescription: "Public IPv4 address, if any."},
+		}},
+	}
+}
+
+// instanceType is the type of one element of instances.
+var instanceType = instancesSchema().NestedObject.Type()
+
+// awsAttrTypes are the aws block's attribute types, as its schema says.
+var awsAttrTypes = awsSchema().GetType().(types.ObjectType).AttrTypes
+
+func (m swarmModel) awsConfig() awsModel {
+	var a awsModel
+	m.AWS.As(context.Background(), &a, basetypes.ObjectAsOptions{})
+	return a
+}
+
+func awsObject(a awsModel) types.Object {
+	o, _ := types.ObjectValueFrom(context.Background(), awsAttrTypes, a)
+	return o
+}
+
+func (m swarmModel) instanceModels() []instanceModel {
+	var ms []instanceModel
+	if !m.Instances.IsNull() && !m.Instances.IsUnknown() {
+		m.Instances.ElementsAs(context.Background(), &ms, false)
+	}
+	return ms
+}
+
+// validateAWS checks what the aws block's own validators cannot: one key
+// pair, and a producer node while the producer is enabled.
+func validateAWS(ctx context.Context, config tfsdk.Config, producerOn bool, diags *diag.Diagnostics) {
+	var keyName, publicKey types.String
+	diags.Append(config.GetAttribute(ctx, path.Root("aws").AtName("key_name"), &keyName)...)
+	diags.Append(config.GetAttribute(ctx, path.Root("aws").AtName("public_key"), &publicKey)...)
+	if !keyName.IsUnknown() && !publicKey.IsUnknown() && keyName.IsNull() == publicKey.IsNull() {
+		diags.AddAttributeError(path.Root("aws").AtName("key_name"), "One key pair",
+			"Set exactly one of aws.key_name (an existing EC2 key pair) and aws.public_key (an OpenSSH public key "+
+				"imported as a key pair the swarm owns); it must match the provider's ssh_private_key.")
+	}
+	var n types.Int64
+	diags.Append(config.GetAttribute(ctx, path.Root("aws").AtName("producer_nodes"), &n)...)
+	if producerOn && !n.IsNull() && !n.IsUnknown() && n.ValueInt64() == 0 {
+		diags.AddAttributeError(path.Root("aws").AtName("producer_nodes"), "No producer node",
+			"The producer is enabled but aws.producer_nodes is 0: set it to 1, or set producer = { enabled = false }.")
+	}
+}
+
+// planFleet plans an update of an EC2 swarm: hosts and instances stay as
+// they are when the instances in state are exactly the ones the aws block
+// asks for, and become unknown otherwise (nodes to start or remove). A
+// swarm that moves onto EC2, or whose manager instance is gone, is
+// replaced.
+func planFleet(plan, state *swarmModel) (hostsChanged, replace bool) {
+	if !state.awsMode() {
+		return true, true
+	}
+	var haveManager bool
+	have := map[awsfleet.Slot]bool{}
+	for _, in := range state.instanceModels() {
+		s := awsfleet.Slot{Role: in.Role.ValueString(), Index: int(in.Index.ValueInt64())}
+		have[s] = true
+		haveManager = haveManager || s.Role == swarmspec.RoleManager
+	}
+	if !haveManager {
+		return true, true
+	}
+	plan.ManagerAddress = state.ManagerAddress
+	plan.SecurityGroup = state.SecurityGroup
+	want := plan.awsConfig().slots()
+	same := len(want) == len(have)
+	for _, s := range want {
+		same = same && have[s]
+	}
+	if same {
+		plan.Hosts = state.Hosts
+		plan.Instances = state.Instances
+		return false, false
+	}
+	plan.Hosts = types.ListUnknown(hostType)
+	plan.Instances = types.ListUnknown(instanceType)
+	return true, false
+}
 
 // newSwarmID returns the id of a swarm provisioned on EC2, known before
 // anything is created so that everything can be tagged with it.
@@ -29,6 +259,10 @@ func newSwarmID() string {
 	_, _ = rand.Read(b)
 	return "mb-" + hex.EncodeToString(b)
 }
+
+// awsPollInterval is how often EC2 waiters, and the wait for Docker on new
+// instances, poll.
+const awsPollInterval = 2 * time.Second
 
 // fleetClient builds an EC2/SSM client the SDK's standard way, with the
 // block's region and profile when set.
@@ -50,188 +284,125 @@ func fleetClient(ctx context.Context, a awsModel) (*awsfleet.Client, error) {
 	return awsfleet.New(cfg, awsfleet.WithPollInterval(awsPollInterval)), nil
 }
 
-// awsPollInterval is how often EC2 waiters poll.
-var awsPollInterval = 2 * time.Second
-
-// slot is a node the aws block asks for.
-type slot struct {
-	Role  string
-	Index int
-}
-
-func (a awsModel) slots() []slot {
-	out := []slot{{swarmspec.RoleManager, 0}}
+// slots lists the nodes the block asks for.
+func (a awsModel) slots() []awsfleet.Slot {
+	out := []awsfleet.Slot{{Role: swarmspec.RoleManager}}
 	for _, rc := range []struct {
 		role string
 		n    types.Int64
 	}{{swarmspec.RoleProducer, a.ProducerNodes}, {swarmspec.RoleFilter, a.FilterNodes}, {swarmspec.RoleConsumer, a.ConsumerNodes}} {
-		for i := 0; i < int(rc.n.ValueInt64()); i++ {
-			out = append(out, slot{rc.role, i})
+		for i := range int(rc.n.ValueInt64()) {
+			out = append(out, awsfleet.Slot{Role: rc.role, Index: i})
 		}
 	}
 	return out
 }
 
+// want is the fleet the block asks for; prior is the state before an
+// update (nil on create), whose tags are replaced.
+func (a awsModel) want(ctx context.Context, swarmID, sshUser string, prior *swarmModel) awsfleet.Want {
+	w := awsfleet.Want{
+		Spec: awsfleet.Spec{
+			SwarmID: swarmID, NamePrefix: a.NamePrefix.ValueString(), InstanceType: a.InstanceType.ValueString(),
+			AMI: a.AMI.ValueString(), SubnetID: a.SubnetID.ValueString(), KeyName: a.KeyName.ValueString(),
+			RootVolumeSize: int32(a.RootVolumeSize.ValueInt64()), RootVolumeType: a.RootVolumeType.ValueString(),
+			PublicIP: a.ConnectVia.ValueString() == connectPublic, UserData: awsfleet.UserData(sshUser),
+			Attempt: strconv.FormatInt(time.Now().UnixNano(), 36),
+		},
+		AMIParameter: a.AMISSMParameter.ValueString(),
+		PublicKey:    a.PublicKey.ValueString(),
+		Slots:        a.slots(),
+	}
+	a.Tags.ElementsAs(ctx, &w.Tags, false)
+	a.AdminCIDRBlocks.ElementsAs(ctx, &w.AdminCIDRs, false)
+	if prior != nil && prior.awsMode() {
+		w.OldTags = map[string]string{}
+		prior.awsConfig().Tags.ElementsAs(ctx, &w.OldTags, false)
+	}
+	return w
+}
+
 // provisioned is what provision leaves for converge to finish: instances
 // that are no longer wanted, to terminate once they have left the swarm.
 type provisioned struct {
-	fleet   *awsfleet.Client
+	client  *awsfleet.Client
 	surplus []string
 }
 
-// provision makes the fleet match the aws block: security group, key pair
-// and one running instance per slot whose Docker Engine answers over SSH.
-// It fills the plan's aws-derived attributes (hosts, instances, ...) as it
-// goes, so that a failure keeps everything created in state.
+// provision makes the fleet match the aws block (awsfleet.Provision), then
+// waits, within aws.ready_timeout, until every instance runs and its Docker
+// Engine answers over SSH. It fills the plan's aws-derived attributes
+// (hosts, instances, ...) as it goes, so that a failure keeps everything
+// created in state.
 func (r *swarmResource) provision(ctx context.Context, plan, prior *swarmModel) (*provisioned, error) {
 	a := plan.awsConfig()
 	fleet, err := fleetClient(ctx, a)
 	if err != nil {
 		return nil, err
 	}
-	id := plan.ID.ValueString()
-	var tags map[string]string
-	a.Tags.ElementsAs(ctx, &tags, false)
-	var admin []string
-	a.AdminCIDRBlocks.ElementsAs(ctx, &admin, false)
 	readyTimeout, err := time.ParseDuration(a.ReadyTimeout.ValueString())
 	if err != nil {
 		return nil, fmt.Errorf("aws.ready_timeout: %w", err)
 	}
-
-	subnet, err := fleet.FindSubnet(ctx, a.SubnetID.ValueString())
-	if err != nil {
-		return nil, err
-	}
-	a.SubnetID = types.StringValue(subnet.ID)
-	// From here on something may exist on EC2 even if a call fails midway
-	// (e.g. interrupted): a known value makes Create keep the state, and
-	// destroy then finds everything by tag.
-	if plan.SecurityGroup.IsUnknown() {
+	got, err := fleet.Provision(ctx, a.want(ctx, plan.ID.ValueString(), r.pd.sshUser, prior))
+	if got.Touched && plan.SecurityGroup.IsUnknown() {
+		// Something may exist on EC2 now: a known value makes Create keep
+		// the state, and destroy then finds everything by tag.
 		plan.SecurityGroup = types.StringValue("")
 	}
-	sg, err := fleet.EnsureSecurityGroup(ctx, id, a.NamePrefix.ValueString(), subnet.VpcID, admin, tags)
-	if sg != "" {
-		plan.SecurityGroup = types.StringValue(sg)
-	}
-	if err != nil {
-		return nil, err
-	}
-	if a.AMI.IsUnknown() || a.AMI.IsNull() {
-		ami, err := fleet.ResolveAMI(ctx, a.AMISSMParameter.ValueString())
-		if err != nil {
-			return nil, err
+	known := func(attr *types.String, v string) {
+		if v != "" {
+			*attr = types.StringValue(v)
 		}
-		a.AMI = types.StringValue(ami)
 	}
-	if pub := a.PublicKey.ValueString(); pub != "" {
-		name := a.NamePrefix.ValueString() + "-" + id
-		if err := fleet.ImportKeyPair(ctx, id, name, pub, tags); err != nil {
-			return nil, err
-		}
-		a.KeyName = types.StringValue(name)
-	}
+	known(&a.SubnetID, got.SubnetID)
+	known(&a.AMI, got.AMI)
+	known(&a.KeyName, got.KeyName)
+	known(&plan.SecurityGroup, got.SecurityGroup)
 	plan.AWS = awsObject(a)
-	if prior != nil && prior.awsMode() {
-		var old map[string]string
-		prior.awsConfig().Tags.ElementsAs(ctx, &old, false)
-		if err := fleet.Retag(ctx, id, old, tags); err != nil {
-			return nil, err
-		}
-	}
-
-	// Instances: keep the live ones whose slot is still wanted, start the
-	// missing ones, hand the rest to converge for removal.
-	existing, err := fleet.FindInstances(ctx, id)
+	plan.Instances = instanceList(got.Instances)
 	if err != nil {
 		return nil, err
-	}
-	wanted := map[slot]bool{}
-	for _, s := range a.slots() {
-		wanted[s] = true
-	}
-	have := map[slot]awsfleet.Instance{}
-	out := &provisioned{fleet: fleet}
-	for _, in := range existing {
-		s := slot{in.Role, in.Index}
-		if _, dup := have[s]; in.Alive() && wanted[s] && !dup {
-			have[s] = in
-		} else {
-			out.surplus = append(out.surplus, in.ID)
-		}
-	}
-	spec := awsfleet.Spec{
-		SwarmID: id, NamePrefix: a.NamePrefix.ValueString(), InstanceType: a.InstanceType.ValueString(),
-		AMI: a.AMI.ValueString(), SubnetID: subnet.ID, SecurityGroup: sg, KeyName: a.KeyName.ValueString(),
-		RootVolumeSize: int32(a.RootVolumeSize.ValueInt64()), RootVolumeType: a.RootVolumeType.ValueString(),
-		PublicIP: a.ConnectVia.ValueString() == connectPublic, UserData: awsfleet.UserData(r.pd.sshConfig.User),
-		Tags: tags, Attempt: strconv.FormatInt(time.Now().UnixNano(), 36),
-	}
-	var mu sync.Mutex
-	var missing []slot
-	for _, s := range a.slots() {
-		if _, ok := have[s]; !ok {
-			missing = append(missing, s)
-		}
-	}
-	record := func() { // what exists so far, into the plan
-		var all []awsfleet.Instance
-		for _, in := range have {
-			all = append(all, in)
-		}
-		awsfleet.SortInstances(all)
-		plan.Instances = instanceList(all)
-	}
-	err = forEach(ctx, missing, func(ctx context.Context, s slot) error {
-		in, err := fleet.RunInstance(ctx, spec, s.Role, s.Index)
-		if err != nil {
-			return err
-		}
-		tflog.Info(ctx, "instance started", map[string]any{"instance": in.ID, "role": s.Role, "index": s.Index})
-		mu.Lock()
-		have[s] = in
-		mu.Unlock()
-		return nil
-	})
-	record()
-	if err != nil {
-		return out, err
 	}
 
 	readyCtx, cancel := context.WithTimeout(ctx, readyTimeout)
 	defer cancel()
-	var ids []string
-	for _, in := range have {
-		ids = append(ids, in.ID)
-	}
-	running, err := fleet.WaitRunning(readyCtx, ids)
+	running, err := fleet.WaitRunning(readyCtx, awsfleet.IDs(got.Instances))
 	if err != nil {
-		return out, fmt.Errorf("%w (aws.ready_timeout is %s)", err, readyTimeout)
+		return nil, fmt.Errorf("%w (aws.ready_timeout is %s)", err, readyTimeout)
 	}
-	for _, in := range running {
-		have[slot{in.Role, in.Index}] = in
-	}
-	record()
+	awsfleet.SortInstances(running)
+	plan.Instances = instanceList(running)
 	plan.Hosts = hostsOfInstances(running, a.ConnectVia.ValueString())
-	if err := r.waitDocker(readyCtx, plan, running, readyTimeout); err != nil {
-		return out, err
+	hosts, err := plan.hosts()
+	if err != nil {
+		return nil, err
 	}
-	return out, nil
+	byIP := map[string]awsfleet.Instance{} // hosts advertise the private IP
+	for _, in := range running {
+		byIP[in.PrivateIP] = in
+	}
+	err = parallel.ForEach(readyCtx, len(hosts), hosts, func(ctx context.Context, h swarmspec.Host) error {
+		if err := r.pd.ctl.WaitDocker(ctx, h, awsPollInterval); err != nil {
+			return fmt.Errorf("instance %s: Docker did not answer over SSH at %s within aws.ready_timeout (%s); last error: %v",
+				byIP[h.Advertise].Label(), h.Address, readyTimeout, err)
+		}
+		return nil
+	})
+	return &provisioned{client: fleet, surplus: got.Surplus}, err
 }
 
 // hostsOfInstances lists the instances as hosts: SSH at the address
 // connect_via names, Swarm traffic on the private address.
 func hostsOfInstances(ins []awsfleet.Instance, connectVia string) types.List {
-	sorted := slices.Clone(ins)
-	awsfleet.SortInstances(sorted)
 	var hs []hostModel
-	for _, in := range sorted {
+	for _, in := range ins {
 		addr := in.PrivateIP
 		if connectVia == connectPublic {
 			addr = in.PublicIP
 		}
 		hs = append(hs, hostModel{Address: types.StringValue(addr), Role: types.StringValue(in.Role),
-			DockerSocket: types.StringValue("/var/run/docker.sock"), AdvertiseAddress: types.StringValue(in.PrivateIP)})
+			DockerSocket: types.StringValue(dockerssh.DefaultDockerSocket), AdvertiseAddress: types.StringValue(in.PrivateIP)})
 	}
 	return hostList(hs)
 }
@@ -243,67 +414,17 @@ func instanceList(ins []awsfleet.Instance) types.List {
 			Index: types.Int64Value(int64(in.Index)), PrivateIP: types.StringValue(in.PrivateIP),
 			PublicIP: types.StringValue(in.PublicIP)})
 	}
-	l, _ := types.ListValueFrom(context.Background(), types.ObjectType{AttrTypes: instanceAttrTypes}, ms)
+	l, _ := types.ListValueFrom(context.Background(), instanceType, ms)
 	return l
 }
 
-func (m swarmModel) instanceModels() []instanceModel {
-	var ms []instanceModel
-	if !m.Instances.IsNull() && !m.Instances.IsUnknown() {
-		m.Instances.ElementsAs(context.Background(), &ms, false)
+// instanceIDs lists the ids of the instances in state.
+func (m swarmModel) instanceIDs() []string {
+	var ids []string
+	for _, in := range m.instanceModels() {
+		ids = append(ids, in.ID.ValueString())
 	}
-	return ms
-}
-
-func awsObject(a awsModel) types.Object {
-	o, _ := types.ObjectValueFrom(context.Background(), awsAttrTypes, a)
-	return o
-}
-
-// awsAttrTypes are the aws block's attribute types, as its schema says.
-var awsAttrTypes = awsSchema().GetType().(types.ObjectType).AttrTypes
-
-// waitDocker waits until every instance's Docker Engine answers over SSH.
-// Each attempt uses a fresh SSH connection: cloud-init adds the SSH user to
-// the docker group while the node boots, and a session opened before that
-// would never be let in.
-func (r *swarmResource) waitDocker(ctx context.Context, plan *swarmModel, ins []awsfleet.Instance, timeout time.Duration) error {
-	hosts, err := plan.hosts()
-	if err != nil {
-		return err
-	}
-	byIP := map[string]awsfleet.Instance{} // hosts advertise the private IP
-	for _, in := range ins {
-		byIP[in.PrivateIP] = in
-	}
-	return forEach(ctx, hosts, func(ctx context.Context, h host) error {
-		var last error
-		for {
-			last = r.pingOnce(ctx, h)
-			if last == nil {
-				return nil
-			}
-			tflog.Debug(ctx, "waiting for Docker over SSH", map[string]any{"host": h.Address, "error": last.Error()})
-			select {
-			case <-ctx.Done():
-				in := byIP[h.Advertise]
-				return fmt.Errorf("instance %s: Docker did not answer over SSH at %s within aws.ready_timeout (%s); last error: %v",
-					in.Label(), h.Address, timeout, last)
-			case <-time.After(awsPollInterval):
-			}
-		}
-	})
-}
-
-func (r *swarmResource) pingOnce(ctx context.Context, h host) error {
-	pool, err := dockerssh.NewPool(r.pd.sshConfig)
-	if err != nil {
-		return err
-	}
-	defer pool.Close()
-	ctx, cancel := context.WithTimeout(ctx, sshAttemptTimeout)
-	defer cancel()
-	return pool.Ping(ctx, dockerssh.Target{Address: h.Address, DockerSocket: h.Socket})
+	return ids
 }
 
 // readFleet refreshes the instances from EC2. Instances terminated outside
@@ -316,36 +437,16 @@ func readFleet(ctx context.Context, m *swarmModel) (managerAlive, anything bool,
 	if err != nil {
 		return false, false, err
 	}
-	var ids []string
-	for _, in := range m.instanceModels() {
-		ids = append(ids, in.ID.ValueString())
-	}
-	known, err := fleet.Instances(ctx, ids)
+	cur, err := fleet.Current(ctx, m.ID.ValueString(), m.instanceIDs())
 	if err != nil {
 		return false, false, err
 	}
-	tagged, err := fleet.FindInstances(ctx, m.ID.ValueString())
-	if err != nil {
-		return false, false, err
-	}
-	groups, err := fleet.FindSecurityGroups(ctx, m.ID.ValueString())
-	if err != nil {
-		return false, false, err
-	}
-	seen := map[string]bool{}
-	var alive []awsfleet.Instance
 	count := map[string]int64{}
-	for _, in := range append(known, tagged...) {
-		if seen[in.ID] || !in.Alive() {
-			continue
-		}
-		seen[in.ID] = true
-		alive = append(alive, in)
+	for _, in := range cur.Instances {
 		count[in.Role]++
 	}
-	awsfleet.SortInstances(alive)
-	m.Instances = instanceList(alive)
-	m.Hosts = hostsOfInstances(alive, a.ConnectVia.ValueString())
+	m.Instances = instanceList(cur.Instances)
+	m.Hosts = hostsOfInstances(cur.Instances, a.ConnectVia.ValueString())
 	if hs := m.hostModels(); len(hs) > 0 && hs[0].Role.ValueString() == swarmspec.RoleManager {
 		// A stopped and started instance has a new public IP.
 		m.ManagerAddress = hs[0].Address
@@ -354,13 +455,13 @@ func readFleet(ctx context.Context, m *swarmModel) (managerAlive, anything bool,
 	a.FilterNodes = types.Int64Value(count[swarmspec.RoleFilter])
 	a.ConsumerNodes = types.Int64Value(count[swarmspec.RoleConsumer])
 	m.AWS = awsObject(a)
-	switch len(groups) {
+	switch len(cur.SecurityGroups) {
 	case 0:
 		m.SecurityGroup = types.StringValue("")
 	case 1:
-		m.SecurityGroup = types.StringValue(groups[0])
+		m.SecurityGroup = types.StringValue(cur.SecurityGroups[0])
 	}
-	return count[swarmspec.RoleManager] == 1, len(alive) > 0 || len(groups) > 0, nil
+	return count[swarmspec.RoleManager] == 1, len(cur.Instances) > 0 || len(cur.SecurityGroups) > 0, nil
 }
 
 // destroyFleet removes everything the swarm created on EC2; the swarm goes
@@ -370,9 +471,5 @@ func destroyFleet(ctx context.Context, m *swarmModel) error {
 	if err != nil {
 		return err
 	}
-	var ids []string
-	for _, in := range m.instanceModels() {
-		ids = append(ids, in.ID.ValueString())
-	}
-	return fleet.Sweep(ctx, m.ID.ValueString(), ids)
+	return fleet.Sweep(ctx, m.ID.ValueString(), m.instanceIDs())
 }

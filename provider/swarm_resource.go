@@ -2,31 +2,38 @@ package provider
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"os"
 	"slices"
-	"sync"
 	"time"
 
-	"github.com/docker/docker/api/types/filters"
-	"github.com/docker/docker/api/types/image"
-	"github.com/docker/docker/api/types/swarm"
-	"github.com/docker/docker/client"
+	"github.com/hashicorp/terraform-plugin-framework-timeouts/resource/timeouts"
+	"github.com/hashicorp/terraform-plugin-framework-validators/int64validator"
+	"github.com/hashicorp/terraform-plugin-framework-validators/listvalidator"
+	"github.com/hashicorp/terraform-plugin-framework-validators/stringvalidator"
 	"github.com/hashicorp/terraform-plugin-framework/attr"
-	"github.com/hashicorp/terraform-plugin-framework/diag"
 	"github.com/hashicorp/terraform-plugin-framework/path"
 	"github.com/hashicorp/terraform-plugin-framework/resource"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema/booldefault"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema/int64default"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema/mapplanmodifier"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema/objectdefault"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema/planmodifier"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema/stringdefault"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema/stringplanmodifier"
+	"github.com/hashicorp/terraform-plugin-framework/schema/validator"
 	"github.com/hashicorp/terraform-plugin-framework/types"
+	"github.com/hashicorp/terraform-plugin-framework/types/basetypes"
 	"github.com/hashicorp/terraform-plugin-log/tflog"
 
+	"github.com/minibroker/terraform-provider-minibroker/internal/awsfleet"
+	"github.com/minibroker/terraform-provider-minibroker/internal/dockerssh"
+	"github.com/minibroker/terraform-provider-minibroker/internal/swarmctl"
 	"github.com/minibroker/terraform-provider-minibroker/internal/swarmspec"
-)
-
-// Default timeouts of the swarm resource.
-const (
-	swarmCreateTimeout = 15 * time.Minute
-	swarmUpdateTimeout = 15 * time.Minute
-	swarmDeleteTimeout = 10 * time.Minute
-	swarmReadTimeout   = 2 * time.Minute
+	"github.com/minibroker/terraform-provider-minibroker/workloads/alert"
+	"github.com/minibroker/terraform-provider-minibroker/workloads/stream"
 )
 
 var (
@@ -37,9 +44,19 @@ var (
 	_ resource.ResourceWithValidateConfig = (*swarmResource)(nil)
 )
 
-type swarmResource struct{ pd *providerData }
+// swarmResource is minibroker_swarm: the nodes (hosts, or EC2 instances
+// from the aws block in swarm_aws.go), the swarm swarmctl.Form makes of
+// them, the overlay network, and the hub and producer services.
+type swarmResource struct {
+	pd       *providerData
+	settings settingsCodec
+}
 
-func newSwarmResource() resource.Resource { return &swarmResource{} }
+func newSwarmResource() resource.Resource {
+	// Local archive paths and timeouts belong to the workstation, not the
+	// swarm: import leaves them out.
+	return &swarmResource{settings: newSettingsCodec(swarmSchema(context.Background()), "image_archives", "timeouts")}
+}
 
 func (r *swarmResource) Metadata(_ context.Context, req resource.MetadataRequest, resp *resource.MetadataResponse) {
 	resp.TypeName = req.ProviderTypeName + "_swarm"
@@ -54,6 +71,447 @@ func (r *swarmResource) Configure(_ context.Context, req resource.ConfigureReque
 		r.pd = pd
 	}
 }
+
+// --- schema -----------------------------------------------------------
+
+func swarmSchema(ctx context.Context) schema.Schema {
+	return schema.Schema{
+		MarkdownDescription: "A Docker Swarm formed from existing hosts or from EC2 instances it provisions, with the mini-broker's hub Kafka on the " +
+			"manager and the alert producer on the producer node.\n\n" +
+			"Creating it initialises the swarm on the `manager` host (or adopts the swarm that host already " +
+			"manages), joins the other hosts, labels every node with its role and index, loads `image_archives` " +
+			"onto the nodes that run their images, creates the attachable overlay network and starts the hub and " +
+			"the producer, waiting until their tasks run. Destroying it removes all of that and makes every host " +
+			"it joined leave the swarm.\n\n" +
+			"With `aws` instead of `hosts`, creating it first launches the EC2 instances and waits until Docker " +
+			"answers on them over SSH; destroying it terminates them and deletes what it created on EC2.\n\n" +
+			"Default timeouts: create 15m, update 15m, delete 10m, read 2m.",
+		Attributes: map[string]schema.Attribute{
+			"id": schema.StringAttribute{
+				Computed:            true,
+				MarkdownDescription: "With `hosts`, the swarm's cluster id; with `aws`, `mb-` and 12 hex digits, the value of the `minibroker:swarm` tag on everything created (the swarm carries it as its `minibroker.id` label).",
+				PlanModifiers:       []planmodifier.String{stringplanmodifier.UseStateForUnknown()},
+			},
+			"hosts":     hostsSchema(),
+			"aws":       awsSchema(),
+			"instances": instancesSchema(),
+			"security_group_id": schema.StringAttribute{
+				Computed:            true,
+				MarkdownDescription: "With `aws`: the security group of the instances.",
+				PlanModifiers:       []planmodifier.String{stringplanmodifier.UseStateForUnknown()},
+			},
+			"network": schema.StringAttribute{
+				Optional: true, Computed: true,
+				Default:             stringdefault.StaticString(swarmspec.DefaultNetwork),
+				MarkdownDescription: "Name of the attachable overlay network every service joins. Default `minibroker`; changing it replaces the swarm.",
+				PlanModifiers:       []planmodifier.String{stringplanmodifier.RequiresReplace()},
+			},
+			"address_pool": schema.StringAttribute{
+				Optional: true,
+				MarkdownDescription: "CIDR the swarm takes overlay subnets from (`docker swarm init " +
+					"--default-addr-pool`), in /20 networks so that hundreds of tasks fit. Default " + swarmctl.DefaultAddressPool + ". " +
+					"Only used when the swarm is created.",
+				PlanModifiers: []planmodifier.String{stringplanmodifier.RequiresReplace()},
+			},
+			"kafka_image": schema.StringAttribute{
+				Optional: true, Computed: true,
+				MarkdownDescription: "Image of the hub Kafka. Default: the provider's `kafka_image`.",
+			},
+			"workloads_image": schema.StringAttribute{
+				Optional: true, Computed: true,
+				MarkdownDescription: "Image of the producer. Default: the provider's `workloads_image`.",
+			},
+			"image_archives": schema.ListAttribute{
+				Optional:    true,
+				ElementType: types.StringType,
+				MarkdownDescription: "Local `docker save` archives (e.g. from `make image`) loaded onto every node " +
+					"that runs one of their images: Kafka images onto the manager and filter nodes, the workloads " +
+					"image onto producer, filter and consumer nodes. A node that already has the image is skipped, " +
+					"so no registry is needed. Images loaded here are removed again on destroy.",
+			},
+			"hub":      hubSchema(),
+			"producer": producerSchema(),
+			"manager_address": schema.StringAttribute{
+				Computed:            true,
+				MarkdownDescription: "SSH address of the manager; give it to `minibroker_mirror` and `minibroker_filter_group`.",
+			},
+			"hub_bootstrap": schema.StringAttribute{
+				Computed:            true,
+				MarkdownDescription: "Bootstrap address of the hub Kafka on the overlay network.",
+				PlanModifiers:       []planmodifier.String{stringplanmodifier.UseStateForUnknown()},
+			},
+			"network_id": schema.StringAttribute{
+				Computed:            true,
+				MarkdownDescription: "Id of the overlay network.",
+				PlanModifiers:       []planmodifier.String{stringplanmodifier.UseStateForUnknown()},
+			},
+			"node_ids": schema.MapAttribute{
+				Computed: true, ElementType: types.StringType,
+				MarkdownDescription: "Swarm node id of every host, by address.",
+				PlanModifiers:       []planmodifier.Map{mapplanmodifier.UseStateForUnknown()},
+			},
+			"nodes_by_role": schema.MapAttribute{
+				Computed: true, ElementType: types.ListType{ElemType: types.StringType},
+				MarkdownDescription: "Swarm node ids by role, in index order.",
+				PlanModifiers:       []planmodifier.Map{mapplanmodifier.UseStateForUnknown()},
+			},
+			"services": schema.MapAttribute{
+				Computed: true, ElementType: types.StringType,
+				MarkdownDescription: "Service ids of the hub and the producer, by service name.",
+				PlanModifiers:       []planmodifier.Map{mapplanmodifier.UseStateForUnknown()},
+			},
+			"host_keys": schema.MapAttribute{
+				Computed: true, ElementType: types.StringType,
+				MarkdownDescription: "SSH host key fingerprints (SHA256) of the hosts, by address; with " +
+					"`host_key_policy = \"trust_on_first_use\"` a changed key is refused.",
+				PlanModifiers: []planmodifier.Map{mapplanmodifier.UseStateForUnknown()},
+			},
+			"timeouts": timeouts.Attributes(ctx, timeouts.Opts{Create: true, Update: true, Delete: true, Read: true}),
+		},
+	}
+}
+
+func hostsSchema() schema.ListNestedAttribute {
+	return schema.ListNestedAttribute{
+		Optional: true, Computed: true,
+		MarkdownDescription: "The machines, unless `aws` provisions them (then this lists the instances). Exactly one `manager` (it runs the hub Kafka and the swarm's " +
+			"control plane); one `producer` while the producer is enabled (at most one in any case); `filter` hosts " +
+			"for the mirrors and their filters; `consumer` hosts for the consumers. Hosts of one role are numbered from 0 in list order (`minibroker.index` label); " +
+			"mirrors pick their filter node by that number. Adding or removing non-manager hosts is an in-place " +
+			"update; changing the manager replaces the swarm.",
+		Validators: []validator.List{listvalidator.SizeAtLeast(2)},
+		NestedObject: schema.NestedAttributeObject{Attributes: map[string]schema.Attribute{
+			"address": schema.StringAttribute{
+				Required:            true,
+				MarkdownDescription: "SSH address, `host` or `host:port` (port 22 by default).",
+			},
+			"role": schema.StringAttribute{
+				Required:            true,
+				MarkdownDescription: "`manager`, `producer`, `filter` or `consumer`.",
+				Validators:          []validator.String{stringvalidator.OneOf(swarmspec.Roles...)},
+			},
+			"docker_socket": schema.StringAttribute{
+				Optional: true, Computed: true,
+				Default:             stringdefault.StaticString(dockerssh.DefaultDockerSocket),
+				MarkdownDescription: "Path of the Docker Engine's unix socket on the host. Default `" + dockerssh.DefaultDockerSocket + "`.",
+			},
+			"advertise_address": schema.StringAttribute{
+				Optional: true,
+				MarkdownDescription: "Address other nodes reach this one at for Swarm traffic (2377/tcp, " +
+					"7946/tcp+udp, 4789/udp). Default: the host part of `address`.",
+			},
+		}},
+	}
+}
+
+func hubSchema() schema.SingleNestedAttribute {
+	attrs := map[string]schema.Attribute{
+		"heap_mb": schema.Int64Attribute{Optional: true, Computed: true,
+			Default:             int64default.StaticInt64(swarmspec.DefaultKafkaHeapMB),
+			Validators:          []validator.Int64{int64validator.AtLeast(128)},
+			MarkdownDescription: fmt.Sprintf("JVM heap in MiB. Default %d.", swarmspec.DefaultKafkaHeapMB)},
+		"partitions": schema.Int64Attribute{Optional: true, Computed: true,
+			Default:             int64default.StaticInt64(stream.DefaultPartitions),
+			Validators:          []validator.Int64{int64validator.Between(1, 1024)},
+			MarkdownDescription: fmt.Sprintf("Partitions of the alert topic and of topics created on first use. Default %d.", stream.DefaultPartitions)},
+		"retention_minutes": schema.Int64Attribute{Optional: true, Computed: true,
+			Default:             int64default.StaticInt64(swarmspec.DefaultRetentionMinutes),
+			Validators:          []validator.Int64{int64validator.AtLeast(1)},
+			MarkdownDescription: fmt.Sprintf("How long alerts are kept (`log.retention.minutes`). Default %d.", swarmspec.DefaultRetentionMinutes)},
+		"properties": schema.MapAttribute{Optional: true, ElementType: types.StringType,
+			MarkdownDescription: "Extra `server.properties` entries; they win over the provider's."},
+	}
+	return schema.SingleNestedAttribute{
+		Optional: true, Computed: true,
+		Default:             objectdefault.StaticValue(objectDefault(attrs)),
+		MarkdownDescription: "The hub Kafka (KRaft, one broker+controller) on the manager node.",
+		Attributes:          attrs,
+	}
+}
+
+func producerSchema() schema.SingleNestedAttribute {
+	attrs := map[string]schema.Attribute{
+		"enabled": schema.BoolAttribute{Optional: true, Computed: true, Default: booldefault.StaticBool(true),
+			MarkdownDescription: "Run the producer; false removes its service and keeps the rest. Default true."},
+		"alerts_per_visit": schema.Int64Attribute{Optional: true, Computed: true,
+			Default:             int64default.StaticInt64(stream.DefaultAlertsPerVisit),
+			Validators:          []validator.Int64{int64validator.AtLeast(1)},
+			MarkdownDescription: fmt.Sprintf("Alerts in each visit. Default %d, as a Rubin visit.", stream.DefaultAlertsPerVisit)},
+		"interval": schema.StringAttribute{Optional: true, Computed: true,
+			Default:             stringdefault.StaticString(stream.DefaultInterval.String()),
+			Validators:          []validator.String{durationValidator{}},
+			MarkdownDescription: "Time between visits, a Go duration. Default `" + stream.DefaultInterval.String() + "`, as Rubin."},
+		"visits": schema.Int64Attribute{Optional: true, Computed: true, Default: int64default.StaticInt64(0),
+			Validators:          []validator.Int64{int64validator.AtLeast(0)},
+			MarkdownDescription: "Visits to send, then stop; 0 (the default) sends forever."},
+		"cutout_bytes": schema.Int64Attribute{Optional: true, Computed: true,
+			Default:             int64default.StaticInt64(alert.DefaultCutoutBytes),
+			Validators:          []validator.Int64{int64validator.AtLeast(0)},
+			MarkdownDescription: fmt.Sprintf("Bytes of each of the 3 cutouts of a synthetic alert. Default %d, which gives ~80 KB alerts; 0 gives small ones.", alert.DefaultCutoutBytes)},
+		"parallel": schema.Int64Attribute{Optional: true, Computed: true, Default: int64default.StaticInt64(stream.DefaultParallel),
+			Validators:          []validator.Int64{int64validator.Between(1, 256)},
+			MarkdownDescription: fmt.Sprintf("Concurrent senders splitting each visit. Default %d.", stream.DefaultParallel)},
+		"seed": schema.Int64Attribute{Optional: true, Computed: true, Default: int64default.StaticInt64(stream.DefaultSeed),
+			MarkdownDescription: fmt.Sprintf("Seed of the synthetic alerts. Default %d.", stream.DefaultSeed)},
+		"replay_files": schema.ListAttribute{Optional: true, ElementType: types.StringType,
+			MarkdownDescription: "Local Avro container files of real alerts (e.g. Rubin's `fakeAlert.avro`, " +
+				"each at most 500 KB) sent in turn instead of synthetic alerts; they reach the node as Swarm configs."},
+	}
+	return schema.SingleNestedAttribute{
+		Optional: true, Computed: true,
+		Default:             objectdefault.StaticValue(objectDefault(attrs)),
+		MarkdownDescription: "The alert producer on the producer node. Its settings update in place.",
+		Attributes:          attrs,
+	}
+}
+
+// --- model ------------------------------------------------------------
+
+type swarmModel struct {
+	ID             types.String   `tfsdk:"id"`
+	Hosts          types.List     `tfsdk:"hosts"`
+	AWS            types.Object   `tfsdk:"aws"`
+	Instances      types.List     `tfsdk:"instances"`
+	SecurityGroup  types.String   `tfsdk:"security_group_id"`
+	Network        types.String   `tfsdk:"network"`
+	AddressPool    types.String   `tfsdk:"address_pool"`
+	KafkaImage     types.String   `tfsdk:"kafka_image"`
+	WorkloadsImage types.String   `tfsdk:"workloads_image"`
+	ImageArchives  types.List     `tfsdk:"image_archives"`
+	Hub            types.Object   `tfsdk:"hub"`
+	Producer       types.Object   `tfsdk:"producer"`
+	ManagerAddress types.String   `tfsdk:"manager_address"`
+	HubBootstrap   types.String   `tfsdk:"hub_bootstrap"`
+	NetworkID      types.String   `tfsdk:"network_id"`
+	NodeIDs        types.Map      `tfsdk:"node_ids"`
+	NodesByRole    types.Map      `tfsdk:"nodes_by_role"`
+	Services       types.Map      `tfsdk:"services"`
+	HostKeys       types.Map      `tfsdk:"host_keys"`
+	Timeouts       timeouts.Value `tfsdk:"timeouts"`
+}
+
+type hostModel struct {
+	Address          types.String `tfsdk:"address"`
+	Role             types.String `tfsdk:"role"`
+	DockerSocket     types.String `tfsdk:"docker_socket"`
+	AdvertiseAddress types.String `tfsdk:"advertise_address"`
+}
+
+type hubModel struct {
+	HeapMB           types.Int64 `tfsdk:"heap_mb"`
+	Partitions       types.Int64 `tfsdk:"partitions"`
+	RetentionMinutes types.Int64 `tfsdk:"retention_minutes"`
+	Properties       types.Map   `tfsdk:"properties"`
+}
+
+type producerModel struct {
+	Enabled        types.Bool   `tfsdk:"enabled"`
+	AlertsPerVisit types.Int64  `tfsdk:"alerts_per_visit"`
+	Interval       types.String `tfsdk:"interval"`
+	Visits         types.Int64  `tfsdk:"visits"`
+	CutoutBytes    types.Int64  `tfsdk:"cutout_bytes"`
+	Parallel       types.Int64  `tfsdk:"parallel"`
+	Seed           types.Int64  `tfsdk:"seed"`
+	ReplayFiles    types.List   `tfsdk:"replay_files"`
+}
+
+// hostType is the type of one element of hosts.
+var hostType = hostsSchema().NestedObject.Type()
+
+// hostModels returns the hosts list (empty while unknown).
+func (m swarmModel) hostModels() []hostModel {
+	var hs []hostModel
+	if !m.Hosts.IsNull() && !m.Hosts.IsUnknown() {
+		m.Hosts.ElementsAs(context.Background(), &hs, false)
+	}
+	return hs
+}
+
+func hostList(hs []hostModel) types.List {
+	l, _ := types.ListValueFrom(context.Background(), hostType, hs)
+	return l
+}
+
+// awsMode reports whether the resource provisions EC2 instances.
+func (m swarmModel) awsMode() bool { return !m.AWS.IsNull() }
+
+// hosts validates the hosts and numbers them within their role; on EC2 an
+// instance's number is its index tag, even with a gap left by one
+// terminated outside Terraform.
+func (m swarmModel) hosts() ([]swarmspec.Host, error) {
+	var in []swarmspec.Host
+	for _, h := range m.hostModels() {
+		in = append(in, swarmspec.Host{Address: h.Address.ValueString(), Role: h.Role.ValueString(),
+			Socket: h.DockerSocket.ValueString(), Advertise: h.AdvertiseAddress.ValueString()})
+	}
+	out, err := swarmspec.NumberHosts(in)
+	if err != nil || !m.awsMode() {
+		return out, err
+	}
+	index := map[string]int{}
+	for _, in := range m.instanceModels() {
+		index[in.PrivateIP.ValueString()] = int(in.Index.ValueInt64())
+	}
+	for i := range out {
+		if n, ok := index[out[i].Advertise]; ok {
+			out[i].Index = n
+		}
+	}
+	return out, nil
+}
+
+// hub and producer turn the model into the services' descriptions.
+func (m swarmModel) hub(ctx context.Context) swarmspec.Kafka {
+	var h hubModel
+	m.Hub.As(ctx, &h, basetypes.ObjectAsOptions{})
+	props := map[string]string{}
+	h.Properties.ElementsAs(ctx, &props, false)
+	return swarmspec.Kafka{
+		Image:            m.KafkaImage.ValueString(),
+		Network:          m.Network.ValueString(),
+		HeapMB:           int(h.HeapMB.ValueInt64()),
+		Partitions:       int(h.Partitions.ValueInt64()),
+		RetentionMinutes: int(h.RetentionMinutes.ValueInt64()),
+		Properties:       props,
+	}
+}
+
+// producer returns the producer's description, or nil when it is disabled.
+func (m swarmModel) producer(ctx context.Context) (*swarmspec.Producer, error) {
+	var p producerModel
+	m.Producer.As(ctx, &p, basetypes.ObjectAsOptions{})
+	if !p.Enabled.ValueBool() {
+		return nil, nil
+	}
+	interval, err := time.ParseDuration(p.Interval.ValueString())
+	if err != nil {
+		return nil, fmt.Errorf("producer.interval: %w", err)
+	}
+	spec := &swarmspec.Producer{
+		Image:          m.WorkloadsImage.ValueString(),
+		Network:        m.Network.ValueString(),
+		AlertsPerVisit: int(p.AlertsPerVisit.ValueInt64()),
+		Interval:       interval,
+		Visits:         int(p.Visits.ValueInt64()),
+		CutoutBytes:    int(p.CutoutBytes.ValueInt64()),
+		Parallel:       int(p.Parallel.ValueInt64()),
+		Seed:           p.Seed.ValueInt64(),
+		Partitions:     m.hub(ctx).Partitions,
+	}
+	var files []string
+	p.ReplayFiles.ElementsAs(ctx, &files, false)
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			return nil, fmt.Errorf("producer.replay_files: %w", err)
+		}
+		if len(data) > swarmspec.MaxConfigBytes {
+			return nil, fmt.Errorf("producer.replay_files: %s is %d bytes; Swarm configs hold at most %d", f, len(data), swarmspec.MaxConfigBytes)
+		}
+		spec.Replay = append(spec.Replay, swarmspec.ReplayFile{Name: f, Data: data})
+	}
+	return spec, nil
+}
+
+// desired returns the swarm's own services, the resource's settings riding
+// on the hub as a label, for import.
+func (r *swarmResource) desired(ctx context.Context, m swarmModel) ([]swarmspec.Desired, error) {
+	prod, err := m.producer(ctx)
+	if err != nil {
+		return nil, err
+	}
+	settings, err := r.settings.encode(ctx, m)
+	if err != nil {
+		return nil, err
+	}
+	hub := swarmspec.HubSpec(m.hub(ctx))
+	hub.SetSettings(settings)
+	out := []swarmspec.Desired{hub}
+	if prod != nil {
+		out = append(out, swarmspec.ProducerSpec(*prod))
+	}
+	return out, nil
+}
+
+// formSpec is what swarmctl.Form makes of the hosts; prior is the state
+// before an update (nil on create).
+func (m swarmModel) formSpec(ctx context.Context, hosts []swarmspec.Host, prior *swarmModel) swarmctl.Spec {
+	spec := swarmctl.Spec{
+		Hosts:          hosts,
+		AddressPool:    m.AddressPool.ValueString(),
+		KafkaImage:     m.KafkaImage.ValueString(),
+		WorkloadsImage: m.WorkloadsImage.ValueString(),
+		RemoveUnlisted: m.awsMode(),
+	}
+	m.ImageArchives.ElementsAs(ctx, &spec.Archives, false)
+	if m.awsMode() {
+		spec.IDLabel = m.ID.ValueString()
+	} else if prior != nil {
+		spec.ClusterID = prior.ID.ValueString()
+	}
+	return spec
+}
+
+// priorOf is what an earlier apply left (nil: none), for swarmctl.
+func priorOf(m *swarmModel) swarmctl.Prior {
+	if m == nil {
+		return swarmctl.Prior{}
+	}
+	p := swarmctl.Prior{NodeIDs: idsOf(m.NodeIDs), HostKeys: idsOf(m.HostKeys)}
+	for _, h := range m.hostModels() {
+		p.Hosts = append(p.Hosts, swarmspec.Host{Address: h.Address.ValueString(), Role: h.Role.ValueString(),
+			Socket: h.DockerSocket.ValueString()})
+	}
+	return p
+}
+
+// setNodes records node ids by address, and by role in index order.
+func (m *swarmModel) setNodes(hosts []swarmspec.Host, ids map[string]string) {
+	m.NodeIDs = idMap(ids)
+	by := map[string][]string{}
+	for _, h := range hosts {
+		by[h.Role] = append(by[h.Role], idValue(ids[h.Address]).ValueString())
+	}
+	m.NodesByRole, _ = types.MapValueFrom(context.Background(), types.ListType{ElemType: types.StringType}, by)
+}
+
+// fillUnknown replaces still-unknown computed values with empty ones, so a
+// partly created swarm can be saved in state.
+func fillUnknown(m *swarmModel) {
+	for _, s := range []*types.String{&m.NetworkID, &m.ManagerAddress, &m.SecurityGroup} {
+		if s.IsUnknown() {
+			*s = types.StringValue("")
+		}
+	}
+	if m.Hosts.IsUnknown() {
+		m.Hosts = hostList(nil)
+	}
+	if m.Instances.IsUnknown() {
+		m.Instances = instanceList(nil)
+	}
+	if !m.awsMode() {
+		m.Instances = types.ListNull(instanceType)
+		m.SecurityGroup = types.StringNull()
+	} else {
+		a := m.awsConfig()
+		for _, s := range []*types.String{&a.AMI, &a.SubnetID, &a.KeyName} {
+			if s.IsUnknown() {
+				*s = types.StringValue("")
+			}
+		}
+		m.AWS = awsObject(a)
+	}
+	for _, mp := range []*types.Map{&m.NodeIDs, &m.Services, &m.HostKeys} {
+		if mp.IsUnknown() {
+			*mp = types.MapValueMust(types.StringType, map[string]attr.Value{})
+		}
+	}
+	if m.NodesByRole.IsUnknown() {
+		m.NodesByRole = types.MapValueMust(types.ListType{ElemType: types.StringType}, map[string]attr.Value{})
+	}
+}
+
+// --- plan ---------------------------------------------------------------
 
 func (r *swarmResource) ValidateConfig(ctx context.Context, req resource.ValidateConfigRequest, resp *resource.ValidateConfigResponse) {
 	var enabled types.Bool
@@ -76,20 +534,7 @@ func (r *swarmResource) ValidateConfig(ctx context.Context, req resource.Validat
 		return
 	}
 	if !awsCfg.IsNull() && !awsCfg.IsUnknown() {
-		var keyName, publicKey types.String
-		resp.Diagnostics.Append(req.Config.GetAttribute(ctx, path.Root("aws").AtName("key_name"), &keyName)...)
-		resp.Diagnostics.Append(req.Config.GetAttribute(ctx, path.Root("aws").AtName("public_key"), &publicKey)...)
-		if !keyName.IsUnknown() && !publicKey.IsUnknown() && keyName.IsNull() == publicKey.IsNull() {
-			resp.Diagnostics.AddAttributeError(path.Root("aws").AtName("key_name"), "One key pair",
-				"Set exactly one of aws.key_name (an existing EC2 key pair) and aws.public_key (an OpenSSH public key "+
-					"imported as a key pair the swarm owns); it must match the provider's ssh_private_key.")
-		}
-		var n types.Int64
-		resp.Diagnostics.Append(req.Config.GetAttribute(ctx, path.Root("aws").AtName("producer_nodes"), &n)...)
-		if producerOn && !n.IsNull() && !n.IsUnknown() && n.ValueInt64() == 0 {
-			resp.Diagnostics.AddAttributeError(path.Root("aws").AtName("producer_nodes"), "No producer node",
-				"The producer is enabled but aws.producer_nodes is 0: set it to 1, or set producer = { enabled = false }.")
-		}
+		validateAWS(ctx, req.Config, producerOn, &resp.Diagnostics)
 		return
 	}
 	if !fullyKnown(ctx, req.Config, path.Root("hosts"), types.ListType{}) {
@@ -105,7 +550,7 @@ func (r *swarmResource) ValidateConfig(ctx context.Context, req resource.Validat
 		resp.Diagnostics.AddAttributeError(path.Root("hosts"), "Invalid hosts", err.Error())
 		return
 	}
-	if producerOn && !slices.ContainsFunc(hosts, func(h host) bool { return h.Role == swarmspec.RoleProducer }) {
+	if producerOn && !slices.ContainsFunc(hosts, func(h swarmspec.Host) bool { return h.Role == swarmspec.RoleProducer }) {
 		resp.Diagnostics.AddAttributeError(path.Root("hosts"), "No producer host",
 			"The producer is enabled but no host has role \"producer\": add one, or set producer = { enabled = false }.")
 	}
@@ -137,9 +582,9 @@ func (r *swarmResource) ModifyPlan(ctx context.Context, req resource.ModifyPlanR
 	plan.HubBootstrap = types.StringValue(swarmspec.Bootstrap(swarmspec.HubService))
 	if !plan.awsMode() {
 		if hosts, err := plan.hosts(); err == nil {
-			plan.ManagerAddress = types.StringValue(managerOf(hosts).Address)
+			plan.ManagerAddress = types.StringValue(swarmspec.ManagerOf(hosts).Address)
 		}
-		plan.Instances = types.ListNull(types.ObjectType{AttrTypes: instanceAttrTypes})
+		plan.Instances = types.ListNull(instanceType)
 		plan.SecurityGroup = types.StringNull()
 	}
 
@@ -179,42 +624,6 @@ func (r *swarmResource) ModifyPlan(ctx context.Context, req resource.ModifyPlanR
 	resp.Diagnostics.Append(resp.Plan.Set(ctx, &plan)...)
 }
 
-// planFleet plans an update of an EC2 swarm: hosts and instances stay as
-// they are when the instances in state are exactly the ones the aws block
-// asks for, and become unknown otherwise (nodes to start or remove). A
-// swarm that moves onto EC2, or whose manager instance is gone, is
-// replaced.
-func planFleet(plan, state *swarmModel) (hostsChanged, replace bool) {
-	if !state.awsMode() {
-		return true, true
-	}
-	var haveManager bool
-	have := map[slot]bool{}
-	for _, in := range state.instanceModels() {
-		s := slot{in.Role.ValueString(), int(in.Index.ValueInt64())}
-		have[s] = true
-		haveManager = haveManager || s.Role == swarmspec.RoleManager
-	}
-	if !haveManager {
-		return true, true
-	}
-	plan.ManagerAddress = state.ManagerAddress
-	plan.SecurityGroup = state.SecurityGroup
-	want := plan.awsConfig().slots()
-	same := len(want) == len(have)
-	for _, s := range want {
-		same = same && have[s]
-	}
-	if same {
-		plan.Hosts = state.Hosts
-		plan.Instances = state.Instances
-		return false, false
-	}
-	plan.Hosts = types.ListUnknown(types.ObjectType{AttrTypes: hostAttrTypes})
-	plan.Instances = types.ListUnknown(types.ObjectType{AttrTypes: instanceAttrTypes})
-	return true, false
-}
-
 func hostKeysOf(hs []hostModel) []string {
 	var out []string
 	for _, h := range hs {
@@ -223,14 +632,21 @@ func hostKeysOf(hs []hostModel) []string {
 	return out
 }
 
-func hasDrift(m types.Map) bool {
-	for _, v := range m.Elements() {
-		if s, ok := v.(types.String); ok && s.ValueString() == driftedID {
-			return true
-		}
+// --- create, update, delete ----------------------------------------------
+
+// privateKey names the swarm's private state: the swarmctl.Record of what
+// its applies did, which destroy undoes.
+const privateKey = "minibroker"
+
+func unmarshalRecord(b []byte) swarmctl.Record {
+	var rec swarmctl.Record
+	if len(b) > 0 {
+		_ = json.Unmarshal(b, &rec)
 	}
-	return false
+	return rec
 }
+
+func marshalRecord(rec swarmctl.Record) []byte { b, _ := json.Marshal(rec); return b }
 
 func (r *swarmResource) Create(ctx context.Context, req resource.CreateRequest, resp *resource.CreateResponse) {
 	var plan swarmModel
@@ -238,20 +654,17 @@ func (r *swarmResource) Create(ctx context.Context, req resource.CreateRequest, 
 	if resp.Diagnostics.HasError() {
 		return
 	}
-	timeout, diags := plan.Timeouts.Create(ctx, swarmCreateTimeout)
-	resp.Diagnostics.Append(diags...)
-	if resp.Diagnostics.HasError() {
+	ctx, cancel, diags := withTimeout(ctx, plan.Timeouts.Create, swarmCreateTimeout)
+	defer cancel()
+	if resp.Diagnostics.Append(diags...); resp.Diagnostics.HasError() {
 		return
 	}
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-
-	priv := unmarshalPrivate(nil)
+	var rec swarmctl.Record
 	if plan.awsMode() {
 		// Known before anything is created, to tag it all.
 		plan.ID = types.StringValue(newSwarmID())
 	}
-	err := r.converge(ctx, &plan, nil, &priv)
+	err := r.converge(ctx, &plan, nil, &rec)
 	if plan.ID.IsUnknown() || (plan.awsMode() && plan.SecurityGroup.IsUnknown()) {
 		// Nothing was created: no state.
 		resp.Diagnostics.AddError("Cannot create swarm", err.Error())
@@ -260,7 +673,7 @@ func (r *swarmResource) Create(ctx context.Context, req resource.CreateRequest, 
 	// Keep what exists in state even on failure, so destroy removes it.
 	fillUnknown(&plan)
 	resp.Diagnostics.Append(resp.State.Set(ctx, &plan)...)
-	resp.Diagnostics.Append(resp.Private.SetKey(ctx, privateKey, priv.marshal())...)
+	resp.Diagnostics.Append(resp.Private.SetKey(ctx, privateKey, marshalRecord(rec))...)
 	if err != nil {
 		resp.Diagnostics.AddError("Cannot create swarm", err.Error())
 	}
@@ -273,19 +686,17 @@ func (r *swarmResource) Update(ctx context.Context, req resource.UpdateRequest, 
 	if resp.Diagnostics.HasError() {
 		return
 	}
-	timeout, diags := plan.Timeouts.Update(ctx, swarmUpdateTimeout)
-	resp.Diagnostics.Append(diags...)
-	if resp.Diagnostics.HasError() {
+	ctx, cancel, diags := withTimeout(ctx, plan.Timeouts.Update, swarmUpdateTimeout)
+	defer cancel()
+	if resp.Diagnostics.Append(diags...); resp.Diagnostics.HasError() {
 		return
 	}
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
 	b, diags := req.Private.GetKey(ctx, privateKey)
 	resp.Diagnostics.Append(diags...)
-	priv := unmarshalPrivate(b)
+	rec := unmarshalRecord(b)
 
-	err := r.converge(ctx, &plan, &state, &priv)
-	resp.Diagnostics.Append(resp.Private.SetKey(ctx, privateKey, priv.marshal())...)
+	err := r.converge(ctx, &plan, &state, &rec)
+	resp.Diagnostics.Append(resp.Private.SetKey(ctx, privateKey, marshalRecord(rec))...)
 	if err != nil {
 		resp.Diagnostics.AddError("Cannot update swarm", err.Error())
 		if plan.awsMode() && !plan.Instances.IsUnknown() {
@@ -299,10 +710,10 @@ func (r *swarmResource) Update(ctx context.Context, req resource.UpdateRequest, 
 	resp.Diagnostics.Append(resp.State.Set(ctx, &plan)...)
 }
 
-// converge brings the hosts to the plan: swarm formed, nodes joined and
-// labelled, images loaded, network and services in place. It fills the
+// converge brings the nodes to the plan: on EC2 the fleet first; then the
+// swarm formed, the network and the services in place. It fills the
 // plan's computed attributes with what it learned, also on failure.
-func (r *swarmResource) converge(ctx context.Context, plan, prior *swarmModel, priv *swarmPrivate) error {
+func (r *swarmResource) converge(ctx context.Context, plan, prior *swarmModel, rec *swarmctl.Record) error {
 	var fleet *provisioned
 	if plan.awsMode() {
 		var err error
@@ -314,256 +725,40 @@ func (r *swarmResource) converge(ctx context.Context, plan, prior *swarmModel, p
 	if err != nil {
 		return err
 	}
-	mgr := managerOf(hosts)
-	known := map[string]string{}
-	if prior != nil {
-		for addr, v := range prior.HostKeys.Elements() {
-			known[addr] = v.(types.String).ValueString()
-		}
-	}
-	var archivePaths []string
-	plan.ImageArchives.ElementsAs(ctx, &archivePaths, false)
-	archives, err := readArchives(archivePaths)
+	desired, err := r.desired(ctx, *plan)
 	if err != nil {
 		return err
 	}
-	kafka, workloads := plan.KafkaImage.ValueString(), plan.WorkloadsImage.ValueString()
-	if err := checkArchivesUsed(archives, kafka, workloads); err != nil {
-		return err
+	mgr, formed, err := r.pd.ctl.Form(ctx, plan.formSpec(ctx, hosts, prior), priorOf(prior), rec)
+	if formed.ClusterID != "" {
+		if !plan.awsMode() {
+			plan.ID = types.StringValue(formed.ClusterID)
+		}
+		plan.ManagerAddress = types.StringValue(swarmspec.ManagerOf(hosts).Address)
+		plan.HubBootstrap = types.StringValue(swarmspec.Bootstrap(swarmspec.HubService))
+		fillUnknown(plan)
 	}
-	desired, diags := plan.desired(ctx)
-	if diags.HasError() {
-		return diagError(diags)
+	if formed.NodeIDs != nil {
+		plan.setNodes(hosts, formed.NodeIDs)
+		plan.HostKeys = stringMap(formed.HostKeys)
 	}
-
-	eng, err := connect(ctx, r.pd, hosts, known)
 	if err != nil {
 		return err
-	}
-	if !r.pd.tofu {
-		eng.keys = map[string]string{} // verified against known_hosts; nothing to keep
-	}
-	mcli := eng.clients[mgr.Address]
-
-	idLabel := ""
-	if plan.awsMode() {
-		idLabel = plan.ID.ValueString()
-	}
-	swarmID, err := initSwarm(ctx, mcli, mgr, plan.AddressPool.ValueString(), idLabel, priv)
-	if err != nil {
-		return err
-	}
-	if !plan.awsMode() {
-		if prior != nil && prior.ID.ValueString() != swarmID {
-			return fmt.Errorf("manager %s now runs swarm %s, not %s; the swarm was replaced outside Terraform", mgr.Address, swarmID, prior.ID.ValueString())
-		}
-		plan.ID = types.StringValue(swarmID)
-	}
-	plan.ManagerAddress = types.StringValue(mgr.Address)
-	plan.HubBootstrap = types.StringValue(swarmspec.Bootstrap(swarmspec.HubService))
-	fillUnknown(plan)
-
-	sw, err := mcli.SwarmInspect(ctx)
-	if err != nil {
-		return fmt.Errorf("swarm inspect on %s: %w", mgr.Address, err)
-	}
-	var mu sync.Mutex
-	ids := map[string]string{}
-	err = forEach(ctx, hosts, func(ctx context.Context, h host) error {
-		cli := eng.clients[h.Address]
-		if h.Role != swarmspec.RoleManager {
-			joined, err := joinHost(ctx, cli, mcli, h, mgr.Advertise, sw.JoinTokens.Worker)
-			if err != nil {
-				return err
-			}
-			if joined {
-				mu.Lock()
-				priv.Joined = append(priv.Joined, h.Address)
-				mu.Unlock()
-			}
-		}
-		id, err := nodeID(ctx, cli)
-		if err != nil {
-			return fmt.Errorf("host %s: %w", h.Address, err)
-		}
-		for _, a := range archivesFor(archives, h.Role, kafka, workloads) {
-			loaded, err := loadArchive(ctx, cli, h.Address, a)
-			if err != nil {
-				return err
-			}
-			mu.Lock()
-			priv.Loaded[h.Address] = append(priv.Loaded[h.Address], loaded...)
-			mu.Unlock()
-		}
-		mu.Lock()
-		ids[h.Address] = id
-		mu.Unlock()
-		return nil
-	})
-	if err != nil {
-		return err
-	}
-	if err := waitNodesReady(ctx, mcli, mapValues(ids)); err != nil {
-		return err
-	}
-	if err := forEach(ctx, hosts, func(ctx context.Context, h host) error {
-		return labelNode(ctx, mcli, ids[h.Address], h)
-	}); err != nil {
-		return err
-	}
-	plan.NodeIDs = stringMap(ids)
-	plan.NodesByRole = nodesByRole(hosts, ids)
-	plan.HostKeys = stringMap(eng.keys)
-
-	if prior != nil {
-		if err := r.removeHosts(ctx, mcli, prior, hosts, known, priv); err != nil {
-			return err
-		}
-	}
-	if fleet != nil {
-		// Instances terminated outside Terraform left their nodes behind.
-		if err := removeStaleNodes(ctx, mcli, ids); err != nil {
-			return err
-		}
 	}
 	if fleet != nil && len(fleet.surplus) > 0 {
 		tflog.Info(ctx, "terminating instances that left the swarm", map[string]any{"instances": fleet.surplus})
-		if err := fleet.fleet.Terminate(ctx, fleet.surplus); err != nil {
+		if err := fleet.client.Terminate(ctx, fleet.surplus); err != nil {
 			return err
 		}
 	}
-
-	netID, err := ensureNetwork(ctx, mcli, plan.Network.ValueString())
+	netID, err := mgr.EnsureNetwork(ctx, plan.Network.ValueString())
 	if err != nil {
 		return err
 	}
 	plan.NetworkID = types.StringValue(netID)
-
-	svcIDs, err := applyServices(ctx, mcli, swarmspec.OwnerSwarm, desired)
-	plan.Services = stringMap(svcIDs)
-	if err != nil {
-		return err
-	}
-	return waitServices(ctx, mcli, svcIDs)
-}
-
-// removeHosts drains the hosts that left the configuration, makes them
-// leave the swarm and removes them from the node list.
-func (r *swarmResource) removeHosts(ctx context.Context, mcli *client.Client, prior *swarmModel, now []host, known map[string]string, priv *swarmPrivate) error {
-	keep := map[string]bool{}
-	for _, h := range now {
-		keep[h.Address] = true
-	}
-	priorIDs := map[string]string{}
-	for addr, v := range prior.NodeIDs.Elements() {
-		priorIDs[addr] = v.(types.String).ValueString()
-	}
-	for _, h := range prior.hostModels() {
-		addr := h.Address.ValueString()
-		if keep[addr] {
-			continue
-		}
-		tflog.Info(ctx, "removing host from the swarm", map[string]any{"host": addr})
-		old := host{Address: addr, Role: h.Role.ValueString(), Socket: h.DockerSocket.ValueString()}
-		id := priorIDs[addr]
-		if id != "" && id != driftedID {
-			if err := drainNode(ctx, mcli, id); err != nil {
-				return err
-			}
-		}
-		eng, err := connect(ctx, r.pd, []host{old}, known)
-		if err == nil {
-			cli := eng.clients[addr]
-			if err := leaveSwarm(ctx, cli, addr); err != nil {
-				return err
-			}
-			removeLoadedImages(ctx, cli, addr, priv.Loaded[addr])
-		} else {
-			tflog.Warn(ctx, "host unreachable; removing it from the node list only", map[string]any{"host": addr, "error": err.Error()})
-		}
-		delete(priv.Loaded, addr)
-		priv.Joined = slices.DeleteFunc(priv.Joined, func(a string) bool { return a == addr })
-		if id != "" && id != driftedID {
-			if err := removeNode(ctx, mcli, id); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
-}
-
-// removeStaleNodes removes the nodes of instances that are gone: nodes
-// that carry a role label but are no host's node (ids: node ids by host).
-// Only for a swarm on EC2, which the resource alone fills with nodes; a
-// node someone joined by hand has no role label and stays.
-func removeStaleNodes(ctx context.Context, mcli *client.Client, ids map[string]string) error {
-	nodes, err := mcli.NodeList(ctx, swarm.NodeListOptions{})
-	if err != nil {
-		return fmt.Errorf("list nodes: %w", err)
-	}
-	current := mapValues(ids)
-	for _, n := range nodes {
-		if n.Spec.Labels[swarmspec.LabelRole] == "" || slices.Contains(current, n.ID) {
-			continue
-		}
-		tflog.Info(ctx, "removing the node of an instance that is gone", map[string]any{
-			"node": n.ID, "address": n.Status.Addr, "state": string(n.Status.State)})
-		if err := removeNode(ctx, mcli, n.ID); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func drainNode(ctx context.Context, mcli *client.Client, id string) error {
-	n, _, err := mcli.NodeInspectWithRaw(ctx, id)
-	if err != nil {
-		return nil // already gone
-	}
-	n.Spec.Availability = swarm.NodeAvailabilityDrain
-	if err := mcli.NodeUpdate(ctx, id, n.Version, n.Spec); err != nil {
-		return fmt.Errorf("drain node %s: %w", id, err)
-	}
-	for {
-		tasks, err := mcli.TaskList(ctx, swarm.TaskListOptions{Filters: filters.NewArgs(
-			filters.Arg("node", id), filters.Arg("desired-state", "running"))})
-		if err != nil || len(tasks) == 0 {
-			// The node reworks its ingress attachment after a drain; a leave
-			// in the middle of that strands the ingress network on it.
-			select {
-			case <-ctx.Done():
-			case <-time.After(settleTime):
-			}
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("drain node %s: %d tasks still running: %w", id, len(tasks), ctx.Err())
-		case <-time.After(pollInterval):
-		}
-	}
-}
-
-func removeNode(ctx context.Context, mcli *client.Client, id string) error {
-	for {
-		err := mcli.NodeRemove(ctx, id, swarm.NodeRemoveOptions{Force: true})
-		if err == nil || client.IsErrNotFound(err) {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("remove node %s: %w", id, err)
-		case <-time.After(pollInterval):
-		}
-	}
-}
-
-func removeLoadedImages(ctx context.Context, cli *client.Client, addr string, ids []string) {
-	for _, id := range ids {
-		if _, err := cli.ImageRemove(ctx, id, image.RemoveOptions{Force: true, PruneChildren: true}); err != nil && !client.IsErrNotFound(err) {
-			tflog.Warn(ctx, "could not remove loaded image", map[string]any{"host": addr, "image": id, "error": err.Error()})
-		}
-	}
+	ids, err := mgr.Deploy(ctx, swarmspec.OwnerSwarm, desired)
+	plan.Services = idMap(ids)
+	return err
 }
 
 func (r *swarmResource) Delete(ctx context.Context, req resource.DeleteRequest, resp *resource.DeleteResponse) {
@@ -572,16 +767,11 @@ func (r *swarmResource) Delete(ctx context.Context, req resource.DeleteRequest, 
 	if resp.Diagnostics.HasError() {
 		return
 	}
-	timeout, diags := state.Timeouts.Delete(ctx, swarmDeleteTimeout)
-	resp.Diagnostics.Append(diags...)
-	if resp.Diagnostics.HasError() {
+	ctx, cancel, diags := withTimeout(ctx, state.Timeouts.Delete, swarmDeleteTimeout)
+	defer cancel()
+	if resp.Diagnostics.Append(diags...); resp.Diagnostics.HasError() {
 		return
 	}
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	b, diags := req.Private.GetKey(ctx, privateKey)
-	resp.Diagnostics.Append(diags...)
-	priv := unmarshalPrivate(b)
 	if state.awsMode() {
 		// The swarm goes with its instances.
 		if err := destroyFleet(ctx, &state); err != nil {
@@ -589,94 +779,19 @@ func (r *swarmResource) Delete(ctx context.Context, req resource.DeleteRequest, 
 		}
 		return
 	}
-	if err := r.destroy(ctx, &state, &priv); err != nil {
+	b, diags := req.Private.GetKey(ctx, privateKey)
+	resp.Diagnostics.Append(diags...)
+	hosts, err := state.hosts()
+	if err == nil {
+		err = r.pd.ctl.Destroy(ctx, swarmctl.Teardown{Hosts: hosts, Network: state.Network.ValueString(),
+			NodeIDs: idsOf(state.NodeIDs), HostKeys: idsOf(state.HostKeys)}, unmarshalRecord(b))
+	}
+	if err != nil {
 		resp.Diagnostics.AddError("Cannot destroy swarm", err.Error())
 	}
 }
 
-func (r *swarmResource) destroy(ctx context.Context, state *swarmModel, priv *swarmPrivate) error {
-	hosts, err := state.hosts()
-	if err != nil {
-		return err
-	}
-	mgr := managerOf(hosts)
-	known := map[string]string{}
-	for addr, v := range state.HostKeys.Elements() {
-		known[addr] = v.(types.String).ValueString()
-	}
-	eng := &engines{clients: map[string]*client.Client{}}
-	for _, h := range hosts {
-		e, err := connect(ctx, r.pd, []host{h}, known)
-		if err != nil {
-			if h.Role == swarmspec.RoleManager {
-				return err
-			}
-			tflog.Warn(ctx, "host unreachable; it will only be removed from the node list", map[string]any{"host": h.Address, "error": err.Error()})
-			continue
-		}
-		eng.clients[h.Address] = e.clients[h.Address]
-	}
-	mcli := eng.clients[mgr.Address]
-	if err := removeOwner(ctx, mcli, swarmspec.OwnerSwarm); err != nil {
-		return err
-	}
-	if err := removeNetwork(ctx, mcli, state.Network.ValueString()); err != nil {
-		return err
-	}
-	ids := map[string]string{}
-	for addr, v := range state.NodeIDs.Elements() {
-		ids[addr] = v.(types.String).ValueString()
-	}
-	err = forEach(ctx, hosts, func(ctx context.Context, h host) error {
-		if h.Role == swarmspec.RoleManager {
-			return nil
-		}
-		cli := eng.clients[h.Address]
-		if priv.CreatedSwarm || priv.joined(h.Address) {
-			if cli != nil {
-				if err := leaveSwarm(ctx, cli, h.Address); err != nil {
-					return err
-				}
-			}
-			if !priv.CreatedSwarm {
-				return removeNode(ctx, mcli, ids[h.Address])
-			}
-		} else {
-			return unlabelNode(ctx, mcli, ids[h.Address])
-		}
-		return nil
-	})
-	if err != nil {
-		return err
-	}
-	for _, h := range hosts {
-		if cli := eng.clients[h.Address]; cli != nil && h.Role != swarmspec.RoleManager {
-			removeLoadedImages(ctx, cli, h.Address, priv.Loaded[h.Address])
-		}
-	}
-	if priv.CreatedSwarm {
-		if err := leaveSwarm(ctx, mcli, mgr.Address); err != nil {
-			return err
-		}
-	} else if err := unlabelNode(ctx, mcli, ids[mgr.Address]); err != nil {
-		return err
-	}
-	removeLoadedImages(ctx, mcli, mgr.Address, priv.Loaded[mgr.Address])
-	return nil
-}
-
-func unlabelNode(ctx context.Context, mcli *client.Client, id string) error {
-	n, _, err := mcli.NodeInspectWithRaw(ctx, id)
-	if err != nil {
-		return nil
-	}
-	delete(n.Spec.Labels, swarmspec.LabelRole)
-	delete(n.Spec.Labels, swarmspec.LabelIndex)
-	if err := mcli.NodeUpdate(ctx, id, n.Version, n.Spec); err != nil {
-		return fmt.Errorf("remove labels of node %s: %w", id, err)
-	}
-	return nil
-}
+// --- read and import ----------------------------------------------------
 
 func (r *swarmResource) ImportState(ctx context.Context, req resource.ImportStateRequest, resp *resource.ImportStateResponse) {
 	// The import id is the manager's SSH address; Read fills in the rest.
@@ -684,75 +799,135 @@ func (r *swarmResource) ImportState(ctx context.Context, req resource.ImportStat
 	resp.Diagnostics.Append(resp.State.SetAttribute(ctx, path.Root("id"), importPending)...)
 }
 
-// importPending marks a state that Read must fill from the swarm.
-const importPending = "(importing)"
-
-func diagError(d diag.Diagnostics) error {
-	var msgs []string
-	for _, e := range d.Errors() {
-		msgs = append(msgs, e.Summary()+": "+e.Detail())
+func (r *swarmResource) Read(ctx context.Context, req resource.ReadRequest, resp *resource.ReadResponse) {
+	var state swarmModel
+	resp.Diagnostics.Append(req.State.Get(ctx, &state)...)
+	if resp.Diagnostics.HasError() {
+		return
 	}
-	return fmt.Errorf("%v", msgs)
-}
-
-func stringMap(m map[string]string) types.Map {
-	vals := map[string]types.String{}
-	for k, v := range m {
-		vals[k] = types.StringValue(v)
+	ctx, cancel, diags := withTimeout(ctx, state.Timeouts.Read, swarmReadTimeout)
+	defer cancel()
+	if resp.Diagnostics.Append(diags...); resp.Diagnostics.HasError() {
+		return
 	}
-	out, _ := types.MapValueFrom(context.Background(), types.StringType, vals)
-	return out
-}
 
-func mapValues(m map[string]string) []string {
-	var out []string
-	for _, v := range m {
-		out = append(out, v)
-	}
-	return out
-}
-
-func nodesByRole(hosts []host, ids map[string]string) types.Map {
-	by := map[string][]string{}
-	for _, h := range hosts {
-		by[h.Role] = append(by[h.Role], ids[h.Address])
-	}
-	out, _ := types.MapValueFrom(context.Background(), types.ListType{ElemType: types.StringType}, by)
-	return out
-}
-
-// fillUnknown replaces still-unknown computed values with empty ones, so a
-// partly created swarm can be saved in state.
-func fillUnknown(m *swarmModel) {
-	for _, s := range []*types.String{&m.NetworkID, &m.ManagerAddress, &m.SecurityGroup} {
-		if s.IsUnknown() {
-			*s = types.StringValue("")
+	importing := state.ID.ValueString() == importPending
+	if state.awsMode() && !importing {
+		managerAlive, anything, err := readFleet(ctx, &state)
+		if err != nil {
+			resp.Diagnostics.AddError("Cannot read the swarm's EC2 instances", err.Error())
+			return
+		}
+		if !anything {
+			tflog.Warn(ctx, "nothing of the swarm is left on EC2; planning to create it again", map[string]any{"id": state.ID.ValueString()})
+			resp.State.RemoveResource(ctx)
+			return
+		}
+		if !managerAlive {
+			// The next plan replaces the swarm (see planFleet).
+			tflog.Warn(ctx, "the manager instance is gone", map[string]any{"id": state.ID.ValueString()})
+			resp.Diagnostics.Append(resp.State.Set(ctx, &state)...)
+			return
 		}
 	}
-	if m.Hosts.IsUnknown() {
-		m.Hosts = hostList(nil)
+	mgrAddr := state.ManagerAddress.ValueString()
+	mgr, err := r.pd.ctl.OpenManager(ctx, mgrAddr, idsOf(state.HostKeys)[mgrAddr])
+	if err != nil {
+		resp.Diagnostics.AddError("Cannot read swarm", err.Error())
+		return
 	}
-	if m.Instances.IsUnknown() {
-		m.Instances = instanceList(nil)
+	info, err := mgr.Swarm(ctx)
+	if err != nil {
+		if importing {
+			resp.Diagnostics.AddError("Cannot import swarm", fmt.Sprintf("%s is not a swarm manager: %v", mgrAddr, err))
+			return
+		}
+		tflog.Warn(ctx, "the manager is no longer in a swarm; planning to create it again", map[string]any{"manager": mgrAddr})
+		resp.State.RemoveResource(ctx)
+		return
 	}
+	if importing {
+		if err := r.restore(ctx, mgr, info, &state); err != nil {
+			resp.Diagnostics.AddError("Cannot import swarm", err.Error())
+			return
+		}
+	} else if !info.Is(state.ID.ValueString()) {
+		tflog.Warn(ctx, "the manager runs another swarm; planning to create it again", map[string]any{"swarm": info.ClusterID})
+		resp.State.RemoveResource(ctx)
+		return
+	}
+
+	hosts, err := state.hosts()
+	if err != nil {
+		resp.Diagnostics.AddError("Cannot read swarm nodes", err.Error())
+		return
+	}
+	ids, err := mgr.ReadNodes(ctx, hosts, idsOf(state.NodeIDs))
+	if err != nil {
+		resp.Diagnostics.AddError("Cannot read swarm nodes", err.Error())
+		return
+	}
+	state.setNodes(hosts, ids)
+	netID, err := mgr.NetworkID(ctx, state.Network.ValueString())
+	if err != nil {
+		resp.Diagnostics.AddError("Cannot read network", err.Error())
+		return
+	}
+	state.NetworkID = idValue(netID)
+	desired, err := r.desired(ctx, state)
+	if err != nil {
+		resp.Diagnostics.AddError("Cannot read swarm", err.Error())
+		return
+	}
+	svc, err := mgr.Observe(ctx, swarmspec.OwnerSwarm, desired)
+	if err != nil {
+		resp.Diagnostics.AddError("Cannot read services", err.Error())
+		return
+	}
+	state.Services = idMap(svc)
+	resp.Diagnostics.Append(resp.State.Set(ctx, &state)...)
+}
+
+// restore rebuilds an imported state from the settings label on the hub;
+// the nodes' ids are then found by address.
+func (r *swarmResource) restore(ctx context.Context, mgr *swarmctl.Manager, info swarmctl.Info, m *swarmModel) error {
+	settings, ok, err := mgr.Settings(ctx, swarmspec.OwnerSwarm, swarmspec.HubService)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return fmt.Errorf("no %s service on %s: this swarm was not created by minibroker_swarm", swarmspec.HubService, mgr.Address)
+	}
+	if err := r.settings.decode(ctx, settings, m); err != nil {
+		return fmt.Errorf("service %s: %w", swarmspec.HubService, err)
+	}
+	m.ID = types.StringValue(info.ClusterID)
+	if m.awsMode() {
+		m.ID = types.StringValue(info.IDLabel)
+	}
+	m.HostKeys = optHostKey(mgr)
+	m.HubBootstrap = types.StringValue(swarmspec.Bootstrap(swarmspec.HubService))
+	m.NodeIDs = types.MapValueMust(types.StringType, map[string]attr.Value{})
 	if !m.awsMode() {
-		m.Instances = types.ListNull(types.ObjectType{AttrTypes: instanceAttrTypes})
+		m.Instances = types.ListNull(instanceType)
 		m.SecurityGroup = types.StringNull()
-	} else {
-		a := m.awsConfig()
-		for _, s := range []*types.String{&a.AMI, &a.SubnetID, &a.KeyName} {
-			if s.IsUnknown() {
-				*s = types.StringValue("")
-			}
-		}
-		m.AWS = awsObject(a)
+		return nil
 	}
-	for _, mp := range []*types.Map{&m.NodeIDs, &m.Services, &m.HostKeys} {
-		if mp.IsUnknown() {
-			*mp = types.MapValueMust(types.StringType, map[string]attr.Value{})
-		}
+	// The instances are found by the id they are tagged with.
+	if _, _, err := readFleet(ctx, m); err != nil {
+		return err
 	}
-	if m.NodesByRole.IsUnknown() {
-		m.NodesByRole = types.MapValueMust(types.ListType{ElemType: types.StringType}, map[string]attr.Value{})
+	if m.SecurityGroup.ValueString() == "" {
+		return fmt.Errorf("swarm %s needs exactly one security group tagged %s=%s", m.ID.ValueString(), awsfleet.TagSwarm, m.ID.ValueString())
 	}
+	return nil
+}
+
+// optHostKey is the manager's host key as the host_keys map keeps it.
+func optHostKey(mgr *swarmctl.Manager) types.Map {
+	keys := map[string]string{}
+	if mgr.HostKey != "" {
+		keys[mgr.Address] = mgr.HostKey
+	}
+	return stringMap(keys)
 }

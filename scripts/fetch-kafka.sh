@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Fetch the Apache Kafka jars (broker, MirrorMaker 2, perf tools, log4j2) that
-# internal/kafkabed runs, from Maven Central, into <repo>/.cache/kafka/libs.
+# internal/testbed/kafkabed runs, from Maven Central, into <repo>/.cache/kafka/libs.
 #
 # Idempotent: the jar set is keyed by the sha256 of tools/kafka/pom.xml, stored
 # in .cache/kafka/libs/.stamp. A second run with an unchanged POM does nothing;

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs moto's server (PyPI moto[server], pinned below), the stand-in for
 # the AWS EC2/SSM control plane that the tests run on loopback
-# (internal/motoserver), into a virtualenv at .cache/moto. Its entry point is
+# (internal/testbed/motoserver), into a virtualenv at .cache/moto. Its entry point is
 # .cache/moto/bin/moto_server. About a minute the first time; a no-op while
 # the pinned version is installed.
 #

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Start or remove a lab of "hosts" on this machine: each node has its own
 # network/mount/UTS/pid namespaces, dockerd and sshd (root login with the lab's
-# key), on the bridge mblabN at 198.18.N.(10+i). See internal/lab.
+# key), on the bridge mblabN at 198.18.N.(10+i). See internal/testbed/lab.
 #
 #   scripts/lab.sh up N [PREFIX]  start N nodes (hostnames PREFIX1..N, default
 #                                 node1..), print addresses, Docker sockets, the
@@ -33,5 +33,5 @@ fi
 # Build, then exec the binary (rather than `go run`), so that signals reach
 # mblab itself and it can remove the lab.
 bin="${TMPDIR:-/tmp}/mblab-$(id -u)"
-(cd "$repo" && go build -o "$bin" ./internal/lab/cmd/mblab)
+(cd "$repo" && go build -o "$bin" ./internal/testbed/lab/cmd/mblab)
 exec "$bin" "$@"

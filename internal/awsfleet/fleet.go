@@ -5,9 +5,10 @@
 // Everything it creates carries the tag TagSwarm = the resource's id, so a
 // failed or interrupted apply can always be cleaned up by tag (Sweep).
 //
-// Files: fleet.go (types), find.go (lookups), create.go (security group,
-// key pair, instances), wait.go (waiters), delete.go (termination and
-// sweep), userdata.go (cloud-init).
+// Files: fleet.go (types), provision.go (making a fleet what a swarm asks
+// for, and finding what of it is left), find.go (lookups), create.go
+// (security group, key pair, instances), tags.go (retagging), wait.go
+// (waiters), delete.go (termination and sweep), userdata.go (cloud-init).
 package awsfleet
 
 import (

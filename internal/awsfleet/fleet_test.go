@@ -15,7 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 
 	"github.com/minibroker/terraform-provider-minibroker/internal/awsfleet"
-	"github.com/minibroker/terraform-provider-minibroker/internal/motoserver"
+	"github.com/minibroker/terraform-provider-minibroker/internal/testbed/motoserver"
 )
 
 const testPublicKey = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGy6hN8eJ0dV3a0m8lIuyxXxkNbwz2kqQ6m9Y6cG3QzB test"

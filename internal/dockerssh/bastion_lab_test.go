@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/minibroker/terraform-provider-minibroker/internal/lab"
+	"github.com/minibroker/terraform-provider-minibroker/internal/testbed/lab"
 )
 
 // TestBastionWithOpenSSH reaches a lab node's Docker Engine through another

@@ -41,7 +41,7 @@ const (
 const (
 	kafkaPath     = "/opt/kafka/bin:/opt/java/openjdk/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 	defaultJDK    = "/usr/lib/jvm/java-17-openjdk-amd64"
-	envKafkaLibs  = "MINIBROKER_KAFKA_LIBS" // as internal/kafkabed
+	envKafkaLibs  = "MINIBROKER_KAFKA_LIBS" // as internal/testbed/kafkabed
 	kafkaJarsHint = `run "make kafka" to fetch them`
 	hostLocale    = "/usr/lib/locale/C.utf8" // Debian's libc-bin
 )

@@ -1,5 +1,5 @@
 // Package kafkaconf is the configuration contract shared by the local test bed
-// (internal/kafkabed) and the Terraform provider, which renders the same files
+// (internal/testbed/kafkabed) and the Terraform provider, which renders the same files
 // into Docker Swarm configs for the official apache/kafka image.
 //
 // Everything here is a pure function: options in, Java .properties text out,

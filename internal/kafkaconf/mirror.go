@@ -1,6 +1,10 @@
 package kafkaconf
 
-import "strconv"
+import (
+	"strconv"
+
+	"github.com/minibroker/terraform-provider-minibroker/workloads/stream"
+)
 
 // MirrorMaker 2 defaults.
 const (
@@ -11,7 +15,7 @@ const (
 	// stay on the hub (filters and consumers write them there directly), and
 	// Kafka or MM2 internals are never copied. MM2 anchors the regex
 	// (whole-name match).
-	DefaultMirrorTopics = "alerts|minibroker-schemas"
+	DefaultMirrorTopics = stream.AlertsTopic + "|" + stream.SchemasTopic
 	// DefaultRefreshTopicsSeconds replaces MM2's 600 s topic-discovery period
 	// so a topic created on the hub starts replicating within seconds.
 	DefaultRefreshTopicsSeconds = 5

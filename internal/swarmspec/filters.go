@@ -6,6 +6,9 @@ import (
 	"strings"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/minibroker/terraform-provider-minibroker/workloads/filter"
+	"github.com/minibroker/terraform-provider-minibroker/workloads/stream"
 )
 
 // Filter group modes.
@@ -19,8 +22,10 @@ const (
 
 // Filter is one user filter and its consumer.
 type Filter struct {
-	Name        string
-	Expression  string
+	Name       string
+	Expression string
+	// MaxPerVisit as filter.Spec.MaxPerVisit: 0 means the default, 20;
+	// negative means no cap.
 	MaxPerVisit int
 	// Output topic; empty means Name.
 	Output string
@@ -31,13 +36,13 @@ type Filter struct {
 	NoConsumer bool
 }
 
-// OutputTopic returns the topic the filter writes to.
-func (f Filter) OutputTopic() string {
-	if f.Output != "" {
-		return f.Output
-	}
-	return f.Name
+// Spec is the filter as the filter process reads it (--filters YAML).
+func (f Filter) Spec() filter.Spec {
+	return filter.Spec{Name: f.Name, Expr: f.Expression, Output: f.Output, MaxPerVisit: f.MaxPerVisit}
 }
+
+// OutputTopic returns the topic the filter writes to.
+func (f Filter) OutputTopic() string { return f.Spec().WithDefaults().Output }
 
 // FilterGroup is a set of filters on a mirror's node and their consumers.
 type FilterGroup struct {
@@ -103,7 +108,7 @@ func FilterGroupSpecs(g FilterGroup) ([]Desired, error) {
 				args: []string{"filter", "--bootstrap", mirror, "--timing-bootstrap", hub,
 					"--name", f.Name, "--expr", f.Expression,
 					"--max-per-visit", itoa(f.MaxPerVisit), "--output", f.OutputTopic(),
-					"--group", "minibroker-filter-" + g.Name + "-" + f.Name},
+					"--group", stream.FilterGroup(g.Name + "-" + f.Name)},
 				labels:      labels(owner, ComponentFilter, LabelMirror, g.Mirror, LabelFilter, f.Name),
 				constraints: place,
 				network:     g.Network,
@@ -122,7 +127,7 @@ func FilterGroupSpecs(g FilterGroup) ([]Desired, error) {
 			command: []string{WorkloadsBinary},
 			args: []string{"filter", "--bootstrap", mirror, "--timing-bootstrap", hub,
 				"--name", g.Name, "--filters", cfg.Target,
-				"--group", "minibroker-filters-" + g.Name},
+				"--group", stream.SharedFiltersGroup(g.Name)},
 			labels:      labels(owner, ComponentFilters, LabelMirror, g.Mirror),
 			constraints: place,
 			network:     g.Network,
@@ -142,7 +147,7 @@ func FilterGroupSpecs(g FilterGroup) ([]Desired, error) {
 			command: []string{WorkloadsBinary},
 			args: []string{"consume", "--bootstrap", mirror, "--timing-bootstrap", hub,
 				"--topic", f.OutputTopic(), "--name", "consumer-" + f.Name,
-				"--group", "minibroker-consumer-" + g.Name + "-" + f.Name, "--out", "-"},
+				"--group", stream.ConsumerGroup(g.Name + "-" + f.Name), "--out", "-"},
 			labels:      labels(owner, ComponentConsumer, LabelMirror, g.Mirror, LabelFilter, f.Name),
 			constraints: NodeConstraints(RoleConsumer, f.ConsumerNode),
 			network:     g.Network,
@@ -151,20 +156,12 @@ func FilterGroupSpecs(g FilterGroup) ([]Desired, error) {
 	return out, nil
 }
 
-// filtersYAML renders the --filters file of a shared group in the format
-// filter.LoadSpecs reads.
+// filtersYAML renders the --filters file of a shared group, the
+// filter.File that filter.LoadSpecs reads.
 func filtersYAML(filters []Filter) ([]byte, error) {
-	type entry struct {
-		Name        string `yaml:"name"`
-		Expr        string `yaml:"expr"`
-		Output      string `yaml:"output,omitempty"`
-		MaxPerVisit int    `yaml:"max_per_visit"`
-	}
-	doc := struct {
-		Filters []entry `yaml:"filters"`
-	}{}
+	var doc filter.File
 	for _, f := range filters {
-		doc.Filters = append(doc.Filters, entry{f.Name, f.Expression, f.Output, f.MaxPerVisit})
+		doc.Filters = append(doc.Filters, f.Spec())
 	}
 	b, err := yaml.Marshal(doc)
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/minibroker/terraform-provider-minibroker/internal/kafkaconf"
+	"github.com/minibroker/terraform-provider-minibroker/workloads/stream"
 )
 
 // Kafka describes one single-node KRaft Kafka (broker and controller in one
@@ -25,7 +26,6 @@ type Kafka struct {
 const (
 	DefaultKafkaHeapMB       = 1024
 	DefaultMirrorMakerHeapMB = 512
-	DefaultPartitions        = 4
 	DefaultRetentionMinutes  = 60
 	kafkaDataDir             = "/var/lib/kafka/data"
 )
@@ -99,7 +99,7 @@ func kafkaService(k Kafka, name string, l map[string]string, constraints []strin
 	}
 	partitions := k.Partitions
 	if partitions == 0 {
-		partitions = DefaultPartitions
+		partitions = stream.DefaultPartitions
 	}
 	props := kafkaconf.BrokerProperties(kafkaconf.BrokerOptions{
 		ListenerHost:   "0.0.0.0",

@@ -11,6 +11,14 @@ const (
 	LabelFilter    = "minibroker.filter"    // filter name, on filter and consumer services
 	LabelMirror    = "minibroker.mirror"    // mirror name, on mirror and filter group services
 
+	// LabelSettings carries, on a resource's services (the hub for the
+	// swarm), the resource's settings as JSON, from which `terraform
+	// import` restores every attribute. A label change restarts no task.
+	LabelSettings = "minibroker.settings"
+	// LabelSwarmID labels a swarm provisioned on EC2 with its resource's id
+	// (mb-…), by which mirrors and filter groups name it.
+	LabelSwarmID = "minibroker.id"
+
 	// Node labels: the role given in minibroker_swarm.hosts and the node's
 	// index among the hosts of that role (0-based).
 	LabelRole  = "minibroker.role"

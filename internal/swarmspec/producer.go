@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"path"
 	"time"
+
+	"github.com/minibroker/terraform-provider-minibroker/workloads/stream"
 )
 
 // Producer describes the alert producer, placed on the producer node.
@@ -33,7 +35,7 @@ type ReplayFile struct {
 func ProducerSpec(p Producer) Desired {
 	partitions := p.Partitions
 	if partitions == 0 {
-		partitions = DefaultPartitions
+		partitions = stream.DefaultPartitions
 	}
 	args := []string{"produce",
 		"--bootstrap", Bootstrap(HubService),

@@ -24,6 +24,8 @@ const (
 	ConfigDir = "/etc/minibroker"
 	// WorkloadsBinary is the minibroker binary inside the workloads image.
 	WorkloadsBinary = "/minibroker"
+	// MaxConfigBytes is the most a Swarm config holds (500 KiB).
+	MaxConfigBytes = 500 * 1024
 )
 
 // Desired is one service to run and the Swarm configs it mounts. The spec's
@@ -36,6 +38,13 @@ type Desired struct {
 
 // Name returns the service name.
 func (d Desired) Name() string { return d.Spec.Name }
+
+// SetSettings puts a resource's settings on the service (LabelSettings)
+// and hashes the spec again, as the label is part of it.
+func (d *Desired) SetSettings(settings string) {
+	d.Spec.Labels[LabelSettings] = settings
+	d.Spec.Labels[LabelSpecHash] = Hash(d.Spec, d.Configs)
+}
 
 // Config is a Swarm config with a content-hashed name: a change of content
 // is a new config, which is how Swarm configs can be "updated" at all.

@@ -30,8 +30,11 @@ type capEntry struct {
 	count int
 }
 
-// NewCap returns a Cap admitting max alerts per visit; max <= 0 means
-// unlimited.
+// NewCap returns a Cap admitting max alerts per visit, or every alert when
+// max is not positive. max is a limit already resolved by
+// Spec.WithDefaults, where a max_per_visit of 0 has become
+// DefaultMaxPerVisit: a 0 that reaches NewCap means no cap, like a
+// negative one, so that a Cap never blocks a stream.
 func NewCap(max int) *Cap { return &Cap{max: max} }
 
 // Max returns the per-visit limit (<= 0: unlimited).

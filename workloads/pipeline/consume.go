@@ -10,6 +10,7 @@ import (
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
 
 	"github.com/minibroker/terraform-provider-minibroker/workloads/kclient"
+	"github.com/minibroker/terraform-provider-minibroker/workloads/stream"
 	"github.com/minibroker/terraform-provider-minibroker/workloads/timing"
 )
 
@@ -49,7 +50,7 @@ func Consume(ctx context.Context, cfg ConsumeConfig) error {
 		return errors.New("consume: bootstrap servers and a topic are required")
 	}
 	cfg.Name = orDefault(cfg.Name, "consumer-"+cfg.Topic)
-	cfg.Group = orDefault(cfg.Group, "minibroker-consumer-"+cfg.Name)
+	cfg.Group = orDefault(cfg.Group, stream.ConsumerGroup(cfg.Name))
 	cfg.TimingBootstrap = orDefault(cfg.TimingBootstrap, cfg.Bootstrap)
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
@@ -78,10 +79,10 @@ func Consume(ctx context.Context, cfg ConsumeConfig) error {
 	for ctx.Err() == nil {
 		switch e := c.Poll(100).(type) {
 		case *kafka.Message:
-			r := Received{Topic: cfg.Topic, Run: headerString(e.Headers, HeaderRun), ID: headerString(e.Headers, HeaderID),
+			r := Received{Topic: cfg.Topic, Run: headerString(e.Headers, stream.HeaderRun), ID: headerString(e.Headers, stream.HeaderID),
 				Arrived: time.Now(), Value: e.Value}
-			r.Visit, _ = headerInt(e.Headers, HeaderVisit)
-			rank, _ := headerInt(e.Headers, HeaderRank)
+			r.Visit, _ = headerInt(e.Headers, stream.HeaderVisit)
+			rank, _ := headerInt(e.Headers, stream.HeaderRank)
 			r.Rank = int(rank)
 			sink.Emit(timing.Event{Kind: timing.KindConsume, Run: r.Run, Visit: r.Visit, Name: cfg.Name,
 				Source: cfg.Topic, End: r.Arrived, Rank: r.Rank, Bytes: int64(len(e.Value))})

@@ -15,6 +15,7 @@ import (
 	"github.com/minibroker/terraform-provider-minibroker/workloads/alert"
 	"github.com/minibroker/terraform-provider-minibroker/workloads/filter"
 	"github.com/minibroker/terraform-provider-minibroker/workloads/kclient"
+	"github.com/minibroker/terraform-provider-minibroker/workloads/stream"
 	"github.com/minibroker/terraform-provider-minibroker/workloads/timing"
 )
 
@@ -68,11 +69,11 @@ func (c *FilterConfig) defaults() error {
 		}
 		c.Name = c.Specs[0].Name
 	}
-	c.Input = orDefault(c.Input, DefaultAlertsTopic)
-	c.Group = orDefault(c.Group, "minibroker-filter-"+c.Name)
+	c.Input = orDefault(c.Input, stream.AlertsTopic)
+	c.Group = orDefault(c.Group, stream.FilterGroup(c.Name))
 	c.VisitPath = orDefault(c.VisitPath, DefaultVisitPath)
 	c.IDPath = orDefault(c.IDPath, DefaultIDPath)
-	c.DeadLetter = orDefault(c.DeadLetter, c.Name+"-deadletter")
+	c.DeadLetter = orDefault(c.DeadLetter, stream.DeadLetterTopic(c.Name))
 	c.OutputBootstrap = orDefault(c.OutputBootstrap, c.Bootstrap)
 	c.TimingBootstrap = orDefault(c.TimingBootstrap, c.Bootstrap)
 	if c.Log == nil {
@@ -209,9 +210,9 @@ func (f *filterRun) run(ctx context.Context) error {
 // handle filters one alert of the full stream.
 func (f *filterRun) handle(ctx context.Context, m *kafka.Message) {
 	f.read++
-	key := visitKey{run: headerString(m.Headers, HeaderRun)}
-	key.visit, _ = headerInt(m.Headers, HeaderVisit)
-	count, hasCount := headerInt(m.Headers, HeaderCount)
+	key := visitKey{run: headerString(m.Headers, stream.HeaderRun)}
+	key.visit, _ = headerInt(m.Headers, stream.HeaderVisit)
+	count, hasCount := headerInt(m.Headers, stream.HeaderCount)
 	tally := f.tally(key, int(count), hasCount)
 	if tally != nil {
 		tally.seen++
@@ -314,11 +315,11 @@ func (f *filterRun) decode(ctx context.Context, value []byte) (map[string]any, e
 func (f *filterRun) emitSelected(m *kafka.Message, i, rank int, visit int64, id any) {
 	spec := f.cfg.Specs[i]
 	hs := []kafka.Header{
-		{Key: HeaderRun, Value: []byte(headerString(m.Headers, HeaderRun))},
-		intHeader(HeaderVisit, visit),
-		intHeader(HeaderRank, int64(rank)),
-		{Key: HeaderID, Value: []byte(fmt.Sprint(id))},
-		{Key: HeaderFrom, Value: []byte(spec.Name)},
+		{Key: stream.HeaderRun, Value: []byte(headerString(m.Headers, stream.HeaderRun))},
+		intHeader(stream.HeaderVisit, visit),
+		intHeader(stream.HeaderRank, int64(rank)),
+		{Key: stream.HeaderID, Value: []byte(fmt.Sprint(id))},
+		{Key: stream.HeaderFrom, Value: []byte(spec.Name)},
 	}
 	out := spec.Output
 	if err := produceRetry(context.Background(), f.out, &kafka.Message{
@@ -337,7 +338,7 @@ func (f *filterRun) deadLetter(m *kafka.Message, cause error) {
 			"at", m.TopicPartition.String(), "err", cause, "dead_letters", f.dead)
 	}
 	hs := append(append([]kafka.Header(nil), m.Headers...),
-		kafka.Header{Key: "mb-error", Value: []byte(cause.Error())},
+		kafka.Header{Key: stream.HeaderError, Value: []byte(cause.Error())},
 		kafka.Header{Key: "mb-source", Value: []byte(m.TopicPartition.String())},
 		kafka.Header{Key: "mb-source-offset", Value: []byte(strconv.FormatInt(int64(m.TopicPartition.Offset), 10))})
 	dl := f.cfg.DeadLetter

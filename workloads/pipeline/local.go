@@ -12,6 +12,7 @@ import (
 
 	"github.com/minibroker/terraform-provider-minibroker/workloads/filter"
 	"github.com/minibroker/terraform-provider-minibroker/workloads/kclient"
+	"github.com/minibroker/terraform-provider-minibroker/workloads/stream"
 	"github.com/minibroker/terraform-provider-minibroker/workloads/timing"
 )
 
@@ -52,9 +53,9 @@ func Local(ctx context.Context, cfg LocalConfig) ([]timing.Event, error) {
 	}
 	defer stop()
 	if err := kclient.EnsureTopics(ctx, hub,
-		kclient.Topic{Name: DefaultAlertsTopic, Partitions: DefaultPartitions},
-		kclient.Topic{Name: DefaultSchemasTopic, Partitions: 1, Compacted: true},
-		kclient.Topic{Name: DefaultTimingTopic, Partitions: 1}); err != nil {
+		kclient.Topic{Name: stream.AlertsTopic, Partitions: stream.DefaultPartitions},
+		kclient.Topic{Name: stream.SchemasTopic, Partitions: 1, Compacted: true},
+		kclient.Topic{Name: stream.TimingTopic, Partitions: 1}); err != nil {
 		return nil, err
 	}
 
@@ -64,7 +65,7 @@ func Local(ctx context.Context, cfg LocalConfig) ([]timing.Event, error) {
 	ready := newReadiness()
 	for m := range mirrors {
 		g.go_(func() error {
-			return Mirror(runCtx, MirrorConfig{Source: hub, Target: mirrors[m], Topics: []string{DefaultAlertsTopic, DefaultSchemasTopic},
+			return Mirror(runCtx, MirrorConfig{Source: hub, Target: mirrors[m], Topics: []string{stream.AlertsTopic, stream.SchemasTopic},
 				Suffix: suffixes[m], Name: fmt.Sprintf("mirror%d", m+1), Log: cfg.Log, Ready: ready.add()})
 		})
 	}
@@ -87,9 +88,9 @@ func Local(ctx context.Context, cfg LocalConfig) ([]timing.Event, error) {
 			}
 		}
 		for k, gs := range groups {
-			fc := FilterConfig{Bootstrap: mirrors[m], Input: DefaultAlertsTopic + suffixes[m], Specs: gs,
-				SchemasTopic: DefaultSchemasTopic + suffixes[m], FromBeginning: true,
-				TimingBootstrap: hub, TimingTopic: DefaultTimingTopic, Log: cfg.Log, Ready: ready.add()}
+			fc := FilterConfig{Bootstrap: mirrors[m], Input: stream.AlertsTopic + suffixes[m], Specs: gs,
+				SchemasTopic: stream.SchemasTopic + suffixes[m], FromBeginning: true,
+				TimingBootstrap: hub, TimingTopic: stream.TimingTopic, Log: cfg.Log, Ready: ready.add()}
 			if cfg.Shared {
 				fc.Name = fmt.Sprintf("shared-mirror%d-%d", m+1, k+1)
 			}
@@ -97,7 +98,7 @@ func Local(ctx context.Context, cfg LocalConfig) ([]timing.Event, error) {
 		}
 		for _, s := range mine {
 			cc := ConsumeConfig{Bootstrap: mirrors[m], Topic: s.Output, Name: "consumer-" + s.Name, FromBeginning: true,
-				TimingBootstrap: hub, TimingTopic: DefaultTimingTopic, Log: cfg.Log, Ready: ready.add()}
+				TimingBootstrap: hub, TimingTopic: stream.TimingTopic, Log: cfg.Log, Ready: ready.add()}
 			g.go_(func() error { return Consume(runCtx, cc) })
 		}
 	}
@@ -106,13 +107,13 @@ func Local(ctx context.Context, cfg LocalConfig) ([]timing.Event, error) {
 	}
 
 	run := fmt.Sprintf("local-%d", time.Now().UnixNano())
-	err = Produce(ctx, ProduceConfig{Bootstrap: hub, SchemasTopic: DefaultSchemasTopic, Source: NewSynthetic(cfg.Seed, cfg.CutoutBytes),
+	err = Produce(ctx, ProduceConfig{Bootstrap: hub, SchemasTopic: stream.SchemasTopic, Source: NewSynthetic(cfg.Seed, cfg.CutoutBytes),
 		AlertsPerVisit: cfg.AlertsPerVisit, Interval: cfg.Interval, Visits: cfg.Visits, Parallel: cfg.Parallel, Run: run,
-		TimingTopic: DefaultTimingTopic, Partitions: DefaultPartitions, Log: cfg.Log})
+		TimingTopic: stream.TimingTopic, Partitions: stream.DefaultPartitions, Log: cfg.Log})
 	if err != nil {
 		return nil, err
 	}
-	evs, err := WaitComplete(ctx, hub, DefaultTimingTopic, run, cfg.Filters, cfg.Visits, cfg.Settle)
+	evs, err := WaitComplete(ctx, hub, stream.TimingTopic, run, cfg.Filters, cfg.Visits, cfg.Settle)
 	cancel()
 	if gerr := g.wait(); gerr != nil && !errors.Is(gerr, context.Canceled) {
 		return evs, gerr

@@ -8,6 +8,7 @@ import (
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
 
 	"github.com/minibroker/terraform-provider-minibroker/workloads/kclient"
+	"github.com/minibroker/terraform-provider-minibroker/workloads/stream"
 )
 
 // MirrorConfig configures the in-process mirror that `minibroker local`
@@ -36,7 +37,7 @@ func Mirror(ctx context.Context, cfg MirrorConfig) error {
 		if err != nil {
 			return err
 		}
-		topics = append(topics, kclient.Topic{Name: t + cfg.Suffix, Partitions: len(parts), Compacted: t == DefaultSchemasTopic})
+		topics = append(topics, kclient.Topic{Name: t + cfg.Suffix, Partitions: len(parts), Compacted: t == stream.SchemasTopic})
 	}
 	if err := kclient.EnsureTopics(ctx, cfg.Target, topics...); err != nil {
 		return err

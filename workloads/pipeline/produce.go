@@ -14,16 +14,8 @@ import (
 
 	"github.com/minibroker/terraform-provider-minibroker/workloads/alert"
 	"github.com/minibroker/terraform-provider-minibroker/workloads/kclient"
+	"github.com/minibroker/terraform-provider-minibroker/workloads/stream"
 	"github.com/minibroker/terraform-provider-minibroker/workloads/timing"
-)
-
-// Defaults of the original design.
-const (
-	DefaultAlertsTopic    = "alerts"
-	DefaultSchemasTopic   = "minibroker-schemas"
-	DefaultAlertsPerVisit = 10000
-	DefaultInterval       = 39 * time.Second
-	DefaultPartitions     = 4
 )
 
 // ProduceConfig configures the alert producer.
@@ -80,7 +72,7 @@ func (c *ProduceConfig) defaults() error {
 	if c.Visits < 0 {
 		return fmt.Errorf("produce: visits must be 0 (forever) or more, got %d", c.Visits)
 	}
-	c.Topic = orDefault(c.Topic, DefaultAlertsTopic)
+	c.Topic = orDefault(c.Topic, stream.AlertsTopic)
 	c.Name = orDefault(c.Name, "producer")
 	c.Parallel = max(c.Parallel, 1)
 	if c.Parallel > c.AlertsPerVisit {
@@ -220,7 +212,7 @@ func (s *sender) send(ctx context.Context, run string, visit int64, lo, hi, coun
 	acked := make(chan error, 1)
 	go func() { acked <- collect(reports, hi-lo) }()
 
-	runHeader := kafka.Header{Key: HeaderRun, Value: []byte(run)}
+	runHeader := kafka.Header{Key: stream.HeaderRun, Value: []byte(run)}
 	var bytes int64
 	for i := lo; i < hi; i++ {
 		var err error
@@ -231,8 +223,8 @@ func (s *sender) send(ctx context.Context, run string, visit int64, lo, hi, coun
 		msg := &kafka.Message{
 			TopicPartition: kafka.TopicPartition{Topic: &s.topic, Partition: kafka.PartitionAny},
 			Value:          s.buf,
-			Headers: []kafka.Header{runHeader, intHeader(HeaderVisit, visit),
-				intHeader(HeaderIndex, int64(i)), intHeader(HeaderCount, int64(count))},
+			Headers: []kafka.Header{runHeader, intHeader(stream.HeaderVisit, visit),
+				intHeader(stream.HeaderIndex, int64(i)), intHeader(stream.HeaderCount, int64(count))},
 		}
 		if err := produceRetry(ctx, s.p, msg, reports); err != nil {
 			return bytes, err

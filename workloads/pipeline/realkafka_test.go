@@ -12,11 +12,12 @@ import (
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
 	"github.com/hamba/avro/v2"
 
-	"github.com/minibroker/terraform-provider-minibroker/internal/kafkabed"
+	"github.com/minibroker/terraform-provider-minibroker/internal/testbed/kafkabed"
 	"github.com/minibroker/terraform-provider-minibroker/workloads/alert"
 	"github.com/minibroker/terraform-provider-minibroker/workloads/filter"
 	"github.com/minibroker/terraform-provider-minibroker/workloads/kclient"
 	"github.com/minibroker/terraform-provider-minibroker/workloads/pipeline"
+	"github.com/minibroker/terraform-provider-minibroker/workloads/stream"
 	"github.com/minibroker/terraform-provider-minibroker/workloads/timing"
 )
 
@@ -76,16 +77,16 @@ func TestPipelineOnRealKafka(t *testing.T) {
 	hub := kafkabed.StartBrokerT(t)
 	mirror := kafkabed.StartBrokerT(t)
 	for _, tp := range []kclient.Topic{
-		{Name: pipeline.DefaultAlertsTopic, Partitions: 1}, // one partition: a total order to check the caps against
-		{Name: pipeline.DefaultSchemasTopic, Partitions: 1, Compacted: true},
-		{Name: pipeline.DefaultTimingTopic, Partitions: 1},
+		{Name: stream.AlertsTopic, Partitions: 1}, // one partition: a total order to check the caps against
+		{Name: stream.SchemasTopic, Partitions: 1, Compacted: true},
+		{Name: stream.TimingTopic, Partitions: 1},
 	} {
 		if err := kclient.EnsureTopics(ctx, hub.Bootstrap(), tp); err != nil {
 			t.Fatal(err)
 		}
 	}
 	mm := kafkabed.StartMirrorMakerT(t, hub, mirror, kafkabed.WithMirrorTopics("alerts|minibroker-schemas"))
-	if err := mm.WaitTopic(ctx, pipeline.DefaultAlertsTopic); err != nil {
+	if err := mm.WaitTopic(ctx, stream.AlertsTopic); err != nil {
 		t.Fatal(err)
 	}
 
@@ -107,8 +108,8 @@ func TestPipelineOnRealKafka(t *testing.T) {
 		}()
 	}
 	filterCfg := func(name string, fs []testFilter) pipeline.FilterConfig {
-		cfg := pipeline.FilterConfig{Bootstrap: mirror.Bootstrap(), Name: name, SchemasTopic: pipeline.DefaultSchemasTopic,
-			FromBeginning: true, TimingBootstrap: hub.Bootstrap(), TimingTopic: pipeline.DefaultTimingTopic}
+		cfg := pipeline.FilterConfig{Bootstrap: mirror.Bootstrap(), Name: name, SchemasTopic: stream.SchemasTopic,
+			FromBeginning: true, TimingBootstrap: hub.Bootstrap(), TimingTopic: stream.TimingTopic}
 		for _, f := range fs {
 			s := f.spec
 			s.Output = s.Name
@@ -129,7 +130,7 @@ func TestPipelineOnRealKafka(t *testing.T) {
 	for _, f := range all {
 		topic := f.spec.Name
 		cfg := pipeline.ConsumeConfig{Bootstrap: mirror.Bootstrap(), Topic: topic, FromBeginning: true,
-			TimingBootstrap: hub.Bootstrap(), TimingTopic: pipeline.DefaultTimingTopic,
+			TimingBootstrap: hub.Bootstrap(), TimingTopic: stream.TimingTopic,
 			OnAlert: func(r pipeline.Received) { mu.Lock(); received[topic] = append(received[topic], r); mu.Unlock() }}
 		start("consumer-"+topic, func(r func()) error { cfg.Ready = r; return pipeline.Consume(runCtx, cfg) })
 	}
@@ -146,14 +147,14 @@ func TestPipelineOnRealKafka(t *testing.T) {
 	const visits, perVisit = 3, 2000
 	var sent []pipeline.VisitResult
 	err := pipeline.Produce(ctx, pipeline.ProduceConfig{
-		Bootstrap: hub.Bootstrap(), SchemasTopic: pipeline.DefaultSchemasTopic, Source: pipeline.NewSynthetic(7, 0),
+		Bootstrap: hub.Bootstrap(), SchemasTopic: stream.SchemasTopic, Source: pipeline.NewSynthetic(7, 0),
 		AlertsPerVisit: perVisit, Interval: 2 * time.Second, Visits: visits, Parallel: 2, Run: run,
-		TimingTopic: pipeline.DefaultTimingTopic, OnVisit: func(v pipeline.VisitResult) { sent = append(sent, v) },
+		TimingTopic: stream.TimingTopic, OnVisit: func(v pipeline.VisitResult) { sent = append(sent, v) },
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	evs, err := pipeline.WaitComplete(ctx, hub.Bootstrap(), pipeline.DefaultTimingTopic, run, len(all), visits, 2*time.Minute)
+	evs, err := pipeline.WaitComplete(ctx, hub.Bootstrap(), stream.TimingTopic, run, len(all), visits, 2*time.Minute)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -207,13 +208,13 @@ func injectBadAlerts(t *testing.T, ctx context.Context, bootstrap, run string) {
 		t.Fatal(err)
 	}
 	defer p.Close()
-	topic := pipeline.DefaultAlertsTopic
+	topic := stream.AlertsTopic
 	reports := make(chan kafka.Event, 2)
 	for i, v := range [][]byte{[]byte("this is not an alert"), alert.AppendWire(nil, 12345, []byte{2, 4, 6})} {
 		err := p.Produce(&kafka.Message{
 			TopicPartition: kafka.TopicPartition{Topic: &topic, Partition: kafka.PartitionAny}, Value: v,
-			Headers: []kafka.Header{{Key: pipeline.HeaderRun, Value: []byte(run)}, {Key: pipeline.HeaderVisit, Value: []byte("1")},
-				{Key: pipeline.HeaderIndex, Value: []byte(strconv.Itoa(i))}, {Key: pipeline.HeaderCount, Value: []byte("2")}},
+			Headers: []kafka.Header{{Key: stream.HeaderRun, Value: []byte(run)}, {Key: stream.HeaderVisit, Value: []byte("1")},
+				{Key: stream.HeaderIndex, Value: []byte(strconv.Itoa(i))}, {Key: stream.HeaderCount, Value: []byte("2")}},
 		}, reports)
 		if err != nil {
 			t.Fatal(err)
@@ -241,7 +242,7 @@ func readHubAlerts(t *testing.T, ctx context.Context, bootstrap string) []hubAle
 	var out []hubAlert
 	schema := alert.SyntheticSchema()
 	id := alert.SchemaID(schema)
-	err := kclient.ReadAll(ctx, bootstrap, pipeline.DefaultAlertsTopic, func(m *kafka.Message) error {
+	err := kclient.ReadAll(ctx, bootstrap, stream.AlertsTopic, func(m *kafka.Message) error {
 		if len(m.Value) < 5 || m.Value[0] != 0 || uint32(m.Value[1])<<24|uint32(m.Value[2])<<16|uint32(m.Value[3])<<8|uint32(m.Value[4]) != id {
 			return nil // the injected bad alerts
 		}
@@ -250,7 +251,7 @@ func readHubAlerts(t *testing.T, ctx context.Context, bootstrap string) []hubAle
 			return fmt.Errorf("hub alert at %s: %w", m.TopicPartition, err)
 		}
 		for _, h := range m.Headers {
-			if h.Key == pipeline.HeaderVisit {
+			if h.Key == stream.HeaderVisit {
 				a.visit, _ = strconv.ParseInt(string(h.Value), 10, 64)
 			}
 		}

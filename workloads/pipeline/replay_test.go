@@ -11,6 +11,7 @@ import (
 	"github.com/minibroker/terraform-provider-minibroker/workloads/filter"
 	"github.com/minibroker/terraform-provider-minibroker/workloads/kclient"
 	"github.com/minibroker/terraform-provider-minibroker/workloads/pipeline"
+	"github.com/minibroker/terraform-provider-minibroker/workloads/stream"
 	"github.com/minibroker/terraform-provider-minibroker/workloads/timing"
 )
 
@@ -28,7 +29,7 @@ func TestReplayRubinAlertsThroughAFilter(t *testing.T) {
 	}
 	defer c.Close()
 	bootstrap := c.ListenAddrs()[0]
-	if err := kclient.EnsureTopics(ctx, bootstrap, kclient.Topic{Name: pipeline.DefaultAlertsTopic, Partitions: 2}); err != nil {
+	if err := kclient.EnsureTopics(ctx, bootstrap, kclient.Topic{Name: stream.AlertsTopic, Partitions: 2}); err != nil {
 		t.Fatal(err)
 	}
 
@@ -49,13 +50,13 @@ func TestReplayRubinAlertsThroughAFilter(t *testing.T) {
 	go func() {
 		defer wg.Done()
 		errs <- pipeline.RunFilters(runCtx, pipeline.FilterConfig{Bootstrap: bootstrap, Specs: []filter.Spec{spec},
-			SchemasTopic: pipeline.DefaultSchemasTopic, FromBeginning: true, TimingTopic: pipeline.DefaultTimingTopic,
+			SchemasTopic: stream.SchemasTopic, FromBeginning: true, TimingTopic: stream.TimingTopic,
 			Ready: func() { ready <- struct{}{} }})
 	}()
 	go func() {
 		defer wg.Done()
 		errs <- pipeline.Consume(runCtx, pipeline.ConsumeConfig{Bootstrap: bootstrap, Topic: "RBand", FromBeginning: true,
-			TimingTopic: pipeline.DefaultTimingTopic, Ready: func() { ready <- struct{}{} },
+			TimingTopic: stream.TimingTopic, Ready: func() { ready <- struct{}{} },
 			OnAlert: func(r pipeline.Received) { mu.Lock(); got[r.Visit] = append(got[r.Visit], r.Rank); mu.Unlock() }})
 	}()
 	for range 2 {
@@ -69,12 +70,12 @@ func TestReplayRubinAlertsThroughAFilter(t *testing.T) {
 	}
 	run := "replay-test"
 	var visits []int64
-	if err := pipeline.Produce(ctx, pipeline.ProduceConfig{Bootstrap: bootstrap, SchemasTopic: pipeline.DefaultSchemasTopic,
+	if err := pipeline.Produce(ctx, pipeline.ProduceConfig{Bootstrap: bootstrap, SchemasTopic: stream.SchemasTopic,
 		Source: src, AlertsPerVisit: 50, Interval: 200 * time.Millisecond, Visits: 2, Run: run,
-		TimingTopic: pipeline.DefaultTimingTopic, OnVisit: func(v pipeline.VisitResult) { visits = append(visits, v.Visit) }}); err != nil {
+		TimingTopic: stream.TimingTopic, OnVisit: func(v pipeline.VisitResult) { visits = append(visits, v.Visit) }}); err != nil {
 		t.Fatal(err)
 	}
-	evs, err := pipeline.WaitComplete(ctx, bootstrap, pipeline.DefaultTimingTopic, run, 1, 2, time.Minute)
+	evs, err := pipeline.WaitComplete(ctx, bootstrap, stream.TimingTopic, run, 1, 2, time.Minute)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,10 +13,6 @@ import (
 	"github.com/minibroker/terraform-provider-minibroker/workloads/timing"
 )
 
-// DefaultTimingTopic is where produce, filter and consume write their timing
-// events, on the hub.
-const DefaultTimingTopic = "minibroker-timing"
-
 // timingSink writes timing events to a topic. A nil sink drops events, so
 // workloads can run without timing.
 type timingSink struct {

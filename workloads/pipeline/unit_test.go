@@ -21,6 +21,7 @@ import (
 	"github.com/minibroker/terraform-provider-minibroker/workloads/alert"
 	"github.com/minibroker/terraform-provider-minibroker/workloads/filter"
 	"github.com/minibroker/terraform-provider-minibroker/workloads/kclient"
+	"github.com/minibroker/terraform-provider-minibroker/workloads/stream"
 	"github.com/minibroker/terraform-provider-minibroker/workloads/timing"
 )
 
@@ -224,53 +225,53 @@ func TestDemoSpecs(t *testing.T) {
 
 func TestHeaders(t *testing.T) {
 	for _, v := range []int64{0, 1, -7, 1_772_366_400_000, 1<<63 - 1, -1 << 63} {
-		h := intHeader(HeaderVisit, v)
-		if h.Key != HeaderVisit || string(h.Value) != strconv.FormatInt(v, 10) {
+		h := intHeader(stream.HeaderVisit, v)
+		if h.Key != stream.HeaderVisit || string(h.Value) != strconv.FormatInt(v, 10) {
 			t.Errorf("intHeader(%d) = %s=%q", v, h.Key, h.Value)
 		}
-		got, ok := headerInt([]kafka.Header{{Key: "other", Value: []byte("5")}, h}, HeaderVisit)
+		got, ok := headerInt([]kafka.Header{{Key: "other", Value: []byte("5")}, h}, stream.HeaderVisit)
 		if !ok || got != v {
 			t.Errorf("headerInt round trip of %d = %d, %v", v, got, ok)
 		}
 	}
 	hs := []kafka.Header{
-		{Key: HeaderRun, Value: []byte("run-1")},
-		{Key: HeaderCount, Value: []byte("ten")},
-		{Key: HeaderIndex, Value: nil},
-		{Key: HeaderRank, Value: []byte("3")},
-		{Key: HeaderRank, Value: []byte("4")},
-		{Key: HeaderID, Value: []byte(" 12")},
+		{Key: stream.HeaderRun, Value: []byte("run-1")},
+		{Key: stream.HeaderCount, Value: []byte("ten")},
+		{Key: stream.HeaderIndex, Value: nil},
+		{Key: stream.HeaderRank, Value: []byte("3")},
+		{Key: stream.HeaderRank, Value: []byte("4")},
+		{Key: stream.HeaderID, Value: []byte(" 12")},
 	}
 	for _, tc := range []struct {
 		key  string
 		want int64
 		ok   bool
 	}{
-		{HeaderCount, 0, false}, // not a number
-		{HeaderIndex, 0, false}, // empty
-		{HeaderVisit, 0, false}, // absent
-		{HeaderRank, 3, true},   // the first of repeated headers
-		{HeaderID, 0, false},    // no trimming
-		{HeaderRun, 0, false},
+		{stream.HeaderCount, 0, false}, // not a number
+		{stream.HeaderIndex, 0, false}, // empty
+		{stream.HeaderVisit, 0, false}, // absent
+		{stream.HeaderRank, 3, true},   // the first of repeated headers
+		{stream.HeaderID, 0, false},    // no trimming
+		{stream.HeaderRun, 0, false},
 	} {
 		if got, ok := headerInt(hs, tc.key); got != tc.want || ok != tc.ok {
 			t.Errorf("headerInt(%s) = %d, %v; want %d, %v", tc.key, got, ok, tc.want, tc.ok)
 		}
 	}
-	if got := headerString(hs, HeaderRun); got != "run-1" {
+	if got := headerString(hs, stream.HeaderRun); got != "run-1" {
 		t.Errorf("headerString(run) = %q", got)
 	}
-	if got := headerString(hs, HeaderRank); got != "3" {
+	if got := headerString(hs, stream.HeaderRank); got != "3" {
 		t.Errorf("headerString of a repeated header = %q, want the first", got)
 	}
-	if got := headerString(hs, HeaderFrom); got != "" {
+	if got := headerString(hs, stream.HeaderFrom); got != "" {
 		t.Errorf("headerString of an absent header = %q", got)
 	}
-	if got := headerString(nil, HeaderRun); got != "" {
+	if got := headerString(nil, stream.HeaderRun); got != "" {
 		t.Errorf("headerString(nil) = %q", got)
 	}
 	// The header names are distinct: a typo merging two would corrupt the stream.
-	names := []string{HeaderRun, HeaderVisit, HeaderIndex, HeaderCount, HeaderRank, HeaderID, HeaderFrom}
+	names := []string{stream.HeaderRun, stream.HeaderVisit, stream.HeaderIndex, stream.HeaderCount, stream.HeaderRank, stream.HeaderID, stream.HeaderFrom}
 	if len(slices.Compact(slices.Sorted(slices.Values(names)))) != len(names) {
 		t.Errorf("header names are not distinct: %v", names)
 	}
@@ -313,9 +314,9 @@ func TestProduceParallelOnKfake(t *testing.T) {
 	)
 	var sent []VisitResult
 	err := Produce(ctx, ProduceConfig{
-		Bootstrap: addr, Topic: DefaultAlertsTopic, Partitions: 3, SchemasTopic: DefaultSchemasTopic,
+		Bootstrap: addr, Topic: stream.AlertsTopic, Partitions: 3, SchemasTopic: stream.SchemasTopic,
 		Source: NewSynthetic(seed, 0), AlertsPerVisit: perVisit, Interval: interval, Visits: visits, Parallel: 3,
-		Run: run, TimingTopic: DefaultTimingTopic, Log: quietLog(),
+		Run: run, TimingTopic: stream.TimingTopic, Log: quietLog(),
 		OnVisit: func(v VisitResult) { sent = append(sent, v) },
 	})
 	if err != nil {
@@ -327,7 +328,7 @@ func TestProduceParallelOnKfake(t *testing.T) {
 	if d := sent[1].Visit - sent[0].Visit; d < interval.Milliseconds() {
 		t.Errorf("visit ids %d and %d are %d ms apart, want at least the interval %s", sent[0].Visit, sent[1].Visit, d, interval)
 	}
-	if n := len(c.PartitionInfos(DefaultAlertsTopic)); n != 3 {
+	if n := len(c.PartitionInfos(stream.AlertsTopic)); n != 3 {
 		t.Errorf("alert topic has %d partitions, want 3", n)
 	}
 
@@ -338,19 +339,19 @@ func TestProduceParallelOnKfake(t *testing.T) {
 	for _, v := range sent {
 		seen[v.Visit] = make([]int, perVisit)
 	}
-	msgs := readTopic(t, ctx, addr, DefaultAlertsTopic)
+	msgs := readTopic(t, ctx, addr, stream.AlertsTopic)
 	if len(msgs) != visits*perVisit {
 		t.Errorf("the topic holds %d alerts, want %d", len(msgs), visits*perVisit)
 	}
 	perPartition := map[int32]int{}
 	for _, m := range msgs {
 		perPartition[m.TopicPartition.Partition]++
-		if got := headerString(m.Headers, HeaderRun); got != run {
+		if got := headerString(m.Headers, stream.HeaderRun); got != run {
 			t.Fatalf("%s: mb-run %q, want %q", m.TopicPartition, got, run)
 		}
-		visit, okV := headerInt(m.Headers, HeaderVisit)
-		index, okI := headerInt(m.Headers, HeaderIndex)
-		count, okC := headerInt(m.Headers, HeaderCount)
+		visit, okV := headerInt(m.Headers, stream.HeaderVisit)
+		index, okI := headerInt(m.Headers, stream.HeaderIndex)
+		count, okC := headerInt(m.Headers, stream.HeaderCount)
 		if !okV || !okI || !okC {
 			t.Fatalf("%s: headers %v lack mb-visit, mb-index or mb-count", m.TopicPartition, m.Headers)
 		}
@@ -388,7 +389,7 @@ func TestProduceParallelOnKfake(t *testing.T) {
 	}
 
 	// The schema is published, keyed by its id, to the compacted schemas topic.
-	schemas := readTopic(t, ctx, addr, DefaultSchemasTopic)
+	schemas := readTopic(t, ctx, addr, stream.SchemasTopic)
 	if len(schemas) != 1 {
 		t.Fatalf("schemas topic holds %d messages, want 1", len(schemas))
 	}
@@ -402,12 +403,12 @@ func TestProduceParallelOnKfake(t *testing.T) {
 	if got := alert.SchemaID(parsed); got != id {
 		t.Errorf("published schema has id %d, want %d", got, id)
 	}
-	if info := c.TopicInfo(DefaultSchemasTopic); info == nil || info.Configs["cleanup.policy"] == nil || *info.Configs["cleanup.policy"] != "compact" {
+	if info := c.TopicInfo(stream.SchemasTopic); info == nil || info.Configs["cleanup.policy"] == nil || *info.Configs["cleanup.policy"] != "compact" {
 		t.Errorf("schemas topic is not compacted")
 	}
 
 	// One produce timing event per visit, agreeing with what was sent.
-	evs, err := ReadTiming(ctx, addr, DefaultTimingTopic)
+	evs, err := ReadTiming(ctx, addr, stream.TimingTopic)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -442,12 +443,12 @@ func TestFilterDeadLettersGarbage(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	if err := kclient.EnsureTopics(ctx, addr,
-		kclient.Topic{Name: DefaultAlertsTopic, Partitions: 1},
-		kclient.Topic{Name: DefaultSchemasTopic, Partitions: 1, Compacted: true},
-		kclient.Topic{Name: DefaultTimingTopic, Partitions: 1}); err != nil {
+		kclient.Topic{Name: stream.AlertsTopic, Partitions: 1},
+		kclient.Topic{Name: stream.SchemasTopic, Partitions: 1, Compacted: true},
+		kclient.Topic{Name: stream.TimingTopic, Partitions: 1}); err != nil {
 		t.Fatal(err)
 	}
-	if err := PublishSchemas(ctx, addr, DefaultSchemasTopic, NewSynthetic(3, 0).Schemas()); err != nil {
+	if err := PublishSchemas(ctx, addr, stream.SchemasTopic, NewSynthetic(3, 0).Schemas()); err != nil {
 		t.Fatal(err)
 	}
 
@@ -476,7 +477,7 @@ func TestFilterDeadLettersGarbage(t *testing.T) {
 	total := perVisit + len(garbage)
 	var msgs []*kafka.Message
 	var want []alert.Truth // the valid alerts the filter should select, in order
-	topic := DefaultAlertsTopic
+	topic := stream.AlertsTopic
 	next := 0
 	for pos := range total {
 		b, bad := garbage[pos]
@@ -492,8 +493,8 @@ func TestFilterDeadLettersGarbage(t *testing.T) {
 			TopicPartition: kafka.TopicPartition{Topic: &topic, Partition: 0},
 			Key:            []byte(strconv.Itoa(pos)),
 			Value:          b,
-			Headers: []kafka.Header{{Key: HeaderRun, Value: []byte(run)}, intHeader(HeaderVisit, visit),
-				intHeader(HeaderIndex, int64(pos)), intHeader(HeaderCount, int64(total))},
+			Headers: []kafka.Header{{Key: stream.HeaderRun, Value: []byte(run)}, intHeader(stream.HeaderVisit, visit),
+				intHeader(stream.HeaderIndex, int64(pos)), intHeader(stream.HeaderCount, int64(total))},
 		})
 	}
 	if len(want) < 10 || want[len(want)-1].Index < 200 {
@@ -506,8 +507,8 @@ func TestFilterDeadLettersGarbage(t *testing.T) {
 	defer stop()
 	done := make(chan error, 1)
 	go func() {
-		done <- RunFilters(runCtx, FilterConfig{Bootstrap: addr, Specs: []filter.Spec{spec}, SchemasTopic: DefaultSchemasTopic,
-			FromBeginning: true, TimingTopic: DefaultTimingTopic, Log: quietLog()})
+		done <- RunFilters(runCtx, FilterConfig{Bootstrap: addr, Specs: []filter.Spec{spec}, SchemasTopic: stream.SchemasTopic,
+			FromBeginning: true, TimingTopic: stream.TimingTopic, Log: quietLog()})
 	}()
 
 	// Wait for the filter's timing event for the visit, then for its output.
@@ -520,7 +521,7 @@ func TestFilterDeadLettersGarbage(t *testing.T) {
 			t.Fatal("no filter timing event within the deadline")
 		case <-time.After(100 * time.Millisecond):
 		}
-		evs, err := ReadTiming(ctx, addr, DefaultTimingTopic)
+		evs, err := ReadTiming(ctx, addr, stream.TimingTopic)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -568,7 +569,7 @@ func TestFilterDeadLettersGarbage(t *testing.T) {
 		} else {
 			t.Logf("dead letter %d: mb-error %q", pos, e)
 		}
-		if i, _ := headerInt(m.Headers, HeaderIndex); i != int64(pos) || headerString(m.Headers, HeaderRun) != run {
+		if i, _ := headerInt(m.Headers, stream.HeaderIndex); i != int64(pos) || headerString(m.Headers, stream.HeaderRun) != run {
 			t.Errorf("dead letter %d lost the original headers: %v", pos, m.Headers)
 		}
 		if off, ok := headerInt(m.Headers, "mb-source-offset"); !ok || off != int64(pos) {
@@ -587,13 +588,13 @@ func TestFilterDeadLettersGarbage(t *testing.T) {
 	}
 	for i, m := range out {
 		tr := want[i]
-		if rank, _ := headerInt(m.Headers, HeaderRank); rank != int64(i+1) {
+		if rank, _ := headerInt(m.Headers, stream.HeaderRank); rank != int64(i+1) {
 			t.Errorf("output %d: mb-rank %d, want %d", i, rank, i+1)
 		}
-		if got := headerString(m.Headers, HeaderID); got != strconv.FormatInt(tr.DiaSourceID, 10) {
+		if got := headerString(m.Headers, stream.HeaderID); got != strconv.FormatInt(tr.DiaSourceID, 10) {
 			t.Errorf("output %d: mb-id %s, want %d", i, got, tr.DiaSourceID)
 		}
-		if v, _ := headerInt(m.Headers, HeaderVisit); v != visit || headerString(m.Headers, HeaderFrom) != spec.Name || headerString(m.Headers, HeaderRun) != run {
+		if v, _ := headerInt(m.Headers, stream.HeaderVisit); v != visit || headerString(m.Headers, stream.HeaderFrom) != spec.Name || headerString(m.Headers, stream.HeaderRun) != run {
 			t.Errorf("output %d: headers %v", i, m.Headers)
 		}
 		if b, _ := valid(tr.Index); !bytes.Equal(m.Value, b) {

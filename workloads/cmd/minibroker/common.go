@@ -4,7 +4,7 @@ import (
 	"flag"
 
 	"github.com/minibroker/terraform-provider-minibroker/workloads/kclient"
-	"github.com/minibroker/terraform-provider-minibroker/workloads/pipeline"
+	"github.com/minibroker/terraform-provider-minibroker/workloads/stream"
 )
 
 // kafkaFlags are the connection flags every Kafka subcommand shares.
@@ -18,7 +18,7 @@ type kafkaFlags struct {
 func (k *kafkaFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&k.bootstrap, "bootstrap", "localhost:9092", "Kafka bootstrap servers")
 	fs.StringVar(&k.timingBootstrap, "timing-bootstrap", "", "bootstrap servers of the hub that keeps timing events (default --bootstrap)")
-	fs.StringVar(&k.timingTopic, "timing-topic", pipeline.DefaultTimingTopic, "topic for timing events (empty disables them)")
+	fs.StringVar(&k.timingTopic, "timing-topic", stream.TimingTopic, "topic for timing events (empty disables them)")
 	fs.Var(&k.settings, "kafka", "librdkafka setting key=value overriding the defaults (repeatable)")
 }
 

@@ -13,6 +13,7 @@ import (
 	"github.com/minibroker/terraform-provider-minibroker/workloads/alert"
 	"github.com/minibroker/terraform-provider-minibroker/workloads/filter"
 	"github.com/minibroker/terraform-provider-minibroker/workloads/pipeline"
+	"github.com/minibroker/terraform-provider-minibroker/workloads/stream"
 )
 
 func runFilter(ctx context.Context, args []string, stdout io.Writer, log *slog.Logger) error {
@@ -22,12 +23,12 @@ func runFilter(ctx context.Context, args []string, stdout io.Writer, log *slog.L
 	name := fs.String("name", "Filter001", "filter name (a single filter), or the shared process's name with --filters")
 	expr := fs.String("expr", filter.DefaultExpr, "CEL expression over `alert`, the decoded alert")
 	output := fs.String("output", "", "output topic (default the filter's name)")
-	maxPer := fs.Int("max-per-visit", filter.DefaultMaxPerVisit, "most alerts written per visit (negative = no cap)")
+	maxPer := fs.Int("max-per-visit", filter.DefaultMaxPerVisit, "most alerts written per visit (0 = the default, 20; negative = no cap)")
 	costLimit := fs.Uint64("cost-limit", 0, "CEL runtime cost limit per alert (0 = the default)")
 	specsFile := fs.String("filters", "", "YAML file of many filters sharing one read and decode of the stream")
-	input := fs.String("input", pipeline.DefaultAlertsTopic, "topic of the full alert stream")
+	input := fs.String("input", stream.AlertsTopic, "topic of the full alert stream")
 	outBootstrap := fs.String("output-bootstrap", "", "bootstrap servers for filtered streams (default --bootstrap)")
-	schemas := fs.String("schemas-topic", pipeline.DefaultSchemasTopic, "topic with the alerts' schemas")
+	schemas := fs.String("schemas-topic", stream.SchemasTopic, "topic with the alerts' schemas")
 	visitPath := fs.String("visit-path", pipeline.DefaultVisitPath, "field holding the visit id, for the per-visit cap")
 	idPath := fs.String("id-path", pipeline.DefaultIDPath, "field holding the alert id")
 	deadLetter := fs.String("dead-letter", "", "topic for undecodable alerts (default NAME-deadletter)")

@@ -8,21 +8,22 @@ import (
 
 	"github.com/minibroker/terraform-provider-minibroker/workloads/alert"
 	"github.com/minibroker/terraform-provider-minibroker/workloads/pipeline"
+	"github.com/minibroker/terraform-provider-minibroker/workloads/stream"
 )
 
 func runProduce(ctx context.Context, args []string, stdout io.Writer, log *slog.Logger) error {
 	fs := flag.NewFlagSet("produce", flag.ContinueOnError)
 	var k kafkaFlags
 	k.register(fs)
-	topic := fs.String("topic", pipeline.DefaultAlertsTopic, "topic of the full alert stream")
-	partitions := fs.Int("partitions", pipeline.DefaultPartitions, "partitions of the alert topic, when it is created")
-	schemas := fs.String("schemas-topic", pipeline.DefaultSchemasTopic, "compacted topic where the alerts' schemas are published")
-	perVisit := fs.Int("alerts-per-visit", pipeline.DefaultAlertsPerVisit, "alerts in each visit")
-	interval := fs.Duration("interval", pipeline.DefaultInterval, "time between visits")
+	topic := fs.String("topic", stream.AlertsTopic, "topic of the full alert stream")
+	partitions := fs.Int("partitions", stream.DefaultPartitions, "partitions of the alert topic, when it is created")
+	schemas := fs.String("schemas-topic", stream.SchemasTopic, "compacted topic where the alerts' schemas are published")
+	perVisit := fs.Int("alerts-per-visit", stream.DefaultAlertsPerVisit, "alerts in each visit")
+	interval := fs.Duration("interval", stream.DefaultInterval, "time between visits")
 	visits := fs.Int("visits", 0, "visits to send (0 = forever)")
 	align := fs.Bool("align", true, "start each visit at the next multiple of --interval, like the original sender")
-	parallel := fs.Int("parallel", 1, "concurrent senders splitting each visit (one per CCD)")
-	seed := fs.Int64("seed", 1, "seed of the synthetic alerts")
+	parallel := fs.Int("parallel", stream.DefaultParallel, "concurrent senders splitting each visit (one per CCD)")
+	seed := fs.Int64("seed", stream.DefaultSeed, "seed of the synthetic alerts")
 	cutout := fs.Int("cutout-bytes", alert.DefaultCutoutBytes, "bytes of each of the 3 cutouts of a synthetic alert (0 = small alerts)")
 	visitPath := fs.String("visit-path", pipeline.DefaultVisitPath, "field set to the visit id in replayed alerts")
 	name := fs.String("name", "producer", "producer name in timing events")

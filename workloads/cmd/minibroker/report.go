@@ -12,6 +12,7 @@ import (
 
 	"github.com/minibroker/terraform-provider-minibroker/workloads/alert"
 	"github.com/minibroker/terraform-provider-minibroker/workloads/pipeline"
+	"github.com/minibroker/terraform-provider-minibroker/workloads/stream"
 	"github.com/minibroker/terraform-provider-minibroker/workloads/timing"
 )
 
@@ -49,7 +50,7 @@ func (r *reportFlags) write(stdout io.Writer, rep timing.Report) error {
 func runReport(ctx context.Context, args []string, stdout io.Writer, _ *slog.Logger) error {
 	fs := flag.NewFlagSet("report", flag.ContinueOnError)
 	bootstrap := fs.String("bootstrap", "localhost:9092", "bootstrap servers of the hub")
-	topic := fs.String("timing-topic", pipeline.DefaultTimingTopic, "topic with the timing events")
+	topic := fs.String("timing-topic", stream.TimingTopic, "topic with the timing events")
 	run := fs.String("run", "", "only this producer run (default all)")
 	timeout := fs.Duration("timeout", time.Minute, "give up reading after this long")
 	var out reportFlags

@@ -1,7 +1,7 @@
 // Package ec2lab is the data plane of EC2 instances in tests. moto (see
-// internal/motoserver) plays the EC2 control plane but only pretends to run
+// internal/testbed/motoserver) plays the EC2 control plane but only pretends to run
 // instances; a Plane watches moto and, for each instance moto says is
-// running, brings up a real lab node (internal/lab: its own network
+// running, brings up a real lab node (internal/testbed/lab: its own network
 // namespace, sshd and dockerd) at the instance's private IP, so that code
 // which launches instances and then logs in to them over SSH can be tested
 // end to end without AWS.

@@ -1,11 +1,14 @@
-package provider
+package swarmctl
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"slices"
 
+	"github.com/docker/docker/api/types/image"
 	"github.com/docker/docker/client"
 	"github.com/docker/docker/errdefs"
 	"github.com/hashicorp/terraform-plugin-log/tflog"
@@ -46,28 +49,14 @@ func readArchives(paths []string) ([]archive, error) {
 	return out, nil
 }
 
-// imagesOfRole lists the images the services on a node of role run.
-func imagesOfRole(role, kafka, workloads string) []string {
-	switch role {
-	case swarmspec.RoleManager:
-		return []string{kafka}
-	case swarmspec.RoleFilter:
-		return []string{kafka, workloads}
-	default:
-		return []string{workloads}
-	}
-}
-
-// archivesFor picks the archives holding an image that role needs.
+// archivesFor picks the archives holding an image that a node of role
+// runs.
 func archivesFor(all []archive, role, kafka, workloads string) []archive {
-	need := imagesOfRole(role, kafka, workloads)
+	need := swarmspec.ImagesOfRole(role, kafka, workloads)
 	var out []archive
 	for _, a := range all {
-		for _, t := range a.tags() {
-			if slices.Contains(need, t) {
-				out = append(out, a)
-				break
-			}
+		if slices.ContainsFunc(a.tags(), func(t string) bool { return slices.Contains(need, t) }) {
+			out = append(out, a)
 		}
 	}
 	return out
@@ -129,4 +118,35 @@ func missingImages(ctx context.Context, cli *client.Client, node string, a archi
 		}
 	}
 	return missing, nil
+}
+
+// removeImages removes images a Form loaded; a failure is only logged, as
+// an image left behind blocks nothing.
+func removeImages(ctx context.Context, cli *client.Client, addr string, ids []string) {
+	for _, id := range ids {
+		if _, err := cli.ImageRemove(ctx, id, image.RemoveOptions{Force: true, PruneChildren: true}); err != nil && !client.IsErrNotFound(err) {
+			tflog.Warn(ctx, "could not remove loaded image", map[string]any{"host": addr, "image": id, "error": err.Error()})
+		}
+	}
+}
+
+// drainMessages reads a Docker JSON message stream to its end and returns
+// the first error message in it.
+func drainMessages(r io.Reader) error {
+	dec := json.NewDecoder(r)
+	var first error
+	for {
+		var m struct {
+			Error string `json:"error"`
+		}
+		if err := dec.Decode(&m); err != nil {
+			if err != io.EOF {
+				_, _ = io.Copy(io.Discard, r)
+			}
+			return first
+		}
+		if m.Error != "" && first == nil {
+			first = fmt.Errorf("%s", m.Error)
+		}
+	}
 }

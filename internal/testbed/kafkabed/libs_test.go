@@ -40,7 +40,7 @@ func TestLibsDirFromEnv(t *testing.T) {
 func TestLibsDirDefaultsToRepoCache(t *testing.T) {
 	t.Setenv(EnvLibs, "")
 	dir, err := LibsDir()
-	want, _ := filepath.Abs(filepath.Join("..", "..", ".cache", "kafka", "libs"))
+	want, _ := filepath.Abs(filepath.Join("..", "..", "..", ".cache", "kafka", "libs"))
 	if err != nil {
 		// Jars not fetched: the error must still name the repo cache path.
 		if !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "make kafka") {

@@ -1,4 +1,4 @@
-// Command mblab starts, lists and removes lab nodes (see package internal/lab).
+// Command mblab starts, lists and removes lab nodes (see package internal/testbed/lab).
 //
 //	mblab up N [PREFIX]   start N nodes (hostnames PREFIX1..N, default node1..;
 //	                      N may be 0 for an empty lab and bridge),
@@ -22,7 +22,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/minibroker/terraform-provider-minibroker/internal/lab"
+	"github.com/minibroker/terraform-provider-minibroker/internal/testbed/lab"
 )
 
 func main() {

@@ -1,33 +1,21 @@
-package provider
+package swarmctl
 
 import (
 	"bufio"
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/swarm"
-	"github.com/docker/docker/client"
 	"github.com/docker/docker/pkg/stdcopy"
 	"github.com/hashicorp/terraform-plugin-log/tflog"
 
 	"github.com/minibroker/terraform-provider-minibroker/internal/swarmspec"
-)
-
-const (
-	pollInterval = time.Second
-	// failedTasksLimit is how many failed tasks of one service end a wait:
-	// Swarm would go on restarting, but the user needs the reason now.
-	failedTasksLimit = 3
-	// logTail is how many log lines of a failing task an error shows.
-	logTail = 20
-	// settleTime is how long a task must have been running to count, as
-	// Swarm's own update monitor (5 s by default).
-	settleTime = 5 * time.Second
 )
 
 // taskState summarises the current tasks of one service.
@@ -37,29 +25,23 @@ type taskState struct {
 	last              string // latest state and message, for timeouts
 }
 
-// waitServices waits until every service has all its replicas running (or,
-// for a service that runs to completion, complete). It fails early, with the
-// tasks' errors and last log lines, when tasks keep failing; on timeout it
-// says what each unfinished service is doing. Each poll is two API calls
-// (all services, all tasks), however many services there are.
-func waitServices(ctx context.Context, cli *client.Client, ids map[string]string) error {
-	pending := map[string]string{}
-	for name, id := range ids {
-		pending[name] = id
-	}
+// WaitRunning waits until every service (ids by name) has all its replicas
+// running for settleTime (or, for a service that runs to completion,
+// complete). It fails early, with the tasks' errors and last log lines,
+// when tasks keep failing; on timeout it says what each unfinished service
+// is doing. Each poll is two API calls (all services, all tasks), however
+// many services there are.
+func (m *Manager) WaitRunning(ctx context.Context, ids map[string]string) error {
+	pending := maps.Clone(ids)
 	started := time.Now()
-	var lastErr error
 	for len(pending) > 0 {
-		services, tasks, err := snapshot(ctx, cli)
+		services, tasks, err := m.snapshot(ctx)
 		if err != nil {
 			// A busy manager answers slowly or not at all for a moment
 			// (seen with 200 services starting on two cores): poll again.
 			tflog.Warn(ctx, "polling services failed; retrying", map[string]any{"error": err.Error()})
-			lastErr = err
-			select {
-			case <-ctx.Done():
-				return fmt.Errorf("timed out waiting for %d services to run; last error: %w", len(pending), lastErr)
-			case <-time.After(pollInterval):
+			if !sleep(ctx, pollInterval) {
+				return fmt.Errorf("timed out waiting for %d services to run; last error: %w", len(pending), err)
 			}
 			continue
 		}
@@ -75,32 +57,46 @@ func waitServices(ctx context.Context, cli *client.Client, ids map[string]string
 				continue
 			}
 			if len(st.failed) >= failedTasksLimit {
-				return failureError(ctx, cli, name, st.failed)
+				return m.failureError(ctx, name, st.failed)
 			}
-			if u := svc.UpdateStatus; u != nil && (u.State == swarm.UpdateStatePaused || u.State == swarm.UpdateStateRollbackStarted ||
-				u.State == swarm.UpdateStateRollbackCompleted || u.State == swarm.UpdateStateRollbackPaused) {
+			if u := svc.UpdateStatus; u != nil && updateFailed(u.State) {
 				err := fmt.Errorf("service %s: update %s: %s", name, u.State, u.Message)
 				if len(st.failed) > 0 {
-					err = fmt.Errorf("%w\n%w", err, failureError(ctx, cli, name, st.failed))
+					err = fmt.Errorf("%w\n%w", err, m.failureError(ctx, name, st.failed))
 				}
 				return err
 			}
 		}
-		if len(pending) == 0 {
-			break
-		}
-		select {
-		case <-ctx.Done():
-			return timeoutError(ctx, cli, pending)
-		case <-time.After(pollInterval):
+		if len(pending) > 0 && !sleep(ctx, pollInterval) {
+			return m.timeoutError(ctx, pending)
 		}
 	}
 	return nil
 }
 
+// updateFailed reports whether Swarm gave up on a service update.
+func updateFailed(s swarm.UpdateState) bool {
+	switch s {
+	case swarm.UpdateStatePaused, swarm.UpdateStateRollbackStarted,
+		swarm.UpdateStateRollbackCompleted, swarm.UpdateStateRollbackPaused:
+		return true
+	}
+	return false
+}
+
+// sleep waits for d; false when ctx ended first.
+func sleep(ctx context.Context, d time.Duration) bool {
+	select {
+	case <-ctx.Done():
+		return false
+	case <-time.After(d):
+		return true
+	}
+}
+
 // snapshot returns all services by id and all tasks by service id.
-func snapshot(ctx context.Context, cli *client.Client) (map[string]swarm.Service, map[string][]swarm.Task, error) {
-	list, err := cli.ServiceList(ctx, swarm.ServiceListOptions{})
+func (m *Manager) snapshot(ctx context.Context) (map[string]swarm.Service, map[string][]swarm.Task, error) {
+	list, err := m.cli.ServiceList(ctx, swarm.ServiceListOptions{})
 	if err != nil {
 		return nil, nil, fmt.Errorf("list services: %w", err)
 	}
@@ -108,7 +104,7 @@ func snapshot(ctx context.Context, cli *client.Client) (map[string]swarm.Service
 	for _, s := range list {
 		services[s.ID] = s
 	}
-	all, err := cli.TaskList(ctx, swarm.TaskListOptions{})
+	all, err := m.cli.TaskList(ctx, swarm.TaskListOptions{})
 	if err != nil {
 		return nil, nil, fmt.Errorf("list tasks: %w", err)
 	}
@@ -154,23 +150,23 @@ func currentTask(svc swarm.Service, t swarm.Task) bool {
 	return t.Spec.ContainerSpec.Labels[swarmspec.LabelTaskHash] == want.Labels[swarmspec.LabelTaskHash]
 }
 
-func failureError(ctx context.Context, cli *client.Client, name string, failed []swarm.Task) error {
+func (m *Manager) failureError(ctx context.Context, name string, failed []swarm.Task) error {
 	last := failed[len(failed)-1]
 	var b strings.Builder
 	fmt.Fprintf(&b, "service %s: %d tasks failed; the last one %s on node %s: %s",
 		name, len(failed), last.Status.State, last.NodeID, strings.TrimSpace(last.Status.Err+" "+last.Status.Message))
-	if lines := taskLogs(ctx, cli, last.ID); len(lines) > 0 {
+	if lines := m.taskLogs(ctx, last.ID); len(lines) > 0 {
 		fmt.Fprintf(&b, "\nlast %d log lines of task %s:\n  %s", len(lines), last.ID, strings.Join(lines, "\n  "))
 	}
 	b.WriteString("\nThe service is left in place for inspection (docker service ps --no-trunc " + name + "); fix the cause and apply again.")
 	return fmt.Errorf("%s", b.String())
 }
 
-func timeoutError(ctx context.Context, cli *client.Client, pending map[string]string) error {
+func (m *Manager) timeoutError(ctx context.Context, pending map[string]string) error {
 	// The wait's context is done; use a short fresh one to describe why.
 	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
-	services, tasks, err := snapshot(dctx, cli)
+	services, tasks, err := m.snapshot(dctx)
 	if err != nil {
 		return fmt.Errorf("timed out waiting for %d services to run (%w)", len(pending), err)
 	}
@@ -189,19 +185,20 @@ func timeoutError(ctx context.Context, cli *client.Client, pending map[string]st
 
 // taskLogs returns the last log lines of a task, or nothing when Docker
 // cannot give them (the node may be gone).
-func taskLogs(ctx context.Context, cli *client.Client, taskID string) []string {
+func (m *Manager) taskLogs(ctx context.Context, taskID string) []string {
 	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
-	rc, err := cli.TaskLogs(lctx, taskID, container.LogsOptions{ShowStdout: true, ShowStderr: true, Tail: fmt.Sprint(logTail)})
+	rc, err := m.cli.TaskLogs(lctx, taskID, container.LogsOptions{ShowStdout: true, ShowStderr: true, Tail: fmt.Sprint(logTail)})
 	if err != nil {
 		return nil
 	}
 	defer rc.Close()
-	return demuxLines(rc)
+	return LogLines(rc)
 }
 
-// demuxLines reads Docker's multiplexed log stream into lines.
-func demuxLines(r io.Reader) []string {
+// LogLines reads Docker's multiplexed log stream (service, task or
+// container logs) into lines.
+func LogLines(r io.Reader) []string {
 	pr, pw := io.Pipe()
 	go func() {
 		_, err := stdcopy.StdCopy(pw, pw, r)
@@ -218,26 +215,24 @@ func demuxLines(r io.Reader) []string {
 }
 
 // waitTasksGone waits until a removed service has no task left.
-func waitTasksGone(ctx context.Context, cli *client.Client, s swarm.Service) error {
+func (m *Manager) waitTasksGone(ctx context.Context, s swarm.Service) error {
 	for {
 		// The "service" filter refuses a removed service: filter here.
-		all, err := cli.TaskList(ctx, swarm.TaskListOptions{})
+		all, err := m.cli.TaskList(ctx, swarm.TaskListOptions{})
 		if err != nil {
 			return fmt.Errorf("list tasks of removed service %s: %w", s.Spec.Name, err)
 		}
-		var tasks []swarm.Task
+		left := 0
 		for _, t := range all {
 			if t.ServiceID == s.ID {
-				tasks = append(tasks, t)
+				left++
 			}
 		}
-		if len(tasks) == 0 {
+		if left == 0 {
 			return nil
 		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("service %s removed, but %d of its tasks are still shutting down: %w", s.Spec.Name, len(tasks), ctx.Err())
-		case <-time.After(pollInterval):
+		if !sleep(ctx, pollInterval) {
+			return fmt.Errorf("service %s removed, but %d of its tasks are still shutting down: %w", s.Spec.Name, left, ctx.Err())
 		}
 	}
 }

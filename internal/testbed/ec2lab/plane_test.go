@@ -19,9 +19,9 @@ import (
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/knownhosts"
 
-	"github.com/minibroker/terraform-provider-minibroker/internal/ec2lab"
-	"github.com/minibroker/terraform-provider-minibroker/internal/lab"
-	"github.com/minibroker/terraform-provider-minibroker/internal/motoserver"
+	"github.com/minibroker/terraform-provider-minibroker/internal/testbed/ec2lab"
+	"github.com/minibroker/terraform-provider-minibroker/internal/testbed/lab"
+	"github.com/minibroker/terraform-provider-minibroker/internal/testbed/motoserver"
 )
 
 // TestPlane runs instances in moto and checks that each gets a real lab node

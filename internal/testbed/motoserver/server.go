@@ -31,7 +31,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 
-	"github.com/minibroker/terraform-provider-minibroker/internal/childproc"
+	"github.com/minibroker/terraform-provider-minibroker/internal/testbed/childproc"
 )
 
 // EnvServer names the environment variable that overrides the moto_server

@@ -14,7 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 
-	"github.com/minibroker/terraform-provider-minibroker/internal/lab"
+	"github.com/minibroker/terraform-provider-minibroker/internal/testbed/lab"
 )
 
 // Options configures Start.

@@ -14,7 +14,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/minibroker/terraform-provider-minibroker/internal/childproc"
+	"github.com/minibroker/terraform-provider-minibroker/internal/testbed/childproc"
 )
 
 // node is the lab's private view of one node.
@@ -51,7 +51,7 @@ const nodePath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 // containerd and sshd use is made per node by bind mounts that only this
 // mount namespace sees.
 const initScript = `#!/bin/sh
-# Node slot {{SLOT}} of lab {{NUM}}: pid 1 of the node; started by internal/lab.
+# Node slot {{SLOT}} of lab {{NUM}}: pid 1 of the node; started by internal/testbed/lab.
 set -e
 umount -R -l /run/netns 2>/dev/null || true
 mount --bind {{DIR}}/run /run
@@ -66,7 +66,7 @@ DOCKER_SERVICE_PREFER_OFFLINE_IMAGE=1 /usr/sbin/dockerd --cgroup-parent /{{CGROU
 wait
 `
 
-const sshdConfig = `# sshd of lab node {{NAME}}; written by internal/lab.
+const sshdConfig = `# sshd of lab node {{NAME}}; written by internal/testbed/lab.
 ListenAddress {{ADDR}}:22
 HostKey {{DIR}}/ssh_host_ed25519_key
 PidFile {{DIR}}/sshd.pid

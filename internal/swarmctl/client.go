@@ -1,0 +1,202 @@
+package swarmctl
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"sync"
+
+	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/api/types/network"
+	"github.com/docker/docker/api/types/swarm"
+	"github.com/docker/docker/client"
+
+	"github.com/minibroker/terraform-provider-minibroker/internal/dockerssh"
+	"github.com/minibroker/terraform-provider-minibroker/internal/parallel"
+	"github.com/minibroker/terraform-provider-minibroker/internal/swarmspec"
+)
+
+// Client reaches the nodes' Docker Engines over SSH, one multiplexed
+// connection per host.
+type Client struct {
+	pool *dockerssh.Pool
+	ssh  dockerssh.Config
+	// keepKeys: under trust on first use, callers keep the host key
+	// fingerprints seen (and pass them back as known keys next time);
+	// under known_hosts there is nothing to keep.
+	keepKeys bool
+}
+
+// New returns a Client for the SSH settings.
+func New(cfg dockerssh.Config) (*Client, error) {
+	pool, err := dockerssh.NewPool(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return &Client{pool: pool, ssh: cfg, keepKeys: cfg.Policy == dockerssh.TrustOnFirstUse}, nil
+}
+
+// Close closes every SSH connection.
+func (c *Client) Close() error { return c.pool.Close() }
+
+// keep returns the fingerprint to record for a host: the one seen under
+// trust on first use, nothing otherwise.
+func (c *Client) keep(fingerprint string) string {
+	if c.keepKeys {
+		return fingerprint
+	}
+	return ""
+}
+
+// engines holds the Docker clients of the hosts being worked on, and the
+// host key fingerprints to keep.
+type engines struct {
+	clients map[string]*client.Client // by SSH address
+	keys    map[string]string         // by SSH address; empty unless kept
+}
+
+// connect reaches the Docker Engine of every host concurrently. known
+// holds fingerprints recorded earlier (trust on first use); a changed key
+// fails.
+func (c *Client) connect(ctx context.Context, hosts []swarmspec.Host, known map[string]string) (*engines, error) {
+	e := &engines{clients: map[string]*client.Client{}, keys: map[string]string{}}
+	var mu sync.Mutex
+	err := parallel.ForEach(ctx, maxParallel, hosts, func(ctx context.Context, h swarmspec.Host) error {
+		cli, info, err := c.pool.Docker(ctx, dockerssh.Target{
+			Address: h.Address, DockerSocket: h.Socket, ExpectedHostKey: known[h.Address]})
+		if err != nil {
+			return fmt.Errorf("host %s (%s): %w", h.Address, h.Role, err)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		e.clients[h.Address] = cli
+		if k := c.keep(info.Fingerprint); k != "" {
+			e.keys[h.Address] = k
+		}
+		return nil
+	})
+	return e, err
+}
+
+// Manager is the Docker API of a swarm manager.
+type Manager struct {
+	cli *client.Client
+	// Address is the manager's SSH address ("" for a local socket).
+	Address string
+	// HostKey is the manager's host key fingerprint under trust on first
+	// use, to keep; empty otherwise.
+	HostKey string
+}
+
+// NewManager wraps a Docker client of a swarm manager, e.g. one on its
+// unix socket.
+func NewManager(cli *client.Client) *Manager { return &Manager{cli: cli} }
+
+// OpenManager connects to the manager's engine over SSH; knownKey is the
+// fingerprint recorded earlier under trust on first use, if any.
+func (c *Client) OpenManager(ctx context.Context, address, knownKey string) (*Manager, error) {
+	cli, info, err := c.pool.Docker(ctx, dockerssh.Target{Address: address, ExpectedHostKey: knownKey})
+	if err != nil {
+		return nil, fmt.Errorf("swarm manager %s: %w", address, err)
+	}
+	return &Manager{cli: cli, Address: address, HostKey: c.keep(info.Fingerprint)}, nil
+}
+
+// Info is what identifies a swarm.
+type Info struct {
+	ClusterID string // Swarm's own id
+	IDLabel   string // the swarmspec.LabelSwarmID label of a swarm on EC2, else ""
+}
+
+// ID is the id a resource knows the swarm by: the id label of a swarm on
+// EC2, else the cluster id.
+func (i Info) ID() string {
+	if i.IDLabel != "" {
+		return i.IDLabel
+	}
+	return i.ClusterID
+}
+
+// Is reports whether the swarm is the one known as id (either id).
+func (i Info) Is(id string) bool { return i.ClusterID == id || (id != "" && i.IDLabel == id) }
+
+// Swarm inspects the swarm the manager runs; it fails when the engine is no
+// swarm manager.
+func (m *Manager) Swarm(ctx context.Context) (Info, error) {
+	sw, err := m.cli.SwarmInspect(ctx)
+	if err != nil {
+		return Info{}, err
+	}
+	return Info{ClusterID: sw.ID, IDLabel: sw.Spec.Labels[swarmspec.LabelSwarmID]}, nil
+}
+
+// Swarm is a manager of a swarm formed by minibroker_swarm, where mirrors
+// and filter groups place their services.
+type Swarm struct {
+	*Manager
+	ID      string // as Info.ID
+	Network string // the overlay network every service joins
+}
+
+// OpenSwarm connects to the manager, checks that it runs the swarm known
+// as swarmID (any swarm when swarmID is empty, on import) and finds the
+// swarm's overlay network.
+func (c *Client) OpenSwarm(ctx context.Context, swarmID, address, knownKey string) (*Swarm, error) {
+	m, err := c.OpenManager(ctx, address, knownKey)
+	if err != nil {
+		return nil, err
+	}
+	info, err := m.Swarm(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("%s is not a swarm manager: %w", address, err)
+	}
+	if swarmID != "" && !info.Is(swarmID) {
+		return nil, fmt.Errorf("%s manages swarm %s, not %s", address, info.ClusterID, swarmID)
+	}
+	nets, err := m.cli.NetworkList(ctx, network.ListOptions{Filters: ownerFilter(swarmspec.OwnerSwarm)})
+	if err != nil {
+		return nil, fmt.Errorf("list networks on %s: %w", address, err)
+	}
+	if len(nets) != 1 {
+		return nil, fmt.Errorf("swarm %s has %d minibroker networks, want 1: create it with minibroker_swarm first", info.ClusterID, len(nets))
+	}
+	return &Swarm{Manager: m, ID: info.ID(), Network: nets[0].Name}, nil
+}
+
+// ownerFilter selects the objects of one owner.
+func ownerFilter(owner string) filters.Args {
+	return filters.NewArgs(filters.Arg("label", swarmspec.LabelOwner+"="+owner))
+}
+
+// MirrorNodeIndex finds the filter node a mirror runs on.
+func (s *Swarm) MirrorNodeIndex(ctx context.Context, mirror string) (int, error) {
+	services, err := s.owned(ctx, swarmspec.MirrorOwner(mirror))
+	if err != nil {
+		return 0, err
+	}
+	svc, ok := services[swarmspec.MirrorKafkaService(mirror)]
+	if !ok {
+		return 0, fmt.Errorf("no mirror %q in swarm %s: create it with minibroker_mirror first", mirror, s.ID)
+	}
+	idx, err := strconv.Atoi(svc.Spec.Labels[swarmspec.LabelIndex])
+	if err != nil {
+		return 0, fmt.Errorf("mirror %q: service %s has no node index label", mirror, svc.Spec.Name)
+	}
+	return idx, nil
+}
+
+// CheckNode fails, saying what there is, when no node has the role and
+// index.
+func (s *Swarm) CheckNode(ctx context.Context, role string, index int) error {
+	nodes, err := s.cli.NodeList(ctx, swarm.NodeListOptions{Filters: filters.NewArgs(
+		filters.Arg("node.label", swarmspec.LabelRole+"="+role))})
+	if err != nil {
+		return fmt.Errorf("list nodes: %w", err)
+	}
+	for _, n := range nodes {
+		if n.Spec.Labels[swarmspec.LabelIndex] == strconv.Itoa(index) {
+			return nil
+		}
+	}
+	return fmt.Errorf("swarm %s has %d %s nodes; there is no %s node with index %d", s.ID, len(nodes), role, role, index)
+}

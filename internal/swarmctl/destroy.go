@@ -1,0 +1,83 @@
+package swarmctl
+
+import (
+	"context"
+
+	"github.com/docker/docker/client"
+	"github.com/hashicorp/terraform-plugin-log/tflog"
+
+	"github.com/minibroker/terraform-provider-minibroker/internal/parallel"
+	"github.com/minibroker/terraform-provider-minibroker/internal/swarmspec"
+)
+
+// Teardown is the swarm Destroy takes down.
+type Teardown struct {
+	Hosts    []swarmspec.Host
+	Network  string
+	NodeIDs  map[string]string // by SSH address, as Formed.NodeIDs
+	HostKeys map[string]string // by SSH address, as Formed.HostKeys
+}
+
+// Destroy undoes what the Forms recorded in rec did: it removes the swarm's
+// own services and configs and its network, makes the hosts it joined leave
+// (and removes their nodes) or, on hosts it adopted, removes the role
+// labels, removes the images it loaded, and makes the manager leave when
+// it created the swarm. A host other than the manager that cannot be
+// reached is only removed from the node list.
+func (c *Client) Destroy(ctx context.Context, t Teardown, rec Record) error {
+	mgrHost := swarmspec.ManagerOf(t.Hosts)
+	clients := map[string]*client.Client{}
+	for _, h := range t.Hosts {
+		e, err := c.connect(ctx, []swarmspec.Host{h}, t.HostKeys)
+		if err != nil {
+			if h.Role == swarmspec.RoleManager {
+				return err
+			}
+			tflog.Warn(ctx, "host unreachable; it will only be removed from the node list", map[string]any{"host": h.Address, "error": err.Error()})
+			continue
+		}
+		clients[h.Address] = e.clients[h.Address]
+	}
+	mgr := &Manager{cli: clients[mgrHost.Address], Address: mgrHost.Address}
+	if err := mgr.RemoveOwner(ctx, swarmspec.OwnerSwarm); err != nil {
+		return err
+	}
+	if err := mgr.removeNetwork(ctx, t.Network); err != nil {
+		return err
+	}
+	err := parallel.ForEach(ctx, maxParallel, t.Hosts, func(ctx context.Context, h swarmspec.Host) error {
+		if h.Role == swarmspec.RoleManager {
+			return nil
+		}
+		id := t.NodeIDs[h.Address]
+		if !rec.CreatedSwarm && !rec.joined(h.Address) {
+			return unlabelNode(ctx, mgr.cli, id)
+		}
+		if cli := clients[h.Address]; cli != nil {
+			if err := leaveSwarm(ctx, cli, h.Address); err != nil {
+				return err
+			}
+		}
+		if rec.CreatedSwarm {
+			return nil // the swarm goes with its manager
+		}
+		return removeNode(ctx, mgr.cli, id)
+	})
+	if err != nil {
+		return err
+	}
+	for _, h := range t.Hosts {
+		if cli := clients[h.Address]; cli != nil && h.Role != swarmspec.RoleManager {
+			removeImages(ctx, cli, h.Address, rec.Loaded[h.Address])
+		}
+	}
+	if rec.CreatedSwarm {
+		if err := leaveSwarm(ctx, mgr.cli, mgrHost.Address); err != nil {
+			return err
+		}
+	} else if err := unlabelNode(ctx, mgr.cli, t.NodeIDs[mgrHost.Address]); err != nil {
+		return err
+	}
+	removeImages(ctx, mgr.cli, mgrHost.Address, rec.Loaded[mgrHost.Address])
+	return nil
+}

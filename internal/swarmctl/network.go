@@ -1,0 +1,63 @@
+package swarmctl
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/api/types/network"
+	"github.com/docker/docker/errdefs"
+
+	"github.com/minibroker/terraform-provider-minibroker/internal/swarmspec"
+)
+
+// EnsureNetwork creates the attachable overlay network every service joins,
+// unless it exists, and returns its id.
+func (m *Manager) EnsureNetwork(ctx context.Context, name string) (string, error) {
+	list, err := m.cli.NetworkList(ctx, network.ListOptions{Filters: filters.NewArgs(filters.Arg("name", name))})
+	if err != nil {
+		return "", fmt.Errorf("list networks: %w", err)
+	}
+	for _, n := range list {
+		if n.Name == name {
+			if n.Driver != "overlay" || n.Scope != "swarm" {
+				return "", fmt.Errorf("network %s exists but is a %s/%s network, not a swarm overlay; remove it or choose another name", name, n.Driver, n.Scope)
+			}
+			return n.ID, nil
+		}
+	}
+	resp, err := m.cli.NetworkCreate(ctx, name, network.CreateOptions{
+		Driver: "overlay", Attachable: true, Scope: "swarm",
+		Labels: map[string]string{swarmspec.LabelManaged: "true", swarmspec.LabelOwner: swarmspec.OwnerSwarm},
+	})
+	if err != nil {
+		return "", fmt.Errorf("create overlay network %s: %w", name, err)
+	}
+	return resp.ID, nil
+}
+
+// NetworkID returns the id of the network, or "" when there is none.
+func (m *Manager) NetworkID(ctx context.Context, name string) (string, error) {
+	n, err := m.cli.NetworkInspect(ctx, name, network.InspectOptions{})
+	switch {
+	case errdefs.IsNotFound(err):
+		return "", nil
+	case err != nil:
+		return "", fmt.Errorf("inspect network %s: %w", name, err)
+	}
+	return n.ID, nil
+}
+
+// removeNetwork removes the overlay network, retrying while the last
+// containers detach from it.
+func (m *Manager) removeNetwork(ctx context.Context, name string) error {
+	for {
+		err := m.cli.NetworkRemove(ctx, name)
+		if err == nil || errdefs.IsNotFound(err) {
+			return nil
+		}
+		if !sleep(ctx, pollInterval) {
+			return fmt.Errorf("remove network %s: %w", name, err)
+		}
+	}
+}

@@ -1,0 +1,357 @@
+package swarmctl
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/api/types/network"
+	"github.com/docker/docker/api/types/swarm"
+	"github.com/docker/docker/client"
+	"github.com/docker/docker/errdefs"
+	"github.com/hashicorp/terraform-plugin-log/tflog"
+
+	"github.com/minibroker/terraform-provider-minibroker/internal/swarmspec"
+)
+
+// Overlay address space when the swarm is created: Docker's own default
+// pool, cut into /20 networks (4094 addresses each), because Docker's /24
+// default can run out with 200 tasks and their replacements.
+const (
+	DefaultAddressPool = "10.0.0.0/8"
+	overlaySubnetBits  = 20
+)
+
+// gwbridge is the bridge Swarm creates on every node for containers'
+// traffic outside the overlay.
+const gwbridge = "docker_gwbridge"
+
+// initSwarm makes the manager host a swarm manager: it initialises a swarm
+// or adopts the one the host already manages, and returns the cluster id.
+// created tells which.
+func initSwarm(ctx context.Context, cli *client.Client, mgr swarmspec.Host, addressPool, idLabel string) (id string, created bool, err error) {
+	info, err := cli.Info(ctx)
+	if err != nil {
+		return "", false, fmt.Errorf("manager %s: docker info: %w", mgr.Address, err)
+	}
+	switch info.Swarm.LocalNodeState {
+	case swarm.LocalNodeStateActive:
+		if !info.Swarm.ControlAvailable {
+			return "", false, fmt.Errorf("manager %s is a worker of swarm %s; give the role manager to one of that swarm's managers, or make it leave (docker swarm leave)", mgr.Address, info.Swarm.Cluster.ID)
+		}
+		tflog.Info(ctx, "adopting the swarm the manager already runs", map[string]any{"swarm": info.Swarm.Cluster.ID})
+		return info.Swarm.Cluster.ID, false, nil
+	case swarm.LocalNodeStateInactive:
+	default:
+		return "", false, fmt.Errorf("manager %s: swarm state is %q; wait or run docker swarm leave --force on it", mgr.Address, info.Swarm.LocalNodeState)
+	}
+	if addressPool == "" {
+		addressPool = DefaultAddressPool
+	}
+	req := swarm.InitRequest{ListenAddr: "0.0.0.0:2377", AdvertiseAddr: mgr.Advertise,
+		DefaultAddrPool: []string{addressPool}, SubnetSize: overlaySubnetBits}
+	if idLabel != "" {
+		req.Spec.Annotations.Labels = map[string]string{swarmspec.LabelSwarmID: idLabel}
+	}
+	tflog.Info(ctx, "initialising swarm", map[string]any{"manager": mgr.Address})
+	if _, err := cli.SwarmInit(ctx, req); err != nil {
+		return "", false, fmt.Errorf("swarm init on %s: %w", mgr.Address, err)
+	}
+	sw, err := cli.SwarmInspect(ctx)
+	if err != nil {
+		return "", true, fmt.Errorf("swarm inspect on %s: %w", mgr.Address, err)
+	}
+	return sw.ID, true, nil
+}
+
+// joinHost makes a host a worker of the swarm, unless it already is one.
+func joinHost(ctx context.Context, cli, mgr *client.Client, h swarmspec.Host, managerAddr, token string) (joined bool, err error) {
+	info, err := cli.Info(ctx)
+	if err != nil {
+		return false, fmt.Errorf("host %s: docker info: %w", h.Address, err)
+	}
+	if info.Swarm.LocalNodeState == swarm.LocalNodeStateActive {
+		// A worker does not know its cluster id; the manager knows its nodes.
+		if _, _, err := mgr.NodeInspectWithRaw(ctx, info.Swarm.NodeID); err == nil {
+			return false, nil
+		}
+		return false, fmt.Errorf("host %s already belongs to another swarm (node %s); run docker swarm leave on it or remove it from hosts", h.Address, info.Swarm.NodeID)
+	}
+	tflog.Info(ctx, "joining host", map[string]any{"host": h.Address, "role": h.Role})
+	err = cli.SwarmJoin(ctx, swarm.JoinRequest{
+		ListenAddr:    "0.0.0.0:2377",
+		AdvertiseAddr: h.Advertise,
+		RemoteAddrs:   []string{managerAddr + ":2377"},
+		JoinToken:     token,
+	})
+	if err != nil {
+		return false, fmt.Errorf("host %s: swarm join via %s:2377: %w (are 2377/tcp, 7946/tcp+udp and 4789/udp open between the hosts?)", h.Address, managerAddr, err)
+	}
+	return true, nil
+}
+
+// nodeID returns the swarm node id of the engine.
+func nodeID(ctx context.Context, cli *client.Client) (string, error) {
+	info, err := cli.Info(ctx)
+	if err != nil {
+		return "", err
+	}
+	return info.Swarm.NodeID, nil
+}
+
+// labelNode sets the role and index labels on a node and makes it active,
+// retrying when the node object changes under us (its status is updated
+// right after a join).
+func labelNode(ctx context.Context, mgr *client.Client, id string, h swarmspec.Host) error {
+	for attempt := 0; ; attempt++ {
+		n, _, err := mgr.NodeInspectWithRaw(ctx, id)
+		if err != nil {
+			return fmt.Errorf("inspect node %s (%s): %w", id, h.Address, err)
+		}
+		spec := n.Spec
+		if spec.Labels == nil {
+			spec.Labels = map[string]string{}
+		}
+		index := strconv.Itoa(h.Index)
+		if spec.Labels[swarmspec.LabelRole] == h.Role && spec.Labels[swarmspec.LabelIndex] == index &&
+			spec.Availability == swarm.NodeAvailabilityActive {
+			return nil
+		}
+		spec.Labels[swarmspec.LabelRole] = h.Role
+		spec.Labels[swarmspec.LabelIndex] = index
+		spec.Availability = swarm.NodeAvailabilityActive
+		err = mgr.NodeUpdate(ctx, id, n.Version, spec)
+		if err == nil {
+			return nil
+		}
+		if attempt >= 5 || !strings.Contains(err.Error(), "out of sequence") {
+			return fmt.Errorf("label node %s (%s): %w", id, h.Address, err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// unlabelNode removes the role and index labels of a node the swarm
+// adopted rather than joined.
+func unlabelNode(ctx context.Context, mgr *client.Client, id string) error {
+	n, _, err := mgr.NodeInspectWithRaw(ctx, id)
+	if err != nil {
+		return nil
+	}
+	delete(n.Spec.Labels, swarmspec.LabelRole)
+	delete(n.Spec.Labels, swarmspec.LabelIndex)
+	if err := mgr.NodeUpdate(ctx, id, n.Version, n.Spec); err != nil {
+		return fmt.Errorf("remove labels of node %s: %w", id, err)
+	}
+	return nil
+}
+
+// waitNodesReady waits until the nodes report Ready to the manager.
+func waitNodesReady(ctx context.Context, mgr *client.Client, ids []string) error {
+	for {
+		nodes, err := mgr.NodeList(ctx, swarm.NodeListOptions{})
+		if err != nil {
+			return fmt.Errorf("list nodes: %w", err)
+		}
+		var waiting []string
+		for _, id := range ids {
+			if !slices.ContainsFunc(nodes, func(n swarm.Node) bool { return n.ID == id && n.Status.State == swarm.NodeStateReady }) {
+				waiting = append(waiting, id)
+			}
+		}
+		if len(waiting) == 0 {
+			return nil
+		}
+		if !sleep(ctx, pollInterval) {
+			return fmt.Errorf("nodes %v did not become ready: %w", waiting, ctx.Err())
+		}
+	}
+}
+
+// drainNode drains a node and waits until no task runs on it.
+func drainNode(ctx context.Context, mgr *client.Client, id string) error {
+	n, _, err := mgr.NodeInspectWithRaw(ctx, id)
+	if err != nil {
+		return nil // already gone
+	}
+	n.Spec.Availability = swarm.NodeAvailabilityDrain
+	if err := mgr.NodeUpdate(ctx, id, n.Version, n.Spec); err != nil {
+		return fmt.Errorf("drain node %s: %w", id, err)
+	}
+	for {
+		tasks, err := mgr.TaskList(ctx, swarm.TaskListOptions{Filters: filters.NewArgs(
+			filters.Arg("node", id), filters.Arg("desired-state", "running"))})
+		if err != nil || len(tasks) == 0 {
+			// The node reworks its ingress attachment after a drain; a leave
+			// in the middle of that strands the ingress network on it.
+			sleep(ctx, settleTime)
+			return nil
+		}
+		if !sleep(ctx, pollInterval) {
+			return fmt.Errorf("drain node %s: %d tasks still running: %w", id, len(tasks), ctx.Err())
+		}
+	}
+}
+
+// removeNode removes a node from the swarm's node list, retrying until the
+// manager lets it go. An empty id (a node already gone) is nothing to do.
+func removeNode(ctx context.Context, mgr *client.Client, id string) error {
+	if id == "" {
+		return nil
+	}
+	for {
+		err := mgr.NodeRemove(ctx, id, swarm.NodeRemoveOptions{Force: true})
+		if err == nil || client.IsErrNotFound(err) {
+			return nil
+		}
+		if !sleep(ctx, pollInterval) {
+			return fmt.Errorf("remove node %s: %w", id, err)
+		}
+	}
+}
+
+// removeUnlisted removes the nodes that carry a role label but are no
+// host's node (ids: node ids by host): on EC2, the nodes of instances
+// terminated outside Terraform. A node someone joined by hand has no role
+// label and stays.
+func removeUnlisted(ctx context.Context, mgr *client.Client, ids map[string]string) error {
+	nodes, err := mgr.NodeList(ctx, swarm.NodeListOptions{})
+	if err != nil {
+		return fmt.Errorf("list nodes: %w", err)
+	}
+	for _, n := range nodes {
+		if n.Spec.Labels[swarmspec.LabelRole] == "" || slices.Contains(valuesOf(ids), n.ID) {
+			continue
+		}
+		tflog.Info(ctx, "removing the node of an instance that is gone", map[string]any{
+			"node": n.ID, "address": n.Status.Addr, "state": string(n.Status.State)})
+		if err := removeNode(ctx, mgr, n.ID); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// leaveSwarm makes a host leave the swarm and removes what Swarm created
+// on it: the docker_gwbridge network. Docker removes the ingress network
+// and its sandbox by itself after a leave, asynchronously; touching the
+// bridge before that is done can leave the sandbox behind for good, so the
+// bridge is removed only once no swarm-scoped network is left.
+func leaveSwarm(ctx context.Context, cli *client.Client, addr string) error {
+	waitIngressSettled(ctx, cli)
+	err := cli.SwarmLeave(ctx, true)
+	if err != nil && !strings.Contains(err.Error(), "not part of a swarm") {
+		return fmt.Errorf("host %s: swarm leave: %w", addr, err)
+	}
+	wctx, cancel := context.WithTimeout(ctx, gwbridgeTimeout)
+	defer cancel()
+	for {
+		// Task containers hold on to docker_gwbridge until they are gone.
+		tasks, cerr := cli.ContainerList(wctx, container.ListOptions{All: true,
+			Filters: filters.NewArgs(filters.Arg("label", "com.docker.swarm.task"))})
+		if cerr == nil && len(tasks) > 0 {
+			if !sleep(wctx, pollInterval) {
+				tflog.Warn(ctx, "task containers still stopping after leaving", map[string]any{"host": addr, "containers": len(tasks)})
+				return nil
+			}
+			continue
+		}
+		nets, err := cli.NetworkList(wctx, network.ListOptions{})
+		if err == nil && !slices.ContainsFunc(nets, func(n network.Summary) bool { return n.Scope == "swarm" }) {
+			err = cli.NetworkRemove(wctx, gwbridge)
+			if err == nil || errdefs.IsNotFound(err) {
+				return nil
+			}
+		}
+		if !sleep(wctx, pollInterval) {
+			// Docker's own network, recreated on the next join: not worth
+			// failing a destroy for.
+			tflog.Warn(ctx, "Swarm networks left on host after leaving", map[string]any{"host": addr, "error": fmt.Sprint(err)})
+			return nil
+		}
+	}
+}
+
+// waitIngressSettled waits while a newly joined node is still setting up
+// its ingress sandbox: leaving in the middle of that leaves the ingress
+// network behind on the node for good ("timeout while waiting for ingress
+// network removal" in dockerd's log).
+func waitIngressSettled(ctx context.Context, cli *client.Client) {
+	wctx, cancel := context.WithTimeout(ctx, gwbridgeTimeout/2)
+	defer cancel()
+	for {
+		ingress, err := cli.NetworkInspect(wctx, "ingress", network.InspectOptions{})
+		if errdefs.IsNotFound(err) {
+			return
+		}
+		if err == nil {
+			if _, sbox := ingress.Containers["ingress-sbox"]; sbox {
+				if _, err := cli.NetworkInspect(wctx, gwbridge, network.InspectOptions{}); err == nil {
+					return
+				}
+			}
+		}
+		if !sleep(wctx, pollInterval) {
+			return
+		}
+	}
+}
+
+// ReadNodes checks every host's node (ids: node ids by SSH address, as an
+// earlier Form or ReadNodes returned them; a host missing from ids is
+// looked up by address, as on import): present, ready and labelled with its
+// role and index. It returns node ids by address, "" for a node that is
+// not (and stays "" until a Form puts it right), so that the next Form
+// rejoins or relabels it.
+func (m *Manager) ReadNodes(ctx context.Context, hosts []swarmspec.Host, ids map[string]string) (map[string]string, error) {
+	nodes, err := m.cli.NodeList(ctx, swarm.NodeListOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("list nodes: %w", err)
+	}
+	byID := map[string]swarm.Node{}
+	for _, n := range nodes {
+		byID[n.ID] = n
+	}
+	out := make(map[string]string, len(hosts))
+	for _, h := range hosts {
+		id, known := ids[h.Address]
+		if !known {
+			id = findNode(nodes, h)
+		}
+		n, ok := byID[id]
+		switch {
+		case !ok:
+			id = ""
+		case n.Status.State != swarm.NodeStateReady,
+			n.Spec.Labels[swarmspec.LabelRole] != h.Role,
+			n.Spec.Labels[swarmspec.LabelIndex] != strconv.Itoa(h.Index):
+			tflog.Warn(ctx, "node drifted", map[string]any{"host": h.Address, "state": string(n.Status.State), "labels": n.Spec.Labels})
+			id = ""
+		}
+		out[h.Address] = id
+	}
+	return out, nil
+}
+
+// findNode finds a host's node by its address.
+func findNode(nodes []swarm.Node, h swarmspec.Host) string {
+	for _, n := range nodes {
+		if n.Status.Addr == h.Advertise || strings.HasPrefix(h.Address, n.Status.Addr) {
+			return n.ID
+		}
+	}
+	return ""
+}
+
+func valuesOf(m map[string]string) []string {
+	out := make([]string, 0, len(m))
+	for _, v := range m {
+		out = append(out, v)
+	}
+	return out
+}

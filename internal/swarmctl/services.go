@@ -1,0 +1,318 @@
+package swarmctl
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/docker/docker/api/types/swarm"
+	"github.com/docker/docker/errdefs"
+	"github.com/hashicorp/terraform-plugin-log/tflog"
+
+	"github.com/minibroker/terraform-provider-minibroker/internal/parallel"
+	"github.com/minibroker/terraform-provider-minibroker/internal/swarmspec"
+)
+
+// Deploy makes the services of owner exactly the desired ones and waits
+// until their tasks run (see Apply and WaitRunning). It returns service ids
+// by name as soon as the services exist, also when the wait then fails, so
+// that the caller can keep them.
+func (m *Manager) Deploy(ctx context.Context, owner string, desired []swarmspec.Desired) (map[string]string, error) {
+	ids, err := m.Apply(ctx, owner, desired)
+	if err != nil {
+		return ids, err
+	}
+	return ids, m.WaitRunning(ctx, ids)
+}
+
+// Apply makes the services of owner exactly the desired ones: configs
+// first, then services created or updated concurrently, then services and
+// configs of owner that are no longer wanted removed. It returns service
+// ids by name and does not wait for tasks.
+func (m *Manager) Apply(ctx context.Context, owner string, desired []swarmspec.Desired) (map[string]string, error) {
+	configIDs, err := m.ensureConfigs(ctx, owner, desired)
+	if err != nil {
+		return nil, err
+	}
+	existing, err := m.owned(ctx, owner)
+	if err != nil {
+		return nil, err
+	}
+
+	ids := make(map[string]string, len(desired))
+	var mu sync.Mutex
+	err = parallel.ForEach(ctx, maxParallel, desired, func(ctx context.Context, d swarmspec.Desired) error {
+		id, err := m.put(ctx, d, existing, configIDs)
+		if err != nil {
+			return err
+		}
+		mu.Lock()
+		ids[d.Name()] = id
+		mu.Unlock()
+		return nil
+	})
+	if err != nil {
+		return ids, err
+	}
+
+	var stale []swarm.Service
+	for name, s := range existing {
+		if !slices.ContainsFunc(desired, func(d swarmspec.Desired) bool { return d.Name() == name }) {
+			stale = append(stale, s)
+		}
+	}
+	if err := m.removeServices(ctx, stale); err != nil {
+		return ids, err
+	}
+	return ids, m.removeUnusedConfigs(ctx, owner, desired)
+}
+
+// put creates the service, or updates it where it differs from the desired
+// spec, and returns its id.
+func (m *Manager) put(ctx context.Context, d swarmspec.Desired, existing map[string]swarm.Service, configIDs map[string]string) (string, error) {
+	spec := withConfigIDs(d.Spec, configIDs)
+	cur, ok := existing[d.Name()]
+	if !ok {
+		tflog.Info(ctx, "creating service", map[string]any{"service": d.Name(), "image": d.Spec.TaskTemplate.ContainerSpec.Image})
+		resp, err := m.cli.ServiceCreate(ctx, spec, swarm.ServiceCreateOptions{})
+		if err != nil {
+			return "", fmt.Errorf("create service %s: %w", d.Name(), err)
+		}
+		return resp.ID, nil
+	}
+	if diff := SpecDiff(d.Spec, cur.Spec); len(diff) > 0 {
+		tflog.Info(ctx, "updating service", map[string]any{"service": d.Name(), "changed": diff})
+		resp, err := m.cli.ServiceUpdate(ctx, cur.ID, cur.Version, spec, swarm.ServiceUpdateOptions{})
+		if err != nil {
+			return "", fmt.Errorf("update service %s: %w", d.Name(), err)
+		}
+		for _, w := range resp.Warnings {
+			tflog.Warn(ctx, w, map[string]any{"service": d.Name()})
+		}
+	}
+	return cur.ID, nil
+}
+
+// SpecDiff names the fields in which a running service differs from the
+// desired spec. The spec-hash label catches anything the provider set; the
+// explicit fields catch `docker service update` done by hand, which keeps
+// the label.
+func SpecDiff(want, got swarm.ServiceSpec) []string {
+	var diff []string
+	if want.Labels[swarmspec.LabelSpecHash] != got.Labels[swarmspec.LabelSpecHash] {
+		diff = append(diff, "spec")
+	}
+	wc, gc := want.TaskTemplate.ContainerSpec, got.TaskTemplate.ContainerSpec
+	if gc == nil {
+		return append(diff, "container")
+	}
+	if imageName(wc.Image) != imageName(gc.Image) {
+		diff = append(diff, "image")
+	}
+	if !slices.Equal(wc.Command, gc.Command) {
+		diff = append(diff, "command")
+	}
+	if !slices.Equal(wc.Args, gc.Args) {
+		diff = append(diff, "args")
+	}
+	if !slices.Equal(wc.Env, gc.Env) {
+		diff = append(diff, "env")
+	}
+	if replicas(want) != replicas(got) {
+		diff = append(diff, "replicas")
+	}
+	if !slices.Equal(constraints(want), constraints(got)) {
+		diff = append(diff, "placement")
+	}
+	return diff
+}
+
+// imageName drops the digest Swarm pins an image reference to.
+func imageName(ref string) string {
+	name, _, _ := strings.Cut(ref, "@")
+	return name
+}
+
+func replicas(s swarm.ServiceSpec) uint64 {
+	if s.Mode.Replicated == nil || s.Mode.Replicated.Replicas == nil {
+		return 0
+	}
+	return *s.Mode.Replicated.Replicas
+}
+
+func constraints(s swarm.ServiceSpec) []string {
+	if s.TaskTemplate.Placement == nil {
+		return nil
+	}
+	return s.TaskTemplate.Placement.Constraints
+}
+
+// Observe reports, for every desired service of owner, its id, or "" when
+// it is missing or differs from the desired spec (changed outside the
+// provider). A service of owner that is not desired is reported with "" too.
+func (m *Manager) Observe(ctx context.Context, owner string, desired []swarmspec.Desired) (map[string]string, error) {
+	existing, err := m.owned(ctx, owner)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]string, len(desired))
+	for _, d := range desired {
+		cur, ok := existing[d.Name()]
+		switch diff := SpecDiff(d.Spec, cur.Spec); {
+		case !ok:
+			tflog.Warn(ctx, "service missing", map[string]any{"service": d.Name()})
+			out[d.Name()] = ""
+		case len(diff) > 0:
+			tflog.Warn(ctx, "service changed outside Terraform", map[string]any{"service": d.Name(), "changed": diff})
+			out[d.Name()] = ""
+		default:
+			out[d.Name()] = cur.ID
+		}
+	}
+	for name := range existing {
+		if _, ok := out[name]; !ok {
+			out[name] = "" // a service of ours that is not wanted
+		}
+	}
+	return out, nil
+}
+
+// Settings returns the settings label (swarmspec.LabelSettings) of owner's
+// service named service, or of any of owner's services that has one when
+// service is "". ok is false when there is no such service.
+func (m *Manager) Settings(ctx context.Context, owner, service string) (settings string, ok bool, err error) {
+	services, err := m.owned(ctx, owner)
+	if err != nil {
+		return "", false, err
+	}
+	for _, name := range slices.Sorted(maps.Keys(services)) {
+		s := services[name].Spec.Labels[swarmspec.LabelSettings]
+		if (service == "" || name == service) && s != "" {
+			return s, true, nil
+		}
+	}
+	return "", false, nil
+}
+
+// owned returns the services of owner by name.
+func (m *Manager) owned(ctx context.Context, owner string) (map[string]swarm.Service, error) {
+	list, err := m.cli.ServiceList(ctx, swarm.ServiceListOptions{Filters: ownerFilter(owner)})
+	if err != nil {
+		return nil, fmt.Errorf("list services of %s: %w", owner, err)
+	}
+	out := make(map[string]swarm.Service, len(list))
+	for _, s := range list {
+		out[s.Spec.Name] = s
+	}
+	return out, nil
+}
+
+// ensureConfigs creates the configs the desired services mount (names are
+// content hashes, so an existing one is reused) and returns ids by name.
+func (m *Manager) ensureConfigs(ctx context.Context, owner string, desired []swarmspec.Desired) (map[string]string, error) {
+	have, err := m.cli.ConfigList(ctx, swarm.ConfigListOptions{Filters: ownerFilter(owner)})
+	if err != nil {
+		return nil, fmt.Errorf("list configs of %s: %w", owner, err)
+	}
+	ids := map[string]string{}
+	for _, c := range have {
+		ids[c.Spec.Name] = c.ID
+	}
+	for _, d := range desired {
+		for _, c := range d.Configs {
+			if _, ok := ids[c.Name]; ok {
+				continue
+			}
+			resp, err := m.cli.ConfigCreate(ctx, swarm.ConfigSpec{
+				Annotations: swarm.Annotations{Name: c.Name, Labels: map[string]string{
+					swarmspec.LabelManaged: "true", swarmspec.LabelOwner: owner}},
+				Data: c.Data,
+			})
+			if err != nil {
+				return nil, fmt.Errorf("create config %s: %w", c.Name, err)
+			}
+			ids[c.Name] = resp.ID
+		}
+	}
+	return ids, nil
+}
+
+// withConfigIDs fills in the ids of the configs a spec mounts by name.
+func withConfigIDs(spec swarm.ServiceSpec, ids map[string]string) swarm.ServiceSpec {
+	cs := *spec.TaskTemplate.ContainerSpec
+	cs.Configs = nil
+	for _, r := range spec.TaskTemplate.ContainerSpec.Configs {
+		ref := *r
+		ref.ConfigID = ids[r.ConfigName]
+		cs.Configs = append(cs.Configs, &ref)
+	}
+	spec.TaskTemplate.ContainerSpec = &cs
+	return spec
+}
+
+// removeUnusedConfigs removes configs of owner that no desired service
+// mounts. A config still held by a task that is shutting down is left for
+// the next apply or destroy, which try again.
+func (m *Manager) removeUnusedConfigs(ctx context.Context, owner string, desired []swarmspec.Desired) error {
+	keep := map[string]bool{}
+	for _, d := range desired {
+		for _, c := range d.Configs {
+			keep[c.Name] = true
+		}
+	}
+	have, err := m.cli.ConfigList(ctx, swarm.ConfigListOptions{Filters: ownerFilter(owner)})
+	if err != nil {
+		return fmt.Errorf("list configs of %s: %w", owner, err)
+	}
+	for _, c := range have {
+		if keep[c.Spec.Name] {
+			continue
+		}
+		if err := m.cli.ConfigRemove(ctx, c.ID); err != nil && !errdefs.IsNotFound(err) {
+			tflog.Debug(ctx, "config still in use, left for later", map[string]any{"config": c.Spec.Name, "error": err.Error()})
+		}
+	}
+	return nil
+}
+
+// RemoveOwner removes every service and config of owner and waits until
+// their containers are gone, so that nothing is left behind.
+func (m *Manager) RemoveOwner(ctx context.Context, owner string) error {
+	existing, err := m.owned(ctx, owner)
+	if err != nil {
+		return err
+	}
+	if err := m.removeServices(ctx, slices.Collect(maps.Values(existing))); err != nil {
+		return err
+	}
+	have, err := m.cli.ConfigList(ctx, swarm.ConfigListOptions{Filters: ownerFilter(owner)})
+	if err != nil {
+		return fmt.Errorf("list configs of %s: %w", owner, err)
+	}
+	for _, c := range have {
+		if err := m.cli.ConfigRemove(ctx, c.ID); err != nil && !errdefs.IsNotFound(err) {
+			return fmt.Errorf("remove config %s: %w", c.Spec.Name, err)
+		}
+	}
+	return nil
+}
+
+// removeServices removes services and waits until none of their tasks is
+// left (Swarm removes tasks, and their containers, asynchronously).
+func (m *Manager) removeServices(ctx context.Context, services []swarm.Service) error {
+	for _, s := range services {
+		tflog.Info(ctx, "removing service", map[string]any{"service": s.Spec.Name})
+		if err := m.cli.ServiceRemove(ctx, s.ID); err != nil && !errdefs.IsNotFound(err) {
+			return fmt.Errorf("remove service %s: %w", s.Spec.Name, err)
+		}
+	}
+	for _, s := range services {
+		if err := m.waitTasksGone(ctx, s); err != nil {
+			return err
+		}
+	}
+	return nil
+}

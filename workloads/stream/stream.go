@@ -1,0 +1,57 @@
+// Package stream declares what every workload, the provider and the tests
+// agree on about the alert stream: topic names, Kafka headers, consumer
+// group names and the cadence of visits. It has no dependencies, so the
+// provider (which must not link the Kafka client) imports it too.
+package stream
+
+import "time"
+
+// Topics.
+const (
+	// AlertsTopic carries the full alert stream: on the hub, copied to
+	// every mirror.
+	AlertsTopic = "alerts"
+	// SchemasTopic is the compacted topic of the alerts' Avro schemas, by
+	// schema id, copied to every mirror with the stream.
+	SchemasTopic = "minibroker-schemas"
+	// TimingTopic, on the hub, collects the timing events of the producer,
+	// filters and consumers.
+	TimingTopic = "minibroker-timing"
+	// DefaultPartitions is the partition count of topics the mini-broker
+	// creates, and its brokers' num.partitions.
+	DefaultPartitions = 4
+)
+
+// Visits, as the original deployment: one Rubin visit of 10,000 alerts
+// every 39 s, sent by one sender from seed 1.
+const (
+	DefaultAlertsPerVisit = 10000
+	DefaultInterval       = 39 * time.Second
+	DefaultParallel       = 1
+	DefaultSeed           = 1
+)
+
+// Kafka headers the workloads put on messages. Alerts carry their place in
+// the stream, so that a filter knows when it has read a whole visit;
+// filtered alerts carry their rank, so that a consumer knows which one is
+// the 20th.
+const (
+	HeaderRun   = "mb-run"    // producer run id
+	HeaderVisit = "mb-visit"  // visit id
+	HeaderIndex = "mb-index"  // index of the alert in its visit, from 0
+	HeaderCount = "mb-count"  // number of alerts in the visit
+	HeaderRank  = "mb-rank"   // filtered alerts: 1-based rank within the visit
+	HeaderID    = "mb-id"     // filtered alerts: the alert's id
+	HeaderFrom  = "mb-filter" // filtered alerts: the filter that selected it
+	HeaderError = "mb-error"  // dead letters: why the alert could not be decoded
+)
+
+// DeadLetterTopic is where the filter process name copies the alerts it
+// cannot decode.
+func DeadLetterTopic(name string) string { return name + "-deadletter" }
+
+// Consumer groups. A group id is where Kafka keeps a reader's offsets, so
+// these names must not change between versions.
+func FilterGroup(name string) string        { return "minibroker-filter-" + name }
+func SharedFiltersGroup(name string) string { return "minibroker-filters-" + name }
+func ConsumerGroup(name string) string      { return "minibroker-consumer-" + name }
