@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"path/filepath"
 	"runtime/debug"
 	"strconv"
 	"strings"
@@ -13,6 +12,7 @@ import (
 	"time"
 
 	"github.com/minibroker/terraform-provider-minibroker/internal/testbed/kafkabed"
+	"github.com/minibroker/terraform-provider-minibroker/internal/testbed/report"
 	"github.com/minibroker/terraform-provider-minibroker/workloads/alert"
 	"github.com/minibroker/terraform-provider-minibroker/workloads/kclient"
 	"github.com/minibroker/terraform-provider-minibroker/workloads/pipeline"
@@ -57,7 +57,7 @@ func runAll(b *testing.B) {
 	mm := kafkabed.StartMirrorMakerT(b, hub, mirror, kafkabed.WithMirrorTopics("alerts-.*|minibroker-schemas"),
 		kafkabed.WithMirrorHeapMB(1024))
 
-	out := &report{}
+	out := &kafkaReport{}
 	out.machine()
 	out.settings(visits, interval)
 
@@ -103,9 +103,8 @@ func runAll(b *testing.B) {
 
 	text := out.String()
 	b.Log("\n" + text)
-	if path := os.Getenv("MINIBROKER_BENCH_OUT"); path != "" {
-		must(b, os.MkdirAll(filepath.Dir(path), 0o755))
-		must(b, os.WriteFile(path, []byte(text), 0o644))
+	if path := os.Getenv(report.EnvOut); path != "" {
+		must(b, report.Save(path, text))
 		b.Logf("wrote %s", path)
 	}
 }

@@ -4,6 +4,12 @@
 // ceiling. It writes its tables to the file named by MINIBROKER_BENCH_OUT
 // (docs/benchmarks.md under make) and to the test log.
 //
+// BenchmarkSwarmDeploy and BenchmarkEC2Deploy deploy the 1+11 layout with
+// the real Terraform CLI onto a lab of Docker Engines; their doc comments
+// say what they measure and how to run them, and they write their sections
+// beside MINIBROKER_BENCH_OUT. They run on the test beds of internal/testbed
+// (lab, ec2bed, tfcli, sample, report), which the acceptance tests share.
+//
 // Environment:
 //   - MINIBROKER_BENCH_VISITS: visits per pipeline scenario (default 2)
 //   - MINIBROKER_BENCH_INTERVAL: time between visits (default 39s, the LSST cadence)

@@ -2,10 +2,7 @@ package provider
 
 import (
 	"context"
-	"crypto/ed25519"
-	"crypto/rand"
 	"encoding/base64"
-	"encoding/pem"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -13,7 +10,6 @@ import (
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
@@ -24,148 +20,37 @@ import (
 	"github.com/hashicorp/terraform-plugin-testing/plancheck"
 	"github.com/hashicorp/terraform-plugin-testing/terraform"
 	"github.com/hashicorp/terraform-plugin-testing/tfjsonpath"
-	"golang.org/x/crypto/ssh"
 
 	"github.com/minibroker/terraform-provider-minibroker/internal/awsfleet"
-	"github.com/minibroker/terraform-provider-minibroker/internal/testbed/ec2lab"
+	"github.com/minibroker/terraform-provider-minibroker/internal/testbed/ec2bed"
 	"github.com/minibroker/terraform-provider-minibroker/internal/testbed/lab"
-	"github.com/minibroker/terraform-provider-minibroker/internal/testbed/motoserver"
 )
 
-// ec2Bed is moto playing EC2 and SSM, a lab playing the instances, and the
-// plane between them.
-type ec2Bed struct {
-	cfg      aws.Config
-	ec2      *ec2.Client
-	lab      *lab.Lab
-	plane    *ec2lab.Plane
-	subnet   string
-	vpc      string
-	amiParam string
-	keyFile  string // private key of the key pair the swarm imports
-	pubKey   string
-}
+// ec2Bed is the EC2 test bed (moto playing EC2 and SSM, a lab playing the
+// instances, the data plane between them) with the provider, served
+// in-process, pointed at moto.
+type ec2Bed struct{ *ec2bed.Bed }
 
-// newEC2Bed starts moto, points this process's AWS SDK at it (the provider
-// runs in-process), creates a VPC and subnet with the lab's CIDR and
-// starts the data plane. unreachable picks instances that never answer.
+// newEC2Bed starts the bed and points this process's AWS SDK at moto.
+// unreachable picks instances that never answer.
 func newEC2Bed(t *testing.T, unreachable func(ec2types.Instance) bool) *ec2Bed {
 	t.Helper()
-	l := lab.ForTest(t, 0)
-	srv := motoserver.ForTest(t)
-	for _, k := range []string{"AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_ENDPOINT_URL_EC2", "AWS_ENDPOINT_URL_SSM", "AWS_SESSION_TOKEN"} {
-		t.Setenv(k, "")
-		os.Unsetenv(k)
-	}
-	for _, kv := range srv.Env() {
-		k, v, _ := strings.Cut(kv, "=")
-		t.Setenv(k, v)
-	}
-	ctx := context.Background()
-	cfg, err := srv.AWSConfig(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := &ec2Bed{cfg: cfg, ec2: ec2.NewFromConfig(cfg), lab: l, amiParam: "/minibroker-test/ubuntu/ami-id"}
-	nw, err := ec2lab.CreateNetwork(ctx, cfg, l.Subnet(), b.amiParam)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b.vpc, b.subnet = nw.VPC, nw.Subnet
-	b.keyFile, b.pubKey = newKeyPair(t)
-	b.plane, err = ec2lab.Start(ctx, ec2lab.Options{EC2: b.ec2, Lab: l, SubnetID: b.subnet,
-		Unreachable: unreachable, LogWriter: testWriter{t}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := b.plane.Close(); err != nil {
-			t.Error(err)
-		}
-		if err := b.plane.Err(); err != nil {
-			t.Errorf("data plane: %v", err)
-		}
-	})
+	b := &ec2Bed{ec2bed.ForTest(t, context.Background(), ec2bed.Options{AMIParameter: "/minibroker-test/ubuntu/ami-id",
+		Unreachable: unreachable})}
+	b.SetEnv(t)
 	return b
-}
-
-type testWriter struct{ t *testing.T }
-
-func (w testWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimRight(string(p), "\n"))
-	return len(p), nil
-}
-
-// newKeyPair writes a fresh ed25519 private key and returns its file and
-// the public key in authorized_keys form.
-func newKeyPair(t *testing.T) (file, public string) {
-	t.Helper()
-	pub, priv, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	block, err := ssh.MarshalPrivateKey(priv, "acc")
-	if err != nil {
-		t.Fatal(err)
-	}
-	file = filepath.Join(t.TempDir(), "id_ed25519")
-	if err := os.WriteFile(file, pem.EncodeToMemory(block), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	sp, err := ssh.NewPublicKey(pub)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return file, strings.TrimSpace(string(ssh.MarshalAuthorizedKey(sp)))
 }
 
 // checkNothingOnEC2 checks that moto holds nothing of any swarm: no
 // instance that is not terminated, no security group but the VPC's
 // default, no key pair; and that the data plane removed every node.
-func (b *ec2Bed) checkNothingOnEC2(t *testing.T) resource.TestCheckFunc {
+func (b *ec2Bed) checkNothingOnEC2() resource.TestCheckFunc {
 	return func(*terraform.State) error {
-		ctx := context.Background()
-		var problems []string
-		out, err := b.ec2.DescribeInstances(ctx, &ec2.DescribeInstancesInput{})
+		left, err := b.CheckNothingLeft(context.Background())
 		if err != nil {
 			return err
 		}
-		for _, r := range out.Reservations {
-			for _, in := range r.Instances {
-				if in.State.Name != ec2types.InstanceStateNameTerminated {
-					problems = append(problems, fmt.Sprintf("instance %s is %s", aws.ToString(in.InstanceId), in.State.Name))
-				}
-			}
-		}
-		sgs, err := b.ec2.DescribeSecurityGroups(ctx, &ec2.DescribeSecurityGroupsInput{Filters: []ec2types.Filter{
-			{Name: aws.String("vpc-id"), Values: []string{b.vpc}}}})
-		if err != nil {
-			return err
-		}
-		for _, g := range sgs.SecurityGroups {
-			if aws.ToString(g.GroupName) != "default" {
-				problems = append(problems, "security group "+aws.ToString(g.GroupId)+" ("+aws.ToString(g.GroupName)+")")
-			}
-		}
-		keys, err := b.ec2.DescribeKeyPairs(ctx, &ec2.DescribeKeyPairsInput{})
-		if err != nil {
-			return err
-		}
-		for _, k := range keys.KeyPairs {
-			problems = append(problems, "key pair "+aws.ToString(k.KeyName))
-		}
-		waitCtx, cancel := context.WithTimeout(ctx, time.Minute)
-		defer cancel()
-		for len(b.plane.Nodes()) > 0 && waitCtx.Err() == nil {
-			time.Sleep(300 * time.Millisecond)
-		}
-		for id := range b.plane.Nodes() {
-			problems = append(problems, "lab node of "+id+" still up")
-		}
-		if len(problems) > 0 {
-			return fmt.Errorf("left on EC2 after destroy:\n  %s", strings.Join(problems, "\n  "))
-		}
-		return nil
+		return left.Err()
 	}
 }
 
@@ -250,8 +135,8 @@ func TestAccSwarmOnEC2(t *testing.T) {
 	workloads, kafka := imageArchives(t)
 	b := newEC2Bed(t, nil)
 	cfg := awsAccConfig{
-		KeyFile: b.keyFile, KnownHosts: b.lab.KnownHostsFile(), PublicKey: b.pubKey, Subnet: b.subnet,
-		AMIParam: b.amiParam, AdminCIDR: b.lab.Gateway().String() + "/32", Workloads: workloads, Kafka: kafka,
+		KeyFile: b.KeyFile, KnownHosts: b.Lab.KnownHostsFile(), PublicKey: b.PublicKey, Subnet: b.Subnet,
+		AMIParam: b.AMIParameter, AdminCIDR: b.Lab.Gateway().String() + "/32", Workloads: workloads, Kafka: kafka,
 		ProducerNodes: 1, FilterNodes: 1, ConsumerNodes: 1, Alerts: 300, Visits: 3, ReadyTimeout: "3m",
 		Filters: []accFilter{
 			{"bright", "alert.diaSource.snr > 50.0", -1},
@@ -267,7 +152,7 @@ func TestAccSwarmOnEC2(t *testing.T) {
 	var terminated string // instance terminated behind Terraform's back
 	resource.Test(t, resource.TestCase{
 		ProtoV6ProviderFactories: factories,
-		CheckDestroy:             b.checkNothingOnEC2(t),
+		CheckDestroy:             b.checkNothingOnEC2(),
 		Steps: []resource.TestStep{
 			{
 				Config: render(t, awsTemplate, cfg),
@@ -326,7 +211,7 @@ func TestAccSwarmOnEC2(t *testing.T) {
 				PreConfig: func() {
 					in := b.instance(t, swarmID, "consumer", 1)
 					terminated = in
-					if _, err := b.ec2.TerminateInstances(context.Background(), &ec2.TerminateInstancesInput{InstanceIds: []string{in}}); err != nil {
+					if _, err := b.EC2.TerminateInstances(context.Background(), &ec2.TerminateInstancesInput{InstanceIds: []string{in}}); err != nil {
 						t.Fatal(err)
 					}
 				},
@@ -357,7 +242,7 @@ func TestAccSwarmOnEC2(t *testing.T) {
 					resource.TestCheckResourceAttr("minibroker_swarm.ec2", "instances.#", "4"),
 					b.checkSwarmNodes(t, 4),
 					func(*terraform.State) error {
-						live, err := awsfleet.New(b.cfg).FindInstances(context.Background(), swarmID)
+						live, err := awsfleet.New(b.AWS).FindInstances(context.Background(), swarmID)
 						if err != nil {
 							return err
 						}
@@ -375,7 +260,7 @@ func TestAccSwarmOnEC2(t *testing.T) {
 // instance returns the id of the live instance of a role and index.
 func (b *ec2Bed) instance(t *testing.T, swarmID, role string, index int) string {
 	t.Helper()
-	live, err := awsfleet.New(b.cfg).FindInstances(context.Background(), swarmID)
+	live, err := awsfleet.New(b.AWS).FindInstances(context.Background(), swarmID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -392,7 +277,7 @@ func (b *ec2Bed) instance(t *testing.T, swarmID, role string, index int) string 
 func (b *ec2Bed) managerNode(t *testing.T) lab.Node {
 	t.Helper()
 	var managerID string
-	out, err := b.ec2.DescribeInstances(context.Background(), &ec2.DescribeInstancesInput{Filters: []ec2types.Filter{
+	out, err := b.EC2.DescribeInstances(context.Background(), &ec2.DescribeInstancesInput{Filters: []ec2types.Filter{
 		{Name: aws.String("tag:" + awsfleet.TagRole), Values: []string{"manager"}},
 		{Name: aws.String("instance-state-name"), Values: []string{"running"}}}})
 	if err != nil {
@@ -403,7 +288,7 @@ func (b *ec2Bed) managerNode(t *testing.T) lab.Node {
 			managerID = aws.ToString(in.InstanceId)
 		}
 	}
-	n, ok := b.plane.Nodes()[managerID]
+	n, ok := b.Plane.Nodes()[managerID]
 	if !ok {
 		t.Fatalf("the manager instance %q has no lab node", managerID)
 	}
@@ -440,7 +325,7 @@ func (b *ec2Bed) checkFleetInMoto(t *testing.T, swarmID *string, cfg awsAccConfi
 		ctx := context.Background()
 		attrs := s.RootModule().Resources["minibroker_swarm.ec2"].Primary.Attributes
 		sg := attrs["security_group_id"]
-		out, err := b.ec2.DescribeInstances(ctx, &ec2.DescribeInstancesInput{Filters: []ec2types.Filter{
+		out, err := b.EC2.DescribeInstances(ctx, &ec2.DescribeInstancesInput{Filters: []ec2types.Filter{
 			{Name: aws.String("tag:" + awsfleet.TagSwarm), Values: []string{*swarmID}}}})
 		if err != nil {
 			return err
@@ -456,7 +341,7 @@ func (b *ec2Bed) checkFleetInMoto(t *testing.T, swarmID *string, cfg awsAccConfi
 						problems = append(problems, fmt.Sprintf("%s: tag %s = %q, want %q", id, k, tagOf(in.Tags, k), v))
 					}
 				}
-				if string(in.InstanceType) != "m5.large" || aws.ToString(in.SubnetId) != b.subnet ||
+				if string(in.InstanceType) != "m5.large" || aws.ToString(in.SubnetId) != b.Subnet ||
 					aws.ToString(in.KeyName) != attrs["aws.key_name"] {
 					problems = append(problems, fmt.Sprintf("%s: type %s subnet %s key %s", id, in.InstanceType, aws.ToString(in.SubnetId), aws.ToString(in.KeyName)))
 				}
@@ -479,7 +364,7 @@ func (b *ec2Bed) checkFleetInMoto(t *testing.T, swarmID *string, cfg awsAccConfi
 				if in.MetadataOptions == nil || in.MetadataOptions.HttpTokens != ec2types.HttpTokensStateRequired {
 					problems = append(problems, id+": IMDSv2 not required")
 				}
-				ud, err := b.ec2.DescribeInstanceAttribute(ctx, &ec2.DescribeInstanceAttributeInput{InstanceId: in.InstanceId,
+				ud, err := b.EC2.DescribeInstanceAttribute(ctx, &ec2.DescribeInstanceAttributeInput{InstanceId: in.InstanceId,
 					Attribute: ec2types.InstanceAttributeNameUserData})
 				if err != nil {
 					return err
@@ -488,7 +373,7 @@ func (b *ec2Bed) checkFleetInMoto(t *testing.T, swarmID *string, cfg awsAccConfi
 				if !strings.HasPrefix(string(text), "#cloud-config") || !strings.Contains(string(text), "packages: [docker.io]") {
 					problems = append(problems, fmt.Sprintf("%s: user data %q", id, text))
 				}
-				vols, err := b.ec2.DescribeVolumes(ctx, &ec2.DescribeVolumesInput{Filters: []ec2types.Filter{
+				vols, err := b.EC2.DescribeVolumes(ctx, &ec2.DescribeVolumesInput{Filters: []ec2types.Filter{
 					{Name: aws.String("attachment.instance-id"), Values: []string{id}}}})
 				if err != nil {
 					return err
@@ -504,7 +389,7 @@ func (b *ec2Bed) checkFleetInMoto(t *testing.T, swarmID *string, cfg awsAccConfi
 		if want := []string{"minibroker-consumer-0", "minibroker-filter-0", "minibroker-manager-0", "minibroker-producer-0"}; !slices.Equal(names, want) {
 			problems = append(problems, fmt.Sprintf("instances %v, want %v", names, want))
 		}
-		groups, err := b.ec2.DescribeSecurityGroups(ctx, &ec2.DescribeSecurityGroupsInput{GroupIds: []string{sg}})
+		groups, err := b.EC2.DescribeSecurityGroups(ctx, &ec2.DescribeSecurityGroupsInput{GroupIds: []string{sg}})
 		if err != nil {
 			return err
 		}
@@ -555,13 +440,13 @@ func TestAccSwarmOnEC2NodeNeverAnswers(t *testing.T) {
 	workloads, kafka := imageArchives(t)
 	b := newEC2Bed(t, func(in ec2types.Instance) bool { return tagOf(in.Tags, "Name") == "minibroker-consumer-1" })
 	cfg := awsAccConfig{
-		KeyFile: b.keyFile, KnownHosts: b.lab.KnownHostsFile(), PublicKey: b.pubKey, Subnet: b.subnet,
-		AMIParam: b.amiParam, AdminCIDR: b.lab.Gateway().String() + "/32", Workloads: workloads, Kafka: kafka,
+		KeyFile: b.KeyFile, KnownHosts: b.Lab.KnownHostsFile(), PublicKey: b.PublicKey, Subnet: b.Subnet,
+		AMIParam: b.AMIParameter, AdminCIDR: b.Lab.Gateway().String() + "/32", Workloads: workloads, Kafka: kafka,
 		ProducerNodes: 0, ConsumerNodes: 2, Alerts: 1, Visits: 1, ReadyTimeout: "40s",
 	}
 	resource.Test(t, resource.TestCase{
 		ProtoV6ProviderFactories: factories,
-		CheckDestroy:             b.checkNothingOnEC2(t),
+		CheckDestroy:             b.checkNothingOnEC2(),
 		Steps: []resource.TestStep{{
 			Config:      render(t, awsTemplate, cfg),
 			ExpectError: regexp.MustCompile(`(?s)instance i-[0-9a-f]+ \(consumer 1,\s+198\.18\.\d+\.\d+\):\s+Docker did\s+not\s+answer\s+over\s+SSH.*within\s+aws.ready_timeout\s+\(40s\)`),

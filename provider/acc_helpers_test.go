@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -21,6 +20,7 @@ import (
 
 	"github.com/minibroker/terraform-provider-minibroker/internal/swarmctl"
 	"github.com/minibroker/terraform-provider-minibroker/internal/testbed/lab"
+	"github.com/minibroker/terraform-provider-minibroker/internal/testbed/tfcli"
 )
 
 // factories serves the provider in-process to the Terraform CLI.
@@ -43,19 +43,12 @@ func repoRoot(t testing.TB) string {
 // one on PATH. It fails, never skips, when there is none.
 func useTerraform(t *testing.T) {
 	t.Helper()
-	path := os.Getenv("TF_ACC_TERRAFORM_PATH")
-	if path == "" {
-		if p := filepath.Join(repoRoot(t), ".cache/terraform/bin/terraform"); fileExists(p) {
-			path = p
-		} else if p, err := exec.LookPath("terraform"); err == nil {
-			path = p
-		}
-	}
-	if path == "" {
-		t.Fatal("no Terraform CLI: run `make terraform` (builds 1.5.7 into .cache/terraform) or set TF_ACC_TERRAFORM_PATH")
+	path, err := tfcli.Find(repoRoot(t))
+	if err != nil {
+		t.Fatal(err)
 	}
 	t.Setenv("TF_ACC", "1")
-	t.Setenv("TF_ACC_TERRAFORM_PATH", path)
+	t.Setenv(tfcli.EnvPath, path)
 	t.Setenv("CHECKPOINT_DISABLE", "1")
 	t.Logf("terraform: %s", path)
 }

@@ -35,6 +35,35 @@ import (
 // they keep in state, the settings label codec and import, plan helpers,
 // value conversions and validators.
 
+// resourceBase is what every resource has: its type name and schema, the
+// codec of its settings label, and the provider's data once configured.
+type resourceBase struct {
+	typeName string // after the provider's name, e.g. "_swarm"
+	schema   schema.Schema
+	settings settingsCodec
+	pd       *providerData
+}
+
+// newResourceBase derives the settings codec from the schema; notCarried
+// names the configurable attributes the settings label leaves out.
+func newResourceBase(typeName string, s schema.Schema, notCarried ...string) resourceBase {
+	return resourceBase{typeName: typeName, schema: s, settings: newSettingsCodec(s, notCarried...)}
+}
+
+func (r *resourceBase) Metadata(_ context.Context, req resource.MetadataRequest, resp *resource.MetadataResponse) {
+	resp.TypeName = req.ProviderTypeName + r.typeName
+}
+
+func (r *resourceBase) Schema(_ context.Context, _ resource.SchemaRequest, resp *resource.SchemaResponse) {
+	resp.Schema = r.schema
+}
+
+func (r *resourceBase) Configure(_ context.Context, req resource.ConfigureRequest, _ *resource.ConfigureResponse) {
+	if pd, ok := req.ProviderData.(*providerData); ok {
+		r.pd = pd
+	}
+}
+
 // Default timeouts.
 const (
 	swarmCreateTimeout = 15 * time.Minute
@@ -404,70 +433,54 @@ func contains(list []string, s string) bool {
 	return false
 }
 
-// durationValidator accepts a positive Go duration such as "39s".
-type durationValidator struct{}
-
-var _ validator.String = durationValidator{}
-
-func (durationValidator) Description(context.Context) string {
-	return "a positive duration such as 39s or 1m30s"
+// stringCheck validates a string attribute with check, which says why a
+// value is refused; unknown and null values wait for apply.
+type stringCheck struct {
+	description string // what is wanted, e.g. "a positive duration such as 39s"
+	summary     string // the diagnostic's summary, e.g. "Invalid duration"
+	check       func(string) error
 }
 
-func (v durationValidator) MarkdownDescription(ctx context.Context) string { return v.Description(ctx) }
+var _ validator.String = stringCheck{}
 
-func (durationValidator) ValidateString(_ context.Context, req validator.StringRequest, resp *validator.StringResponse) {
+func (v stringCheck) Description(context.Context) string { return v.description }
+
+func (v stringCheck) MarkdownDescription(ctx context.Context) string { return v.Description(ctx) }
+
+func (v stringCheck) ValidateString(_ context.Context, req validator.StringRequest, resp *validator.StringResponse) {
 	if req.ConfigValue.IsNull() || req.ConfigValue.IsUnknown() {
 		return
 	}
-	d, err := time.ParseDuration(req.ConfigValue.ValueString())
-	if err != nil || d <= 0 {
-		resp.Diagnostics.AddAttributeError(req.Path, "Invalid duration",
-			"want a positive duration such as 39s or 1m30s, got "+req.ConfigValue.String())
+	if err := v.check(req.ConfigValue.ValueString()); err != nil {
+		resp.Diagnostics.AddAttributeError(req.Path, v.summary, err.Error())
 	}
+}
+
+// durationValidator accepts a positive Go duration such as "39s".
+func durationValidator() stringCheck {
+	return stringCheck{"a positive duration such as 39s or 1m30s", "Invalid duration", func(s string) error {
+		if d, err := time.ParseDuration(s); err != nil || d <= 0 {
+			return fmt.Errorf("want a positive duration such as 39s or 1m30s, got %q", s)
+		}
+		return nil
+	}}
 }
 
 // objectNameValidator checks a mirror or filter group name.
-type objectNameValidator struct{ max int }
-
-var _ validator.String = objectNameValidator{}
-
-func (v objectNameValidator) Description(context.Context) string {
-	return "lower-case letters, digits and inner dashes"
-}
-
-func (v objectNameValidator) MarkdownDescription(ctx context.Context) string {
-	return v.Description(ctx)
-}
-
-func (v objectNameValidator) ValidateString(_ context.Context, req validator.StringRequest, resp *validator.StringResponse) {
-	if req.ConfigValue.IsNull() || req.ConfigValue.IsUnknown() {
-		return
-	}
-	if err := swarmspec.ValidObjectName(req.ConfigValue.ValueString(), v.max); err != nil {
-		resp.Diagnostics.AddAttributeError(req.Path, "Invalid name", err.Error())
-	}
+func objectNameValidator(maxLen int) stringCheck {
+	return stringCheck{"lower-case letters, digits and inner dashes", "Invalid name", func(s string) error {
+		return swarmspec.ValidObjectName(s, maxLen)
+	}}
 }
 
 // cidrValidator accepts an IPv4 CIDR block such as 203.0.113.0/24.
-type cidrValidator struct{}
-
-var _ validator.String = cidrValidator{}
-
-func (cidrValidator) Description(context.Context) string {
-	return "an IPv4 CIDR block such as 203.0.113.0/24"
-}
-
-func (v cidrValidator) MarkdownDescription(ctx context.Context) string { return v.Description(ctx) }
-
-func (cidrValidator) ValidateString(_ context.Context, req validator.StringRequest, resp *validator.StringResponse) {
-	if req.ConfigValue.IsNull() || req.ConfigValue.IsUnknown() {
-		return
-	}
-	p, err := netip.ParsePrefix(req.ConfigValue.ValueString())
-	if err != nil || !p.Addr().Is4() || p.Masked() != p {
-		resp.Diagnostics.AddAttributeError(req.Path, "Invalid CIDR block",
-			"want an IPv4 CIDR block with no host bits set, such as 203.0.113.0/24 or 203.0.113.7/32, got "+req.ConfigValue.String())
-	}
+func cidrValidator() stringCheck {
+	return stringCheck{"an IPv4 CIDR block such as 203.0.113.0/24", "Invalid CIDR block", func(s string) error {
+		if p, err := netip.ParsePrefix(s); err != nil || !p.Addr().Is4() || p.Masked() != p {
+			return fmt.Errorf("want an IPv4 CIDR block with no host bits set, such as 203.0.113.0/24 or 203.0.113.7/32, got %q", s)
+		}
+		return nil
+	}}
 }
 
 var reNamePrefix = regexp.MustCompile(`^[a-zA-Z][a-zA-Z0-9-]{0,31}$`)
@@ -487,19 +500,21 @@ type componentModel struct {
 	Timeouts       timeouts.Value `tfsdk:"timeouts"`
 }
 
-// componentAttributes are the schema of componentModel; what is "mirror"
-// or "group", name's validator and description are the resource's own.
-func componentAttributes(ctx context.Context, what string, name schema.StringAttribute) map[string]schema.Attribute {
+// componentSchema is the schema of a mirror or filter group: the
+// attributes of componentModel and the resource's own (attrs). what is
+// "mirror" or "group"; name's longest length and description are the
+// resource's.
+func componentSchema(ctx context.Context, what string, nameLen int, nameDoc string, attrs map[string]schema.Attribute) map[string]schema.Attribute {
 	replace := []planmodifier.String{stringplanmodifier.RequiresReplace()}
-	name.Required, name.PlanModifiers = true, replace
-	return map[string]schema.Attribute{
+	for name, a := range map[string]schema.Attribute{
 		"id": schema.StringAttribute{Computed: true, MarkdownDescription: "The " + what + "'s name.",
 			PlanModifiers: []planmodifier.String{stringplanmodifier.UseStateForUnknown()}},
 		"swarm_id": schema.StringAttribute{Required: true, PlanModifiers: replace,
 			MarkdownDescription: "Id of the swarm (`minibroker_swarm.X.id`); the manager must run this swarm. Changing it replaces the " + what + "."},
 		"manager_address": schema.StringAttribute{Required: true,
 			MarkdownDescription: "SSH address of the swarm's manager (`minibroker_swarm.X.manager_address`), where the Swarm API is reached."},
-		"name": name,
+		"name": schema.StringAttribute{Required: true, PlanModifiers: replace,
+			Validators: []validator.String{objectNameValidator(nameLen)}, MarkdownDescription: nameDoc},
 		"services": schema.MapAttribute{Computed: true, ElementType: types.StringType,
 			MarkdownDescription: "Service ids by service name.",
 			PlanModifiers:       []planmodifier.Map{mapplanmodifier.UseStateForUnknown()}},
@@ -507,71 +522,96 @@ func componentAttributes(ctx context.Context, what string, name schema.StringAtt
 			MarkdownDescription: "SSH host key fingerprint of the manager (kept with `trust_on_first_use`).",
 			PlanModifiers:       []planmodifier.String{stringplanmodifier.UseStateForUnknown()}},
 		"timeouts": timeouts.Attributes(ctx, timeouts.Opts{Create: true, Update: true, Delete: true, Read: true}),
+	} {
+		attrs[name] = a
 	}
+	return attrs
 }
 
-// newComponentCodec carries a mirror's or filter group's settings; the
-// swarm and the manager's address are the import id's and the swarm's.
-func newComponentCodec(s schema.Schema) settingsCodec {
-	return newSettingsCodec(s, "swarm_id", "manager_address", "timeouts")
+// newComponentBase is the resourceBase of a mirror or filter group; its
+// settings label leaves out the swarm and the manager's address, which
+// import takes from the import id and the swarm.
+func newComponentBase(typeName string, s schema.Schema) resourceBase {
+	return newResourceBase(typeName, s, "swarm_id", "manager_address", "timeouts")
 }
 
-// openSwarm reaches the swarm a component belongs to; knownKey is the
-// manager's host key recorded in state ("" on create).
-func (c *componentModel) openSwarm(ctx context.Context, pd *providerData, knownKey string) (*swarmctl.Swarm, error) {
-	sw, err := pd.ctl.OpenSwarm(ctx, c.SwarmID.ValueString(), c.ManagerAddress.ValueString(), knownKey)
-	if err != nil {
-		return nil, err
+// component is a mirror's or filter group's model.
+type component interface {
+	base() *componentModel
+	owner() string // the swarmspec owner of its services
+}
+
+func (c *componentModel) base() *componentModel { return c }
+
+// placeFunc checks that a component's services can be placed on the swarm
+// and returns them.
+type placeFunc func(context.Context, *swarmctl.Swarm) ([]swarmspec.Desired, error)
+
+// createComponent creates a mirror or filter group: its services where
+// place puts them, running. The state is saved also after a failure once
+// services exist (the resource is then tainted, and destroy removes them).
+func (r *resourceBase) createComponent(ctx context.Context, what string, req resource.CreateRequest, resp *resource.CreateResponse,
+	plan component, place placeFunc) {
+	if resp.Diagnostics.Append(req.Plan.Get(ctx, plan)...); resp.Diagnostics.HasError() {
+		return
 	}
-	c.ManagerHostKey = types.StringValue(sw.HostKey)
-	return sw, nil
-}
-
-// deploy makes owner's services the desired ones and waits until they run;
-// Services holds their ids as soon as they exist, so that state keeps them
-// even when the wait fails.
-func (c *componentModel) deploy(ctx context.Context, sw *swarmctl.Swarm, owner string, desired []swarmspec.Desired) error {
-	ids, err := sw.Deploy(ctx, owner, desired)
-	if len(ids) > 0 || err == nil {
-		c.Services = idMap(ids)
-	}
-	return err
-}
-
-// createComponent runs a mirror's or filter group's apply on create and
-// saves its state, also after a failure once services exist (the resource
-// is then tainted, and destroy removes them).
-func createComponent(ctx context.Context, what string, c *componentModel, model any, resp *resource.CreateResponse,
-	apply func(context.Context) error) {
+	c := plan.base()
 	ctx, cancel, diags := withTimeout(ctx, c.Timeouts.Create, componentCreateTimeout)
 	defer cancel()
 	if resp.Diagnostics.Append(diags...); resp.Diagnostics.HasError() {
 		return
 	}
-	err := apply(ctx)
+	err := r.applyComponent(ctx, plan, "", place)
 	if c.Services.IsUnknown() {
 		resp.Diagnostics.AddError("Cannot create "+what, err.Error())
 		return
 	}
-	resp.Diagnostics.Append(resp.State.Set(ctx, model)...)
+	resp.Diagnostics.Append(resp.State.Set(ctx, plan)...)
 	if err != nil {
 		resp.Diagnostics.AddError("Cannot create "+what, err.Error())
 	}
 }
 
-// updateComponent runs a mirror's or filter group's apply on update.
-func updateComponent(ctx context.Context, what string, c *componentModel, model any, resp *resource.UpdateResponse,
-	apply func(context.Context) error) {
-	ctx, cancel, diags := withTimeout(ctx, c.Timeouts.Update, componentUpdateTimeout)
+// updateComponent updates a mirror's or filter group's services in place.
+func (r *resourceBase) updateComponent(ctx context.Context, what string, req resource.UpdateRequest, resp *resource.UpdateResponse,
+	plan component, place placeFunc) {
+	var knownKey types.String
+	resp.Diagnostics.Append(req.State.GetAttribute(ctx, path.Root("manager_host_key"), &knownKey)...)
+	if resp.Diagnostics.Append(req.Plan.Get(ctx, plan)...); resp.Diagnostics.HasError() {
+		return
+	}
+	ctx, cancel, diags := withTimeout(ctx, plan.base().Timeouts.Update, componentUpdateTimeout)
 	defer cancel()
 	if resp.Diagnostics.Append(diags...); resp.Diagnostics.HasError() {
 		return
 	}
-	if err := apply(ctx); err != nil {
+	if err := r.applyComponent(ctx, plan, knownKey.ValueString(), place); err != nil {
 		resp.Diagnostics.AddError("Cannot update "+what, err.Error())
 		return
 	}
-	resp.Diagnostics.Append(resp.State.Set(ctx, model)...)
+	resp.Diagnostics.Append(resp.State.Set(ctx, plan)...)
+}
+
+// applyComponent makes the component's services what place returns and
+// waits until they run; knownKey is the manager's host key from state (""
+// on create). Services holds their ids as soon as they exist, so that state
+// keeps them even when the wait fails.
+func (r *resourceBase) applyComponent(ctx context.Context, plan component, knownKey string, place placeFunc) error {
+	c := plan.base()
+	sw, err := r.pd.ctl.OpenSwarm(ctx, c.SwarmID.ValueString(), c.ManagerAddress.ValueString(), knownKey)
+	if err != nil {
+		return err
+	}
+	c.ManagerHostKey = types.StringValue(sw.HostKey)
+	desired, err := place(ctx, sw)
+	if err != nil {
+		return err
+	}
+	ids, err := sw.Deploy(ctx, plan.owner(), desired)
+	if len(ids) > 0 || err == nil {
+		c.Services = idMap(ids)
+	}
+	return err
 }
 
 // errComponentGone tells readComponent that what the component depends on
@@ -579,24 +619,28 @@ func updateComponent(ctx context.Context, what string, c *componentModel, model 
 var errComponentGone = errors.New("gone")
 
 // readComponent refreshes a mirror or filter group: on import (no swarm id
-// yet) it first restores the settings from the label on owner's services
-// (on service, or any when service is ""); then it compares the services
-// desired returns with what runs. A component whose services are all gone,
-// or whose desired says errComponentGone, is removed from state.
-func readComponent(ctx context.Context, pd *providerData, what string, codec settingsCodec, c *componentModel, model any,
-	owner, service string, resp *resource.ReadResponse, desired func(context.Context, *swarmctl.Swarm) ([]swarmspec.Desired, error)) {
+// yet) it first restores the settings from the label on its services; then
+// it compares the services desired returns with what runs. A component
+// whose services are all gone, or whose desired says errComponentGone, is
+// removed from state.
+func (r *resourceBase) readComponent(ctx context.Context, what string, req resource.ReadRequest, resp *resource.ReadResponse,
+	state component, desired placeFunc) {
+	if resp.Diagnostics.Append(req.State.Get(ctx, state)...); resp.Diagnostics.HasError() {
+		return
+	}
+	c := state.base()
 	ctx, cancel, diags := withTimeout(ctx, c.Timeouts.Read, componentReadTimeout)
 	defer cancel()
 	if resp.Diagnostics.Append(diags...); resp.Diagnostics.HasError() {
 		return
 	}
-	sw, err := pd.ctl.OpenSwarm(ctx, c.SwarmID.ValueString(), c.ManagerAddress.ValueString(), c.ManagerHostKey.ValueString())
+	sw, err := r.pd.ctl.OpenSwarm(ctx, c.SwarmID.ValueString(), c.ManagerAddress.ValueString(), c.ManagerHostKey.ValueString())
 	if err != nil {
 		resp.Diagnostics.AddError("Cannot read "+what, err.Error())
 		return
 	}
 	if c.SwarmID.ValueString() == "" { // import
-		if err := restoreComponent(ctx, sw, codec, c, model, owner, service); err != nil {
+		if err := r.restoreComponent(ctx, sw, state); err != nil {
 			resp.Diagnostics.AddError("Cannot import "+what, err.Error())
 			return
 		}
@@ -610,7 +654,7 @@ func readComponent(ctx context.Context, pd *providerData, what string, codec set
 		resp.Diagnostics.AddError("Cannot read "+what, err.Error())
 		return
 	}
-	ids, err := sw.Observe(ctx, owner, want)
+	ids, err := sw.Observe(ctx, state.owner(), want)
 	if err != nil {
 		resp.Diagnostics.AddError("Cannot read "+what, err.Error())
 		return
@@ -620,38 +664,43 @@ func readComponent(ctx context.Context, pd *providerData, what string, codec set
 		return
 	}
 	c.Services = idMap(ids)
-	resp.Diagnostics.Append(resp.State.Set(ctx, model)...)
+	resp.Diagnostics.Append(resp.State.Set(ctx, state)...)
 }
 
 // restoreComponent fills an imported mirror or filter group from the
 // settings label on its services.
-func restoreComponent(ctx context.Context, sw *swarmctl.Swarm, codec settingsCodec, c *componentModel, model any, owner, service string) error {
-	label, ok, err := sw.Settings(ctx, owner, service)
+func (r *resourceBase) restoreComponent(ctx context.Context, sw *swarmctl.Swarm, state component) error {
+	label, ok, err := sw.Settings(ctx, state.owner())
 	if err != nil {
 		return err
 	}
 	if !ok {
-		return fmt.Errorf("no %s in swarm %s", owner, sw.ID)
+		return fmt.Errorf("no %s in swarm %s", state.owner(), sw.ID)
 	}
-	// The label sets the model's attributes; the ones below are not in it.
-	if err := codec.decode(ctx, label, model); err != nil {
-		return fmt.Errorf("%s: %w", owner, err)
+	if err := r.settings.decode(ctx, label, state); err != nil {
+		return fmt.Errorf("%s: %w", state.owner(), err)
 	}
+	// Not in the label: the swarm, and the manager's key.
+	c := state.base()
 	c.SwarmID = types.StringValue(sw.ID)
 	c.ManagerHostKey = types.StringValue(sw.HostKey)
 	return nil
 }
 
-// deleteComponent removes everything of owner from its swarm.
-func deleteComponent(ctx context.Context, pd *providerData, what string, c *componentModel, owner string, resp *resource.DeleteResponse) {
+// deleteComponent removes everything of the component from its swarm.
+func (r *resourceBase) deleteComponent(ctx context.Context, what string, req resource.DeleteRequest, resp *resource.DeleteResponse, state component) {
+	if resp.Diagnostics.Append(req.State.Get(ctx, state)...); resp.Diagnostics.HasError() {
+		return
+	}
+	c := state.base()
 	ctx, cancel, diags := withTimeout(ctx, c.Timeouts.Delete, componentDeleteTimeout)
 	defer cancel()
 	if resp.Diagnostics.Append(diags...); resp.Diagnostics.HasError() {
 		return
 	}
-	sw, err := pd.ctl.OpenSwarm(ctx, c.SwarmID.ValueString(), c.ManagerAddress.ValueString(), c.ManagerHostKey.ValueString())
+	sw, err := r.pd.ctl.OpenSwarm(ctx, c.SwarmID.ValueString(), c.ManagerAddress.ValueString(), c.ManagerHostKey.ValueString())
 	if err == nil {
-		err = sw.RemoveOwner(ctx, owner)
+		err = sw.RemoveOwner(ctx, state.owner())
 	}
 	if err != nil {
 		resp.Diagnostics.AddError("Cannot delete "+what, err.Error())

@@ -25,45 +25,63 @@ import (
 	"github.com/minibroker/terraform-provider-minibroker/workloads/filter"
 )
 
-var (
-	_ resource.Resource                   = (*filterGroupResource)(nil)
-	_ resource.ResourceWithConfigure      = (*filterGroupResource)(nil)
-	_ resource.ResourceWithImportState    = (*filterGroupResource)(nil)
-	_ resource.ResourceWithModifyPlan     = (*filterGroupResource)(nil)
-	_ resource.ResourceWithValidateConfig = (*filterGroupResource)(nil)
-)
-
-// filterGroupResource is minibroker_filter_group: CEL filters on a mirror's
-// node and their consumers.
-type filterGroupResource struct {
-	pd       *providerData
-	settings settingsCodec
+type filterGroupModel struct {
+	componentModel
+	Mirror         types.String  `tfsdk:"mirror"`
+	Mode           types.String  `tfsdk:"mode"`
+	WorkloadsImage types.String  `tfsdk:"workloads_image"`
+	Filters        []filterModel `tfsdk:"filters"`
+	OutputTopics   types.Map     `tfsdk:"output_topics"`
 }
 
-func newFilterGroupResource() resource.Resource {
-	return &filterGroupResource{settings: newComponentCodec(filterGroupSchema(context.Background()))}
+func (m *filterGroupModel) owner() string { return swarmspec.FilterGroupOwner(m.Name.ValueString()) }
+
+// outputTopics is the output topic of every filter, by name; ok is false
+// while a name or output is unknown.
+func (m filterGroupModel) outputTopics() (topics map[string]string, ok bool) {
+	topics = map[string]string{}
+	for _, f := range m.Filters {
+		if f.Name.IsUnknown() || f.Output.IsUnknown() {
+			return nil, false
+		}
+		topics[f.Name.ValueString()] = f.spec().OutputTopic()
+	}
+	return topics, true
 }
 
-func (r *filterGroupResource) Metadata(_ context.Context, req resource.MetadataRequest, resp *resource.MetadataResponse) {
-	resp.TypeName = req.ProviderTypeName + "_filter_group"
+type filterModel struct {
+	Name         types.String `tfsdk:"name"`
+	Expression   types.String `tfsdk:"expression"`
+	MaxPerVisit  types.Int64  `tfsdk:"max_per_visit"`
+	Output       types.String `tfsdk:"output"`
+	Consumer     types.Bool   `tfsdk:"consumer"`
+	ConsumerNode types.Int64  `tfsdk:"consumer_node"`
 }
 
-func (r *filterGroupResource) Configure(_ context.Context, req resource.ConfigureRequest, _ *resource.ConfigureResponse) {
-	if pd, ok := req.ProviderData.(*providerData); ok {
-		r.pd = pd
+func (f filterModel) spec() swarmspec.Filter {
+	node := -1
+	if !f.ConsumerNode.IsNull() {
+		node = int(f.ConsumerNode.ValueInt64())
+	}
+	return swarmspec.Filter{
+		Name: f.Name.ValueString(), Expression: f.Expression.ValueString(),
+		MaxPerVisit: int(f.MaxPerVisit.ValueInt64()), Output: f.Output.ValueString(),
+		ConsumerNode: node, NoConsumer: !f.Consumer.ValueBool(),
 	}
 }
 
-func (r *filterGroupResource) Schema(ctx context.Context, _ resource.SchemaRequest, resp *resource.SchemaResponse) {
-	resp.Schema = filterGroupSchema(ctx)
+// filterGroupResource is minibroker_filter_group: CEL filters on a mirror's
+// node and their consumers.
+type filterGroupResource struct{ resourceBase }
+
+func newFilterGroupResource() resource.Resource {
+	return &filterGroupResource{newComponentBase("_filter_group", filterGroupSchema(context.Background()))}
 }
 
 func filterGroupSchema(ctx context.Context) schema.Schema {
-	attrs := componentAttributes(ctx, "group", schema.StringAttribute{
-		Validators: []validator.String{objectNameValidator{swarmspec.MaxGroupNameLen}},
-		MarkdownDescription: fmt.Sprintf("Group name: at most %d lower-case letters, digits and inner dashes. "+
-			"Services are `mb-NAME-FILTER` and `mb-NAME-FILTER-c` (isolated) or `mb-NAME-filters` (shared).", swarmspec.MaxGroupNameLen)})
-	for name, a := range map[string]schema.Attribute{
+	nameDoc := fmt.Sprintf("Group name: at most %d lower-case letters, digits and inner dashes. "+
+		"Services are `mb-NAME-FILTER` and `mb-NAME-FILTER-c` (isolated) or `mb-NAME-filters` (shared).", swarmspec.MaxGroupNameLen)
+	attrs := componentSchema(ctx, "group", swarmspec.MaxGroupNameLen, nameDoc, map[string]schema.Attribute{
 		"mirror": schema.StringAttribute{Required: true, PlanModifiers: []planmodifier.String{stringplanmodifier.RequiresReplace()},
 			MarkdownDescription: "Name of the mirror to read from (`minibroker_mirror.X.name`); the filters run on its node."},
 		"mode": schema.StringAttribute{Optional: true, Computed: true,
@@ -98,9 +116,7 @@ func filterGroupSchema(ctx context.Context) schema.Schema {
 		},
 		"output_topics": schema.MapAttribute{Computed: true, ElementType: types.StringType,
 			MarkdownDescription: "Output topic of every filter, by filter name."},
-	} {
-		attrs[name] = a
-	}
+	})
 	return schema.Schema{
 		MarkdownDescription: "Filters on a mirror's node and one consumer per filter on the consumer nodes. Each " +
 			"filter is a CEL expression over `alert` (the decoded Avro alert) with a per-visit cap; it reads the " +
@@ -108,38 +124,6 @@ func filterGroupSchema(ctx context.Context) schema.Schema {
 			"Expressions are compiled at plan time. Changing filters updates the services in place.\n\n" +
 			"Default timeouts: create 10m, update 10m, delete 5m, read 1m.",
 		Attributes: attrs,
-	}
-}
-
-type filterGroupModel struct {
-	componentModel
-	Mirror         types.String  `tfsdk:"mirror"`
-	Mode           types.String  `tfsdk:"mode"`
-	WorkloadsImage types.String  `tfsdk:"workloads_image"`
-	Filters        []filterModel `tfsdk:"filters"`
-	OutputTopics   types.Map     `tfsdk:"output_topics"`
-}
-
-type filterModel struct {
-	Name         types.String `tfsdk:"name"`
-	Expression   types.String `tfsdk:"expression"`
-	MaxPerVisit  types.Int64  `tfsdk:"max_per_visit"`
-	Output       types.String `tfsdk:"output"`
-	Consumer     types.Bool   `tfsdk:"consumer"`
-	ConsumerNode types.Int64  `tfsdk:"consumer_node"`
-}
-
-func (m filterGroupModel) owner() string { return swarmspec.FilterGroupOwner(m.Name.ValueString()) }
-
-func (f filterModel) spec() swarmspec.Filter {
-	node := -1
-	if !f.ConsumerNode.IsNull() {
-		node = int(f.ConsumerNode.ValueInt64())
-	}
-	return swarmspec.Filter{
-		Name: f.Name.ValueString(), Expression: f.Expression.ValueString(),
-		MaxPerVisit: int(f.MaxPerVisit.ValueInt64()), Output: f.Output.ValueString(),
-		ConsumerNode: node, NoConsumer: !f.Consumer.ValueBool(),
 	}
 }
 
@@ -190,19 +174,6 @@ func describeCompileError(i int, name string, err error) string {
 	}
 	return fmt.Sprintf("filters[%d].expression (filter %q), line %d column %d: %s\n\n%s",
 		i, name, ce.Line, ce.Column, ce.Message, ce.Snippet)
-}
-
-// outputTopics is the output topic of every filter, by name; ok is false
-// while a name or output is unknown.
-func (m filterGroupModel) outputTopics() (topics map[string]string, ok bool) {
-	topics = map[string]string{}
-	for _, f := range m.Filters {
-		if f.Name.IsUnknown() || f.Output.IsUnknown() {
-			return nil, false
-		}
-		topics[f.Name.ValueString()] = f.spec().OutputTopic()
-	}
-	return topics, true
 }
 
 // desired returns the group's services on the mirror's node (mirrorIndex),
@@ -275,72 +246,51 @@ func sameFilterSet(a, b []filterModel) bool {
 
 func (r *filterGroupResource) Create(ctx context.Context, req resource.CreateRequest, resp *resource.CreateResponse) {
 	var plan filterGroupModel
-	if resp.Diagnostics.Append(req.Plan.Get(ctx, &plan)...); resp.Diagnostics.HasError() {
-		return
-	}
-	createComponent(ctx, "filter group", &plan.componentModel, &plan, resp, func(ctx context.Context) error { return r.apply(ctx, &plan, "") })
-}
-
-func (r *filterGroupResource) Update(ctx context.Context, req resource.UpdateRequest, resp *resource.UpdateResponse) {
-	var plan, state filterGroupModel
-	resp.Diagnostics.Append(req.Plan.Get(ctx, &plan)...)
-	if resp.Diagnostics.Append(req.State.Get(ctx, &state)...); resp.Diagnostics.HasError() {
-		return
-	}
-	updateComponent(ctx, "filter group", &plan.componentModel, &plan, resp, func(ctx context.Context) error {
-		return r.apply(ctx, &plan, state.ManagerHostKey.ValueString())
+	r.createComponent(ctx, "filter group", req, resp, &plan, func(ctx context.Context, sw *swarmctl.Swarm) ([]swarmspec.Desired, error) {
+		return r.place(ctx, sw, &plan)
 	})
 }
 
-// apply creates or updates the group's services on its mirror's node and
-// waits until they run.
-func (r *filterGroupResource) apply(ctx context.Context, plan *filterGroupModel, knownKey string) error {
-	sw, err := plan.openSwarm(ctx, r.pd, knownKey)
+func (r *filterGroupResource) Update(ctx context.Context, req resource.UpdateRequest, resp *resource.UpdateResponse) {
+	var plan filterGroupModel
+	r.updateComponent(ctx, "filter group", req, resp, &plan, func(ctx context.Context, sw *swarmctl.Swarm) ([]swarmspec.Desired, error) {
+		return r.place(ctx, sw, &plan)
+	})
+}
+
+// place finds the mirror's node, checks the consumer nodes the filters pin
+// and returns the group's services.
+func (r *filterGroupResource) place(ctx context.Context, sw *swarmctl.Swarm, m *filterGroupModel) ([]swarmspec.Desired, error) {
+	idx, err := sw.MirrorNodeIndex(ctx, m.Mirror.ValueString())
 	if err != nil {
-		return err
+		return nil, err
 	}
-	idx, err := sw.MirrorNodeIndex(ctx, plan.Mirror.ValueString())
-	if err != nil {
-		return err
-	}
-	for _, f := range plan.Filters {
+	for _, f := range m.Filters {
 		if !f.ConsumerNode.IsNull() {
 			if err := sw.CheckNode(ctx, swarmspec.RoleConsumer, int(f.ConsumerNode.ValueInt64())); err != nil {
-				return fmt.Errorf("filter %s: %w", f.Name.ValueString(), err)
+				return nil, fmt.Errorf("filter %s: %w", f.Name.ValueString(), err)
 			}
 		}
 	}
-	desired, err := r.desired(ctx, plan, sw.Network, idx)
-	if err != nil {
-		return err
-	}
-	return plan.deploy(ctx, sw, plan.owner(), desired)
+	return r.desired(ctx, m, sw.Network, idx)
 }
 
 func (r *filterGroupResource) Read(ctx context.Context, req resource.ReadRequest, resp *resource.ReadResponse) {
 	var state filterGroupModel
-	if resp.Diagnostics.Append(req.State.Get(ctx, &state)...); resp.Diagnostics.HasError() {
-		return
-	}
-	readComponent(ctx, r.pd, "filter group", r.settings, &state.componentModel, &state, state.owner(), "", resp,
-		func(ctx context.Context, sw *swarmctl.Swarm) ([]swarmspec.Desired, error) {
-			idx, err := sw.MirrorNodeIndex(ctx, state.Mirror.ValueString())
-			if err != nil {
-				return nil, errComponentGone // the mirror is gone, and with it the group's purpose
-			}
-			if topics, ok := state.outputTopics(); ok {
-				state.OutputTopics = stringMap(topics)
-			}
-			return r.desired(ctx, &state, sw.Network, idx)
-		})
+	r.readComponent(ctx, "filter group", req, resp, &state, func(ctx context.Context, sw *swarmctl.Swarm) ([]swarmspec.Desired, error) {
+		idx, err := sw.MirrorNodeIndex(ctx, state.Mirror.ValueString())
+		if err != nil {
+			return nil, errComponentGone // the mirror is gone, and with it the group's purpose
+		}
+		if topics, ok := state.outputTopics(); ok {
+			state.OutputTopics = stringMap(topics)
+		}
+		return r.desired(ctx, &state, sw.Network, idx)
+	})
 }
 
 func (r *filterGroupResource) Delete(ctx context.Context, req resource.DeleteRequest, resp *resource.DeleteResponse) {
-	var state filterGroupModel
-	if resp.Diagnostics.Append(req.State.Get(ctx, &state)...); resp.Diagnostics.HasError() {
-		return
-	}
-	deleteComponent(ctx, r.pd, "filter group", &state.componentModel, state.owner(), resp)
+	r.deleteComponent(ctx, "filter group", req, resp, &filterGroupModel{})
 }
 
 func (r *filterGroupResource) ImportState(ctx context.Context, req resource.ImportStateRequest, resp *resource.ImportStateResponse) {

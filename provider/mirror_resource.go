@@ -20,44 +20,52 @@ import (
 	"github.com/minibroker/terraform-provider-minibroker/workloads/stream"
 )
 
-var (
-	_ resource.Resource                = (*mirrorResource)(nil)
-	_ resource.ResourceWithConfigure   = (*mirrorResource)(nil)
-	_ resource.ResourceWithImportState = (*mirrorResource)(nil)
-	_ resource.ResourceWithModifyPlan  = (*mirrorResource)(nil)
-)
-
-// mirrorResource is minibroker_mirror: a mirror Kafka and its MirrorMaker 2
-// on one filter node.
-type mirrorResource struct {
-	pd       *providerData
-	settings settingsCodec
+type mirrorModel struct {
+	componentModel
+	NodeIndex             types.Int64  `tfsdk:"node_index"`
+	KafkaImage            types.String `tfsdk:"kafka_image"`
+	HeapMB                types.Int64  `tfsdk:"heap_mb"`
+	Partitions            types.Int64  `tfsdk:"partitions"`
+	RetentionMinutes      types.Int64  `tfsdk:"retention_minutes"`
+	Properties            types.Map    `tfsdk:"properties"`
+	Topics                types.String `tfsdk:"topics"`
+	MirrorMakerHeapMB     types.Int64  `tfsdk:"mirror_maker_heap_mb"`
+	MirrorMakerProperties types.Map    `tfsdk:"mirror_maker_properties"`
+	Bootstrap             types.String `tfsdk:"bootstrap"`
 }
 
-func newMirrorResource() resource.Resource {
-	return &mirrorResource{settings: newComponentCodec(mirrorSchema(context.Background()))}
-}
+func (m *mirrorModel) owner() string { return swarmspec.MirrorOwner(m.Name.ValueString()) }
 
-func (r *mirrorResource) Metadata(_ context.Context, req resource.MetadataRequest, resp *resource.MetadataResponse) {
-	resp.TypeName = req.ProviderTypeName + "_mirror"
-}
-
-func (r *mirrorResource) Configure(_ context.Context, req resource.ConfigureRequest, _ *resource.ConfigureResponse) {
-	if pd, ok := req.ProviderData.(*providerData); ok {
-		r.pd = pd
+func (m mirrorModel) spec(ctx context.Context, network string) swarmspec.Mirror {
+	props, mmProps := map[string]string{}, map[string]string{}
+	m.Properties.ElementsAs(ctx, &props, false)
+	m.MirrorMakerProperties.ElementsAs(ctx, &mmProps, false)
+	return swarmspec.Mirror{
+		Name:      m.Name.ValueString(),
+		NodeIndex: int(m.NodeIndex.ValueInt64()),
+		Kafka: swarmspec.Kafka{
+			Image: m.KafkaImage.ValueString(), Network: network, HeapMB: int(m.HeapMB.ValueInt64()),
+			Partitions: int(m.Partitions.ValueInt64()), RetentionMinutes: int(m.RetentionMinutes.ValueInt64()),
+			Properties: props,
+		},
+		Topics:                m.Topics.ValueString(),
+		MirrorMakerHeapMB:     int(m.MirrorMakerHeapMB.ValueInt64()),
+		MirrorMakerProperties: mmProps,
 	}
 }
 
-func (r *mirrorResource) Schema(ctx context.Context, _ resource.SchemaRequest, resp *resource.SchemaResponse) {
-	resp.Schema = mirrorSchema(ctx)
+// mirrorResource is minibroker_mirror: a mirror Kafka and its MirrorMaker 2
+// on one filter node.
+type mirrorResource struct{ resourceBase }
+
+func newMirrorResource() resource.Resource {
+	return &mirrorResource{newComponentBase("_mirror", mirrorSchema(context.Background()))}
 }
 
 func mirrorSchema(ctx context.Context) schema.Schema {
-	attrs := componentAttributes(ctx, "mirror", schema.StringAttribute{
-		Validators: []validator.String{objectNameValidator{swarmspec.MaxMirrorNameLen}},
-		MarkdownDescription: fmt.Sprintf("Mirror name: at most %d lower-case letters, digits and inner dashes. Services are `%s` (Kafka, also its DNS name) and `%s`.",
-			swarmspec.MaxMirrorNameLen, swarmspec.MirrorKafkaService("NAME"), swarmspec.MirrorMakerService("NAME"))})
-	for name, a := range map[string]schema.Attribute{
+	nameDoc := fmt.Sprintf("Mirror name: at most %d lower-case letters, digits and inner dashes. Services are `%s` (Kafka, also its DNS name) and `%s`.",
+		swarmspec.MaxMirrorNameLen, swarmspec.MirrorKafkaService("NAME"), swarmspec.MirrorMakerService("NAME"))
+	attrs := componentSchema(ctx, "mirror", swarmspec.MaxMirrorNameLen, nameDoc, map[string]schema.Attribute{
 		"node_index": schema.Int64Attribute{Required: true,
 			PlanModifiers:       []planmodifier.Int64{int64planmodifier.RequiresReplace()},
 			Validators:          []validator.Int64{int64validator.AtLeast(0)},
@@ -89,49 +97,13 @@ func mirrorSchema(ctx context.Context) schema.Schema {
 			MarkdownDescription: "Extra `mm2.properties` entries, e.g. `\"hub->mirror.tasks.max\" = \"4\"`."},
 		"bootstrap": schema.StringAttribute{Computed: true,
 			MarkdownDescription: "Bootstrap address of the mirror Kafka on the overlay network."},
-	} {
-		attrs[name] = a
-	}
+	})
 	return schema.Schema{
 		MarkdownDescription: "A downstream Kafka on one filter node, filled from the hub by MirrorMaker 2 " +
 			"(identity replication policy: topics keep their names). Configuration reaches the containers as " +
 			"Swarm configs with content-hashed names. Filter groups on the same node read the full stream from it.\n\n" +
 			"Default timeouts: create 10m, update 10m, delete 5m, read 1m.",
 		Attributes: attrs,
-	}
-}
-
-type mirrorModel struct {
-	componentModel
-	NodeIndex             types.Int64  `tfsdk:"node_index"`
-	KafkaImage            types.String `tfsdk:"kafka_image"`
-	HeapMB                types.Int64  `tfsdk:"heap_mb"`
-	Partitions            types.Int64  `tfsdk:"partitions"`
-	RetentionMinutes      types.Int64  `tfsdk:"retention_minutes"`
-	Properties            types.Map    `tfsdk:"properties"`
-	Topics                types.String `tfsdk:"topics"`
-	MirrorMakerHeapMB     types.Int64  `tfsdk:"mirror_maker_heap_mb"`
-	MirrorMakerProperties types.Map    `tfsdk:"mirror_maker_properties"`
-	Bootstrap             types.String `tfsdk:"bootstrap"`
-}
-
-func (m mirrorModel) owner() string { return swarmspec.MirrorOwner(m.Name.ValueString()) }
-
-func (m mirrorModel) spec(ctx context.Context, network string) swarmspec.Mirror {
-	props, mmProps := map[string]string{}, map[string]string{}
-	m.Properties.ElementsAs(ctx, &props, false)
-	m.MirrorMakerProperties.ElementsAs(ctx, &mmProps, false)
-	return swarmspec.Mirror{
-		Name:      m.Name.ValueString(),
-		NodeIndex: int(m.NodeIndex.ValueInt64()),
-		Kafka: swarmspec.Kafka{
-			Image: m.KafkaImage.ValueString(), Network: network, HeapMB: int(m.HeapMB.ValueInt64()),
-			Partitions: int(m.Partitions.ValueInt64()), RetentionMinutes: int(m.RetentionMinutes.ValueInt64()),
-			Properties: props,
-		},
-		Topics:                m.Topics.ValueString(),
-		MirrorMakerHeapMB:     int(m.MirrorMakerHeapMB.ValueInt64()),
-		MirrorMakerProperties: mmProps,
 	}
 }
 
@@ -176,59 +148,37 @@ func (r *mirrorResource) ModifyPlan(ctx context.Context, req resource.ModifyPlan
 
 func (r *mirrorResource) Create(ctx context.Context, req resource.CreateRequest, resp *resource.CreateResponse) {
 	var plan mirrorModel
-	if resp.Diagnostics.Append(req.Plan.Get(ctx, &plan)...); resp.Diagnostics.HasError() {
-		return
-	}
-	createComponent(ctx, "mirror", &plan.componentModel, &plan, resp, func(ctx context.Context) error { return r.apply(ctx, &plan, "") })
-}
-
-func (r *mirrorResource) Update(ctx context.Context, req resource.UpdateRequest, resp *resource.UpdateResponse) {
-	var plan, state mirrorModel
-	resp.Diagnostics.Append(req.Plan.Get(ctx, &plan)...)
-	if resp.Diagnostics.Append(req.State.Get(ctx, &state)...); resp.Diagnostics.HasError() {
-		return
-	}
-	updateComponent(ctx, "mirror", &plan.componentModel, &plan, resp, func(ctx context.Context) error {
-		return r.apply(ctx, &plan, state.ManagerHostKey.ValueString())
+	r.createComponent(ctx, "mirror", req, resp, &plan, func(ctx context.Context, sw *swarmctl.Swarm) ([]swarmspec.Desired, error) {
+		return r.place(ctx, sw, &plan)
 	})
 }
 
-// apply creates or updates the mirror's services on its filter node and
-// waits until they run.
-func (r *mirrorResource) apply(ctx context.Context, plan *mirrorModel, knownKey string) error {
-	sw, err := plan.openSwarm(ctx, r.pd, knownKey)
-	if err != nil {
-		return err
+func (r *mirrorResource) Update(ctx context.Context, req resource.UpdateRequest, resp *resource.UpdateResponse) {
+	var plan mirrorModel
+	r.updateComponent(ctx, "mirror", req, resp, &plan, func(ctx context.Context, sw *swarmctl.Swarm) ([]swarmspec.Desired, error) {
+		return r.place(ctx, sw, &plan)
+	})
+}
+
+// place checks that the mirror's filter node exists and returns its
+// services.
+func (r *mirrorResource) place(ctx context.Context, sw *swarmctl.Swarm, m *mirrorModel) ([]swarmspec.Desired, error) {
+	if err := sw.CheckNode(ctx, swarmspec.RoleFilter, int(m.NodeIndex.ValueInt64())); err != nil {
+		return nil, err
 	}
-	if err := sw.CheckNode(ctx, swarmspec.RoleFilter, int(plan.NodeIndex.ValueInt64())); err != nil {
-		return err
-	}
-	desired, err := r.desired(ctx, plan, sw.Network)
-	if err != nil {
-		return err
-	}
-	return plan.deploy(ctx, sw, plan.owner(), desired)
+	return r.desired(ctx, m, sw.Network)
 }
 
 func (r *mirrorResource) Read(ctx context.Context, req resource.ReadRequest, resp *resource.ReadResponse) {
 	var state mirrorModel
-	if resp.Diagnostics.Append(req.State.Get(ctx, &state)...); resp.Diagnostics.HasError() {
-		return
-	}
-	kafka := swarmspec.MirrorKafkaService(state.Name.ValueString())
-	readComponent(ctx, r.pd, "mirror", r.settings, &state.componentModel, &state, state.owner(), kafka, resp,
-		func(ctx context.Context, sw *swarmctl.Swarm) ([]swarmspec.Desired, error) {
-			state.Bootstrap = types.StringValue(swarmspec.Bootstrap(kafka))
-			return r.desired(ctx, &state, sw.Network)
-		})
+	r.readComponent(ctx, "mirror", req, resp, &state, func(ctx context.Context, sw *swarmctl.Swarm) ([]swarmspec.Desired, error) {
+		state.Bootstrap = types.StringValue(swarmspec.Bootstrap(swarmspec.MirrorKafkaService(state.Name.ValueString())))
+		return r.desired(ctx, &state, sw.Network)
+	})
 }
 
 func (r *mirrorResource) Delete(ctx context.Context, req resource.DeleteRequest, resp *resource.DeleteResponse) {
-	var state mirrorModel
-	if resp.Diagnostics.Append(req.State.Get(ctx, &state)...); resp.Diagnostics.HasError() {
-		return
-	}
-	deleteComponent(ctx, r.pd, "mirror", &state.componentModel, state.owner(), resp)
+	r.deleteComponent(ctx, "mirror", req, resp, &mirrorModel{})
 }
 
 func (r *mirrorResource) ImportState(ctx context.Context, req resource.ImportStateRequest, resp *resource.ImportStateResponse) {

@@ -35,7 +35,22 @@ const (
 	policyTOFU       = "trust_on_first_use"
 )
 
-var _ provider.Provider = (*minibrokerProvider)(nil)
+// The framework interfaces the provider and its resources implement,
+// checked by the compiler.
+var (
+	_ provider.Provider                   = (*minibrokerProvider)(nil)
+	_ resource.ResourceWithConfigure      = (*swarmResource)(nil)
+	_ resource.ResourceWithImportState    = (*swarmResource)(nil)
+	_ resource.ResourceWithModifyPlan     = (*swarmResource)(nil)
+	_ resource.ResourceWithValidateConfig = (*swarmResource)(nil)
+	_ resource.ResourceWithConfigure      = (*mirrorResource)(nil)
+	_ resource.ResourceWithImportState    = (*mirrorResource)(nil)
+	_ resource.ResourceWithModifyPlan     = (*mirrorResource)(nil)
+	_ resource.ResourceWithConfigure      = (*filterGroupResource)(nil)
+	_ resource.ResourceWithImportState    = (*filterGroupResource)(nil)
+	_ resource.ResourceWithModifyPlan     = (*filterGroupResource)(nil)
+	_ resource.ResourceWithValidateConfig = (*filterGroupResource)(nil)
+)
 
 type minibrokerProvider struct{ version string }
 

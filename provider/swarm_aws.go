@@ -48,33 +48,116 @@ const (
 	connectPrivate        = "private_ip"
 )
 
+// awsModel is the aws block: the instances to run (awsInstancesModel),
+// where they go and how they are reached (awsAccessModel), and how they
+// are named and waited for.
 type awsModel struct {
-	Region          types.String `tfsdk:"region"`
-	Profile         types.String `tfsdk:"profile"`
+	awsInstancesModel
+	awsAccessModel
+	Tags         types.Map    `tfsdk:"tags"`
+	NamePrefix   types.String `tfsdk:"name_prefix"`
+	ReadyTimeout types.String `tfsdk:"ready_timeout"`
+}
+
+// awsConfig reads the aws block (zero when there is none).
+func (m swarmModel) awsConfig() awsModel {
+	var a awsModel
+	m.AWS.As(context.Background(), &a, basetypes.ObjectAsOptions{})
+	return a
+}
+
+func awsObject(a awsModel) types.Object {
+	o, _ := types.ObjectValueFrom(context.Background(), awsAttrTypes, a)
+	return o
+}
+
+// awsInstancesModel is what instances the block asks for.
+type awsInstancesModel struct {
 	InstanceType    types.String `tfsdk:"instance_type"`
 	ProducerNodes   types.Int64  `tfsdk:"producer_nodes"`
 	FilterNodes     types.Int64  `tfsdk:"filter_nodes"`
 	ConsumerNodes   types.Int64  `tfsdk:"consumer_nodes"`
 	AMI             types.String `tfsdk:"ami"`
 	AMISSMParameter types.String `tfsdk:"ami_ssm_parameter"`
+	RootVolumeSize  types.Int64  `tfsdk:"root_volume_size"`
+	RootVolumeType  types.String `tfsdk:"root_volume_type"`
+}
+
+// slots lists the nodes the block asks for.
+func (a awsInstancesModel) slots() []awsfleet.Slot {
+	out := []awsfleet.Slot{{Role: swarmspec.RoleManager}}
+	for _, rc := range []struct {
+		role string
+		n    types.Int64
+	}{{swarmspec.RoleProducer, a.ProducerNodes}, {swarmspec.RoleFilter, a.FilterNodes}, {swarmspec.RoleConsumer, a.ConsumerNodes}} {
+		for i := range int(rc.n.ValueInt64()) {
+			out = append(out, awsfleet.Slot{Role: rc.role, Index: i})
+		}
+	}
+	return out
+}
+
+// awsAccessModel is where the instances go and how they are reached.
+type awsAccessModel struct {
+	Region          types.String `tfsdk:"region"`
+	Profile         types.String `tfsdk:"profile"`
 	SubnetID        types.String `tfsdk:"subnet_id"`
 	KeyName         types.String `tfsdk:"key_name"`
 	PublicKey       types.String `tfsdk:"public_key"`
 	AdminCIDRBlocks types.List   `tfsdk:"admin_cidr_blocks"`
-	RootVolumeSize  types.Int64  `tfsdk:"root_volume_size"`
-	RootVolumeType  types.String `tfsdk:"root_volume_type"`
-	Tags            types.Map    `tfsdk:"tags"`
 	ConnectVia      types.String `tfsdk:"connect_via"`
-	NamePrefix      types.String `tfsdk:"name_prefix"`
-	ReadyTimeout    types.String `tfsdk:"ready_timeout"`
 }
 
+// client builds an EC2/SSM client the SDK's standard way, with the block's
+// region and profile when set.
+func (a awsAccessModel) client(ctx context.Context) (*awsfleet.Client, error) {
+	var opts []func(*config.LoadOptions) error
+	if r := a.Region.ValueString(); r != "" {
+		opts = append(opts, config.WithRegion(r))
+	}
+	if p := a.Profile.ValueString(); p != "" {
+		opts = append(opts, config.WithSharedConfigProfile(p))
+	}
+	cfg, err := config.LoadDefaultConfig(ctx, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("load AWS configuration: %w", err)
+	}
+	if cfg.Region == "" {
+		return nil, fmt.Errorf("no AWS region: set aws.region, AWS_REGION or a profile's region")
+	}
+	return awsfleet.New(cfg, awsfleet.WithPollInterval(awsPollInterval)), nil
+}
+
+// instanceModel is one element of instances.
 type instanceModel struct {
 	ID        types.String `tfsdk:"id"`
 	Role      types.String `tfsdk:"role"`
 	Index     types.Int64  `tfsdk:"index"`
 	PrivateIP types.String `tfsdk:"private_ip"`
 	PublicIP  types.String `tfsdk:"public_ip"`
+}
+
+// instanceType is the type of one element of instances.
+var instanceType = instancesSchema().NestedObject.Type()
+
+func (m swarmModel) instanceModels() []instanceModel {
+	var ms []instanceModel
+	if !m.Instances.IsNull() && !m.Instances.IsUnknown() {
+		m.Instances.ElementsAs(context.Background(), &ms, false)
+	}
+	return ms
+}
+
+// instanceList is the instances as state keeps them.
+func instanceList(ins []awsfleet.Instance) types.List {
+	var ms []instanceModel
+	for _, in := range ins {
+		ms = append(ms, instanceModel{ID: types.StringValue(in.ID), Role: types.StringValue(in.Role),
+			Index: types.Int64Value(int64(in.Index)), PrivateIP: types.StringValue(in.PrivateIP),
+			PublicIP: types.StringValue(in.PublicIP)})
+	}
+	l, _ := types.ListValueFrom(context.Background(), instanceType, ms)
+	return l
 }
 
 func awsSchema() schema.SingleNestedAttribute {
@@ -128,7 +211,7 @@ func awsSchema() schema.SingleNestedAttribute {
 			"public_key": schema.StringAttribute{Optional: true, PlanModifiers: replaceString,
 				MarkdownDescription: "OpenSSH public key imported as a key pair `<name_prefix>-<id>` that the swarm owns and deletes on destroy. It must match the provider's `ssh_private_key`."},
 			"admin_cidr_blocks": schema.ListAttribute{Required: true, ElementType: types.StringType,
-				Validators:          []validator.List{listvalidator.SizeAtLeast(1), listvalidator.ValueStringsAre(cidrValidator{})},
+				Validators:          []validator.List{listvalidator.SizeAtLeast(1), listvalidator.ValueStringsAre(cidrValidator())},
 				MarkdownDescription: "IPv4 CIDR blocks allowed to reach the nodes' SSH port, e.g. your workstation's `203.0.113.7/32` or your VPN's range. Updates in place."},
 			"root_volume_size": schema.Int64Attribute{Optional: true, Computed: true,
 				Default: int64default.StaticInt64(defaultRootVolumeGiB), Validators: []validator.Int64{int64validator.Between(8, 16384)},
@@ -152,7 +235,7 @@ func awsSchema() schema.SingleNestedAttribute {
 					"letters, digits and dashes, starting with a letter, at most 32 characters")},
 				MarkdownDescription: "Prefix of the `Name` tags (`<prefix>-filter-3`) and the security group's name. Default `minibroker`."},
 			"ready_timeout": schema.StringAttribute{Optional: true, Computed: true,
-				Default: stringdefault.StaticString(defaultReadyTimeout), Validators: []validator.String{durationValidator{}},
+				Default: stringdefault.StaticString(defaultReadyTimeout), Validators: []validator.String{durationValidator()},
 				MarkdownDescription: "How long to wait for new instances to run and for Docker to answer on them over SSH (cloud-init installs it on first boot). Default `10m`."},
 		},
 	}
@@ -172,30 +255,8 @@ func instancesSchema() schema.ListNestedAttribute {
 	}
 }
 
-// instanceType is the type of one element of instances.
-var instanceType = instancesSchema().NestedObject.Type()
-
 // awsAttrTypes are the aws block's attribute types, as its schema says.
 var awsAttrTypes = awsSchema().GetType().(types.ObjectType).AttrTypes
-
-func (m swarmModel) awsConfig() awsModel {
-	var a awsModel
-	m.AWS.As(context.Background(), &a, basetypes.ObjectAsOptions{})
-	return a
-}
-
-func awsObject(a awsModel) types.Object {
-	o, _ := types.ObjectValueFrom(context.Background(), awsAttrTypes, a)
-	return o
-}
-
-func (m swarmModel) instanceModels() []instanceModel {
-	var ms []instanceModel
-	if !m.Instances.IsNull() && !m.Instances.IsUnknown() {
-		m.Instances.ElementsAs(context.Background(), &ms, false)
-	}
-	return ms
-}
 
 // validateAWS checks what the aws block's own validators cannot: one key
 // pair, and a producer node while the producer is enabled.
@@ -264,40 +325,6 @@ func newSwarmID() string {
 // instances, poll.
 const awsPollInterval = 2 * time.Second
 
-// fleetClient builds an EC2/SSM client the SDK's standard way, with the
-// block's region and profile when set.
-func fleetClient(ctx context.Context, a awsModel) (*awsfleet.Client, error) {
-	var opts []func(*config.LoadOptions) error
-	if r := a.Region.ValueString(); r != "" {
-		opts = append(opts, config.WithRegion(r))
-	}
-	if p := a.Profile.ValueString(); p != "" {
-		opts = append(opts, config.WithSharedConfigProfile(p))
-	}
-	cfg, err := config.LoadDefaultConfig(ctx, opts...)
-	if err != nil {
-		return nil, fmt.Errorf("load AWS configuration: %w", err)
-	}
-	if cfg.Region == "" {
-		return nil, fmt.Errorf("no AWS region: set aws.region, AWS_REGION or a profile's region")
-	}
-	return awsfleet.New(cfg, awsfleet.WithPollInterval(awsPollInterval)), nil
-}
-
-// slots lists the nodes the block asks for.
-func (a awsModel) slots() []awsfleet.Slot {
-	out := []awsfleet.Slot{{Role: swarmspec.RoleManager}}
-	for _, rc := range []struct {
-		role string
-		n    types.Int64
-	}{{swarmspec.RoleProducer, a.ProducerNodes}, {swarmspec.RoleFilter, a.FilterNodes}, {swarmspec.RoleConsumer, a.ConsumerNodes}} {
-		for i := range int(rc.n.ValueInt64()) {
-			out = append(out, awsfleet.Slot{Role: rc.role, Index: i})
-		}
-	}
-	return out
-}
-
 // want is the fleet the block asks for; prior is the state before an
 // update (nil on create), whose tags are replaced.
 func (a awsModel) want(ctx context.Context, swarmID, sshUser string, prior *swarmModel) awsfleet.Want {
@@ -336,7 +363,7 @@ type provisioned struct {
 // created in state.
 func (r *swarmResource) provision(ctx context.Context, plan, prior *swarmModel) (*provisioned, error) {
 	a := plan.awsConfig()
-	fleet, err := fleetClient(ctx, a)
+	fleet, err := a.client(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -407,17 +434,6 @@ func hostsOfInstances(ins []awsfleet.Instance, connectVia string) types.List {
 	return hostList(hs)
 }
 
-func instanceList(ins []awsfleet.Instance) types.List {
-	var ms []instanceModel
-	for _, in := range ins {
-		ms = append(ms, instanceModel{ID: types.StringValue(in.ID), Role: types.StringValue(in.Role),
-			Index: types.Int64Value(int64(in.Index)), PrivateIP: types.StringValue(in.PrivateIP),
-			PublicIP: types.StringValue(in.PublicIP)})
-	}
-	l, _ := types.ListValueFrom(context.Background(), instanceType, ms)
-	return l
-}
-
 // instanceIDs lists the ids of the instances in state.
 func (m swarmModel) instanceIDs() []string {
 	var ids []string
@@ -433,7 +449,7 @@ func (m swarmModel) instanceIDs() []string {
 // instance still runs, and whether anything of the fleet is left at all.
 func readFleet(ctx context.Context, m *swarmModel) (managerAlive, anything bool, err error) {
 	a := m.awsConfig()
-	fleet, err := fleetClient(ctx, a)
+	fleet, err := a.client(ctx)
 	if err != nil {
 		return false, false, err
 	}
@@ -467,7 +483,7 @@ func readFleet(ctx context.Context, m *swarmModel) (managerAlive, anything bool,
 // destroyFleet removes everything the swarm created on EC2; the swarm goes
 // with its instances.
 func destroyFleet(ctx context.Context, m *swarmModel) error {
-	fleet, err := fleetClient(ctx, m.awsConfig())
+	fleet, err := m.awsConfig().client(ctx)
 	if err != nil {
 		return err
 	}

@@ -36,40 +36,15 @@ import (
 	"github.com/minibroker/terraform-provider-minibroker/workloads/stream"
 )
 
-var (
-	_ resource.Resource                   = (*swarmResource)(nil)
-	_ resource.ResourceWithConfigure      = (*swarmResource)(nil)
-	_ resource.ResourceWithImportState    = (*swarmResource)(nil)
-	_ resource.ResourceWithModifyPlan     = (*swarmResource)(nil)
-	_ resource.ResourceWithValidateConfig = (*swarmResource)(nil)
-)
-
 // swarmResource is minibroker_swarm: the nodes (hosts, or EC2 instances
 // from the aws block in swarm_aws.go), the swarm swarmctl.Form makes of
 // them, the overlay network, and the hub and producer services.
-type swarmResource struct {
-	pd       *providerData
-	settings settingsCodec
-}
+type swarmResource struct{ resourceBase }
 
 func newSwarmResource() resource.Resource {
 	// Local archive paths and timeouts belong to the workstation, not the
 	// swarm: import leaves them out.
-	return &swarmResource{settings: newSettingsCodec(swarmSchema(context.Background()), "image_archives", "timeouts")}
-}
-
-func (r *swarmResource) Metadata(_ context.Context, req resource.MetadataRequest, resp *resource.MetadataResponse) {
-	resp.TypeName = req.ProviderTypeName + "_swarm"
-}
-
-func (r *swarmResource) Schema(ctx context.Context, _ resource.SchemaRequest, resp *resource.SchemaResponse) {
-	resp.Schema = swarmSchema(ctx)
-}
-
-func (r *swarmResource) Configure(_ context.Context, req resource.ConfigureRequest, _ *resource.ConfigureResponse) {
-	if pd, ok := req.ProviderData.(*providerData); ok {
-		r.pd = pd
-	}
+	return &swarmResource{newResourceBase("_swarm", swarmSchema(context.Background()), "image_archives", "timeouts")}
 }
 
 // --- schema -----------------------------------------------------------
@@ -239,7 +214,7 @@ func producerSchema() schema.SingleNestedAttribute {
 			MarkdownDescription: fmt.Sprintf("Alerts in each visit. Default %d, as a Rubin visit.", stream.DefaultAlertsPerVisit)},
 		"interval": schema.StringAttribute{Optional: true, Computed: true,
 			Default:             stringdefault.StaticString(stream.DefaultInterval.String()),
-			Validators:          []validator.String{durationValidator{}},
+			Validators:          []validator.String{durationValidator()},
 			MarkdownDescription: "Time between visits, a Go duration. Default `" + stream.DefaultInterval.String() + "`, as Rubin."},
 		"visits": schema.Int64Attribute{Optional: true, Computed: true, Default: int64default.StaticInt64(0),
 			Validators:          []validator.Int64{int64validator.AtLeast(0)},
@@ -267,56 +242,18 @@ func producerSchema() schema.SingleNestedAttribute {
 
 // --- model ------------------------------------------------------------
 
+// swarmModel is minibroker_swarm's state: the machines, what runs on them
+// (swarmServicesModel) and what apply and refresh learn (swarmObservedModel).
 type swarmModel struct {
-	ID             types.String   `tfsdk:"id"`
-	Hosts          types.List     `tfsdk:"hosts"`
-	AWS            types.Object   `tfsdk:"aws"`
-	Instances      types.List     `tfsdk:"instances"`
-	SecurityGroup  types.String   `tfsdk:"security_group_id"`
-	Network        types.String   `tfsdk:"network"`
-	AddressPool    types.String   `tfsdk:"address_pool"`
-	KafkaImage     types.String   `tfsdk:"kafka_image"`
-	WorkloadsImage types.String   `tfsdk:"workloads_image"`
-	ImageArchives  types.List     `tfsdk:"image_archives"`
-	Hub            types.Object   `tfsdk:"hub"`
-	Producer       types.Object   `tfsdk:"producer"`
-	ManagerAddress types.String   `tfsdk:"manager_address"`
-	HubBootstrap   types.String   `tfsdk:"hub_bootstrap"`
-	NetworkID      types.String   `tfsdk:"network_id"`
-	NodeIDs        types.Map      `tfsdk:"node_ids"`
-	NodesByRole    types.Map      `tfsdk:"nodes_by_role"`
-	Services       types.Map      `tfsdk:"services"`
-	HostKeys       types.Map      `tfsdk:"host_keys"`
-	Timeouts       timeouts.Value `tfsdk:"timeouts"`
+	ID            types.String `tfsdk:"id"`
+	Hosts         types.List   `tfsdk:"hosts"`
+	AWS           types.Object `tfsdk:"aws"`
+	Instances     types.List   `tfsdk:"instances"`
+	SecurityGroup types.String `tfsdk:"security_group_id"`
+	swarmServicesModel
+	swarmObservedModel
+	Timeouts timeouts.Value `tfsdk:"timeouts"`
 }
-
-type hostModel struct {
-	Address          types.String `tfsdk:"address"`
-	Role             types.String `tfsdk:"role"`
-	DockerSocket     types.String `tfsdk:"docker_socket"`
-	AdvertiseAddress types.String `tfsdk:"advertise_address"`
-}
-
-type hubModel struct {
-	HeapMB           types.Int64 `tfsdk:"heap_mb"`
-	Partitions       types.Int64 `tfsdk:"partitions"`
-	RetentionMinutes types.Int64 `tfsdk:"retention_minutes"`
-	Properties       types.Map   `tfsdk:"properties"`
-}
-
-type producerModel struct {
-	Enabled        types.Bool   `tfsdk:"enabled"`
-	AlertsPerVisit types.Int64  `tfsdk:"alerts_per_visit"`
-	Interval       types.String `tfsdk:"interval"`
-	Visits         types.Int64  `tfsdk:"visits"`
-	CutoutBytes    types.Int64  `tfsdk:"cutout_bytes"`
-	Parallel       types.Int64  `tfsdk:"parallel"`
-	Seed           types.Int64  `tfsdk:"seed"`
-	ReplayFiles    types.List   `tfsdk:"replay_files"`
-}
-
-// hostType is the type of one element of hosts.
-var hostType = hostsSchema().NestedObject.Type()
 
 // hostModels returns the hosts list (empty while unknown).
 func (m swarmModel) hostModels() []hostModel {
@@ -325,11 +262,6 @@ func (m swarmModel) hostModels() []hostModel {
 		m.Hosts.ElementsAs(context.Background(), &hs, false)
 	}
 	return hs
-}
-
-func hostList(hs []hostModel) types.List {
-	l, _ := types.ListValueFrom(context.Background(), hostType, hs)
-	return l
 }
 
 // awsMode reports whether the resource provisions EC2 instances.
@@ -360,8 +292,28 @@ func (m swarmModel) hosts() ([]swarmspec.Host, error) {
 	return out, nil
 }
 
-// hub and producer turn the model into the services' descriptions.
-func (m swarmModel) hub(ctx context.Context) swarmspec.Kafka {
+// swarmServicesModel configures the network, the images and the services
+// of the swarm itself.
+type swarmServicesModel struct {
+	Network        types.String `tfsdk:"network"`
+	AddressPool    types.String `tfsdk:"address_pool"`
+	KafkaImage     types.String `tfsdk:"kafka_image"`
+	WorkloadsImage types.String `tfsdk:"workloads_image"`
+	ImageArchives  types.List   `tfsdk:"image_archives"`
+	Hub            types.Object `tfsdk:"hub"`
+	Producer       types.Object `tfsdk:"producer"`
+}
+
+// hubModel is the hub block.
+type hubModel struct {
+	HeapMB           types.Int64 `tfsdk:"heap_mb"`
+	Partitions       types.Int64 `tfsdk:"partitions"`
+	RetentionMinutes types.Int64 `tfsdk:"retention_minutes"`
+	Properties       types.Map   `tfsdk:"properties"`
+}
+
+// hub describes the hub Kafka.
+func (m swarmServicesModel) hub(ctx context.Context) swarmspec.Kafka {
 	var h hubModel
 	m.Hub.As(ctx, &h, basetypes.ObjectAsOptions{})
 	props := map[string]string{}
@@ -376,8 +328,20 @@ func (m swarmModel) hub(ctx context.Context) swarmspec.Kafka {
 	}
 }
 
+// producerModel is the producer block.
+type producerModel struct {
+	Enabled        types.Bool   `tfsdk:"enabled"`
+	AlertsPerVisit types.Int64  `tfsdk:"alerts_per_visit"`
+	Interval       types.String `tfsdk:"interval"`
+	Visits         types.Int64  `tfsdk:"visits"`
+	CutoutBytes    types.Int64  `tfsdk:"cutout_bytes"`
+	Parallel       types.Int64  `tfsdk:"parallel"`
+	Seed           types.Int64  `tfsdk:"seed"`
+	ReplayFiles    types.List   `tfsdk:"replay_files"`
+}
+
 // producer returns the producer's description, or nil when it is disabled.
-func (m swarmModel) producer(ctx context.Context) (*swarmspec.Producer, error) {
+func (m swarmServicesModel) producer(ctx context.Context) (*swarmspec.Producer, error) {
 	var p producerModel
 	m.Producer.As(ctx, &p, basetypes.ObjectAsOptions{})
 	if !p.Enabled.ValueBool() {
@@ -411,6 +375,42 @@ func (m swarmModel) producer(ctx context.Context) (*swarmspec.Producer, error) {
 		spec.Replay = append(spec.Replay, swarmspec.ReplayFile{Name: f, Data: data})
 	}
 	return spec, nil
+}
+
+// swarmObservedModel holds the computed attributes apply and refresh fill.
+type swarmObservedModel struct {
+	ManagerAddress types.String `tfsdk:"manager_address"`
+	HubBootstrap   types.String `tfsdk:"hub_bootstrap"`
+	NetworkID      types.String `tfsdk:"network_id"`
+	NodeIDs        types.Map    `tfsdk:"node_ids"`
+	NodesByRole    types.Map    `tfsdk:"nodes_by_role"`
+	Services       types.Map    `tfsdk:"services"`
+	HostKeys       types.Map    `tfsdk:"host_keys"`
+}
+
+// setNodes records node ids by address, and by role in index order.
+func (m *swarmModel) setNodes(hosts []swarmspec.Host, ids map[string]string) {
+	m.NodeIDs = idMap(ids)
+	by := map[string][]string{}
+	for _, h := range hosts {
+		by[h.Role] = append(by[h.Role], idValue(ids[h.Address]).ValueString())
+	}
+	m.NodesByRole, _ = types.MapValueFrom(context.Background(), types.ListType{ElemType: types.StringType}, by)
+}
+
+type hostModel struct {
+	Address          types.String `tfsdk:"address"`
+	Role             types.String `tfsdk:"role"`
+	DockerSocket     types.String `tfsdk:"docker_socket"`
+	AdvertiseAddress types.String `tfsdk:"advertise_address"`
+}
+
+// hostType is the type of one element of hosts.
+var hostType = hostsSchema().NestedObject.Type()
+
+func hostList(hs []hostModel) types.List {
+	l, _ := types.ListValueFrom(context.Background(), hostType, hs)
+	return l
 }
 
 // desired returns the swarm's own services, the resource's settings riding
@@ -463,16 +463,6 @@ func priorOf(m *swarmModel) swarmctl.Prior {
 			Socket: h.DockerSocket.ValueString()})
 	}
 	return p
-}
-
-// setNodes records node ids by address, and by role in index order.
-func (m *swarmModel) setNodes(hosts []swarmspec.Host, ids map[string]string) {
-	m.NodeIDs = idMap(ids)
-	by := map[string][]string{}
-	for _, h := range hosts {
-		by[h.Role] = append(by[h.Role], idValue(ids[h.Address]).ValueString())
-	}
-	m.NodesByRole, _ = types.MapValueFrom(context.Background(), types.ListType{ElemType: types.StringType}, by)
 }
 
 // fillUnknown replaces still-unknown computed values with empty ones, so a
@@ -891,7 +881,7 @@ func (r *swarmResource) Read(ctx context.Context, req resource.ReadRequest, resp
 // restore rebuilds an imported state from the settings label on the hub;
 // the nodes' ids are then found by address.
 func (r *swarmResource) restore(ctx context.Context, mgr *swarmctl.Manager, info swarmctl.Info, m *swarmModel) error {
-	settings, ok, err := mgr.Settings(ctx, swarmspec.OwnerSwarm, swarmspec.HubService)
+	settings, ok, err := mgr.Settings(ctx, swarmspec.OwnerSwarm)
 	if err != nil {
 		return err
 	}

@@ -287,3 +287,56 @@ func tag(tags []ec2types.Tag, key string) string {
 	}
 	return ""
 }
+
+// Provision makes the fleet what a swarm asks for, keeps what it can on the
+// next call, and hands back as surplus what is no longer wanted; Current
+// sees what is left.
+func TestProvisionKeepsWhatItCanAndNamesTheSurplus(t *testing.T) {
+	b := newBed(t)
+	ctx := context.Background()
+	want := awsfleet.Want{
+		Spec: awsfleet.Spec{SwarmID: "mb-000000000abc", NamePrefix: "t", InstanceType: "t3.micro",
+			SubnetID: b.subnet, RootVolumeSize: 8, RootVolumeType: "gp3", Attempt: "1"},
+		AMIParameter: "/minibroker-test/ubuntu/ami-id",
+		PublicKey:    testPublicKey,
+		AdminCIDRs:   []string{"203.0.113.0/24"},
+		Slots:        []awsfleet.Slot{{Role: "manager"}, {Role: "filter"}, {Role: "filter", Index: 1}},
+	}
+	first, err := b.fleet.Provision(ctx, want)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !first.Touched || first.SecurityGroup == "" || first.AMI != b.ami || first.KeyName != "t-mb-000000000abc" ||
+		first.SubnetID != b.subnet || len(first.Instances) != 3 || len(first.Surplus) != 0 {
+		t.Fatalf("first provision: %+v", first)
+	}
+	if got := first.Instances[2]; got.Role != "filter" || got.Index != 1 {
+		t.Errorf("instances not in role and index order: %+v", first.Instances)
+	}
+
+	// One filter fewer, a consumer more: two instances kept, one started,
+	// one surplus.
+	want.Slots = []awsfleet.Slot{{Role: "manager"}, {Role: "filter"}, {Role: "consumer"}}
+	want.Attempt = "2"
+	second, err := b.fleet.Provision(ctx, want)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(second.Instances) != 3 || second.Instances[0].ID != first.Instances[0].ID || second.Instances[1].ID != first.Instances[1].ID {
+		t.Errorf("kept instances changed: first %v, second %v", awsfleet.IDs(first.Instances), awsfleet.IDs(second.Instances))
+	}
+	if !slices.Equal(second.Surplus, []string{first.Instances[2].ID}) {
+		t.Errorf("surplus %v, want the second filter %s", second.Surplus, first.Instances[2].ID)
+	}
+	if err := b.fleet.Terminate(ctx, second.Surplus); err != nil {
+		t.Fatal(err)
+	}
+	cur, err := b.fleet.Current(ctx, want.SwarmID, awsfleet.IDs(first.Instances))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(awsfleet.IDs(cur.Instances), awsfleet.IDs(second.Instances)) ||
+		!slices.Equal(cur.SecurityGroups, []string{first.SecurityGroup}) {
+		t.Errorf("current %v %v, want %v and %s", awsfleet.IDs(cur.Instances), cur.SecurityGroups, awsfleet.IDs(second.Instances), first.SecurityGroup)
+	}
+}

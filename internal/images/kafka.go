@@ -41,7 +41,6 @@ const (
 const (
 	kafkaPath     = "/opt/kafka/bin:/opt/java/openjdk/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 	defaultJDK    = "/usr/lib/jvm/java-17-openjdk-amd64"
-	envKafkaLibs  = "MINIBROKER_KAFKA_LIBS" // as internal/testbed/kafkabed
 	kafkaJarsHint = `run "make kafka" to fetch them`
 	hostLocale    = "/usr/lib/locale/C.utf8" // Debian's libc-bin
 )
@@ -337,18 +336,32 @@ func jlink(ctx context.Context, jdk string, modules []string, out string, logf L
 	return nil
 }
 
+// EnvKafkaLibs names the environment variable that says where the Kafka
+// jars of `make kafka` are, for the Kafka image and the Kafka test bed.
+const EnvKafkaLibs = "MINIBROKER_KAFKA_LIBS"
+
+// KafkaLibsDir is where the Kafka jars are: $MINIBROKER_KAFKA_LIBS, else
+// .cache/kafka/libs under the repository root, where `make kafka` puts
+// them.
+func KafkaLibsDir() (string, error) {
+	if dir := os.Getenv(EnvKafkaLibs); dir != "" {
+		return dir, nil
+	}
+	root, err := RepoRoot()
+	if err != nil {
+		return "", fmt.Errorf("%w; set %s to the Kafka libs directory", err, EnvKafkaLibs)
+	}
+	return filepath.Join(root, ".cache", "kafka", "libs"), nil
+}
+
 // findKafkaJars returns the jars directory and its jars, sorted, checking that
 // the broker, MirrorMaker 2 and the log4j2 YAML support are there.
 func findKafkaJars(libs string) (string, []string, error) {
 	if libs == "" {
-		libs = os.Getenv(envKafkaLibs)
-	}
-	if libs == "" {
-		root, err := RepoRoot()
-		if err != nil {
+		var err error
+		if libs, err = KafkaLibsDir(); err != nil {
 			return "", nil, err
 		}
-		libs = filepath.Join(root, ".cache", "kafka", "libs")
 	}
 	jars, _ := filepath.Glob(filepath.Join(libs, "*.jar"))
 	slices.Sort(jars)

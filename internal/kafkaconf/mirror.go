@@ -165,8 +165,8 @@ func MirrorMakerProperties(o MirrorOptions) string {
 
 		// Every Connect plugin in the Kafka distribution has a ServiceLoader
 		// manifest; skipping the reflective classpath scan (once for the
-		// top-level config, once for the flow's worker) saves ~4 s of
-		// start-up on 2 cores.
+		// top-level config, once for the flow's worker) saves seconds of
+		// start-up (docs/benchmarks-settings.md).
 		"plugin.discovery":        "service_load",
 		dst + ".plugin.discovery": "service_load",
 	}

@@ -180,17 +180,16 @@ func (m *Manager) Observe(ctx context.Context, owner string, desired []swarmspec
 	return out, nil
 }
 
-// Settings returns the settings label (swarmspec.LabelSettings) of owner's
-// service named service, or of any of owner's services that has one when
-// service is "". ok is false when there is no such service.
-func (m *Manager) Settings(ctx context.Context, owner, service string) (settings string, ok bool, err error) {
+// Settings returns the settings label (swarmspec.LabelSettings) that
+// owner's services carry (the first in name order that has one); ok is
+// false when none does.
+func (m *Manager) Settings(ctx context.Context, owner string) (settings string, ok bool, err error) {
 	services, err := m.owned(ctx, owner)
 	if err != nil {
 		return "", false, err
 	}
 	for _, name := range slices.Sorted(maps.Keys(services)) {
-		s := services[name].Spec.Labels[swarmspec.LabelSettings]
-		if (service == "" || name == service) && s != "" {
+		if s := services[name].Spec.Labels[swarmspec.LabelSettings]; s != "" {
 			return s, true, nil
 		}
 	}

@@ -38,7 +38,7 @@ func (m *Manager) WaitRunning(ctx context.Context, ids map[string]string) error 
 		services, tasks, err := m.snapshot(ctx)
 		if err != nil {
 			// A busy manager answers slowly or not at all for a moment
-			// (seen with 200 services starting on two cores): poll again.
+			// (hundreds of tasks starting on a few cores): poll again.
 			tflog.Warn(ctx, "polling services failed; retrying", map[string]any{"error": err.Error()})
 			if !sleep(ctx, pollInterval) {
 				return fmt.Errorf("timed out waiting for %d services to run; last error: %w", len(pending), err)

@@ -1,6 +1,7 @@
 package filter
 
 import (
+	"errors"
 	"fmt"
 	"testing"
 )
@@ -72,4 +73,21 @@ func BenchmarkSet100(b *testing.B) {
 	if admitted == 0 {
 		b.Fatal("nothing admitted")
 	}
+}
+
+// BenchmarkRunaway evaluates an expression that runs until the default
+// cost limit stops it: ns/op is the longest one evaluation can take, and
+// ns/op / DefaultCostLimit the time per cost unit.
+func BenchmarkRunaway(b *testing.B) {
+	p, err := Compile("alert.prvDiaSources.all(x, alert.prvDiaSources.all(y, alert.prvDiaSources.all(z, x.psfFlux + y.psfFlux + z.psfFlux > 0.0)))")
+	if err != nil {
+		b.Fatal(err)
+	}
+	rec := testAlert(1, 10, 20, 50000, 30)
+	for b.Loop() {
+		if _, err := p.Match(rec); !errors.Is(err, ErrCostLimit) {
+			b.Fatalf("want the cost limit to stop it, got %v", err)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(DefaultCostLimit), "ns/unit")
 }

@@ -28,13 +28,13 @@ const (
 	// field access, comparison or function call, and a size-dependent amount
 	// for string, list and map operations. DefaultExpr costs 8 units; an
 	// exists() over the 30 previous sources of an alert some 70; a double
-	// comprehension over them (900 pairs) about 8,300. Measured on a 2-core
-	// AMD EPYC, a tracked evaluation runs at ~200 ns per unit, so the limit
-	// stops a runaway evaluation after ~20 ms: generous for any sensible
-	// filter, yet short enough that one bad filter cannot starve the others
-	// of a shared process for long (a visit of 10,000 alerts arrives every
-	// 39 s, i.e. 3.9 ms per alert for all filters together). The often
-	// quoted 1,000,000 would let one evaluation run ~250 ms.
+	// comprehension over them (900 pairs) about 8,300. The limit stops a
+	// runaway evaluation within milliseconds (docs/benchmarks-settings.md
+	// has the time per unit): generous for any sensible filter, yet short
+	// enough that one bad filter cannot starve the others of a shared
+	// process for long (a visit of 10,000 alerts arrives every 39 s, i.e.
+	// 3.9 ms per alert for all filters together). The often quoted
+	// 1,000,000 would let one evaluation run ten times as long.
 	DefaultCostLimit uint64 = 100_000
 
 	// VarName is the name of the CEL variable bound to the alert.

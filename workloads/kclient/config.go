@@ -28,12 +28,11 @@
 //   - fetch.wait.max.ms=100 with fetch.min.bytes=1: a fetch is a long poll that
 //     the broker answers as soon as any alert arrives, so this bounds only how
 //     often an idle consumer asks again. Much lower values cost real broker CPU
-//     when a node runs 100 idle consumers (measured: 10 ms made 40 consumers
-//     load a 2-core mirror enough to slow every visit several-fold).
+//     when a node runs 100 idle consumers (docs/benchmarks-settings.md).
 //   - queued.max.messages.kbytes=8 MiB: about 100 alerts of 80 KB read ahead
 //     per consumer, plenty for a filter that keeps up, and bounded where a
-//     node runs 100 filters (measured: with 32 MiB read-ahead and fetches,
-//     20 isolated filters of 80 KB alerts in one process peaked at 4.8 GiB).
+//     node runs 100 filters: a process's memory grows with the read-ahead
+//     of each of its consumers (docs/benchmarks-settings.md).
 //   - fetch.queue.backoff.ms=10: when that read-ahead is full, librdkafka waits
 //     this long before fetching again; its default of 1 s capped every filter at
 //     one read-ahead a second (8 MB/s: 100 s for a visit of 80 KB alerts).

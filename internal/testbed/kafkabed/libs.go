@@ -6,11 +6,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+
+	"github.com/minibroker/terraform-provider-minibroker/internal/images"
 )
 
 // EnvLibs names the environment variable that overrides where the Kafka jars
 // are looked for.
-const EnvLibs = "MINIBROKER_KAFKA_LIBS"
+const EnvLibs = images.EnvKafkaLibs
 
 // EnvKeepBed names the environment variable that, when "1", keeps every
 // process's temp directory (configs, data and logs) after Stop.
@@ -24,35 +26,15 @@ const fetchHint = `run "make kafka" (scripts/fetch-kafka.sh) at the repository r
 // nearest ancestor of the working directory that contains go.mod. It fails,
 // saying how to fetch them, if the directory holds no Kafka server jar.
 func LibsDir() (string, error) {
-	dir := os.Getenv(EnvLibs)
-	if dir == "" {
-		root, err := repoRoot()
-		if err != nil {
-			return "", err
-		}
-		dir = filepath.Join(root, ".cache", "kafka", "libs")
+	dir, err := images.KafkaLibsDir()
+	if err != nil {
+		return "", fmt.Errorf("kafkabed: %w", err)
 	}
 	jars, _ := filepath.Glob(filepath.Join(dir, "kafka_2.13-*.jar"))
 	if len(jars) == 0 {
 		return "", fmt.Errorf("kafkabed: no Kafka jars in %s: %s", dir, fetchHint)
 	}
 	return dir, nil
-}
-
-// repoRoot walks up from the working directory to the directory with go.mod.
-func repoRoot() (string, error) {
-	wd, err := os.Getwd()
-	if err != nil {
-		return "", fmt.Errorf("kafkabed: working directory: %w", err)
-	}
-	for dir := wd; ; dir = filepath.Dir(dir) {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		if filepath.Dir(dir) == dir {
-			return "", fmt.Errorf("kafkabed: no go.mod above %s; set %s to the Kafka libs directory", wd, EnvLibs)
-		}
-	}
 }
 
 // javaBinary returns $JAVA_HOME/bin/java when JAVA_HOME is set, else the java

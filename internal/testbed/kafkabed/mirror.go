@@ -34,8 +34,8 @@ type MirrorMaker struct {
 
 // StartMirrorMaker starts MirrorMaker 2 (org.apache.kafka.connect.mirror.MirrorMaker)
 // with kafkaconf.MirrorMakerProperties for the flow hub (source) -> mirror
-// (target), and returns once its MirrorSourceConnector has started. That takes
-// ~5-10 s on 2 cores; give ctx a generous deadline. Use WaitReplication to
+// (target), and returns once its MirrorSourceConnector has started, which
+// takes several seconds: give ctx a generous deadline. Use WaitReplication to
 // prove records actually flow.
 func StartMirrorMaker(ctx context.Context, source, target *Broker, opts ...MirrorOption) (*MirrorMaker, error) {
 	began := time.Now()

@@ -7,8 +7,8 @@ const (
 	DefaultBrokerHeapMB = 512
 	DefaultMirrorHeapMB = 384
 	DefaultToolHeapMB   = 512
-	// DefaultStopTimeout is how long Stop waits after SIGTERM before SIGKILL.
-	// A single-node broker shuts down in ~2-3 s here, MirrorMaker in ~3 s.
+	// DefaultStopTimeout is how long Stop waits after SIGTERM before SIGKILL,
+	// far more than a single-node broker or MirrorMaker takes to shut down.
 	DefaultStopTimeout = 30 * time.Second
 )
 
@@ -17,18 +17,25 @@ type Logf func(format string, args ...any)
 
 func nopLogf(string, ...any) {}
 
-// Option configures StartBroker.
-type Option func(*brokerConfig)
-
-type brokerConfig struct {
+// processConfig is what the broker and MirrorMaker 2 options set alike.
+type processConfig struct {
 	heapMB      int
-	props       map[string]string
+	props       map[string]string // properties file entries, applied last
 	logf        Logf
 	stopTimeout time.Duration
 }
 
+func newProcessConfig(heapMB int) processConfig {
+	return processConfig{heapMB: heapMB, props: map[string]string{}, logf: nopLogf, stopTimeout: DefaultStopTimeout}
+}
+
+// Option configures StartBroker.
+type Option func(*brokerConfig)
+
+type brokerConfig struct{ processConfig }
+
 func newBrokerConfig(opts []Option) brokerConfig {
-	c := brokerConfig{heapMB: DefaultBrokerHeapMB, props: map[string]string{}, logf: nopLogf, stopTimeout: DefaultStopTimeout}
+	c := brokerConfig{newProcessConfig(DefaultBrokerHeapMB)}
 	for _, o := range opts {
 		o(&c)
 	}
@@ -55,15 +62,12 @@ func WithStopTimeout(d time.Duration) Option { return func(c *brokerConfig) { c.
 type MirrorOption func(*mirrorConfig)
 
 type mirrorConfig struct {
-	heapMB      int
-	topics      string
-	props       map[string]string
-	logf        Logf
-	stopTimeout time.Duration
+	processConfig
+	topics string
 }
 
 func newMirrorConfig(opts []MirrorOption) mirrorConfig {
-	c := mirrorConfig{heapMB: DefaultMirrorHeapMB, props: map[string]string{}, logf: nopLogf, stopTimeout: DefaultStopTimeout}
+	c := mirrorConfig{processConfig: newProcessConfig(DefaultMirrorHeapMB)}
 	for _, o := range opts {
 		o(&c)
 	}

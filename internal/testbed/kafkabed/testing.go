@@ -6,9 +6,9 @@ import (
 	"time"
 )
 
-// StartTimeout bounds StartBrokerT and StartMirrorMakerT. Brokers are ready
-// in ~3 s and MirrorMaker in ~5-10 s on 2 cores; the margin absorbs a loaded
-// CI machine and a cold JIT.
+// StartTimeout bounds StartBrokerT and StartMirrorMakerT. Brokers and
+// MirrorMaker are ready in seconds; the margin absorbs a loaded CI machine
+// and a cold JIT.
 const StartTimeout = 3 * time.Minute
 
 // Must fails the test immediately (t.Fatal) if err is not nil:

@@ -31,6 +31,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 
+	"github.com/minibroker/terraform-provider-minibroker/internal/images"
 	"github.com/minibroker/terraform-provider-minibroker/internal/testbed/childproc"
 )
 
@@ -76,9 +77,9 @@ type Server struct {
 func Binary() (string, error) {
 	bin := os.Getenv(EnvServer)
 	if bin == "" {
-		root, err := repoRoot()
+		root, err := images.RepoRoot()
 		if err != nil {
-			return "", err
+			return "", fmt.Errorf("motoserver: %w; set %s to the moto_server executable", err, EnvServer)
 		}
 		bin = filepath.Join(root, ".cache", "moto", "bin", "moto_server")
 	}
@@ -90,22 +91,6 @@ func Binary() (string, error) {
 		return "", fmt.Errorf("motoserver: %s is not an executable: %s (or set %s)", bin, fetchHint, EnvServer)
 	}
 	return bin, nil
-}
-
-// repoRoot walks up from the working directory to the directory with go.mod.
-func repoRoot() (string, error) {
-	wd, err := os.Getwd()
-	if err != nil {
-		return "", fmt.Errorf("motoserver: working directory: %w", err)
-	}
-	for dir := wd; ; dir = filepath.Dir(dir) {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		if filepath.Dir(dir) == dir {
-			return "", fmt.Errorf("motoserver: no go.mod above %s; set %s to the moto_server executable", wd, EnvServer)
-		}
-	}
 }
 
 // reListening matches the line werkzeug prints once its socket listens.
