@@ -135,7 +135,7 @@ type rawResult struct {
 // swarmctl's 8 calls at a time), WaitRunning on every service, then, after
 // checking the services against the captured specs, RemoveOwner per owner.
 func (s *swarmBench) rawDeploy(ctx context.Context, dep deployed) rawResult {
-	mgr := swarmctl.NewManager(s.engines[0])
+	mgr := swarmctl.NewManager(s.engines[0], nil)
 	owners := dep.owners()
 	var res rawResult
 	configs := map[string]bool{}

@@ -5,10 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math/big"
 	"net/netip"
 	"os"
-	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -26,6 +27,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework/types"
 	"github.com/hashicorp/terraform-plugin-framework/types/basetypes"
 	"github.com/hashicorp/terraform-plugin-go/tftypes"
+	"github.com/hashicorp/terraform-plugin-log/tflog"
 
 	"github.com/minibroker/terraform-provider-minibroker/internal/swarmctl"
 	"github.com/minibroker/terraform-provider-minibroker/internal/swarmspec"
@@ -63,6 +65,43 @@ func (r *resourceBase) Configure(_ context.Context, req resource.ConfigureReques
 		r.pd = pd
 	}
 }
+
+// terraformLog hands what swarmctl and awsfleet log to Terraform's log
+// (TF_LOG_PROVIDER), through the context of the request they serve.
+var terraformLog = slog.New(tflogHandler{})
+
+// tflogHandler is a slog.Handler writing to tflog.
+type tflogHandler struct{ attrs []slog.Attr }
+
+func (h tflogHandler) Enabled(context.Context, slog.Level) bool { return true }
+
+func (h tflogHandler) Handle(ctx context.Context, r slog.Record) error {
+	fields := make(map[string]any, len(h.attrs)+r.NumAttrs())
+	for _, a := range h.attrs {
+		fields[a.Key] = a.Value.Any()
+	}
+	r.Attrs(func(a slog.Attr) bool {
+		fields[a.Key] = a.Value.Any()
+		return true
+	})
+	switch {
+	case r.Level >= slog.LevelError:
+		tflog.Error(ctx, r.Message, fields)
+	case r.Level >= slog.LevelWarn:
+		tflog.Warn(ctx, r.Message, fields)
+	case r.Level >= slog.LevelInfo:
+		tflog.Info(ctx, r.Message, fields)
+	default:
+		tflog.Debug(ctx, r.Message, fields)
+	}
+	return nil
+}
+
+func (h tflogHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return tflogHandler{append(slices.Clone(h.attrs), attrs...)}
+}
+
+func (h tflogHandler) WithGroup(string) slog.Handler { return h }
 
 // Default timeouts.
 const (
@@ -112,13 +151,20 @@ func idValue(id string) types.String {
 
 // idsOf reads a state map of ids for swarmctl, driftedID as "".
 func idsOf(m types.Map) map[string]string {
-	out := map[string]string{}
-	for k, v := range m.Elements() {
-		if s := v.(types.String).ValueString(); s != driftedID {
-			out[k] = s
-		} else {
+	out := stringsOf(m)
+	for k, v := range out {
+		if v == driftedID {
 			out[k] = ""
 		}
+	}
+	return out
+}
+
+// stringsOf reads a map of strings (empty when null or unknown).
+func stringsOf(m types.Map) map[string]string {
+	out := map[string]string{}
+	for k, v := range m.Elements() {
+		out[k] = v.(types.String).ValueString()
 	}
 	return out
 }
@@ -153,10 +199,24 @@ type settingsCodec struct {
 	carried   []string             // the Required and Optional ones, less skip
 }
 
+// settingsFormat marks a settings label written by settingsCodec, under a
+// key no attribute can have. Labels without it come from providers older
+// than the codec, which wrote each resource's settings in a shape of its
+// own.
+const (
+	settingsFormatKey = "$format"
+	settingsFormat    = 1
+)
+
 // newSettingsCodec carries the resource's configurable attributes but
 // those in skip: values that belong to the workstation (local paths,
 // timeouts) or that an import id gives.
 func newSettingsCodec(s schema.Schema, skip ...string) settingsCodec {
+	for _, name := range skip {
+		if _, ok := s.Attributes[name]; !ok {
+			panic("settings codec: no attribute " + name) // a typo would carry a workstation value
+		}
+	}
 	c := settingsCodec{attrTypes: s.Type().(types.ObjectType).AttrTypes}
 	for name, a := range s.Attributes {
 		if (a.IsRequired() || a.IsOptional()) && !contains(skip, name) {
@@ -173,7 +233,7 @@ func (c settingsCodec) encode(ctx context.Context, model any) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	out := map[string]any{}
+	out := map[string]any{settingsFormatKey: settingsFormat}
 	for _, name := range c.carried {
 		out[name] = jsonValue(attrs[name])
 	}
@@ -185,6 +245,16 @@ func (c settingsCodec) encode(ctx context.Context, model any) (string, error) {
 // Attributes the label lacks become null; ones it has that the schema does
 // not are ignored.
 func (c settingsCodec) decode(ctx context.Context, label string, model any) error {
+	var format struct {
+		Format int `json:"$format"`
+	}
+	if err := json.Unmarshal([]byte(label), &format); err != nil {
+		return fmt.Errorf("settings label: %w", err)
+	}
+	if format.Format != settingsFormat {
+		return fmt.Errorf("the settings label was written by an older version of the provider: apply the configuration " +
+			"once with this version (it rewrites the labels without restarting any task), or import with the older one")
+	}
 	types := map[string]tftypes.Type{}
 	for _, name := range c.carried {
 		types[name] = c.attrTypes[name].TerraformType(ctx)
@@ -483,8 +553,6 @@ func cidrValidator() stringCheck {
 	}}
 }
 
-var reNamePrefix = regexp.MustCompile(`^[a-zA-Z][a-zA-Z0-9-]{0,31}$`)
-
 // --- mirrors and filter groups --------------------------------------------
 
 // componentModel holds the attributes a mirror and a filter group share:
@@ -640,7 +708,7 @@ func (r *resourceBase) readComponent(ctx context.Context, what string, req resou
 		return
 	}
 	if c.SwarmID.ValueString() == "" { // import
-		if err := r.restoreComponent(ctx, sw, state); err != nil {
+		if err := r.restoreComponent(ctx, what, sw, state); err != nil {
 			resp.Diagnostics.AddError("Cannot import "+what, err.Error())
 			return
 		}
@@ -669,19 +737,20 @@ func (r *resourceBase) readComponent(ctx context.Context, what string, req resou
 
 // restoreComponent fills an imported mirror or filter group from the
 // settings label on its services.
-func (r *resourceBase) restoreComponent(ctx context.Context, sw *swarmctl.Swarm, state component) error {
+func (r *resourceBase) restoreComponent(ctx context.Context, what string, sw *swarmctl.Swarm, state component) error {
+	c := state.base()
+	name := c.Name.ValueString()
 	label, ok, err := sw.Settings(ctx, state.owner())
 	if err != nil {
 		return err
 	}
 	if !ok {
-		return fmt.Errorf("no %s in swarm %s", state.owner(), sw.ID)
+		return fmt.Errorf("no %s %q in swarm %s", what, name, sw.ID)
 	}
 	if err := r.settings.decode(ctx, label, state); err != nil {
-		return fmt.Errorf("%s: %w", state.owner(), err)
+		return fmt.Errorf("%s %q: %w", what, name, err)
 	}
 	// Not in the label: the swarm, and the manager's key.
-	c := state.base()
 	c.SwarmID = types.StringValue(sw.ID)
 	c.ManagerHostKey = types.StringValue(sw.HostKey)
 	return nil

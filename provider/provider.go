@@ -171,7 +171,7 @@ func (p *minibrokerProvider) Configure(ctx context.Context, req provider.Configu
 		// Values known only during apply: resources are configured again then.
 		return
 	}
-	ctl, err := swarmctl.New(cfg)
+	ctl, err := swarmctl.New(cfg, terraformLog)
 	if err != nil {
 		resp.Diagnostics.AddError("Invalid SSH settings", err.Error())
 		return

@@ -75,6 +75,16 @@ func TestSettingsLabelRoundTrips(t *testing.T) {
 	if len(gg.Filters) != 1 || gg.Filters[0] != g.Filters[0] || gg.Mode != g.Mode || gg.Name != g.Name {
 		t.Errorf("filter group: wrote %+v, read back %+v", g, gg)
 	}
+
+	// A label of a provider from before the codec (here a mirror's) is
+	// refused with what to do, not read as nulls.
+	old := `{"Name":"m0","NodeIndex":0,"Kafka":{"Image":"k:1","Network":"","HeapMB":384}}`
+	mr := newMirrorResource().(*mirrorResource)
+	var mm mirrorModel
+	nullModel(t, mr.settings, &mm)
+	if err := mr.settings.decode(ctx, old, &mm); err == nil || !strings.Contains(err.Error(), "older version of the provider") {
+		t.Errorf("old label: %v", err)
+	}
 }
 
 // nullModel sets every attribute of a model to null, as a new state has

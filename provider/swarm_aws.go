@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"regexp"
 	"strconv"
 	"time"
 
@@ -47,6 +48,8 @@ const (
 	connectPublic         = "public_ip"
 	connectPrivate        = "private_ip"
 )
+
+var reNamePrefix = regexp.MustCompile(`^[a-zA-Z][a-zA-Z0-9-]{0,31}$`)
 
 // awsModel is the aws block: the instances to run (awsInstancesModel),
 // where they go and how they are reached (awsAccessModel), and how they
@@ -125,7 +128,7 @@ func (a awsAccessModel) client(ctx context.Context) (*awsfleet.Client, error) {
 	if cfg.Region == "" {
 		return nil, fmt.Errorf("no AWS region: set aws.region, AWS_REGION or a profile's region")
 	}
-	return awsfleet.New(cfg, awsfleet.WithPollInterval(awsPollInterval)), nil
+	return awsfleet.New(cfg, awsfleet.WithPollInterval(awsPollInterval), awsfleet.WithLogger(terraformLog)), nil
 }
 
 // instanceModel is one element of instances.
@@ -321,9 +324,15 @@ func newSwarmID() string {
 	return "mb-" + hex.EncodeToString(b)
 }
 
-// awsPollInterval is how often EC2 waiters, and the wait for Docker on new
-// instances, poll.
-const awsPollInterval = 2 * time.Second
+const (
+	// awsPollInterval is how often EC2 waiters, and the wait for Docker on
+	// new instances, poll.
+	awsPollInterval = 2 * time.Second
+	// readyParallel bounds the instances waited for at once: each attempt
+	// is a new SSH connection (through the bastion, if any, whose sshd
+	// refuses bursts of new connections).
+	readyParallel = 8
+)
 
 // want is the fleet the block asks for; prior is the state before an
 // update (nil on create), whose tags are replaced.
@@ -387,7 +396,9 @@ func (r *swarmResource) provision(ctx context.Context, plan, prior *swarmModel) 
 	known(&a.KeyName, got.KeyName)
 	known(&plan.SecurityGroup, got.SecurityGroup)
 	plan.AWS = awsObject(a)
-	plan.Instances = instanceList(got.Instances)
+	if got.Listed {
+		plan.Instances = instanceList(got.Instances)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -409,7 +420,7 @@ func (r *swarmResource) provision(ctx context.Context, plan, prior *swarmModel) 
 	for _, in := range running {
 		byIP[in.PrivateIP] = in
 	}
-	err = parallel.ForEach(readyCtx, len(hosts), hosts, func(ctx context.Context, h swarmspec.Host) error {
+	err = parallel.ForEach(readyCtx, readyParallel, hosts, func(ctx context.Context, h swarmspec.Host) error {
 		if err := r.pd.ctl.WaitDocker(ctx, h, awsPollInterval); err != nil {
 			return fmt.Errorf("instance %s: Docker did not answer over SSH at %s within aws.ready_timeout (%s); last error: %v",
 				byIP[h.Advertise].Label(), h.Address, readyTimeout, err)

@@ -340,13 +340,11 @@ type producerModel struct {
 	ReplayFiles    types.List   `tfsdk:"replay_files"`
 }
 
-// producer returns the producer's description, or nil when it is disabled.
+// producer returns the producer's description, or nil when it is
+// disabled; its settings are checked either way.
 func (m swarmServicesModel) producer(ctx context.Context) (*swarmspec.Producer, error) {
 	var p producerModel
 	m.Producer.As(ctx, &p, basetypes.ObjectAsOptions{})
-	if !p.Enabled.ValueBool() {
-		return nil, nil
-	}
 	interval, err := time.ParseDuration(p.Interval.ValueString())
 	if err != nil {
 		return nil, fmt.Errorf("producer.interval: %w", err)
@@ -373,6 +371,9 @@ func (m swarmServicesModel) producer(ctx context.Context) (*swarmspec.Producer, 
 			return nil, fmt.Errorf("producer.replay_files: %s is %d bytes; Swarm configs hold at most %d", f, len(data), swarmspec.MaxConfigBytes)
 		}
 		spec.Replay = append(spec.Replay, swarmspec.ReplayFile{Name: f, Data: data})
+	}
+	if !p.Enabled.ValueBool() {
+		return nil, nil
 	}
 	return spec, nil
 }
@@ -457,7 +458,7 @@ func priorOf(m *swarmModel) swarmctl.Prior {
 	if m == nil {
 		return swarmctl.Prior{}
 	}
-	p := swarmctl.Prior{NodeIDs: idsOf(m.NodeIDs), HostKeys: idsOf(m.HostKeys)}
+	p := swarmctl.Prior{NodeIDs: idsOf(m.NodeIDs), HostKeys: stringsOf(m.HostKeys)}
 	for _, h := range m.hostModels() {
 		p.Hosts = append(p.Hosts, swarmspec.Host{Address: h.Address.ValueString(), Role: h.Role.ValueString(),
 			Socket: h.DockerSocket.ValueString()})
@@ -774,7 +775,7 @@ func (r *swarmResource) Delete(ctx context.Context, req resource.DeleteRequest, 
 	hosts, err := state.hosts()
 	if err == nil {
 		err = r.pd.ctl.Destroy(ctx, swarmctl.Teardown{Hosts: hosts, Network: state.Network.ValueString(),
-			NodeIDs: idsOf(state.NodeIDs), HostKeys: idsOf(state.HostKeys)}, unmarshalRecord(b))
+			NodeIDs: idsOf(state.NodeIDs), HostKeys: stringsOf(state.HostKeys)}, unmarshalRecord(b))
 	}
 	if err != nil {
 		resp.Diagnostics.AddError("Cannot destroy swarm", err.Error())
@@ -821,7 +822,7 @@ func (r *swarmResource) Read(ctx context.Context, req resource.ReadRequest, resp
 		}
 	}
 	mgrAddr := state.ManagerAddress.ValueString()
-	mgr, err := r.pd.ctl.OpenManager(ctx, mgrAddr, idsOf(state.HostKeys)[mgrAddr])
+	mgr, err := r.pd.ctl.OpenManager(ctx, mgrAddr, stringsOf(state.HostKeys)[mgrAddr])
 	if err != nil {
 		resp.Diagnostics.AddError("Cannot read swarm", err.Error())
 		return

@@ -14,6 +14,7 @@ package awsfleet
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"maps"
 	"slices"
 	"strconv"
@@ -57,6 +58,7 @@ type Client struct {
 	ec2  *ec2.Client
 	ssm  *ssm.Client
 	poll time.Duration
+	log  *slog.Logger
 }
 
 // Option configures a Client.
@@ -65,10 +67,15 @@ type Option func(*Client)
 // WithPollInterval sets how often waiters poll (default 5 s).
 func WithPollInterval(d time.Duration) Option { return func(c *Client) { c.poll = d } }
 
+// WithLogger sends what the client does to log, with the context of the
+// call (default: nowhere).
+func WithLogger(log *slog.Logger) Option { return func(c *Client) { c.log = log } }
+
 // New returns a client for cfg (from config.LoadDefaultConfig, which honours
 // profiles, the environment and AWS_ENDPOINT_URL[_EC2|_SSM]).
 func New(cfg aws.Config, opts ...Option) *Client {
-	c := &Client{ec2: ec2.NewFromConfig(cfg), ssm: ssm.NewFromConfig(cfg), poll: 5 * time.Second}
+	c := &Client{ec2: ec2.NewFromConfig(cfg), ssm: ssm.NewFromConfig(cfg), poll: 5 * time.Second,
+		log: slog.New(slog.DiscardHandler)}
 	for _, o := range opts {
 		o(c)
 	}

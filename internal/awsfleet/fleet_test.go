@@ -306,7 +306,7 @@ func TestProvisionKeepsWhatItCanAndNamesTheSurplus(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !first.Touched || first.SecurityGroup == "" || first.AMI != b.ami || first.KeyName != "t-mb-000000000abc" ||
+	if !first.Touched || !first.Listed || first.SecurityGroup == "" || first.AMI != b.ami || first.KeyName != "t-mb-000000000abc" ||
 		first.SubnetID != b.subnet || len(first.Instances) != 3 || len(first.Surplus) != 0 {
 		t.Fatalf("first provision: %+v", first)
 	}

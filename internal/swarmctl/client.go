@@ -3,6 +3,7 @@ package swarmctl
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"strconv"
 	"sync"
 
@@ -21,19 +22,28 @@ import (
 type Client struct {
 	pool *dockerssh.Pool
 	ssh  dockerssh.Config
+	log  *slog.Logger
 	// keepKeys: under trust on first use, callers keep the host key
 	// fingerprints seen (and pass them back as known keys next time);
 	// under known_hosts there is nothing to keep.
 	keepKeys bool
 }
 
-// New returns a Client for the SSH settings.
-func New(cfg dockerssh.Config) (*Client, error) {
+// New returns a Client for the SSH settings. log receives what the Client
+// and its Managers do, with the context of the call (nil: nowhere).
+func New(cfg dockerssh.Config, log *slog.Logger) (*Client, error) {
 	pool, err := dockerssh.NewPool(cfg)
 	if err != nil {
 		return nil, err
 	}
-	return &Client{pool: pool, ssh: cfg, keepKeys: cfg.Policy == dockerssh.TrustOnFirstUse}, nil
+	return &Client{pool: pool, ssh: cfg, log: orDiscard(log), keepKeys: cfg.Policy == dockerssh.TrustOnFirstUse}, nil
+}
+
+func orDiscard(log *slog.Logger) *slog.Logger {
+	if log == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return log
 }
 
 // Close closes every SSH connection.
@@ -81,6 +91,7 @@ func (c *Client) connect(ctx context.Context, hosts []swarmspec.Host, known map[
 // Manager is the Docker API of a swarm manager.
 type Manager struct {
 	cli *client.Client
+	log *slog.Logger
 	// Address is the manager's SSH address ("" for a local socket).
 	Address string
 	// HostKey is the manager's host key fingerprint under trust on first
@@ -89,8 +100,10 @@ type Manager struct {
 }
 
 // NewManager wraps a Docker client of a swarm manager, e.g. one on its
-// unix socket.
-func NewManager(cli *client.Client) *Manager { return &Manager{cli: cli} }
+// unix socket; log as for New.
+func NewManager(cli *client.Client, log *slog.Logger) *Manager {
+	return &Manager{cli: cli, log: orDiscard(log)}
+}
 
 // OpenManager connects to the manager's engine over SSH; knownKey is the
 // fingerprint recorded earlier under trust on first use, if any.
@@ -99,7 +112,7 @@ func (c *Client) OpenManager(ctx context.Context, address, knownKey string) (*Ma
 	if err != nil {
 		return nil, fmt.Errorf("swarm manager %s: %w", address, err)
 	}
-	return &Manager{cli: cli, Address: address, HostKey: c.keep(info.Fingerprint)}, nil
+	return &Manager{cli: cli, log: c.log, Address: address, HostKey: c.keep(info.Fingerprint)}, nil
 }
 
 // Info is what identifies a swarm.

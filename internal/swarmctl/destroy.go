@@ -4,7 +4,6 @@ import (
 	"context"
 
 	"github.com/docker/docker/client"
-	"github.com/hashicorp/terraform-plugin-log/tflog"
 
 	"github.com/minibroker/terraform-provider-minibroker/internal/parallel"
 	"github.com/minibroker/terraform-provider-minibroker/internal/swarmspec"
@@ -26,6 +25,9 @@ type Teardown struct {
 // reached is only removed from the node list.
 func (c *Client) Destroy(ctx context.Context, t Teardown, rec Record) error {
 	mgrHost := swarmspec.ManagerOf(t.Hosts)
+	if mgrHost.Address == "" {
+		return errNoManager
+	}
 	clients := map[string]*client.Client{}
 	for _, h := range t.Hosts {
 		e, err := c.connect(ctx, []swarmspec.Host{h}, t.HostKeys)
@@ -33,12 +35,12 @@ func (c *Client) Destroy(ctx context.Context, t Teardown, rec Record) error {
 			if h.Role == swarmspec.RoleManager {
 				return err
 			}
-			tflog.Warn(ctx, "host unreachable; it will only be removed from the node list", map[string]any{"host": h.Address, "error": err.Error()})
+			c.log.WarnContext(ctx, "host unreachable; it will only be removed from the node list", "host", h.Address, "error", err.Error())
 			continue
 		}
 		clients[h.Address] = e.clients[h.Address]
 	}
-	mgr := &Manager{cli: clients[mgrHost.Address], Address: mgrHost.Address}
+	mgr := &Manager{cli: clients[mgrHost.Address], log: c.log, Address: mgrHost.Address}
 	if err := mgr.RemoveOwner(ctx, swarmspec.OwnerSwarm); err != nil {
 		return err
 	}
@@ -54,7 +56,7 @@ func (c *Client) Destroy(ctx context.Context, t Teardown, rec Record) error {
 			return unlabelNode(ctx, mgr.cli, id)
 		}
 		if cli := clients[h.Address]; cli != nil {
-			if err := leaveSwarm(ctx, cli, h.Address); err != nil {
+			if err := leaveSwarm(ctx, c.log, cli, h.Address); err != nil {
 				return err
 			}
 		}
@@ -68,16 +70,16 @@ func (c *Client) Destroy(ctx context.Context, t Teardown, rec Record) error {
 	}
 	for _, h := range t.Hosts {
 		if cli := clients[h.Address]; cli != nil && h.Role != swarmspec.RoleManager {
-			removeImages(ctx, cli, h.Address, rec.Loaded[h.Address])
+			removeImages(ctx, c.log, cli, h.Address, rec.Loaded[h.Address])
 		}
 	}
 	if rec.CreatedSwarm {
-		if err := leaveSwarm(ctx, mgr.cli, mgrHost.Address); err != nil {
+		if err := leaveSwarm(ctx, c.log, mgr.cli, mgrHost.Address); err != nil {
 			return err
 		}
 	} else if err := unlabelNode(ctx, mgr.cli, t.NodeIDs[mgrHost.Address]); err != nil {
 		return err
 	}
-	removeImages(ctx, mgr.cli, mgrHost.Address, rec.Loaded[mgrHost.Address])
+	removeImages(ctx, c.log, mgr.cli, mgrHost.Address, rec.Loaded[mgrHost.Address])
 	return nil
 }

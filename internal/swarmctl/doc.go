@@ -19,6 +19,13 @@ package swarmctl
 
 import "time"
 
+// Log messages that tools look for: the benchmarks time an apply's phases
+// by them in the provider's log.
+const (
+	LogInitSwarm     = "initialising swarm"
+	LogCreateService = "creating service"
+)
+
 const (
 	// maxParallel bounds concurrent Docker API calls to one manager, and
 	// the nodes worked on at once.

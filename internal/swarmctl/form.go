@@ -2,11 +2,10 @@ package swarmctl
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"sync"
-
-	"github.com/hashicorp/terraform-plugin-log/tflog"
 
 	"github.com/minibroker/terraform-provider-minibroker/internal/parallel"
 	"github.com/minibroker/terraform-provider-minibroker/internal/swarmspec"
@@ -46,7 +45,7 @@ type Prior struct {
 
 // Formed is what Form learned; on failure, as much as it got to.
 type Formed struct {
-	ClusterID string            // set once the manager runs the swarm
+	ClusterID string            // set once the manager runs the expected swarm
 	NodeIDs   map[string]string // by SSH address, set once every node is labelled
 	HostKeys  map[string]string // fingerprints to keep (trust on first use), by SSH address
 }
@@ -63,6 +62,8 @@ type Record struct {
 	// Loaded lists image ids loaded from archives, by SSH address.
 	Loaded map[string][]string `json:"loaded"`
 }
+
+var errNoManager = errors.New("no host has the role manager")
 
 func (r *Record) joined(addr string) bool { return slices.Contains(r.Joined, addr) }
 
@@ -84,15 +85,18 @@ func (c *Client) Form(ctx context.Context, spec Spec, prior Prior, rec *Record) 
 	if err := checkArchivesUsed(archives, spec.KafkaImage, spec.WorkloadsImage); err != nil {
 		return nil, formed, err
 	}
+	host := swarmspec.ManagerOf(spec.Hosts)
+	if host.Address == "" {
+		return nil, formed, errNoManager
+	}
 	eng, err := c.connect(ctx, spec.Hosts, prior.HostKeys)
 	if err != nil {
 		return nil, formed, err
 	}
-	host := swarmspec.ManagerOf(spec.Hosts)
 	mcli := eng.clients[host.Address]
-	mgr := &Manager{cli: mcli, Address: host.Address, HostKey: eng.keys[host.Address]}
+	mgr := &Manager{cli: mcli, log: c.log, Address: host.Address, HostKey: eng.keys[host.Address]}
 
-	id, created, err := initSwarm(ctx, mcli, host, spec.AddressPool, spec.IDLabel)
+	id, created, err := initSwarm(ctx, c.log, mcli, host, spec.AddressPool, spec.IDLabel)
 	if created {
 		rec.CreatedSwarm = true
 		rec.Joined = append(rec.Joined, host.Address)
@@ -101,7 +105,7 @@ func (c *Client) Form(ctx context.Context, spec Spec, prior Prior, rec *Record) 
 		return nil, formed, err
 	}
 	if spec.ClusterID != "" && id != spec.ClusterID {
-		return nil, formed, fmt.Errorf("manager %s now runs swarm %s, not %s; the swarm was replaced outside Terraform", host.Address, id, spec.ClusterID)
+		return nil, formed, fmt.Errorf("manager %s now runs swarm %s, not %s: the swarm was replaced after it was formed", host.Address, id, spec.ClusterID)
 	}
 	formed.ClusterID = id
 
@@ -114,7 +118,7 @@ func (c *Client) Form(ctx context.Context, spec Spec, prior Prior, rec *Record) 
 	err = parallel.ForEach(ctx, maxParallel, spec.Hosts, func(ctx context.Context, h swarmspec.Host) error {
 		cli := eng.clients[h.Address]
 		if h.Role != swarmspec.RoleManager {
-			joined, err := joinHost(ctx, cli, mcli, h, host.Advertise, sw.JoinTokens.Worker)
+			joined, err := joinHost(ctx, c.log, cli, mcli, h, host.Advertise, sw.JoinTokens.Worker)
 			if err != nil {
 				return err
 			}
@@ -129,7 +133,7 @@ func (c *Client) Form(ctx context.Context, spec Spec, prior Prior, rec *Record) 
 			return fmt.Errorf("host %s: %w", h.Address, err)
 		}
 		for _, a := range archivesFor(archives, h.Role, spec.KafkaImage, spec.WorkloadsImage) {
-			loaded, err := loadArchive(ctx, cli, h.Address, a)
+			loaded, err := loadArchive(ctx, c.log, cli, h.Address, a)
 			if err != nil {
 				return err
 			}
@@ -159,7 +163,7 @@ func (c *Client) Form(ctx context.Context, spec Spec, prior Prior, rec *Record) 
 		return nil, formed, err
 	}
 	if spec.RemoveUnlisted {
-		if err := removeUnlisted(ctx, mcli, ids); err != nil {
+		if err := removeUnlisted(ctx, c.log, mcli, ids); err != nil {
 			return nil, formed, err
 		}
 	}
@@ -175,7 +179,7 @@ func (c *Client) removeDeparted(ctx context.Context, mgr *Manager, now []swarmsp
 		if slices.ContainsFunc(now, func(n swarmspec.Host) bool { return n.Address == h.Address }) {
 			continue
 		}
-		tflog.Info(ctx, "removing host from the swarm", map[string]any{"host": h.Address})
+		c.log.InfoContext(ctx, "removing host from the swarm", "host", h.Address)
 		id := prior.NodeIDs[h.Address]
 		if id != "" {
 			if err := drainNode(ctx, mgr.cli, id); err != nil {
@@ -184,12 +188,12 @@ func (c *Client) removeDeparted(ctx context.Context, mgr *Manager, now []swarmsp
 		}
 		if eng, err := c.connect(ctx, []swarmspec.Host{h}, prior.HostKeys); err == nil {
 			cli := eng.clients[h.Address]
-			if err := leaveSwarm(ctx, cli, h.Address); err != nil {
+			if err := leaveSwarm(ctx, c.log, cli, h.Address); err != nil {
 				return err
 			}
-			removeImages(ctx, cli, h.Address, rec.Loaded[h.Address])
+			removeImages(ctx, c.log, cli, h.Address, rec.Loaded[h.Address])
 		} else {
-			tflog.Warn(ctx, "host unreachable; removing it from the node list only", map[string]any{"host": h.Address, "error": err.Error()})
+			c.log.WarnContext(ctx, "host unreachable; removing it from the node list only", "host", h.Address, "error", err.Error())
 		}
 		delete(rec.Loaded, h.Address)
 		rec.Joined = slices.DeleteFunc(rec.Joined, func(a string) bool { return a == h.Address })

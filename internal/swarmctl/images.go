@@ -5,13 +5,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"slices"
 
 	"github.com/docker/docker/api/types/image"
 	"github.com/docker/docker/client"
 	"github.com/docker/docker/errdefs"
-	"github.com/hashicorp/terraform-plugin-log/tflog"
 
 	"github.com/minibroker/terraform-provider-minibroker/internal/images"
 	"github.com/minibroker/terraform-provider-minibroker/internal/swarmspec"
@@ -76,7 +76,7 @@ func checkArchivesUsed(all []archive, kafka, workloads string) error {
 // loadArchive loads an archive onto one engine unless the engine already
 // has each of its images under the archive's names. It returns the ids of
 // the images it loaded.
-func loadArchive(ctx context.Context, cli *client.Client, node string, a archive) ([]string, error) {
+func loadArchive(ctx context.Context, log *slog.Logger, cli *client.Client, node string, a archive) ([]string, error) {
 	missing, err := missingImages(ctx, cli, node, a)
 	if err != nil || len(missing) == 0 {
 		return nil, err
@@ -86,7 +86,7 @@ func loadArchive(ctx context.Context, cli *client.Client, node string, a archive
 		return nil, err
 	}
 	defer f.Close()
-	tflog.Info(ctx, "loading image archive", map[string]any{"node": node, "archive": a.path, "tags": a.tags()})
+	log.InfoContext(ctx, "loading image archive", "node", node, "archive", a.path, "tags", a.tags())
 	resp, err := cli.ImageLoad(ctx, f, client.ImageLoadWithQuiet(true))
 	if err != nil {
 		return nil, fmt.Errorf("load %s onto %s: %w", a.path, node, err)
@@ -122,10 +122,10 @@ func missingImages(ctx context.Context, cli *client.Client, node string, a archi
 
 // removeImages removes images a Form loaded; a failure is only logged, as
 // an image left behind blocks nothing.
-func removeImages(ctx context.Context, cli *client.Client, addr string, ids []string) {
+func removeImages(ctx context.Context, log *slog.Logger, cli *client.Client, addr string, ids []string) {
 	for _, id := range ids {
 		if _, err := cli.ImageRemove(ctx, id, image.RemoveOptions{Force: true, PruneChildren: true}); err != nil && !client.IsErrNotFound(err) {
-			tflog.Warn(ctx, "could not remove loaded image", map[string]any{"host": addr, "image": id, "error": err.Error()})
+			log.WarnContext(ctx, "could not remove loaded image", "host", addr, "image", id, "error", err.Error())
 		}
 	}
 }

@@ -3,6 +3,7 @@ package swarmctl
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strconv"
 	"strings"
@@ -14,7 +15,6 @@ import (
 	"github.com/docker/docker/api/types/swarm"
 	"github.com/docker/docker/client"
 	"github.com/docker/docker/errdefs"
-	"github.com/hashicorp/terraform-plugin-log/tflog"
 
 	"github.com/minibroker/terraform-provider-minibroker/internal/swarmspec"
 )
@@ -34,7 +34,7 @@ const gwbridge = "docker_gwbridge"
 // initSwarm makes the manager host a swarm manager: it initialises a swarm
 // or adopts the one the host already manages, and returns the cluster id.
 // created tells which.
-func initSwarm(ctx context.Context, cli *client.Client, mgr swarmspec.Host, addressPool, idLabel string) (id string, created bool, err error) {
+func initSwarm(ctx context.Context, log *slog.Logger, cli *client.Client, mgr swarmspec.Host, addressPool, idLabel string) (id string, created bool, err error) {
 	info, err := cli.Info(ctx)
 	if err != nil {
 		return "", false, fmt.Errorf("manager %s: docker info: %w", mgr.Address, err)
@@ -44,7 +44,7 @@ func initSwarm(ctx context.Context, cli *client.Client, mgr swarmspec.Host, addr
 		if !info.Swarm.ControlAvailable {
 			return "", false, fmt.Errorf("manager %s is a worker of swarm %s; give the role manager to one of that swarm's managers, or make it leave (docker swarm leave)", mgr.Address, info.Swarm.Cluster.ID)
 		}
-		tflog.Info(ctx, "adopting the swarm the manager already runs", map[string]any{"swarm": info.Swarm.Cluster.ID})
+		log.InfoContext(ctx, "adopting the swarm the manager already runs", "swarm", info.Swarm.Cluster.ID)
 		return info.Swarm.Cluster.ID, false, nil
 	case swarm.LocalNodeStateInactive:
 	default:
@@ -58,7 +58,7 @@ func initSwarm(ctx context.Context, cli *client.Client, mgr swarmspec.Host, addr
 	if idLabel != "" {
 		req.Spec.Annotations.Labels = map[string]string{swarmspec.LabelSwarmID: idLabel}
 	}
-	tflog.Info(ctx, "initialising swarm", map[string]any{"manager": mgr.Address})
+	log.InfoContext(ctx, LogInitSwarm, "manager", mgr.Address)
 	if _, err := cli.SwarmInit(ctx, req); err != nil {
 		return "", false, fmt.Errorf("swarm init on %s: %w", mgr.Address, err)
 	}
@@ -70,7 +70,7 @@ func initSwarm(ctx context.Context, cli *client.Client, mgr swarmspec.Host, addr
 }
 
 // joinHost makes a host a worker of the swarm, unless it already is one.
-func joinHost(ctx context.Context, cli, mgr *client.Client, h swarmspec.Host, managerAddr, token string) (joined bool, err error) {
+func joinHost(ctx context.Context, log *slog.Logger, cli, mgr *client.Client, h swarmspec.Host, managerAddr, token string) (joined bool, err error) {
 	info, err := cli.Info(ctx)
 	if err != nil {
 		return false, fmt.Errorf("host %s: docker info: %w", h.Address, err)
@@ -82,7 +82,7 @@ func joinHost(ctx context.Context, cli, mgr *client.Client, h swarmspec.Host, ma
 		}
 		return false, fmt.Errorf("host %s already belongs to another swarm (node %s); run docker swarm leave on it or remove it from hosts", h.Address, info.Swarm.NodeID)
 	}
-	tflog.Info(ctx, "joining host", map[string]any{"host": h.Address, "role": h.Role})
+	log.InfoContext(ctx, "joining host", "host", h.Address, "role", h.Role)
 	err = cli.SwarmJoin(ctx, swarm.JoinRequest{
 		ListenAddr:    "0.0.0.0:2377",
 		AdvertiseAddr: h.Advertise,
@@ -217,9 +217,9 @@ func removeNode(ctx context.Context, mgr *client.Client, id string) error {
 
 // removeUnlisted removes the nodes that carry a role label but are no
 // host's node (ids: node ids by host): on EC2, the nodes of instances
-// terminated outside Terraform. A node someone joined by hand has no role
+// terminated by someone else. A node someone joined by hand has no role
 // label and stays.
-func removeUnlisted(ctx context.Context, mgr *client.Client, ids map[string]string) error {
+func removeUnlisted(ctx context.Context, log *slog.Logger, mgr *client.Client, ids map[string]string) error {
 	nodes, err := mgr.NodeList(ctx, swarm.NodeListOptions{})
 	if err != nil {
 		return fmt.Errorf("list nodes: %w", err)
@@ -228,8 +228,8 @@ func removeUnlisted(ctx context.Context, mgr *client.Client, ids map[string]stri
 		if n.Spec.Labels[swarmspec.LabelRole] == "" || slices.Contains(valuesOf(ids), n.ID) {
 			continue
 		}
-		tflog.Info(ctx, "removing the node of an instance that is gone", map[string]any{
-			"node": n.ID, "address": n.Status.Addr, "state": string(n.Status.State)})
+		log.InfoContext(ctx, "removing the node of an instance that is gone",
+			"node", n.ID, "address", n.Status.Addr, "state", string(n.Status.State))
 		if err := removeNode(ctx, mgr, n.ID); err != nil {
 			return err
 		}
@@ -242,7 +242,7 @@ func removeUnlisted(ctx context.Context, mgr *client.Client, ids map[string]stri
 // and its sandbox by itself after a leave, asynchronously; touching the
 // bridge before that is done can leave the sandbox behind for good, so the
 // bridge is removed only once no swarm-scoped network is left.
-func leaveSwarm(ctx context.Context, cli *client.Client, addr string) error {
+func leaveSwarm(ctx context.Context, log *slog.Logger, cli *client.Client, addr string) error {
 	waitIngressSettled(ctx, cli)
 	err := cli.SwarmLeave(ctx, true)
 	if err != nil && !strings.Contains(err.Error(), "not part of a swarm") {
@@ -256,7 +256,7 @@ func leaveSwarm(ctx context.Context, cli *client.Client, addr string) error {
 			Filters: filters.NewArgs(filters.Arg("label", "com.docker.swarm.task"))})
 		if cerr == nil && len(tasks) > 0 {
 			if !sleep(wctx, pollInterval) {
-				tflog.Warn(ctx, "task containers still stopping after leaving", map[string]any{"host": addr, "containers": len(tasks)})
+				log.WarnContext(ctx, "task containers still stopping after leaving", "host", addr, "containers", len(tasks))
 				return nil
 			}
 			continue
@@ -271,7 +271,7 @@ func leaveSwarm(ctx context.Context, cli *client.Client, addr string) error {
 		if !sleep(wctx, pollInterval) {
 			// Docker's own network, recreated on the next join: not worth
 			// failing a destroy for.
-			tflog.Warn(ctx, "Swarm networks left on host after leaving", map[string]any{"host": addr, "error": fmt.Sprint(err)})
+			log.WarnContext(ctx, "Swarm networks left on host after leaving", "host", addr, "error", fmt.Sprint(err))
 			return nil
 		}
 	}
@@ -330,7 +330,7 @@ func (m *Manager) ReadNodes(ctx context.Context, hosts []swarmspec.Host, ids map
 		case n.Status.State != swarm.NodeStateReady,
 			n.Spec.Labels[swarmspec.LabelRole] != h.Role,
 			n.Spec.Labels[swarmspec.LabelIndex] != strconv.Itoa(h.Index):
-			tflog.Warn(ctx, "node drifted", map[string]any{"host": h.Address, "state": string(n.Status.State), "labels": n.Spec.Labels})
+			m.log.WarnContext(ctx, "node drifted", "host", h.Address, "state", string(n.Status.State), "labels", n.Spec.Labels)
 			id = ""
 		}
 		out[h.Address] = id

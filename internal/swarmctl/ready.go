@@ -4,8 +4,6 @@ import (
 	"context"
 	"time"
 
-	"github.com/hashicorp/terraform-plugin-log/tflog"
-
 	"github.com/minibroker/terraform-provider-minibroker/internal/dockerssh"
 	"github.com/minibroker/terraform-provider-minibroker/internal/swarmspec"
 )
@@ -24,7 +22,7 @@ func (c *Client) WaitDocker(ctx context.Context, h swarmspec.Host, poll time.Dur
 		if err == nil {
 			return nil
 		}
-		tflog.Debug(ctx, "waiting for Docker over SSH", map[string]any{"host": h.Address, "error": err.Error()})
+		c.log.DebugContext(ctx, "waiting for Docker over SSH", "host", h.Address, "error", err.Error())
 		if !sleep(ctx, poll) {
 			return err
 		}

@@ -10,7 +10,6 @@ import (
 
 	"github.com/docker/docker/api/types/swarm"
 	"github.com/docker/docker/errdefs"
-	"github.com/hashicorp/terraform-plugin-log/tflog"
 
 	"github.com/minibroker/terraform-provider-minibroker/internal/parallel"
 	"github.com/minibroker/terraform-provider-minibroker/internal/swarmspec"
@@ -76,7 +75,7 @@ func (m *Manager) put(ctx context.Context, d swarmspec.Desired, existing map[str
 	spec := withConfigIDs(d.Spec, configIDs)
 	cur, ok := existing[d.Name()]
 	if !ok {
-		tflog.Info(ctx, "creating service", map[string]any{"service": d.Name(), "image": d.Spec.TaskTemplate.ContainerSpec.Image})
+		m.log.InfoContext(ctx, LogCreateService, "service", d.Name(), "image", d.Spec.TaskTemplate.ContainerSpec.Image)
 		resp, err := m.cli.ServiceCreate(ctx, spec, swarm.ServiceCreateOptions{})
 		if err != nil {
 			return "", fmt.Errorf("create service %s: %w", d.Name(), err)
@@ -84,13 +83,13 @@ func (m *Manager) put(ctx context.Context, d swarmspec.Desired, existing map[str
 		return resp.ID, nil
 	}
 	if diff := SpecDiff(d.Spec, cur.Spec); len(diff) > 0 {
-		tflog.Info(ctx, "updating service", map[string]any{"service": d.Name(), "changed": diff})
+		m.log.InfoContext(ctx, "updating service", "service", d.Name(), "changed", diff)
 		resp, err := m.cli.ServiceUpdate(ctx, cur.ID, cur.Version, spec, swarm.ServiceUpdateOptions{})
 		if err != nil {
 			return "", fmt.Errorf("update service %s: %w", d.Name(), err)
 		}
 		for _, w := range resp.Warnings {
-			tflog.Warn(ctx, w, map[string]any{"service": d.Name()})
+			m.log.WarnContext(ctx, w, "service", d.Name())
 		}
 	}
 	return cur.ID, nil
@@ -161,16 +160,17 @@ func (m *Manager) Observe(ctx context.Context, owner string, desired []swarmspec
 	out := make(map[string]string, len(desired))
 	for _, d := range desired {
 		cur, ok := existing[d.Name()]
-		switch diff := SpecDiff(d.Spec, cur.Spec); {
-		case !ok:
-			tflog.Warn(ctx, "service missing", map[string]any{"service": d.Name()})
+		if !ok {
+			m.log.WarnContext(ctx, "service missing", "service", d.Name())
 			out[d.Name()] = ""
-		case len(diff) > 0:
-			tflog.Warn(ctx, "service changed outside Terraform", map[string]any{"service": d.Name(), "changed": diff})
-			out[d.Name()] = ""
-		default:
-			out[d.Name()] = cur.ID
+			continue
 		}
+		if diff := SpecDiff(d.Spec, cur.Spec); len(diff) > 0 {
+			m.log.WarnContext(ctx, "service differs from its desired spec", "service", d.Name(), "changed", diff)
+			out[d.Name()] = ""
+			continue
+		}
+		out[d.Name()] = cur.ID
 	}
 	for name := range existing {
 		if _, ok := out[name]; !ok {
@@ -271,7 +271,7 @@ func (m *Manager) removeUnusedConfigs(ctx context.Context, owner string, desired
 			continue
 		}
 		if err := m.cli.ConfigRemove(ctx, c.ID); err != nil && !errdefs.IsNotFound(err) {
-			tflog.Debug(ctx, "config still in use, left for later", map[string]any{"config": c.Spec.Name, "error": err.Error()})
+			m.log.DebugContext(ctx, "config still in use, left for later", "config", c.Spec.Name, "error", err.Error())
 		}
 	}
 	return nil
@@ -303,7 +303,7 @@ func (m *Manager) RemoveOwner(ctx context.Context, owner string) error {
 // left (Swarm removes tasks, and their containers, asynchronously).
 func (m *Manager) removeServices(ctx context.Context, services []swarm.Service) error {
 	for _, s := range services {
-		tflog.Info(ctx, "removing service", map[string]any{"service": s.Spec.Name})
+		m.log.InfoContext(ctx, "removing service", "service", s.Spec.Name)
 		if err := m.cli.ServiceRemove(ctx, s.ID); err != nil && !errdefs.IsNotFound(err) {
 			return fmt.Errorf("remove service %s: %w", s.Spec.Name, err)
 		}

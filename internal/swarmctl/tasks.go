@@ -13,7 +13,6 @@ import (
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/swarm"
 	"github.com/docker/docker/pkg/stdcopy"
-	"github.com/hashicorp/terraform-plugin-log/tflog"
 
 	"github.com/minibroker/terraform-provider-minibroker/internal/swarmspec"
 )
@@ -39,7 +38,7 @@ func (m *Manager) WaitRunning(ctx context.Context, ids map[string]string) error 
 		if err != nil {
 			// A busy manager answers slowly or not at all for a moment
 			// (hundreds of tasks starting on a few cores): poll again.
-			tflog.Warn(ctx, "polling services failed; retrying", map[string]any{"error": err.Error()})
+			m.log.WarnContext(ctx, "polling services failed; retrying", "error", err.Error())
 			if !sleep(ctx, pollInterval) {
 				return fmt.Errorf("timed out waiting for %d services to run; last error: %w", len(pending), err)
 			}
@@ -52,7 +51,7 @@ func (m *Manager) WaitRunning(ctx context.Context, ids map[string]string) error 
 			}
 			st := classify(svc, tasks[id])
 			if st.running+st.complete >= int(replicas(svc.Spec)) {
-				tflog.Info(ctx, "service running", map[string]any{"service": name, "after": time.Since(started).Round(time.Millisecond).String()})
+				m.log.InfoContext(ctx, "service running", "service", name, "after", time.Since(started).Round(time.Millisecond).String())
 				delete(pending, name)
 				continue
 			}

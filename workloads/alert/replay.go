@@ -9,8 +9,15 @@ import (
 	"github.com/hamba/avro/v2"
 )
 
-// DefaultVisitPath is the field Replay.Alert rewrites when given "".
-const DefaultVisitPath = "diaSource.visit"
+// Fields of the alert schema (Rubin's, and the synthetic one modelled on
+// it) that the workloads use, as dotted paths for Lookup.
+const (
+	// DefaultVisitPath holds the alert's visit: the per-visit cap keys on
+	// it, and Replay.Alert rewrites it when given "".
+	DefaultVisitPath = "diaSource.visit"
+	// DefaultIDPath holds the alert's id.
+	DefaultIDPath = "diaSourceId"
+)
 
 // Replay serves the records of real alert files, cycling through them to
 // fill visits of any size. It is immutable after LoadOCF and safe for

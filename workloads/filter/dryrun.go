@@ -9,11 +9,8 @@ import (
 	"github.com/minibroker/terraform-provider-minibroker/workloads/alert"
 )
 
-// DefaultIDPath is the field DryRun prints for each selected alert.
-const DefaultIDPath = "diaSourceId"
-
 // DryRun evaluates prog on records and writes the id (the value at the
-// dotted idPath, DefaultIDPath when empty; "<missing>" when absent) of each
+// dotted idPath, alert.DefaultIDPath when empty; "<missing>" when absent) of each
 // selected alert, one per line, then a last line "selected N of M alerts".
 // No per-visit cap is applied. Records whose evaluation fails are not
 // selected; the summary line is still written and err then reports how many
@@ -23,7 +20,7 @@ func DryRun(w io.Writer, prog *Program, records []map[string]any, idPath string)
 		return 0, 0, errors.New("dry run: no filter program")
 	}
 	if idPath == "" {
-		idPath = DefaultIDPath
+		idPath = alert.DefaultIDPath
 	}
 	bw := bufio.NewWriter(w)
 	var failed int

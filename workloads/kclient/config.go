@@ -43,6 +43,8 @@ import (
 	"strings"
 
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
+
+	"github.com/minibroker/terraform-provider-minibroker/workloads/stream"
 )
 
 // MaxMessageBytes is the largest batch the clients build and the topics accept.
@@ -98,7 +100,7 @@ func ConsumerConfig(bootstrap, group string, fromBeginning bool, overrides map[s
 // ReaderConfig returns settings for a group-less reader that assigns
 // partitions itself (schemas, timing events, tests).
 func ReaderConfig(bootstrap string) *kafka.ConfigMap {
-	cm := ConsumerConfig(bootstrap, "minibroker-reader", true, nil)
+	cm := ConsumerConfig(bootstrap, stream.ReaderGroup, true, nil)
 	_ = cm.SetKey("enable.auto.commit", false)
 	_ = cm.SetKey("enable.auto.offset.store", false)
 	return cm

@@ -19,12 +19,8 @@ import (
 	"github.com/minibroker/terraform-provider-minibroker/workloads/timing"
 )
 
-// Defaults for filters.
-const (
-	DefaultVisitPath = "diaSource.visit"
-	DefaultIDPath    = "diaSourceId"
-	progressEvery    = 10 * time.Second
-)
+// progressEvery is how often a filter logs its progress.
+const progressEvery = 10 * time.Second
 
 // FilterConfig configures a filter process: one filter (the original,
 // isolated design) or many sharing one read and one decode of the stream.
@@ -71,8 +67,8 @@ func (c *FilterConfig) defaults() error {
 	}
 	c.Input = orDefault(c.Input, stream.AlertsTopic)
 	c.Group = orDefault(c.Group, stream.FilterGroup(c.Name))
-	c.VisitPath = orDefault(c.VisitPath, DefaultVisitPath)
-	c.IDPath = orDefault(c.IDPath, DefaultIDPath)
+	c.VisitPath = orDefault(c.VisitPath, alert.DefaultVisitPath)
+	c.IDPath = orDefault(c.IDPath, alert.DefaultIDPath)
 	c.DeadLetter = orDefault(c.DeadLetter, stream.DeadLetterTopic(c.Name))
 	c.OutputBootstrap = orDefault(c.OutputBootstrap, c.Bootstrap)
 	c.TimingBootstrap = orDefault(c.TimingBootstrap, c.Bootstrap)
@@ -339,8 +335,8 @@ func (f *filterRun) deadLetter(m *kafka.Message, cause error) {
 	}
 	hs := append(append([]kafka.Header(nil), m.Headers...),
 		kafka.Header{Key: stream.HeaderError, Value: []byte(cause.Error())},
-		kafka.Header{Key: "mb-source", Value: []byte(m.TopicPartition.String())},
-		kafka.Header{Key: "mb-source-offset", Value: []byte(strconv.FormatInt(int64(m.TopicPartition.Offset), 10))})
+		kafka.Header{Key: stream.HeaderSource, Value: []byte(m.TopicPartition.String())},
+		kafka.Header{Key: stream.HeaderSourceOffset, Value: []byte(strconv.FormatInt(int64(m.TopicPartition.Offset), 10))})
 	dl := f.cfg.DeadLetter
 	if err := produceRetry(context.Background(), f.out, &kafka.Message{
 		TopicPartition: kafka.TopicPartition{Topic: &dl, Partition: kafka.PartitionAny},

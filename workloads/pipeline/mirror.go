@@ -48,7 +48,7 @@ func Mirror(ctx context.Context, cfg MirrorConfig) error {
 	}
 	go drainEvents(p, log)
 	defer func() { flush(ctx, p); p.Close() }()
-	c, err := kafka.NewConsumer(kclient.ConsumerConfig(cfg.Source, "minibroker-mirror-"+cfg.Name, true, nil))
+	c, err := kafka.NewConsumer(kclient.ConsumerConfig(cfg.Source, stream.MirrorGroup(cfg.Name), true, nil))
 	if err != nil {
 		return fmt.Errorf("mirror consumer for %s: %w", cfg.Source, err)
 	}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kfake"
 
+	"github.com/minibroker/terraform-provider-minibroker/workloads/alert"
 	"github.com/minibroker/terraform-provider-minibroker/workloads/filter"
 	"github.com/minibroker/terraform-provider-minibroker/workloads/kclient"
 	"github.com/minibroker/terraform-provider-minibroker/workloads/pipeline"
@@ -33,7 +34,7 @@ func TestReplayRubinAlertsThroughAFilter(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	src, err := pipeline.NewReplay(pipeline.DefaultVisitPath, rubinAlert)
+	src, err := pipeline.NewReplay(alert.DefaultVisitPath, rubinAlert)
 	if err != nil {
 		t.Fatalf("loading the Rubin sample alert (from the shared data folder): %v", err)
 	}

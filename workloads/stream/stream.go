@@ -44,6 +44,10 @@ const (
 	HeaderID    = "mb-id"     // filtered alerts: the alert's id
 	HeaderFrom  = "mb-filter" // filtered alerts: the filter that selected it
 	HeaderError = "mb-error"  // dead letters: why the alert could not be decoded
+	// Dead letters: where the alert was read (topic, partition) and at
+	// which offset.
+	HeaderSource       = "mb-source"
+	HeaderSourceOffset = "mb-source-offset"
 )
 
 // DeadLetterTopic is where the filter process name copies the alerts it
@@ -55,3 +59,8 @@ func DeadLetterTopic(name string) string { return name + "-deadletter" }
 func FilterGroup(name string) string        { return "minibroker-filter-" + name }
 func SharedFiltersGroup(name string) string { return "minibroker-filters-" + name }
 func ConsumerGroup(name string) string      { return "minibroker-consumer-" + name }
+func MirrorGroup(name string) string        { return "minibroker-mirror-" + name } // the in-process mirror of `minibroker local`
+
+// ReaderGroup is the group of readers that read a topic to its end and
+// commit nothing (schemas, timing events).
+const ReaderGroup = "minibroker-reader"

@@ -6,6 +6,9 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/minibroker/terraform-provider-minibroker/internal/awsfleet"
+	"github.com/minibroker/terraform-provider-minibroker/internal/swarmctl"
 )
 
 // ResourceEvent is when Terraform said it started and finished a resource.
@@ -49,9 +52,9 @@ func PhasesOf(r Run) Phases {
 		}
 		return ts[len(ts)-1]
 	}
-	p.LastCreate = last(ProviderLogTimes(r, "creating service"))
-	p.SwarmInit = last(ProviderLogTimes(r, "initialising swarm"))
-	if started := ProviderLogTimes(r, "instance started"); len(started) > 0 {
+	p.LastCreate = last(ProviderLogTimes(r, swarmctl.LogCreateService))
+	p.SwarmInit = last(ProviderLogTimes(r, swarmctl.LogInitSwarm))
+	if started := ProviderLogTimes(r, awsfleet.LogInstanceStarted); len(started) > 0 {
 		p.FirstInstance, p.LastInstance = started[0], last(started)
 	}
 	return p

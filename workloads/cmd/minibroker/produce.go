@@ -25,7 +25,7 @@ func runProduce(ctx context.Context, args []string, stdout io.Writer, log *slog.
 	parallel := fs.Int("parallel", stream.DefaultParallel, "concurrent senders splitting each visit (one per CCD)")
 	seed := fs.Int64("seed", stream.DefaultSeed, "seed of the synthetic alerts")
 	cutout := fs.Int("cutout-bytes", alert.DefaultCutoutBytes, "bytes of each of the 3 cutouts of a synthetic alert (0 = small alerts)")
-	visitPath := fs.String("visit-path", pipeline.DefaultVisitPath, "field set to the visit id in replayed alerts")
+	visitPath := fs.String("visit-path", alert.DefaultVisitPath, "field set to the visit id in replayed alerts")
 	name := fs.String("name", "producer", "producer name in timing events")
 	var replay stringList
 	fs.Var(&replay, "replay", "Avro container file of real alerts to cycle through instead of synthetic ones (repeatable)")
