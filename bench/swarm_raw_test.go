@@ -6,11 +6,13 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/api/types/swarm"
 
+	"github.com/minibroker/terraform-provider-minibroker/internal/parallel"
 	"github.com/minibroker/terraform-provider-minibroker/internal/swarmctl"
 	"github.com/minibroker/terraform-provider-minibroker/internal/swarmspec"
 )
@@ -131,9 +133,10 @@ type rawResult struct {
 
 // rawDeploy deploys what the Terraform apply had deployed onto the swarm of
 // the swarm-only apply, with swarmctl on the manager's unix socket as the
-// provider deploys it: Apply per owner, one owner after the other (so
-// swarmctl's 8 calls at a time), WaitRunning on every service, then, after
-// checking the services against the captured specs, RemoveOwner per owner.
+// provider deploys it, every owner at once (Terraform does up to 10
+// resources at a time, and must create a mirror before its groups): Apply
+// per owner, WaitRunning on every service, then, after checking the
+// services against the captured specs, RemoveOwner per owner.
 func (s *swarmBench) rawDeploy(ctx context.Context, dep deployed) rawResult {
 	mgr := swarmctl.NewManager(s.engines[0], nil)
 	owners := dep.owners()
@@ -151,12 +154,19 @@ func (s *swarmBench) rawDeploy(ctx context.Context, dep deployed) rawResult {
 
 	start := time.Now()
 	ids := map[string]string{}
-	for _, owner := range owners {
+	var mu sync.Mutex
+	err := parallel.ForEach(ctx, len(owners), owners, func(ctx context.Context, owner string) error {
 		got, err := mgr.Apply(ctx, owner, dep[owner])
-		if err != nil {
-			s.b.Fatalf("raw baseline: apply %s: %v", owner, err)
-		}
+		mu.Lock()
 		maps.Copy(ids, got)
+		mu.Unlock()
+		if err != nil {
+			return fmt.Errorf("apply %s: %w", owner, err)
+		}
+		return nil
+	})
+	if err != nil {
+		s.b.Fatalf("raw baseline: %v", err)
 	}
 	res.created = time.Since(start)
 	wctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
@@ -178,10 +188,13 @@ func (s *swarmBench) rawDeploy(ctx context.Context, dep deployed) rawResult {
 	start = time.Now()
 	rctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancel()
-	for _, owner := range slices.Backward(owners) {
-		if err := mgr.RemoveOwner(rctx, owner); err != nil {
-			s.b.Fatalf("raw baseline: remove %s: %v", owner, err)
+	if err := parallel.ForEach(rctx, len(owners), owners, func(ctx context.Context, owner string) error {
+		if err := mgr.RemoveOwner(ctx, owner); err != nil {
+			return fmt.Errorf("remove %s: %w", owner, err)
 		}
+		return nil
+	}); err != nil {
+		s.b.Fatalf("raw baseline: %v", err)
 	}
 	res.removed = time.Since(start)
 	s.b.Logf("raw baseline (swarmctl): %d services removed, tasks gone, configs removed in %.1f s", len(ids), res.removed.Seconds())

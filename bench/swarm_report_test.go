@@ -72,7 +72,7 @@ func (s *swarmBench) report(res *swarmResults) string {
 	if len(res.apply.Failures) > 0 {
 		compCell = "first attempt failed (see below)"
 	}
-	r.F("| ↳ 5 mirrors + 5 filter groups: %d services to running | %s | swarmctl on the manager's unix socket, one owner after another, %d calls at a time: %s | |\n",
+	r.F("| ↳ 5 mirrors + 5 filter groups: %d services to running | %s | swarmctl on the manager's unix socket, every owner at once, %d calls at a time each: %s | |\n",
 		res.raw.services, compCell, callsAtOnce, secs(res.raw.running))
 	if ph.LastCreate > 0 && len(res.apply.Failures) == 0 {
 		r.F("| ↳↳ of which until the last service was created (API calls) | %s | %s | |\n", secs(ph.LastCreate-ph.SwarmDone), secs(res.raw.created))

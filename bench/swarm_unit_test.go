@@ -134,7 +134,7 @@ func TestSwarmReport(t *testing.T) {
 		"## Swarm deployment: the 1+11 layout applied with Terraform onto a 12-node lab\n",
 		"so its \"running\" includes that settle time",
 		"| apply, full layout: nothing → 212 services running | 250.0 s | 260.0 s: swarm-only apply 20.0 s + swarmctl on the manager's socket 240.0 s | < 120.0 s: **not met** |",
-		"| ↳ 5 mirrors + 5 filter groups: 210 services to running | 228.0 s | swarmctl on the manager's unix socket, one owner after another, 8 calls at a time: 240.0 s | |",
+		"| ↳ 5 mirrors + 5 filter groups: 210 services to running | 228.0 s | swarmctl on the manager's unix socket, every owner at once, 8 calls at a time each: 240.0 s | |",
 		"| ↳↳ of which until the last service was created (API calls) | 10.0 s | 1.0 s | |",
 		"| plan, nothing to change (median of 2; max) | 3.5 s (max 4.0 s) | empty root module, same CLI and provider: 0.4 s (max 0.5 s) | < 5.0 s: met |",
 		"| destroy, full layout | 60.0 s | swarmctl removal of the 210 services 30.0 s + swarm-only destroy 14.0 s = 44.0 s | |",

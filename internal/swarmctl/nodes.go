@@ -241,7 +241,12 @@ func removeUnlisted(ctx context.Context, log *slog.Logger, mgr *client.Client, i
 // on it: the docker_gwbridge network. Docker removes the ingress network
 // and its sandbox by itself after a leave, asynchronously; touching the
 // bridge before that is done can leave the sandbox behind for good, so the
-// bridge is removed only once no swarm-scoped network is left.
+// bridge is removed only once no swarm-scoped network is left. A busy
+// engine can give up on that removal ("timeout while waiting for ingress
+// network removal" in its log) and keep the sandbox's endpoint on the
+// bridge: once the bridge has stayed in use for staleEndpointGrace with
+// nothing left to use it, its endpoints without a running container are
+// disconnected by force, as `docker network disconnect -f` would.
 func leaveSwarm(ctx context.Context, log *slog.Logger, cli *client.Client, addr string) error {
 	waitIngressSettled(ctx, cli)
 	err := cli.SwarmLeave(ctx, true)
@@ -250,6 +255,7 @@ func leaveSwarm(ctx context.Context, log *slog.Logger, cli *client.Client, addr 
 	}
 	wctx, cancel := context.WithTimeout(ctx, gwbridgeTimeout)
 	defer cancel()
+	var inUseSince time.Time // when removing the bridge first failed
 	for {
 		// Task containers hold on to docker_gwbridge until they are gone.
 		tasks, cerr := cli.ContainerList(wctx, container.ListOptions{All: true,
@@ -267,12 +273,39 @@ func leaveSwarm(ctx context.Context, log *slog.Logger, cli *client.Client, addr 
 			if err == nil || errdefs.IsNotFound(err) {
 				return nil
 			}
+			if inUseSince.IsZero() {
+				inUseSince = time.Now()
+			} else if time.Since(inUseSince) >= staleEndpointGrace {
+				disconnectStale(wctx, log, cli, addr)
+			}
 		}
 		if !sleep(wctx, pollInterval) {
 			// Docker's own network, recreated on the next join: not worth
 			// failing a destroy for.
 			log.WarnContext(ctx, "Swarm networks left on host after leaving", "host", addr, "error", fmt.Sprint(err))
 			return nil
+		}
+	}
+}
+
+// staleEndpointGrace is how long docker_gwbridge may stay in use, once no
+// task and no swarm network is left, before its endpoints count as stale.
+const staleEndpointGrace = 15 * time.Second
+
+// disconnectStale disconnects from docker_gwbridge, by force, every
+// endpoint that no running container holds.
+func disconnectStale(ctx context.Context, log *slog.Logger, cli *client.Client, addr string) {
+	bridge, err := cli.NetworkInspect(ctx, gwbridge, network.InspectOptions{})
+	if err != nil {
+		return
+	}
+	for id, ep := range bridge.Containers {
+		if c, err := cli.ContainerInspect(ctx, id); err == nil && c.State != nil && c.State.Running {
+			continue
+		}
+		log.InfoContext(ctx, "disconnecting a stale endpoint from "+gwbridge, "host", addr, "endpoint", ep.Name)
+		if err := cli.NetworkDisconnect(ctx, gwbridge, ep.Name, true); err != nil {
+			log.WarnContext(ctx, "could not disconnect a stale endpoint", "host", addr, "endpoint", ep.Name, "error", err.Error())
 		}
 	}
 }
