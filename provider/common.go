@@ -9,7 +9,10 @@ import (
 	"math/big"
 	"net/netip"
 	"os"
+	"path/filepath"
+	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -70,13 +73,19 @@ func (r *resourceBase) Configure(_ context.Context, req resource.ConfigureReques
 // (TF_LOG_PROVIDER), through the context of the request they serve.
 var terraformLog = slog.New(tflogHandler{})
 
-// tflogHandler is a slog.Handler writing to tflog.
+// tflogHandler is a slog.Handler writing to tflog. tflog names this file
+// as every record's @caller, so the record's own call site rides along as
+// "source".
 type tflogHandler struct{ attrs []slog.Attr }
 
 func (h tflogHandler) Enabled(context.Context, slog.Level) bool { return true }
 
 func (h tflogHandler) Handle(ctx context.Context, r slog.Record) error {
-	fields := make(map[string]any, len(h.attrs)+r.NumAttrs())
+	fields := make(map[string]any, len(h.attrs)+r.NumAttrs()+1)
+	if r.PC != 0 {
+		f, _ := runtime.CallersFrames([]uintptr{r.PC}).Next()
+		fields["source"] = filepath.Base(filepath.Dir(f.File)) + "/" + filepath.Base(f.File) + ":" + strconv.Itoa(f.Line)
+	}
 	for _, a := range h.attrs {
 		fields[a.Key] = a.Value.Any()
 	}

@@ -213,25 +213,36 @@ func LogLines(r io.Reader) []string {
 	return lines
 }
 
-// waitTasksGone waits until a removed service has no task left.
-func (m *Manager) waitTasksGone(ctx context.Context, s swarm.Service) error {
-	for {
+// waitTasksGone waits until no removed service has a task left. Each poll
+// is one API call, however many services there are.
+func (m *Manager) waitTasksGone(ctx context.Context, services []swarm.Service) error {
+	removed := make(map[string]string, len(services)) // names by id
+	for _, s := range services {
+		removed[s.ID] = s.Spec.Name
+	}
+	for len(removed) > 0 {
 		// The "service" filter refuses a removed service: filter here.
 		all, err := m.cli.TaskList(ctx, swarm.TaskListOptions{})
 		if err != nil {
-			return fmt.Errorf("list tasks of removed service %s: %w", s.Spec.Name, err)
+			return fmt.Errorf("list tasks of removed services: %w", err)
 		}
-		left := 0
+		left := map[string]int{} // tasks by service name
 		for _, t := range all {
-			if t.ServiceID == s.ID {
-				left++
+			if name, ok := removed[t.ServiceID]; ok {
+				left[name]++
 			}
 		}
-		if left == 0 {
+		if len(left) == 0 {
 			return nil
 		}
 		if !sleep(ctx, pollInterval) {
-			return fmt.Errorf("service %s removed, but %d of its tasks are still shutting down: %w", s.Spec.Name, left, ctx.Err())
+			var still []string
+			for name, n := range left {
+				still = append(still, fmt.Sprintf("%s (%d tasks)", name, n))
+			}
+			slices.Sort(still)
+			return fmt.Errorf("services removed, but tasks of %s are still shutting down: %w", strings.Join(still, ", "), ctx.Err())
 		}
 	}
+	return nil
 }
