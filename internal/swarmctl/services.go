@@ -301,16 +301,14 @@ func (m *Manager) RemoveOwner(ctx context.Context, owner string) error {
 
 // removeServices removes services and waits until none of their tasks is
 // left (Swarm removes tasks, and their containers, asynchronously).
+// One removal at a time: each is a Raft write on the manager, and a
+// destroy removes several owners' services at once.
 func (m *Manager) removeServices(ctx context.Context, services []swarm.Service) error {
-	err := parallel.ForEach(ctx, maxParallel, services, func(ctx context.Context, s swarm.Service) error {
+	for _, s := range services {
 		m.log.InfoContext(ctx, "removing service", "service", s.Spec.Name)
 		if err := m.cli.ServiceRemove(ctx, s.ID); err != nil && !errdefs.IsNotFound(err) {
 			return fmt.Errorf("remove service %s: %w", s.Spec.Name, err)
 		}
-		return nil
-	})
-	if err != nil {
-		return err
 	}
 	return m.waitTasksGone(ctx, services)
 }
