@@ -39,6 +39,9 @@ const (
 	// failedTasksLimit is how many failed tasks of one service end a wait:
 	// Swarm would go on restarting, but the user needs the reason now.
 	failedTasksLimit = 3
+	// removeAttempts is how many times a service removal that the manager
+	// refuses is tried before the error is returned.
+	removeAttempts = 5
 	// logTail is how many log lines of a failing task an error shows.
 	logTail = 20
 	// gwbridgeTimeout bounds the clean-up of Swarm's networks on a node

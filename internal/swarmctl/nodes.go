@@ -238,15 +238,17 @@ func removeUnlisted(ctx context.Context, log *slog.Logger, mgr *client.Client, i
 }
 
 // leaveSwarm makes a host leave the swarm and removes what Swarm created
-// on it: the docker_gwbridge network. Docker removes the ingress network
-// and its sandbox by itself after a leave, asynchronously; touching the
-// bridge before that is done can leave the sandbox behind for good, so the
-// bridge is removed only once no swarm-scoped network is left. A busy
-// engine can give up on that removal ("timeout while waiting for ingress
-// network removal" in its log) and keep the sandbox's endpoint on the
-// bridge: once the bridge has stayed in use for staleEndpointGrace with
-// nothing left to use it, its endpoints without a running container are
-// disconnected by force, as `docker network disconnect -f` would.
+// on it: the docker_gwbridge network. Docker removes the task containers,
+// the ingress network and its sandbox by itself after a leave,
+// asynchronously; touching the bridge before that is done can leave the
+// sandbox behind for good, so the bridge is removed only once no task
+// container and no swarm-scoped network is left. A busy engine can give up
+// half-way ("timeout while waiting for ingress network removal" in its
+// log): once what is left has not changed for staleEndpointGrace, the
+// leftovers are removed by force, as `docker rm -f` and
+// `docker network disconnect -f` would: task containers (of a swarm the
+// host has left), then the bridge's endpoints that no running container
+// holds, then the bridge.
 func leaveSwarm(ctx context.Context, log *slog.Logger, cli *client.Client, addr string) error {
 	waitIngressSettled(ctx, cli)
 	err := cli.SwarmLeave(ctx, true)
@@ -255,42 +257,97 @@ func leaveSwarm(ctx context.Context, log *slog.Logger, cli *client.Client, addr 
 	}
 	wctx, cancel := context.WithTimeout(ctx, gwbridgeTimeout)
 	defer cancel()
-	var inUseSince time.Time // when removing the bridge first failed
+	var (
+		last      leftovers
+		since     = time.Now() // when last was first seen, or last acted on
+		bridgeErr string       // why removing docker_gwbridge last failed
+	)
 	for {
-		// Task containers hold on to docker_gwbridge until they are gone.
-		tasks, cerr := cli.ContainerList(wctx, container.ListOptions{All: true,
-			Filters: filters.NewArgs(filters.Arg("label", "com.docker.swarm.task"))})
-		if cerr == nil && len(tasks) > 0 {
-			if !sleep(wctx, pollInterval) {
-				log.WarnContext(ctx, "task containers still stopping after leaving", "host", addr, "containers", len(tasks))
-				return nil
-			}
-			continue
+		left := listLeftovers(wctx, cli)
+		stuck := left == last && time.Since(since) >= staleEndpointGrace
+		if left != last || stuck {
+			last, since = left, time.Now()
 		}
-		nets, err := cli.NetworkList(wctx, network.ListOptions{})
-		if err == nil && !slices.ContainsFunc(nets, func(n network.Summary) bool { return n.Scope == "swarm" }) {
-			err = cli.NetworkRemove(wctx, gwbridge)
+		switch {
+		case left.containers != 0 && stuck:
+			removeTaskContainers(wctx, log, cli, addr)
+		case left.containers != 0:
+			// Task containers hold on to docker_gwbridge until they are gone.
+		case left.networks == "" || stuck:
+			if stuck {
+				disconnectStale(wctx, log, cli, addr)
+			}
+			err := cli.NetworkRemove(wctx, gwbridge)
 			if err == nil || errdefs.IsNotFound(err) {
 				return nil
 			}
-			if inUseSince.IsZero() {
-				inUseSince = time.Now()
-			} else if time.Since(inUseSince) >= staleEndpointGrace {
-				disconnectStale(wctx, log, cli, addr)
-			}
+			bridgeErr = err.Error()
 		}
 		if !sleep(wctx, pollInterval) {
 			// Docker's own network, recreated on the next join: not worth
 			// failing a destroy for.
-			log.WarnContext(ctx, "Swarm networks left on host after leaving", "host", addr, "error", fmt.Sprint(err))
+			log.WarnContext(ctx, "Swarm networks left on host after leaving", "host", addr,
+				"task_containers", last.containers, "swarm_networks", last.networks, "error", bridgeErr)
 			return nil
 		}
 	}
 }
 
-// staleEndpointGrace is how long docker_gwbridge may stay in use, once no
-// task and no swarm network is left, before its endpoints count as stale.
+// staleEndpointGrace is how long what Swarm left on a host after a leave
+// may stay unchanged before it counts as stuck and is removed by force.
 const staleEndpointGrace = 15 * time.Second
+
+// leftovers is what Swarm still has on a host after it left: comparable, so
+// that a wait can tell progress from a stall.
+type leftovers struct {
+	containers int    // task containers; -1 when they could not be listed
+	networks   string // swarm-scoped networks, by name
+}
+
+// listLeftovers lists a host's task containers and swarm-scoped networks;
+// a listing that fails counts as something left.
+func listLeftovers(ctx context.Context, cli *client.Client) leftovers {
+	var left leftovers
+	tasks, err := taskContainers(ctx, cli)
+	left.containers = len(tasks)
+	if err != nil {
+		left.containers = -1
+	}
+	nets, err := cli.NetworkList(ctx, network.ListOptions{})
+	if err != nil {
+		left.networks = "unknown: " + err.Error()
+	}
+	var names []string
+	for _, n := range nets {
+		if n.Scope == "swarm" {
+			names = append(names, n.Name)
+		}
+	}
+	slices.Sort(names)
+	left.networks += strings.Join(names, ",")
+	return left
+}
+
+// taskContainers lists the containers Swarm created for tasks, running or not.
+func taskContainers(ctx context.Context, cli *client.Client) ([]container.Summary, error) {
+	return cli.ContainerList(ctx, container.ListOptions{All: true,
+		Filters: filters.NewArgs(filters.Arg("label", "com.docker.swarm.task"))})
+}
+
+// removeTaskContainers removes, by force, the task containers left on a
+// host that has left its swarm.
+func removeTaskContainers(ctx context.Context, log *slog.Logger, cli *client.Client, addr string) {
+	tasks, err := taskContainers(ctx, cli)
+	if err != nil {
+		return
+	}
+	for _, c := range tasks {
+		log.InfoContext(ctx, "removing a task container left after leaving the swarm", "host", addr, "container", strings.Join(c.Names, ","), "state", c.State)
+		if err := cli.ContainerRemove(ctx, c.ID, container.RemoveOptions{Force: true}); err != nil && !errdefs.IsNotFound(err) {
+			log.WarnContext(ctx, "could not remove a task container", "host", addr, "container", c.ID, "error", err.Error())
+		}
+	}
+}
 
 // disconnectStale disconnects from docker_gwbridge, by force, every
 // endpoint that no running container holds.

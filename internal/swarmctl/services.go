@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/docker/docker/api/types/swarm"
 	"github.com/docker/docker/errdefs"
@@ -306,9 +307,26 @@ func (m *Manager) RemoveOwner(ctx context.Context, owner string) error {
 func (m *Manager) removeServices(ctx context.Context, services []swarm.Service) error {
 	for _, s := range services {
 		m.log.InfoContext(ctx, "removing service", "service", s.Spec.Name)
-		if err := m.cli.ServiceRemove(ctx, s.ID); err != nil && !errdefs.IsNotFound(err) {
-			return fmt.Errorf("remove service %s: %w", s.Spec.Name, err)
+		if err := m.removeService(ctx, s); err != nil {
+			return err
 		}
 	}
 	return m.waitTasksGone(ctx, services)
+}
+
+// removeService removes one service. A manager busy starting or stopping
+// hundreds of tasks can time out committing the removal to Raft ("rpc
+// error: code = DeadlineExceeded"); the removal is retried, up to
+// removeAttempts times, as a user would rerun the destroy.
+func (m *Manager) removeService(ctx context.Context, s swarm.Service) error {
+	for attempt := 1; ; attempt++ {
+		err := m.cli.ServiceRemove(ctx, s.ID)
+		if err == nil || errdefs.IsNotFound(err) {
+			return nil
+		}
+		if attempt == removeAttempts || !sleep(ctx, time.Duration(attempt)*pollInterval) {
+			return fmt.Errorf("remove service %s (%d attempts): %w", s.Spec.Name, attempt, err)
+		}
+		m.log.WarnContext(ctx, "removing a service failed; retrying", "service", s.Spec.Name, "error", err.Error())
+	}
 }
