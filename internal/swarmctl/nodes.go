@@ -248,7 +248,9 @@ func removeUnlisted(ctx context.Context, log *slog.Logger, mgr *client.Client, i
 // leftovers are removed by force, as `docker rm -f` and
 // `docker network disconnect -f` would: task containers (of a swarm the
 // host has left), then the bridge's endpoints that no running container
-// holds, then the bridge.
+// holds, then the bridge. An engine whose count of the bridge's endpoints
+// has gone stale keeps the bridge until it restarts; that is logged and
+// not waited for.
 func leaveSwarm(ctx context.Context, log *slog.Logger, cli *client.Client, addr string) error {
 	waitIngressSettled(ctx, cli)
 	err := cli.SwarmLeave(ctx, true)
@@ -274,14 +276,24 @@ func leaveSwarm(ctx context.Context, log *slog.Logger, cli *client.Client, addr 
 		case left.containers != 0:
 			// Task containers hold on to docker_gwbridge until they are gone.
 		case left.networks == "" || stuck:
+			disconnected := 0
 			if stuck {
-				disconnectStale(wctx, log, cli, addr)
+				disconnected = disconnectStale(wctx, log, cli, addr)
 			}
 			err := cli.NetworkRemove(wctx, gwbridge)
 			if err == nil || errdefs.IsNotFound(err) {
 				return nil
 			}
 			bridgeErr = err.Error()
+			if stuck && disconnected == 0 && left.networks == "" {
+				// Nothing uses the bridge, yet the engine counts endpoints
+				// on it: its count is stale, and only a restart of the
+				// engine recounts. Waiting longer changes nothing.
+				log.WarnContext(ctx, gwbridge+" left on host after leaving: the engine counts endpoints on it that "+
+					"no container or sandbox holds; it is reused on the next join, and restarting dockerd removes it",
+					"host", addr, "error", bridgeErr)
+				return nil
+			}
 		}
 		if !sleep(wctx, pollInterval) {
 			// Docker's own network, recreated on the next join: not worth
@@ -350,21 +362,25 @@ func removeTaskContainers(ctx context.Context, log *slog.Logger, cli *client.Cli
 }
 
 // disconnectStale disconnects from docker_gwbridge, by force, every
-// endpoint that no running container holds.
-func disconnectStale(ctx context.Context, log *slog.Logger, cli *client.Client, addr string) {
+// endpoint that no running container holds, and returns how many it tried
+// (-1 when the bridge could not be inspected).
+func disconnectStale(ctx context.Context, log *slog.Logger, cli *client.Client, addr string) int {
 	bridge, err := cli.NetworkInspect(ctx, gwbridge, network.InspectOptions{})
 	if err != nil {
-		return
+		return -1
 	}
+	tried := 0
 	for id, ep := range bridge.Containers {
 		if c, err := cli.ContainerInspect(ctx, id); err == nil && c.State != nil && c.State.Running {
 			continue
 		}
+		tried++
 		log.InfoContext(ctx, "disconnecting a stale endpoint from "+gwbridge, "host", addr, "endpoint", ep.Name)
 		if err := cli.NetworkDisconnect(ctx, gwbridge, ep.Name, true); err != nil {
 			log.WarnContext(ctx, "could not disconnect a stale endpoint", "host", addr, "endpoint", ep.Name, "error", err.Error())
 		}
 	}
+	return tried
 }
 
 // waitIngressSettled waits while a newly joined node is still setting up
