@@ -188,7 +188,7 @@ func hasDrift(m types.Map) bool {
 }
 
 // allGone reports whether every id is empty: each of a resource's services
-// is missing or changed, i.e. the resource no longer exists.
+// is missing or changed.
 func allGone(ids map[string]string) bool {
 	for _, id := range ids {
 		if id != "" {
@@ -698,8 +698,8 @@ var errComponentGone = errors.New("gone")
 // readComponent refreshes a mirror or filter group: on import (no swarm id
 // yet) it first restores the settings from the label on its services; then
 // it compares the services desired returns with what runs. A component
-// whose services are all gone, or whose desired says errComponentGone, is
-// removed from state.
+// with no service left, or whose desired says errComponentGone, is removed
+// from state; one whose services all changed stays, to be updated.
 func (r *resourceBase) readComponent(ctx context.Context, what string, req resource.ReadRequest, resp *resource.ReadResponse,
 	state component, desired placeFunc) {
 	if resp.Diagnostics.Append(req.State.Get(ctx, state)...); resp.Diagnostics.HasError() {
@@ -737,8 +737,17 @@ func (r *resourceBase) readComponent(ctx context.Context, what string, req resou
 		return
 	}
 	if allGone(ids) {
-		resp.State.RemoveResource(ctx)
-		return
+		// Every service is missing or changed: the component is gone only
+		// if none is left at all; changed ones make the plan an update.
+		exists, err := sw.HasServices(ctx, state.owner())
+		if err != nil {
+			resp.Diagnostics.AddError("Cannot read "+what, err.Error())
+			return
+		}
+		if !exists {
+			resp.State.RemoveResource(ctx)
+			return
+		}
 	}
 	c.Services = idMap(ids)
 	resp.Diagnostics.Append(resp.State.Set(ctx, state)...)

@@ -181,6 +181,13 @@ func (m *Manager) Observe(ctx context.Context, owner string, desired []swarmspec
 	return out, nil
 }
 
+// HasServices reports whether owner has any service in the swarm, as
+// desired or not.
+func (m *Manager) HasServices(ctx context.Context, owner string) (bool, error) {
+	existing, err := m.owned(ctx, owner)
+	return len(existing) > 0, err
+}
+
 // Settings returns the settings label (swarmspec.LabelSettings) that
 // owner's services carry (the first in name order that has one); ok is
 // false when none does.
