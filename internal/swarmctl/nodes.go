@@ -246,14 +246,19 @@ func removeUnlisted(ctx context.Context, log *slog.Logger, mgr *client.Client, i
 // half-way ("timeout while waiting for ingress network removal" in its
 // log): once what is left has not changed for staleEndpointGrace, the
 // leftovers are removed by force, as `docker rm -f` and
-// `docker network disconnect -f` would: task containers (of a swarm the
-// host has left), then the bridge's endpoints that no running container
-// holds, then the bridge. An engine whose count of the bridge's endpoints
-// has gone stale keeps the bridge until it restarts; that is logged and
-// not waited for.
+// `docker network disconnect -f` would: the task containers of the node
+// that left, then (once no swarm network is left) the bridge's endpoints
+// that no running container holds, then the bridge. An engine whose count
+// of the bridge's endpoints has gone stale keeps the bridge until it
+// restarts; that is logged and not waited for.
 func leaveSwarm(ctx context.Context, log *slog.Logger, cli *client.Client, addr string) error {
 	waitIngressSettled(ctx, cli)
-	err := cli.SwarmLeave(ctx, true)
+	info, err := cli.Info(ctx)
+	if err != nil {
+		return fmt.Errorf("host %s: %w", addr, err)
+	}
+	nodeID := info.Swarm.NodeID // "" when the host is in no swarm
+	err = cli.SwarmLeave(ctx, true)
 	if err != nil && !strings.Contains(err.Error(), "not part of a swarm") {
 		return fmt.Errorf("host %s: swarm leave: %w", addr, err)
 	}
@@ -265,34 +270,37 @@ func leaveSwarm(ctx context.Context, log *slog.Logger, cli *client.Client, addr 
 		bridgeErr string       // why removing docker_gwbridge last failed
 	)
 	for {
-		left := listLeftovers(wctx, cli)
-		stuck := left == last && time.Since(since) >= staleEndpointGrace
-		if left != last || stuck {
-			last, since = left, time.Now()
-		}
-		switch {
-		case left.containers != 0 && stuck:
-			removeTaskContainers(wctx, log, cli, addr)
-		case left.containers != 0:
-			// Task containers hold on to docker_gwbridge until they are gone.
-		case left.networks == "" || stuck:
-			disconnected := 0
-			if stuck {
-				disconnected = disconnectStale(wctx, log, cli, addr)
+		left, err := listLeftovers(wctx, cli, nodeID)
+		if err == nil {
+			stuck := left == last && time.Since(since) >= staleEndpointGrace
+			if left != last || stuck {
+				last, since = left, time.Now()
 			}
-			err := cli.NetworkRemove(wctx, gwbridge)
-			if err == nil || errdefs.IsNotFound(err) {
-				return nil
-			}
-			bridgeErr = err.Error()
-			if stuck && disconnected == 0 && left.networks == "" {
-				// Nothing uses the bridge, yet the engine counts endpoints
-				// on it: its count is stale, and only a restart of the
-				// engine recounts. Waiting longer changes nothing.
-				log.WarnContext(ctx, gwbridge+" left on host after leaving: the engine counts endpoints on it that "+
-					"no container or sandbox holds; it is reused on the next join, and restarting dockerd removes it",
-					"host", addr, "error", bridgeErr)
-				return nil
+			switch {
+			case left.containers > 0 && stuck:
+				removeTaskContainers(wctx, log, cli, addr, nodeID)
+			case left.containers > 0, left.networks != "":
+				// Task containers hold on to docker_gwbridge until they are
+				// gone; the ingress sandbox, until the ingress network is.
+			default:
+				disconnected := 0
+				if stuck {
+					disconnected = disconnectStale(wctx, log, cli, addr)
+				}
+				err := cli.NetworkRemove(wctx, gwbridge)
+				if err == nil || errdefs.IsNotFound(err) {
+					return nil
+				}
+				bridgeErr = err.Error()
+				if stuck && disconnected == 0 && strings.Contains(bridgeErr, "has active endpoints") {
+					// Nothing uses the bridge, yet the engine counts
+					// endpoints on it: its count is stale, and only a
+					// restart of the engine recounts. Waiting changes nothing.
+					log.WarnContext(ctx, gwbridge+" left on host after leaving: the engine counts endpoints on it that "+
+						"no container holds; it is reused on the next join, and restarting dockerd removes it",
+						"host", addr, "error", bridgeErr)
+					return nil
+				}
 			}
 		}
 		if !sleep(wctx, pollInterval) {
@@ -312,22 +320,22 @@ const staleEndpointGrace = 15 * time.Second
 // leftovers is what Swarm still has on a host after it left: comparable, so
 // that a wait can tell progress from a stall.
 type leftovers struct {
-	containers int    // task containers; -1 when they could not be listed
+	containers int    // task containers of the node that left
 	networks   string // swarm-scoped networks, by name
 }
 
-// listLeftovers lists a host's task containers and swarm-scoped networks;
-// a listing that fails counts as something left.
-func listLeftovers(ctx context.Context, cli *client.Client) leftovers {
+// listLeftovers lists the task containers of node nodeID (none when it is
+// "") and the swarm-scoped networks on a host.
+func listLeftovers(ctx context.Context, cli *client.Client, nodeID string) (leftovers, error) {
 	var left leftovers
-	tasks, err := taskContainers(ctx, cli)
-	left.containers = len(tasks)
+	tasks, err := taskContainers(ctx, cli, nodeID)
 	if err != nil {
-		left.containers = -1
+		return left, err
 	}
+	left.containers = len(tasks)
 	nets, err := cli.NetworkList(ctx, network.ListOptions{})
 	if err != nil {
-		left.networks = "unknown: " + err.Error()
+		return left, err
 	}
 	var names []string
 	for _, n := range nets {
@@ -336,20 +344,28 @@ func listLeftovers(ctx context.Context, cli *client.Client) leftovers {
 		}
 	}
 	slices.Sort(names)
-	left.networks += strings.Join(names, ",")
-	return left
+	left.networks = strings.Join(names, ",")
+	return left, nil
 }
 
-// taskContainers lists the containers Swarm created for tasks, running or not.
-func taskContainers(ctx context.Context, cli *client.Client) ([]container.Summary, error) {
+// taskContainers lists, running or not, the containers Swarm created for
+// the tasks of node nodeID; none when nodeID is "".
+func taskContainers(ctx context.Context, cli *client.Client, nodeID string) ([]container.Summary, error) {
+	if nodeID == "" {
+		return nil, nil
+	}
 	return cli.ContainerList(ctx, container.ListOptions{All: true,
-		Filters: filters.NewArgs(filters.Arg("label", "com.docker.swarm.task"))})
+		Filters: filters.NewArgs(filters.Arg("label", labelTaskNode+"="+nodeID))})
 }
+
+// labelTaskNode is the label Swarm puts on a task's container: the id of
+// the node it runs on.
+const labelTaskNode = "com.docker.swarm.node.id"
 
 // removeTaskContainers removes, by force, the task containers left on a
-// host that has left its swarm.
-func removeTaskContainers(ctx context.Context, log *slog.Logger, cli *client.Client, addr string) {
-	tasks, err := taskContainers(ctx, cli)
+// host after its node nodeID left the swarm.
+func removeTaskContainers(ctx context.Context, log *slog.Logger, cli *client.Client, addr, nodeID string) {
+	tasks, err := taskContainers(ctx, cli, nodeID)
 	if err != nil {
 		return
 	}
