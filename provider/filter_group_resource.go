@@ -279,8 +279,11 @@ func (r *filterGroupResource) Read(ctx context.Context, req resource.ReadRequest
 	var state filterGroupModel
 	r.readComponent(ctx, "filter group", req, resp, &state, func(ctx context.Context, sw *swarmctl.Swarm) ([]swarmspec.Desired, error) {
 		idx, err := sw.MirrorNodeIndex(ctx, state.Mirror.ValueString())
-		if err != nil {
+		if errors.Is(err, swarmctl.ErrNoMirror) {
 			return nil, errComponentGone // the mirror is gone, and with it the group's purpose
+		}
+		if err != nil {
+			return nil, err
 		}
 		if topics, ok := state.outputTopics(); ok {
 			state.OutputTopics = stringMap(topics)

@@ -3,6 +3,7 @@ package provider
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"slices"
@@ -828,13 +829,18 @@ func (r *swarmResource) Read(ctx context.Context, req resource.ReadRequest, resp
 		return
 	}
 	info, err := mgr.Swarm(ctx)
-	if err != nil {
-		if importing {
-			resp.Diagnostics.AddError("Cannot import swarm", fmt.Sprintf("%s is not a swarm manager: %v", mgrAddr, err))
-			return
-		}
-		tflog.Warn(ctx, "the manager is no longer in a swarm; planning to create it again", map[string]any{"manager": mgrAddr})
+	switch {
+	case err != nil && importing:
+		resp.Diagnostics.AddError("Cannot import swarm", fmt.Sprintf("%s: %v", mgrAddr, err))
+		return
+	case errors.Is(err, swarmctl.ErrNotInSwarm):
+		tflog.Warn(ctx, "the manager is no longer in a swarm; planning to create it again", map[string]any{"manager": mgrAddr, "error": err.Error()})
 		resp.State.RemoveResource(ctx)
+		return
+	case err != nil:
+		// An engine restarting or unreachable says nothing of the swarm:
+		// keep it in state rather than plan a second one.
+		resp.Diagnostics.AddError("Cannot read swarm", fmt.Sprintf("%s: %v; the swarm stays in state: try again once the manager's Docker engine answers", mgrAddr, err))
 		return
 	}
 	if importing {

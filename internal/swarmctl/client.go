@@ -2,6 +2,7 @@ package swarmctl
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strconv"
@@ -138,9 +139,30 @@ func (i Info) Is(id string) bool { return i.ClusterID == id || (id != "" && i.ID
 func (m *Manager) Swarm(ctx context.Context) (Info, error) {
 	sw, err := m.cli.SwarmInspect(ctx)
 	if err != nil {
-		return Info{}, err
+		return Info{}, m.whyNoSwarm(ctx, err)
 	}
 	return Info{ClusterID: sw.ID, IDLabel: sw.Spec.Labels[swarmspec.LabelSwarmID]}, nil
+}
+
+// ErrNotInSwarm says that an engine that answers is in no swarm, or in one
+// only as a worker: the swarm it managed is gone from it. Any other error
+// reading a swarm (an engine restarting, a lost connection) says nothing
+// about whether the swarm still exists.
+var ErrNotInSwarm = errors.New("not a swarm manager")
+
+// whyNoSwarm tells, after SwarmInspect failed with err, ErrNotInSwarm from
+// an engine that cannot say yet (its swarm still starting, or no answer).
+func (m *Manager) whyNoSwarm(ctx context.Context, err error) error {
+	info, ierr := m.cli.Info(ctx)
+	if ierr != nil {
+		return err
+	}
+	switch s := info.Swarm; {
+	case s.LocalNodeState == swarm.LocalNodeStateInactive,
+		s.LocalNodeState == swarm.LocalNodeStateActive && !s.ControlAvailable:
+		return fmt.Errorf("%w (node state %q): %v", ErrNotInSwarm, s.LocalNodeState, err)
+	}
+	return fmt.Errorf("swarm not readable yet (node state %q): %w", info.Swarm.LocalNodeState, err)
 }
 
 // Swarm is a manager of a swarm formed by minibroker_swarm, where mirrors
@@ -161,7 +183,7 @@ func (c *Client) OpenSwarm(ctx context.Context, swarmID, address, knownKey strin
 	}
 	info, err := m.Swarm(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("%s is not a swarm manager: %w", address, err)
+		return nil, fmt.Errorf("swarm on %s: %w", address, err)
 	}
 	if swarmID != "" && !info.Is(swarmID) {
 		return nil, fmt.Errorf("%s manages swarm %s, not %s", address, info.ClusterID, swarmID)
@@ -181,6 +203,9 @@ func ownerFilter(owner string) filters.Args {
 	return filters.NewArgs(filters.Arg("label", swarmspec.LabelOwner+"="+owner))
 }
 
+// ErrNoMirror says that the swarm has no service of the mirror asked for.
+var ErrNoMirror = errors.New("no mirror")
+
 // MirrorNodeIndex finds the filter node a mirror runs on.
 func (s *Swarm) MirrorNodeIndex(ctx context.Context, mirror string) (int, error) {
 	services, err := s.owned(ctx, swarmspec.MirrorOwner(mirror))
@@ -189,7 +214,7 @@ func (s *Swarm) MirrorNodeIndex(ctx context.Context, mirror string) (int, error)
 	}
 	svc, ok := services[swarmspec.MirrorKafkaService(mirror)]
 	if !ok {
-		return 0, fmt.Errorf("no mirror %q in swarm %s: create it with minibroker_mirror first", mirror, s.ID)
+		return 0, fmt.Errorf("%w %q in swarm %s: create it with minibroker_mirror first", ErrNoMirror, mirror, s.ID)
 	}
 	idx, err := strconv.Atoi(svc.Spec.Labels[swarmspec.LabelIndex])
 	if err != nil {
