@@ -7,7 +7,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -168,14 +167,17 @@ func writeFileScript(path, content string) string {
 	return "cat > " + path + " <<'MINIBROKER_EOF'\n" + strings.TrimSuffix(content, "\n") + "\nMINIBROKER_EOF\n"
 }
 
-// clusterID returns a random Kafka cluster id (22 characters of URL-safe
-// base64, as kafka-storage.sh random-uuid prints).
+// clusterID returns a random Kafka cluster id (see kafkaconf.ClusterID).
 func clusterID(t *testing.T) string {
-	var b [16]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		t.Fatal(err)
+	for {
+		var b [16]byte
+		if _, err := rand.Read(b[:]); err != nil {
+			t.Fatal(err)
+		}
+		if id, ok := kafkaconf.ClusterID(b); ok {
+			return id
+		}
 	}
-	return base64.RawURLEncoding.EncodeToString(b[:])
 }
 
 // sumOffsets adds up GetOffsetShell's "topic:partition:offset" lines.

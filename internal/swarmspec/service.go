@@ -2,13 +2,14 @@ package swarmspec
 
 import (
 	"crypto/sha256"
-	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"strconv"
 	"time"
 
 	"github.com/docker/docker/api/types/swarm"
+
+	"github.com/minibroker/terraform-provider-minibroker/internal/kafkaconf"
 )
 
 // Defaults shared by every component.
@@ -155,11 +156,17 @@ func withoutKey(m map[string]string, key string) map[string]string {
 	return out
 }
 
-// ClusterID derives a stable KRaft cluster id (22 characters of URL-safe
-// base64, as kafka-storage expects) from a service name.
+// ClusterID derives a stable KRaft cluster id from a service name: the
+// first 16 bytes of a hash, hashed again while the id is one the storage
+// tool cannot take (see kafkaconf.ClusterID).
 func ClusterID(seed string) string {
 	sum := sha256.Sum256([]byte("minibroker/" + seed))
-	return base64.RawURLEncoding.EncodeToString(sum[:16])
+	for {
+		if id, ok := kafkaconf.ClusterID([16]byte(sum[:16])); ok {
+			return id
+		}
+		sum = sha256.Sum256(sum[:])
+	}
 }
 
 // Bootstrap is the address clients on the overlay network use for a Kafka

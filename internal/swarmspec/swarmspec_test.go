@@ -2,6 +2,8 @@ package swarmspec
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -9,6 +11,7 @@ import (
 
 	"github.com/docker/docker/api/types/swarm"
 
+	"github.com/minibroker/terraform-provider-minibroker/internal/kafkaconf"
 	"github.com/minibroker/terraform-provider-minibroker/workloads/filter"
 )
 
@@ -251,4 +254,31 @@ func TestTaskHashIgnoresServiceLabels(t *testing.T) {
 	if HubSpec(k).Spec.TaskTemplate.ContainerSpec.Labels[LabelTaskHash] == th {
 		t.Error("a new heap keeps the task hash")
 	}
+}
+
+// TestClusterIDNeverAnOption checks that no derived cluster id starts with
+// '-' (kafka-storage would read it as an option and the broker would never
+// start), including names whose first hash gives one, and that a name whose
+// first hash is usable keeps that id.
+func TestClusterIDNeverAnOption(t *testing.T) {
+	rehashed := 0
+	for i := range 1000 {
+		name := MirrorKafkaService(fmt.Sprintf("m%d", i))
+		id := ClusterID(name)
+		if len(id) != 22 || id[0] == '-' {
+			t.Fatalf("ClusterID(%q) = %q", name, id)
+		}
+		sum := sha256.Sum256([]byte("minibroker/" + name))
+		first, ok := kafkaconf.ClusterID([16]byte(sum[:16]))
+		switch {
+		case !ok:
+			rehashed++
+		case id != first:
+			t.Errorf("ClusterID(%q) = %q, want the first hash's %q", name, id, first)
+		}
+	}
+	if rehashed == 0 {
+		t.Fatal("no name in the sample needed a second hash: the test checks nothing")
+	}
+	t.Logf("%d of 1000 mirror names needed a second hash", rehashed)
 }

@@ -2,9 +2,10 @@ package kafkabed
 
 import (
 	"crypto/rand"
-	"encoding/base64"
 	"fmt"
 	"net"
+
+	"github.com/minibroker/terraform-provider-minibroker/internal/kafkaconf"
 )
 
 // freeLoopbackPorts returns n distinct TCP ports that were free on 127.0.0.1
@@ -23,17 +24,14 @@ func freeLoopbackPorts(n int) ([]int, error) {
 	return ports, nil
 }
 
-// newClusterID returns a random Kafka cluster id: 16 bytes in URL-safe base64
-// without padding (22 characters), like `kafka-storage random-uuid`. Ids that
-// start with '-' are avoided, as the storage tool would read one as a flag.
+// newClusterID returns a random Kafka cluster id (see kafkaconf.ClusterID).
 func newClusterID() (string, error) {
 	for {
 		var b [16]byte
 		if _, err := rand.Read(b[:]); err != nil {
 			return "", fmt.Errorf("kafkabed: cluster id: %w", err)
 		}
-		id := base64.RawURLEncoding.EncodeToString(b[:])
-		if id[0] != '-' {
+		if id, ok := kafkaconf.ClusterID(b); ok {
 			return id, nil
 		}
 	}
