@@ -65,6 +65,7 @@ func Build(events []Event) Report {
 
 	var (
 		sends, lags, lats    []time.Duration
+		dones                []time.Duration
 		rates                []float64
 		multiProd, multiFilt []int64
 		minLag               time.Duration
@@ -109,6 +110,7 @@ func Build(events []Event) Report {
 			}
 			fa.add(f)
 			lags = append(lags, f.Lag)
+			dones = append(dones, f.Done)
 			if f.Lag < 0 {
 				r.Totals.NegativeLags++
 				minLag = min(minLag, f.Lag)
@@ -133,6 +135,7 @@ func Build(events []Event) Report {
 
 	r.Producer = Summarize(sends)
 	r.FilterLag = Summarize(lags)
+	r.FilterDone = Summarize(dones)
 	r.ConsumerLatency = Summarize(lats)
 	r.Throughput = SummarizeRates(rates)
 	r.Totals.Filters = len(perFilter)
@@ -232,11 +235,13 @@ func (a *visitAcc) finish() Visit {
 			v.MBps = float64(v.Bytes) / 1e6 / v.Send.Seconds()
 		}
 	}
-	var lags, lats []time.Duration
+	var lags, dones, lats []time.Duration
 	for _, f := range a.filters {
 		if v.Complete {
 			f.Lag = f.End.Sub(v.End)
+			f.Done = f.End.Sub(v.Start)
 			lags = append(lags, f.Lag)
+			dones = append(dones, f.Done)
 		}
 		v.Selected += f.Selected
 		v.Filters = append(v.Filters, *f)
@@ -255,13 +260,14 @@ func (a *visitAcc) finish() Visit {
 	v.FiltersFinished = len(v.Filters)
 	v.ConsumerCount = len(v.Consumers)
 	v.Lag = Summarize(lags)
+	v.Done = Summarize(dones)
 	v.Latency = Summarize(lats)
 	return v
 }
 
 type filterAcc struct {
-	s    FilterSummary
-	lags []time.Duration
+	s           FilterSummary
+	lags, dones []time.Duration
 }
 
 func (fa *filterAcc) add(f FilterVisit) {
@@ -271,12 +277,14 @@ func (fa *filterAcc) add(f FilterVisit) {
 	fa.s.Selected += f.Selected
 	fa.s.DeadLetters += f.DeadLetters
 	fa.lags = append(fa.lags, f.Lag)
+	fa.dones = append(fa.dones, f.Done)
 }
 
 func (fa *filterAcc) summary(name string) FilterSummary {
 	s := fa.s
 	s.Name = name
 	s.Lag = Summarize(fa.lags)
+	s.Done = Summarize(fa.dones)
 	return s
 }
 

@@ -54,10 +54,11 @@ func TestBuild(t *testing.T) {
 		Alerts: 10000, Bytes: 8_000_000, MBps: 8_000_000 / 1e6 / 12.0,
 		FiltersFinished: 2, ConsumerCount: 2, Selected: 25, DeadLetters: 3,
 		Lag:     Summary{N: 2, Mean: ms(250), P50: ms(200), P99: ms(300), Max: ms(300), Min: ms(200)},
+		Done:    Summary{N: 2, Mean: ms(12250), P50: ms(12200), P99: ms(12300), Max: ms(12300), Min: ms(12200)},
 		Latency: Summary{N: 2, Mean: ms(5250), P50: ms(5000), P99: ms(5500), Max: ms(5500), Min: ms(5000)},
 		Filters: []FilterVisit{
-			{Name: "A", End: at(ms(12200)), Lag: ms(200), Alerts: 10000, Matched: 30, Selected: 20, Events: 1},
-			{Name: "B", End: at(ms(12300)), Lag: ms(300), Alerts: 10000, Matched: 5, Selected: 5, DeadLetters: 2, Events: 1},
+			{Name: "A", End: at(ms(12200)), Lag: ms(200), Done: ms(12200), Alerts: 10000, Matched: 30, Selected: 20, Events: 1},
+			{Name: "B", End: at(ms(12300)), Lag: ms(300), Done: ms(12300), Alerts: 10000, Matched: 5, Selected: 5, DeadLetters: 2, Events: 1},
 		},
 		Consumers: []ConsumerVisit{
 			{Name: "cA", Source: "A", Received: 21, Rank: 20, Arrived: at(ms(5000)), Latency: ms(5000)},
@@ -69,10 +70,11 @@ func TestBuild(t *testing.T) {
 		Alerts: 10000, Bytes: 8_000_000, MBps: 0.5,
 		FiltersFinished: 2, ConsumerCount: 2, Selected: 23,
 		Lag:     Summary{N: 2, Mean: ms(145), P50: ms(-10), P99: ms(300), Max: ms(300), Min: ms(-10)},
+		Done:    Summary{N: 2, Mean: ms(16145), P50: ms(15990), P99: ms(16300), Max: ms(16300), Min: ms(15990)},
 		Latency: Summary{N: 2, Mean: ms(5250), P50: ms(4500), P99: ms(6000), Max: ms(6000), Min: ms(4500)},
 		Filters: []FilterVisit{
-			{Name: "A", End: at(ms(55300)), Lag: ms(300), Alerts: 10000, Matched: 25, Selected: 20, Events: 1},
-			{Name: "B", End: at(ms(54990)), Lag: ms(-10), Alerts: 10000, Matched: 3, Selected: 3, Events: 1},
+			{Name: "A", End: at(ms(55300)), Lag: ms(300), Done: ms(16300), Alerts: 10000, Matched: 25, Selected: 20, Events: 1},
+			{Name: "B", End: at(ms(54990)), Lag: ms(-10), Done: ms(15990), Alerts: 10000, Matched: 3, Selected: 3, Events: 1},
 		},
 		Consumers: []ConsumerVisit{
 			{Name: "cA", Source: "A", Received: 20, Rank: 20, Arrived: at(ms(45000)), Latency: ms(6000)},
@@ -91,10 +93,16 @@ func TestBuild(t *testing.T) {
 		FilterLag: Summary{N: 4, Mean: ms(197) + 500*time.Microsecond, P50: ms(200), P99: ms(300), Max: ms(300), Min: ms(-10)},
 		// latencies 4.5, 5, 5.5, 6 s
 		ConsumerLatency: Summary{N: 4, Mean: ms(5250), P50: ms(5000), P99: ms(6000), Max: ms(6000), Min: ms(4500)},
-		Throughput:      RateSummary{N: 2, Mean: (0.5 + v1.MBps) / 2, P50: 0.5, P99: 8.0 / 12, Max: 8.0 / 12, Min: 0.5},
+		// from each visit's start to each filter done: 12.2, 12.3, 15.99, 16.3 s
+		FilterDone: Summary{N: 4, Mean: ms(14197) + 500*time.Microsecond, P50: ms(12300), P99: ms(16300), Max: ms(16300), Min: ms(12200)},
+		Throughput: RateSummary{N: 2, Mean: (0.5 + v1.MBps) / 2, P50: 0.5, P99: 8.0 / 12, Max: 8.0 / 12, Min: 0.5},
 		Filters: []FilterSummary{
-			{Name: "A", Visits: 2, Lag: Summary{N: 2, Mean: ms(250), P50: ms(200), P99: ms(300), Max: ms(300), Min: ms(200)}, Alerts: 20000, Matched: 55, Selected: 40},
-			{Name: "B", Visits: 2, Lag: Summary{N: 2, Mean: ms(145), P50: ms(-10), P99: ms(300), Max: ms(300), Min: ms(-10)}, Alerts: 20000, Matched: 8, Selected: 8, DeadLetters: 2},
+			{Name: "A", Visits: 2, Lag: Summary{N: 2, Mean: ms(250), P50: ms(200), P99: ms(300), Max: ms(300), Min: ms(200)},
+				Done:   Summary{N: 2, Mean: ms(14250), P50: ms(12200), P99: ms(16300), Max: ms(16300), Min: ms(12200)},
+				Alerts: 20000, Matched: 55, Selected: 40},
+			{Name: "B", Visits: 2, Lag: Summary{N: 2, Mean: ms(145), P50: ms(-10), P99: ms(300), Max: ms(300), Min: ms(-10)},
+				Done:   Summary{N: 2, Mean: ms(14145), P50: ms(12300), P99: ms(15990), Max: ms(15990), Min: ms(12300)},
+				Alerts: 20000, Matched: 8, Selected: 8, DeadLetters: 2},
 		},
 		Consumers: []ConsumerSummary{
 			{Name: "cA", Source: "A", Visits: 2, Latency: Summary{N: 2, Mean: ms(5500), P50: ms(5000), P99: ms(6000), Max: ms(6000), Min: ms(5000)}, Received: 41},
@@ -143,7 +151,7 @@ func TestBuildMerges(t *testing.T) {
 		t.Errorf("merged produce: %+v", v)
 	}
 	f := v.Filters[0]
-	if f.End != at(ms(9500)) || f.Lag != ms(500) || f.Alerts != 10000 || f.Selected != 20 || f.Events != 2 {
+	if f.End != at(ms(9500)) || f.Lag != ms(500) || f.Done != ms(9500) || f.Alerts != 10000 || f.Selected != 20 || f.Events != 2 {
 		t.Errorf("merged filter: %+v", f)
 	}
 	if len(r.Warnings) != 2 || !strings.Contains(r.Warnings[0], "several produce events") || !strings.Contains(r.Warnings[1], "more than once") {
@@ -160,7 +168,7 @@ func TestBuildEmptyAndIncompleteOnly(t *testing.T) {
 		t.Errorf("empty: %+v", r)
 	}
 	r = Build([]Event{{Kind: KindFilter, Visit: 9, Name: "F", End: at(0)}})
-	if r.Totals.Incomplete != 1 || r.Totals.Complete != 0 || r.FilterLag.N != 0 || r.Visits[0].Complete || r.Filters[0].Visits != 0 {
+	if r.Totals.Incomplete != 1 || r.Totals.Complete != 0 || r.FilterLag.N != 0 || r.FilterDone.N != 0 || r.Visits[0].Done.N != 0 || r.Visits[0].Complete || r.Filters[0].Visits != 0 {
 		t.Errorf("incomplete only: %+v", r)
 	}
 }

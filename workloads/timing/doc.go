@@ -16,6 +16,10 @@
 //   - consumer latency: the arrival of the visit's highest-ranked filtered
 //     alert at the consumer (the 20th, or the last one when fewer were
 //     selected) minus produce.Start.
+//   - filter done: filter.End - produce.Start, from the producer starting
+//     the visit to the filter having processed its last alert (mean and
+//     max; the max is the worst visit's last filter, which must stay under
+//     the visit interval to keep up). No 2018 figure is recorded for it.
 //
 // A report is written as a fixed-width text table (WriteTable), as JSON
 // (WriteJSON) or as a self-contained HTML page with SVG plots (WriteHTML),

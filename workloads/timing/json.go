@@ -14,27 +14,30 @@ import (
 //	           incomplete_visit_ids [int], alerts, bytes, selected, received,
 //	           filters, consumers, negative_lags, invalid_events, runs [string],
 //	           dead_letters {produce, filter, consume, total}
-//	summary:   producer_send_s, filter_lag_s, consumer_latency_s: a summary
-//	           {n, mean, p50, p99, max, min} in seconds (nearest-rank
-//	           percentiles; all 0 when n is 0); throughput_mb_per_s: the
-//	           same in MB/s (10^6 bytes per second)
+//	summary:   producer_send_s, filter_lag_s, consumer_latency_s,
+//	           filter_done_s (from the start of a visit to a filter
+//	           finishing it): a summary {n, mean, p50, p99, max, min} in
+//	           seconds (nearest-rank percentiles; all 0 when n is 0);
+//	           throughput_mb_per_s: the same in MB/s (10^6 bytes per second)
 //	original:  producer_send_max_s (15.76), filter_lag_mean_s (0.25),
 //	           consumer_latency_mean_s (5.28): the 2018 prototype's figures
-//	comparison: [{label, original_s, ours_s (null without data)}]
-//	filters:   [{name, visits, lag_s {summary}, alerts, matched, selected,
-//	           dead_letters}]
+//	comparison: [{label, original_s (null when no 2018 figure is recorded),
+//	           ours_s (null without data)}]
+//	filters:   [{name, visits, lag_s {summary}, done_s {summary}, alerts,
+//	           matched, selected, dead_letters}]
 //	consumers: [{name, source, visits, latency_s {summary}, received,
 //	           dead_letters}]
 //	visits:    [{visit, run, complete, producers, start, end, send_s,
 //	           alerts, bytes, mb_per_s, filters_finished, consumers, selected,
-//	           dead_letters, lag_s {summary}, latency_s {summary},
-//	           filter_details [{name, end, lag_s, alerts, matched, selected,
-//	           dead_letters, events}],
+//	           dead_letters, lag_s {summary}, done_s {summary},
+//	           latency_s {summary},
+//	           filter_details [{name, end, lag_s, done_s, alerts, matched,
+//	           selected, dead_letters, events}],
 //	           consumer_details [{name, source, received, rank, arrived,
 //	           latency_s, dead_letters}]}]
 //	           (for an incomplete visit start, end, send_s, mb_per_s, lag_s,
-//	           latency_s and the per-filter lag_s / per-consumer latency_s
-//	           are null)
+//	           done_s, latency_s and the per-filter lag_s and done_s /
+//	           per-consumer latency_s are null)
 //	warnings:  [string]
 func (r Report) WriteJSON(w io.Writer) error {
 	enc := json.NewEncoder(w)
@@ -93,6 +96,7 @@ type jsonSummaries struct {
 	Producer        jsonSummary `json:"producer_send_s"`
 	FilterLag       jsonSummary `json:"filter_lag_s"`
 	ConsumerLatency jsonSummary `json:"consumer_latency_s"`
+	FilterDone      jsonSummary `json:"filter_done_s"`
 	Throughput      jsonSummary `json:"throughput_mb_per_s"`
 }
 
@@ -104,7 +108,7 @@ type jsonOriginal struct {
 
 type jsonComparison struct {
 	Label    string   `json:"label"`
-	Original float64  `json:"original_s"`
+	Original *float64 `json:"original_s"`
 	Ours     *float64 `json:"ours_s"`
 }
 
@@ -112,6 +116,7 @@ type jsonFilter struct {
 	Name        string      `json:"name"`
 	Visits      int         `json:"visits"`
 	Lag         jsonSummary `json:"lag_s"`
+	Done        jsonSummary `json:"done_s"`
 	Alerts      int         `json:"alerts"`
 	Matched     int         `json:"matched"`
 	Selected    int         `json:"selected"`
@@ -143,6 +148,7 @@ type jsonVisit struct {
 	Selected        int                 `json:"selected"`
 	DeadLetters     int                 `json:"dead_letters"`
 	Lag             *jsonSummary        `json:"lag_s"`
+	Done            *jsonSummary        `json:"done_s"`
 	Latency         *jsonSummary        `json:"latency_s"`
 	FilterDetails   []jsonFilterVisit   `json:"filter_details"`
 	ConsumerDetails []jsonConsumerVisit `json:"consumer_details"`
@@ -152,6 +158,7 @@ type jsonFilterVisit struct {
 	Name        string    `json:"name"`
 	End         time.Time `json:"end"`
 	Lag         *float64  `json:"lag_s"`
+	Done        *float64  `json:"done_s"`
 	Alerts      int       `json:"alerts"`
 	Matched     int       `json:"matched"`
 	Selected    int       `json:"selected"`
@@ -195,6 +202,7 @@ func (r Report) jsonReport() jsonReport {
 			Producer:        jsonSum(r.Producer),
 			FilterLag:       jsonSum(r.FilterLag),
 			ConsumerLatency: jsonSum(r.ConsumerLatency),
+			FilterDone:      jsonSum(r.FilterDone),
 			Throughput:      jsonRate(r.Throughput),
 		},
 		Original: jsonOriginal{
@@ -209,14 +217,17 @@ func (r Report) jsonReport() jsonReport {
 		Warnings:   nonNil(r.Warnings),
 	}
 	for _, c := range r.comparisons() {
-		jc := jsonComparison{Label: c.label, Original: c.original.Seconds()}
+		jc := jsonComparison{Label: c.label}
+		if c.known {
+			jc.Original = ptr(c.original.Seconds())
+		}
 		if c.n > 0 {
 			jc.Ours = ptr(c.ours.Seconds())
 		}
 		out.Comparison = append(out.Comparison, jc)
 	}
 	for _, f := range r.Filters {
-		out.Filters = append(out.Filters, jsonFilter{Name: f.Name, Visits: f.Visits, Lag: jsonSum(f.Lag),
+		out.Filters = append(out.Filters, jsonFilter{Name: f.Name, Visits: f.Visits, Lag: jsonSum(f.Lag), Done: jsonSum(f.Done),
 			Alerts: f.Alerts, Matched: f.Matched, Selected: f.Selected, DeadLetters: f.DeadLetters})
 	}
 	for _, c := range r.Consumers {
@@ -233,13 +244,13 @@ func (r Report) jsonReport() jsonReport {
 		if v.Complete {
 			jv.Start, jv.End = ptr(v.Start), ptr(v.End)
 			jv.Send, jv.MBps = ptr(v.Send.Seconds()), ptr(v.MBps)
-			jv.Lag, jv.Latency = ptr(jsonSum(v.Lag)), ptr(jsonSum(v.Latency))
+			jv.Lag, jv.Done, jv.Latency = ptr(jsonSum(v.Lag)), ptr(jsonSum(v.Done)), ptr(jsonSum(v.Latency))
 		}
 		for _, f := range v.Filters {
 			jf := jsonFilterVisit{Name: f.Name, End: f.End, Alerts: f.Alerts, Matched: f.Matched,
 				Selected: f.Selected, DeadLetters: f.DeadLetters, Events: f.Events}
 			if v.Complete {
-				jf.Lag = ptr(f.Lag.Seconds())
+				jf.Lag, jf.Done = ptr(f.Lag.Seconds()), ptr(f.Done.Seconds())
 			}
 			jv.FilterDetails = append(jv.FilterDetails, jf)
 		}

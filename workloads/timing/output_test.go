@@ -27,16 +27,20 @@ func TestWriteTable(t *testing.T) {
 		"producer visit send time (s)        2    14.000    12.000    16.000    16.000    12.000",
 		"filter lag (s)                      4     0.198     0.200     0.300     0.300    -0.010",
 		"20th alert at consumer (s)          4     5.250     5.000     6.000     6.000     4.500",
+		"visit start to filter done (s)      4    14.197    12.300    16.300    16.300    12.200",
 		// the comparison block with the original's figures
 		"Compared with the 2018 prototype           original   this run",
 		"producer visit send time (max)              15.76 s    16.00 s",
 		"filter lag (mean)                            0.25 s     0.20 s",
 		"20th alert at consumer (mean)                5.28 s     5.25 s",
+		// the fourth measure: no 2018 figure recorded
+		"visit start to filter done (mean)                 -    14.20 s",
+		"visit start to filter done (max)                  -    16.30 s",
 		// per visit
-		"         1   10000     8.000   12.000    0.667       2    0.200    0.200    0.300     2    5.000    5.500       25     3",
-		"         2   10000     8.000   16.000    0.500       2   -0.010   -0.010    0.300     2    4.500    6.000       23     0",
-		"incomplete: no produce event",
-		"A           2    0.250    0.200    0.300    0.300        55        40     0",
+		"         1   10000     8.000   12.000    0.667       2    0.200    0.200    0.300   12.300     2    5.000    5.500       25     3",
+		"         2   10000     8.000   16.000    0.500       2   -0.010   -0.010    0.300   16.300     2    4.500    6.000       23     0",
+		"         3       -         -        -        -       1        -        -        -        -     1        -        -       20     1  incomplete: no produce event",
+		"A           2    0.250    0.200    0.300    0.300    14.250    16.300        55        40     0",
 		"cA <- A                 2    5.500    5.000    6.000    6.000        41     0",
 		"filter lags are negative",
 	} {
@@ -47,7 +51,7 @@ func TestWriteTable(t *testing.T) {
 	// An empty report still shows the original figures.
 	buf.Reset()
 	Build(nil).WriteTable(&buf)
-	for _, want := range []string{"15.76 s", "0.25 s", "5.28 s"} {
+	for _, want := range []string{"15.76 s", "0.25 s", "5.28 s", "visit start to filter done (max)                  -          -"} {
 		if !strings.Contains(buf.String(), want) {
 			t.Errorf("empty table lacks %q", want)
 		}
@@ -91,7 +95,18 @@ func TestWriteJSON(t *testing.T) {
 		{[]any{"original", "producer_send_max_s"}, 15.76},
 		{[]any{"original", "filter_lag_mean_s"}, 0.25},
 		{[]any{"original", "consumer_latency_mean_s"}, 5.28},
+		{[]any{"summary", "filter_done_s", "mean"}, 14.1975},
+		{[]any{"summary", "filter_done_s", "max"}, 16.3},
+		{[]any{"comparison", 0, "original_s"}, 15.76},
 		{[]any{"comparison", 1, "ours_s"}, 0.1975},
+		{[]any{"comparison", 3, "label"}, "visit start to filter done (mean)"},
+		{[]any{"comparison", 3, "original_s"}, nil},
+		{[]any{"comparison", 4, "ours_s"}, 16.3},
+		{[]any{"filters", 0, "done_s", "mean"}, 14.25},
+		{[]any{"visits", 0, "done_s", "max"}, 12.3},
+		{[]any{"visits", 1, "filter_details", 1, "done_s"}, 15.99},
+		{[]any{"visits", 2, "done_s"}, nil},
+		{[]any{"visits", 2, "filter_details", 0, "done_s"}, nil},
 		{[]any{"filters", 1, "name"}, "B"},
 		{[]any{"consumers", 0, "latency_s", "mean"}, 5.5},
 		{[]any{"visits", 0, "send_s"}, 12.0},
@@ -143,7 +158,8 @@ func TestWriteHTML(t *testing.T) {
 			}
 		}
 		if name == "full" {
-			for _, want := range []string{"producer send time", "20th alert at consumer (median)", "filters min–max", "2018: mean 0.25 s", `class="incomplete"`, "negative"} {
+			for _, want := range []string{"producer send time", "20th alert at consumer (median)", "filters min–max", "2018: mean 0.25 s", `class="incomplete"`, "negative",
+				"last filter done", "visit start to filter done (s)", "<td>14.197</td>", "visit start to filter done (max)", "no 2018 figure to compare", "<th>done max</th>"} {
 				if !strings.Contains(page, want) {
 					t.Errorf("page lacks %q", want)
 				}
