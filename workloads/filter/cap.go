@@ -1,5 +1,10 @@
 package filter
 
+import (
+	"cmp"
+	"slices"
+)
+
 // CapVisits is the number of distinct visits a Cap remembers.
 const CapVisits = 64
 
@@ -86,4 +91,40 @@ func (c *Cap) find(visit int64) *capEntry {
 	c.entries[slot] = capEntry{visit: visit}
 	c.last = slot
 	return &c.entries[slot]
+}
+
+// VisitCount is how many alerts of one visit a Cap has admitted: what a
+// filter saves with its committed offsets, to resume its ranks after a
+// restart.
+type VisitCount struct {
+	Visit int64 `json:"v"`
+	Count int   `json:"n"`
+}
+
+// Recent returns the counts of the n highest visit numbers the Cap
+// remembers, highest first.
+func (c *Cap) Recent(n int) []VisitCount {
+	out := make([]VisitCount, 0, c.used)
+	for i := 0; i < c.used; i++ {
+		out = append(out, VisitCount{Visit: c.entries[i].visit, Count: c.entries[i].count})
+	}
+	slices.SortFunc(out, func(a, b VisitCount) int { return cmp.Compare(b.Visit, a.Visit) })
+	if len(out) > n {
+		out = out[:n]
+	}
+	return out
+}
+
+// Restore makes the Cap remember exactly the given counts, as if it had
+// admitted them (at most CapVisits, the highest visits kept).
+func (c *Cap) Restore(counts []VisitCount) {
+	*c = Cap{max: c.max}
+	counts = slices.Clone(counts)
+	slices.SortFunc(counts, func(a, b VisitCount) int { return cmp.Compare(a.Visit, b.Visit) })
+	if len(counts) > CapVisits {
+		counts = counts[len(counts)-CapVisits:]
+	}
+	for _, vc := range counts {
+		c.find(vc.Visit).count = vc.Count
+	}
 }

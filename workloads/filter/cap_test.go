@@ -1,6 +1,9 @@
 package filter
 
-import "testing"
+import (
+	"slices"
+	"testing"
+)
 
 func TestCap(t *testing.T) {
 	c := NewCap(3)
@@ -64,5 +67,27 @@ func BenchmarkCapAdmit(b *testing.B) {
 	b.ReportAllocs()
 	for i := 0; b.Loop(); i++ {
 		c.Admit(int64(i / 10000))
+	}
+}
+
+func TestCapRestoreResumesRanks(t *testing.T) {
+	c := NewCap(3)
+	for _, v := range []int64{10, 11, 11, 12, 12, 12, 12} {
+		c.Admit(v)
+	}
+	saved := c.Recent(2)
+	if want := []VisitCount{{12, 3}, {11, 2}}; !slices.Equal(saved, want) {
+		t.Fatalf("Recent(2) = %v, want %v", saved, want)
+	}
+	r := NewCap(3)
+	r.Restore(saved)
+	if rank, ok := r.Admit(11); !ok || rank != 3 {
+		t.Errorf("restored visit 11: Admit = %d, %v; want rank 3", rank, ok)
+	}
+	if _, ok := r.Admit(12); ok {
+		t.Error("restored visit 12 was full but admitted one more")
+	}
+	if rank, _ := r.Admit(10); rank != 1 {
+		t.Errorf("visit 10 was not saved, so it starts again: rank %d, want 1", rank)
 	}
 }

@@ -99,6 +99,13 @@ func (s *Set) Evaluate(rec map[string]any, visit int64, fn func(i int, rank int,
 	}
 }
 
+// CapCounts returns filter i's per-visit counts for its n highest visits
+// (see Cap.Recent).
+func (s *Set) CapCounts(i, n int) []VisitCount { return s.filters[i].cap.Recent(n) }
+
+// RestoreCaps sets filter i's per-visit counts (see Cap.Restore).
+func (s *Set) RestoreCaps(i int, counts []VisitCount) { s.filters[i].cap.Restore(counts) }
+
 func (f *setFilter) fail(err error) {
 	f.errs.Add(1)
 	if isCostError(err) {

@@ -70,6 +70,38 @@ func ProducerConfig(bootstrap string, overrides map[string]string) *kafka.Config
 	return cm
 }
 
+// TransactionTimeout is transaction.timeout.ms of the transactional
+// producers: how long the coordinator lets a transaction stay open before
+// aborting it. A process killed mid-transaction holds back read_committed
+// readers of its outputs until its successor starts (which aborts the
+// transaction at once) or this timeout passes; a transaction is normally
+// open for a fraction of a second, so the margin is for a broker restart.
+const TransactionTimeout = 30_000 // ms
+
+// TransactionalProducerConfig returns ProducerConfig's settings for a
+// producer whose writes commit atomically with the offsets of what it read
+// (exactly-once filters). id is the stable transactional.id: a new
+// producer with the same id fences the old one and aborts its open
+// transaction.
+func TransactionalProducerConfig(bootstrap, id string, overrides map[string]string) *kafka.ConfigMap {
+	cm := ProducerConfig(bootstrap, overrides)
+	_ = cm.SetKey("transactional.id", id)
+	_ = cm.SetKey("transaction.timeout.ms", TransactionTimeout)
+	return cm
+}
+
+// TransactionalConsumerConfig returns ConsumerConfig's settings for the
+// reader of an exactly-once filter: offsets are never committed by the
+// consumer, only in the producer's transactions, and only committed
+// transactions are read.
+func TransactionalConsumerConfig(bootstrap, group string, fromBeginning bool, overrides map[string]string) *kafka.ConfigMap {
+	cm := ConsumerConfig(bootstrap, group, fromBeginning, nil)
+	_ = cm.SetKey("enable.auto.commit", false)
+	_ = cm.SetKey("enable.auto.offset.store", false)
+	apply(cm, overrides)
+	return cm
+}
+
 // ConsumerConfig returns the consumer settings for a member of group.
 // fromBeginning selects where a new group starts reading.
 func ConsumerConfig(bootstrap, group string, fromBeginning bool, overrides map[string]string) *kafka.ConfigMap {
@@ -92,8 +124,21 @@ func ConsumerConfig(bootstrap, group string, fromBeginning bool, overrides map[s
 		"fetch.queue.backoff.ms":     10,
 		"allow.auto.create.topics":   false,
 		"enable.metrics.push":        false,
+		// Filtered streams are written in transactions: read what
+		// committed only (librdkafka's default, stated as a contract).
+		"isolation.level": "read_committed",
 	}
 	apply(cm, overrides)
+	return cm
+}
+
+// SoleMember makes the consumer the static member of its group
+// (group.instance.id): a process restarted after a crash takes its
+// partitions back at once, instead of waiting for the group to time its
+// predecessor out (session.timeout.ms, 45 s). A second process with the
+// same group is fenced: filters and consumers are one process per group.
+func SoleMember(cm *kafka.ConfigMap, group string) *kafka.ConfigMap {
+	_ = cm.SetKey("group.instance.id", group)
 	return cm
 }
 

@@ -28,8 +28,58 @@ type ConsumeConfig struct {
 	Kafka map[string]string
 	Log   *slog.Logger
 
-	Ready   func()         // called once the consumer has its partitions
-	OnAlert func(Received) // called for every alert, in arrival order
+	Ready func() // called once the consumer has its partitions
+	// OnAlert is called for every alert, in arrival order, once: a copy of
+	// an alert already handled (after a restart, the alerts read since the
+	// last committed offset come again) is counted, not passed on. An
+	// alert's offset is committed only after OnAlert has returned.
+	OnAlert func(Received)
+	// Handled lists the alerts handled before a restart (for example read
+	// back from the consumer's output file), so their copies are dropped.
+	Handled []AlertRef
+}
+
+// AlertRef names one filtered alert: its producer run and visit, its id
+// (mb-id) and its rank in the visit (mb-rank). The rank is part of it so
+// that a replayed file that repeats an alert within a visit is not taken
+// for a copy.
+type AlertRef struct {
+	Run, ID string
+	Visit   int64
+	Rank    int
+}
+
+// handledAlerts remembers the alerts a consumer handled, for the most
+// recent maxDoneVisits visits.
+type handledAlerts struct {
+	visits map[visitKey]map[rankedID]bool
+	order  []visitKey
+}
+
+type rankedID struct {
+	id   string
+	rank int
+}
+
+// add records ref and reports whether it is new.
+func (h *handledAlerts) add(ref AlertRef) bool {
+	k := visitKey{Run: ref.Run, Visit: ref.Visit}
+	ids := h.visits[k]
+	if ids == nil {
+		ids = map[rankedID]bool{}
+		h.visits[k] = ids
+		h.order = append(h.order, k)
+		if len(h.order) > maxDoneVisits {
+			delete(h.visits, h.order[0])
+			h.order = h.order[1:]
+		}
+	}
+	id := rankedID{ref.ID, ref.Rank}
+	if ids[id] {
+		return false
+	}
+	ids[id] = true
+	return true
 }
 
 // Received is one filtered alert as a consumer got it.
@@ -65,17 +115,24 @@ func Consume(ctx context.Context, cfg ConsumeConfig) error {
 	if _, err := kclient.WaitTopic(ctx, cfg.Bootstrap, cfg.Topic); err != nil {
 		return err
 	}
-	c, err := kafka.NewConsumer(kclient.ConsumerConfig(cfg.Bootstrap, cfg.Group, cfg.FromBeginning, cfg.Kafka))
+	// Offsets are stored only once an alert is handled; auto-commit then
+	// commits what was stored, and Close the rest.
+	c, err := kafka.NewConsumer(kclient.SoleMember(kclient.ConsumerConfig(cfg.Bootstrap, cfg.Group, cfg.FromBeginning,
+		mergeKafka(map[string]string{"enable.auto.offset.store": "false"}, cfg.Kafka)), cfg.Group))
 	if err != nil {
 		return fmt.Errorf("consumer for %s: %w", cfg.Bootstrap, err)
 	}
 	defer c.Close()
+	handled := &handledAlerts{visits: map[visitKey]map[rankedID]bool{}}
+	for _, ref := range cfg.Handled {
+		handled.add(ref)
+	}
 	if err := subscribeReady(c, cfg.Topic, cfg.Ready); err != nil {
 		return err
 	}
 	log.Info("consuming", "bootstrap", cfg.Bootstrap, "topic", cfg.Topic)
 
-	var n int
+	var n, dups int
 	for ctx.Err() == nil {
 		switch e := c.Poll(100).(type) {
 		case *kafka.Message:
@@ -84,11 +141,19 @@ func Consume(ctx context.Context, cfg ConsumeConfig) error {
 			r.Visit, _ = headerInt(e.Headers, stream.HeaderVisit)
 			rank, _ := headerInt(e.Headers, stream.HeaderRank)
 			r.Rank = int(rank)
+			if r.ID != "" && !handled.add(AlertRef{Run: r.Run, ID: r.ID, Visit: r.Visit, Rank: r.Rank}) {
+				if dups++; dups == 1 || dups%100 == 0 {
+					log.Info("alert already handled: dropped", "visit", r.Visit, "id", r.ID, "duplicates", dups)
+				}
+				storeOffset(c, e, log)
+				continue
+			}
 			sink.Emit(timing.Event{Kind: timing.KindConsume, Run: r.Run, Visit: r.Visit, Name: cfg.Name,
 				Source: cfg.Topic, End: r.Arrived, Rank: r.Rank, Bytes: int64(len(e.Value))})
 			if cfg.OnAlert != nil {
 				cfg.OnAlert(r)
 			}
+			storeOffset(c, e, log)
 			if n++; n == 1 || n%1000 == 0 {
 				log.Info("alerts received", "total", n, "visit", r.Visit, "rank", r.Rank)
 			}
@@ -99,5 +164,19 @@ func Consume(ctx context.Context, cfg ConsumeConfig) error {
 			log.Warn("kafka", "err", e)
 		}
 	}
+	if _, err := c.Commit(); err != nil && !isNoOffset(err) {
+		log.Warn("commit the last offsets", "err", err)
+	}
 	return nil
+}
+
+func storeOffset(c *kafka.Consumer, m *kafka.Message, log *slog.Logger) {
+	if _, err := c.StoreMessage(m); err != nil {
+		log.Warn("store offset", "at", m.TopicPartition.String(), "err", err)
+	}
+}
+
+func isNoOffset(err error) bool {
+	var ke kafka.Error
+	return errors.As(err, &ke) && ke.Code() == kafka.ErrNoOffset
 }

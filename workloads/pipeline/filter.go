@@ -22,6 +22,11 @@ import (
 // progressEvery is how often a filter logs its progress.
 const progressEvery = 10 * time.Second
 
+// DefaultCommitInterval is how often an exactly-once filter commits its
+// transaction while a visit streams in: the filtered alerts become readable
+// then, so it bounds the latency that exactly-once adds.
+const DefaultCommitInterval = 50 * time.Millisecond
+
 // FilterConfig configures a filter process: one filter (the original,
 // isolated design) or many sharing one read and one decode of the stream.
 type FilterConfig struct {
@@ -36,6 +41,18 @@ type FilterConfig struct {
 	SchemasTopic  string
 	Schemas       []avro.Schema // known without the schemas topic
 	FromBeginning bool
+	// AtLeastOnce turns transactions off: offsets are auto-committed every
+	// second, whatever became of the output. Only to measure what
+	// exactly-once costs.
+	AtLeastOnce bool
+	// StateTopic keeps the process's visit tallies and cap counts, written
+	// in the same transactions as the output; default
+	// stream.FilterStateTopic(Name).
+	StateTopic string
+	// CommitInterval is how long a transaction collects output before it
+	// commits (a visit's last alert commits at once); the filtered alerts
+	// are readable only then. Default DefaultCommitInterval.
+	CommitInterval time.Duration
 	// DecodeBytes decodes bytes fields (the cutouts) too. Skipping them
 	// halves the decode time of an 80 KB alert; it is turned on by itself
 	// when an expression mentions a cutout.
@@ -70,7 +87,16 @@ func (c *FilterConfig) defaults() error {
 	c.VisitPath = orDefault(c.VisitPath, alert.DefaultVisitPath)
 	c.IDPath = orDefault(c.IDPath, alert.DefaultIDPath)
 	c.DeadLetter = orDefault(c.DeadLetter, stream.DeadLetterTopic(c.Name))
+	c.StateTopic = orDefault(c.StateTopic, stream.FilterStateTopic(c.Name))
 	c.OutputBootstrap = orDefault(c.OutputBootstrap, c.Bootstrap)
+	if c.CommitInterval <= 0 {
+		c.CommitInterval = DefaultCommitInterval
+	}
+	if !c.AtLeastOnce && c.OutputBootstrap != c.Bootstrap {
+		// Offsets commit through the output's cluster, in its transaction.
+		return fmt.Errorf("filter %s: exactly-once needs the filtered streams on the input's cluster (%s), not %s; "+
+			"use at-least-once to write them elsewhere", c.Name, c.Bootstrap, c.OutputBootstrap)
+	}
 	c.TimingBootstrap = orDefault(c.TimingBootstrap, c.Bootstrap)
 	if c.Log == nil {
 		c.Log = slog.Default()
@@ -95,33 +121,26 @@ func RunFilters(ctx context.Context, cfg FilterConfig) error {
 	for i := range cfg.Specs {
 		cfg.Specs[i] = set.Spec(i)
 	}
-	f := &filterRun{cfg: cfg, set: set, log: cfg.Log.With("filter", cfg.Name), visits: map[visitKey]*visitTally{}}
+	f := &filterRun{cfg: cfg, set: set, log: cfg.Log.With("filter", cfg.Name)}
 	return f.run(ctx)
 }
 
-type visitKey struct {
-	run   string
-	visit int64
-}
-
-// visitTally counts what a filter process did with one visit.
-type visitTally struct {
-	count, seen, dead int
-	matched, selected []int // per filter
-	bytes             int64
-}
-
 type filterRun struct {
-	cfg    FilterConfig
-	set    *filter.Set
-	log    *slog.Logger
-	dec    *alert.Decoder
-	book   *schemaBook
-	out    *kafka.Producer
-	sink   *timingSink
-	visits map[visitKey]*visitTally
+	cfg  FilterConfig
+	set  *filter.Set
+	log  *slog.Logger
+	dec  *alert.Decoder
+	book *schemaBook
+	out  *kafka.Producer
+	sink *timingSink
+	// visits is what the process remembers of visits; with exactly-once,
+	// it is saved in every transaction and restored from the last one.
+	visits *visitBook
+	// finished is set when a visit completes, so that the transaction
+	// holding its last alert commits at once.
+	finished bool
 
-	read, dead, selected int64
+	read, dead, selected, dups int64
 }
 
 func (f *filterRun) run(ctx context.Context) error {
@@ -152,17 +171,13 @@ func (f *filterRun) run(ctx context.Context) error {
 	for _, s := range cfg.Specs {
 		outs = append(outs, kclient.Topic{Name: s.Output, Partitions: 1})
 	}
+	if !cfg.AtLeastOnce {
+		outs = append(outs, kclient.Topic{Name: cfg.StateTopic, Partitions: 1, Compacted: true})
+	}
 	if err := kclient.EnsureTopics(ctx, cfg.OutputBootstrap, outs...); err != nil {
 		return err
 	}
-	out, err := kafka.NewProducer(kclient.ProducerConfig(cfg.OutputBootstrap, mergeKafka(map[string]string{"linger.ms": "0"}, cfg.Kafka)))
-	if err != nil {
-		return fmt.Errorf("output producer for %s: %w", cfg.OutputBootstrap, err)
-	}
-	f.out = out
-	go drainEvents(out, f.log)
-	defer func() { flush(ctx, out); out.Close() }()
-
+	var err error
 	if f.sink, err = newTimingSink(cfg.TimingBootstrap, cfg.TimingTopic, f.log); err != nil {
 		return err
 	}
@@ -172,27 +187,51 @@ func (f *filterRun) run(ctx context.Context) error {
 	if _, err := kclient.WaitTopic(ctx, cfg.Bootstrap, cfg.Input); err != nil {
 		return err
 	}
+	if cfg.AtLeastOnce {
+		return f.runAtLeastOnce(ctx)
+	}
+	return f.runExactlyOnce(ctx)
+}
+
+// runAtLeastOnce is the filter without transactions: offsets are committed
+// every second whatever became of the output, so a crash repeats or loses
+// up to a second of alerts. It is kept to measure what exactly-once costs.
+func (f *filterRun) runAtLeastOnce(ctx context.Context) error {
+	cfg := f.cfg
+	f.visits = newVisitBook()
+	out, err := kafka.NewProducer(kclient.ProducerConfig(cfg.OutputBootstrap, mergeKafka(map[string]string{"linger.ms": "0"}, cfg.Kafka)))
+	if err != nil {
+		return fmt.Errorf("output producer for %s: %w", cfg.OutputBootstrap, err)
+	}
+	f.out = out
+	go drainEvents(out, f.log)
+	defer func() { flush(ctx, out); out.Close() }()
+
 	c, err := kafka.NewConsumer(kclient.ConsumerConfig(cfg.Bootstrap, cfg.Group, cfg.FromBeginning, cfg.Kafka))
 	if err != nil {
 		return fmt.Errorf("consumer for %s: %w", cfg.Bootstrap, err)
 	}
+	// Deferred calls run last first: the output is flushed before Close
+	// commits the last offsets.
 	defer c.Close()
+	defer flush(ctx, out)
 	if err := subscribeReady(c, cfg.Input, cfg.Ready); err != nil {
 		return err
 	}
-	f.log.Info("filtering", "bootstrap", cfg.Bootstrap, "input", cfg.Input, "filters", len(cfg.Specs), "group", cfg.Group)
+	f.log.Info("filtering (at least once)", "bootstrap", cfg.Bootstrap, "input", cfg.Input, "filters", len(cfg.Specs), "group", cfg.Group)
 
 	progress := time.NewTicker(progressEvery)
 	defer progress.Stop()
 	for ctx.Err() == nil {
 		select {
 		case <-progress.C:
-			f.log.Info("progress", "alerts_read", f.read, "selected", f.selected, "dead_letters", f.dead, "open_visits", len(f.visits))
+			f.logProgress()
 		default:
 		}
 		switch e := c.Poll(100).(type) {
 		case *kafka.Message:
 			f.handle(ctx, e)
+			f.emitPending()
 		case kafka.Error:
 			if e.IsFatal() {
 				return fmt.Errorf("filter %s consuming %s: %w", cfg.Name, cfg.Input, e)
@@ -203,14 +242,29 @@ func (f *filterRun) run(ctx context.Context) error {
 	return nil
 }
 
+func (f *filterRun) logProgress() {
+	f.log.Info("progress", "alerts_read", f.read, "selected", f.selected, "dead_letters", f.dead,
+		"duplicates_dropped", f.dups, "open_visits", len(f.visits.open))
+}
+
 // handle filters one alert of the full stream.
 func (f *filterRun) handle(ctx context.Context, m *kafka.Message) {
 	f.read++
-	key := visitKey{run: headerString(m.Headers, stream.HeaderRun)}
-	key.visit, _ = headerInt(m.Headers, stream.HeaderVisit)
+	key := visitKey{Run: headerString(m.Headers, stream.HeaderRun)}
+	key.Visit, _ = headerInt(m.Headers, stream.HeaderVisit)
 	count, hasCount := headerInt(m.Headers, stream.HeaderCount)
+	if hasCount && count > 0 && f.visits.isDone(key) {
+		f.dups++ // a copy of an alert of a visit already complete
+		return
+	}
 	tally := f.tally(key, int(count), hasCount)
 	if tally != nil {
+		index, ok := headerInt(m.Headers, stream.HeaderIndex)
+		if !tally.firstSight(index, ok) {
+			f.dups++
+			tally.dups++
+			return
+		}
 		tally.seen++
 		tally.bytes += int64(len(m.Value))
 	}
@@ -224,7 +278,7 @@ func (f *filterRun) handle(ctx context.Context, m *kafka.Message) {
 	} else {
 		capVisit, verr := alert.LookupInt(rec, f.cfg.VisitPath)
 		if verr != nil {
-			capVisit = key.visit
+			capVisit = key.Visit
 		}
 		id, _ := alert.Lookup(rec, f.cfg.IDPath)
 		f.set.Evaluate(rec, capVisit, func(i int, rank int, admitted bool) {
@@ -250,47 +304,59 @@ func (f *filterRun) tally(key visitKey, count int, ok bool) *visitTally {
 	if !ok || count <= 0 {
 		return nil // not from our producer: filter it, but time nothing
 	}
-	t := f.visits[key]
+	t := f.visits.open[key]
 	if t == nil {
 		f.forgetOldVisits()
-		n := len(f.cfg.Specs)
-		t = &visitTally{count: count, matched: make([]int, n), selected: make([]int, n)}
-		f.visits[key] = t
+		t = newTally(count, len(f.cfg.Specs))
+		f.visits.open[key] = t
 	}
 	return t
 }
 
-// maxOpenVisits bounds the visits a filter tallies at once: a visit whose
-// first alerts went by before the filter started never completes, and must
-// not be kept forever.
-const maxOpenVisits = 64
-
 // forgetOldVisits drops the oldest open visit when there are too many.
 func (f *filterRun) forgetOldVisits() {
-	if len(f.visits) < maxOpenVisits {
+	if len(f.visits.open) < maxOpenVisits {
 		return
 	}
 	var oldest visitKey
 	first := true
-	for k := range f.visits {
-		if first || k.visit < oldest.visit {
+	for k := range f.visits.open {
+		if first || k.Visit < oldest.Visit {
 			oldest, first = k, false
 		}
 	}
-	t := f.visits[oldest]
-	delete(f.visits, oldest)
-	f.log.Warn("visit never completed: not timed", "visit", oldest.visit, "run", oldest.run, "alerts_seen", t.seen, "alerts_in_visit", t.count)
+	t := f.visits.open[oldest]
+	delete(f.visits.open, oldest)
+	f.log.Warn("visit never completed: not timed", "visit", oldest.Visit, "run", oldest.Run, "alerts_seen", t.seen, "alerts_in_visit", t.count)
 }
 
 // finish records that every alert of a visit has been through the filters.
+// Its timing events wait in the book until the visit's outputs are
+// committed (emitPending).
 func (f *filterRun) finish(key visitKey, t *visitTally) {
-	end := time.Now()
-	delete(f.visits, key)
+	f.visits.complete(key)
+	f.finished = true
 	for i, s := range f.cfg.Specs {
-		f.sink.Emit(timing.Event{Kind: timing.KindFilter, Run: key.run, Visit: key.visit, Name: s.Name,
-			Source: s.Output, End: end, Alerts: t.seen, Bytes: t.bytes, Matched: t.matched[i], Selected: t.selected[i], DeadLetters: t.dead})
+		f.visits.pending = append(f.visits.pending, timing.Event{Kind: timing.KindFilter, Run: key.Run, Visit: key.Visit, Name: s.Name,
+			Source: s.Output, Alerts: t.seen, Bytes: t.bytes, Matched: t.matched[i], Selected: t.selected[i],
+			DeadLetters: t.dead, Duplicates: t.dups})
 	}
-	f.log.Debug("visit filtered", "visit", key.visit, "alerts", t.seen, "dead_letters", t.dead)
+	f.log.Debug("visit filtered", "visit", key.Visit, "alerts", t.seen, "dead_letters", t.dead, "duplicates", t.dups)
+}
+
+// emitPending sends the timing events of completed visits, stamped now:
+// the time their outputs became readable.
+func (f *filterRun) emitPending() {
+	if len(f.visits.pending) == 0 {
+		return
+	}
+	end := time.Now()
+	for _, ev := range f.visits.pending {
+		ev.End = end
+		f.sink.Emit(ev)
+	}
+	f.visits.pending = nil
+	f.finished = false
 }
 
 // decode decodes an alert, first learning its schema from the schemas topic

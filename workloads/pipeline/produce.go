@@ -117,7 +117,10 @@ func Produce(ctx context.Context, cfg ProduceConfig) error {
 
 	senders := make([]*sender, cfg.Parallel)
 	for i := range senders {
-		p, err := kafka.NewProducer(kclient.ProducerConfig(cfg.Bootstrap, cfg.Kafka))
+		// No delivery timeout: through a hub outage the alerts wait in the
+		// client and are sent when it is back, once each (idempotence).
+		p, err := kafka.NewProducer(kclient.ProducerConfig(cfg.Bootstrap,
+			mergeKafka(map[string]string{"message.timeout.ms": "0"}, cfg.Kafka)))
 		if err != nil {
 			return fmt.Errorf("producer for %s: %w", cfg.Bootstrap, err)
 		}
@@ -141,6 +144,7 @@ func Produce(ctx context.Context, cfg ProduceConfig) error {
 		if err := sleepUntil(ctx, next); err != nil {
 			return nil // stopped between visits
 		}
+		ensureSchemas(ctx, cfg, senders[0].p, log)
 		// The visit id is the scheduled start in milliseconds: unique across
 		// runs, and it orders visits in time.
 		visit := next.UnixMilli()
@@ -161,8 +165,12 @@ func Produce(ctx context.Context, cfg ProduceConfig) error {
 		}
 		next = next.Add(cfg.Interval)
 		if now := time.Now(); next.Before(now) {
-			log.Warn("producer falls behind the visit interval", "late_by", now.Sub(next))
+			late := now.Sub(next)
 			next = now
+			if cfg.Align { // keep the cadence: the next slot, as the telescope would
+				next = nextMultiple(now, cfg.Interval)
+			}
+			log.Warn("producer falls behind the visit interval", "late_by", late, "next_visit_at", next.Format(time.RFC3339Nano))
 		}
 	}
 	return nil
@@ -296,6 +304,38 @@ func PublishSchemas(ctx context.Context, bootstrap, topic string, schemas []avro
 		return fmt.Errorf("publish schemas to %s on %s: %w", topic, bootstrap, err)
 	}
 	return nil
+}
+
+// schemaCheckTimeout bounds the check that the hub still has the schemas.
+const schemaCheckTimeout = 5 * time.Second
+
+// ensureSchemas publishes the schemas again if the schemas topic is
+// missing or empty: a hub that lost its data must not leave filters
+// unable to decode. A hub that does not answer is not checked: the visit
+// goes out anyway and waits in the client.
+func ensureSchemas(ctx context.Context, cfg ProduceConfig, p *kafka.Producer, log *slog.Logger) {
+	if cfg.SchemasTopic == "" {
+		return
+	}
+	_, high, err := p.QueryWatermarkOffsets(cfg.SchemasTopic, 0, int(schemaCheckTimeout.Milliseconds()))
+	var ke kafka.Error
+	switch {
+	case err == nil && high > 0:
+		return
+	case err != nil && !(errors.As(err, &ke) && (ke.Code() == kafka.ErrUnknownTopicOrPart || ke.Code() == kafka.ErrUnknownPartition)):
+		log.Warn("cannot check the schemas topic", "topic", cfg.SchemasTopic, "err", err)
+		return
+	}
+	log.Warn("the hub has lost the schemas: publishing them again", "topic", cfg.SchemasTopic)
+	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	err = kclient.EnsureTopics(cctx, cfg.Bootstrap, kclient.Topic{Name: cfg.SchemasTopic, Partitions: 1, Compacted: true})
+	if err == nil {
+		err = PublishSchemas(cctx, cfg.Bootstrap, cfg.SchemasTopic, cfg.Source.Schemas())
+	}
+	if err != nil {
+		log.Error("publish the schemas again", "topic", cfg.SchemasTopic, "err", err)
+	}
 }
 
 func nextMultiple(t time.Time, d time.Duration) time.Time {

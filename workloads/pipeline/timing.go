@@ -88,8 +88,17 @@ func flush(ctx context.Context, p *kafka.Producer) {
 	}
 }
 
-// ReadTiming reads every timing event on the topic so far.
+// ReadTiming reads every timing event on the topic so far, each once: a
+// workload restarted after a crash may have sent one again (timing.Dedup).
 func ReadTiming(ctx context.Context, bootstrap, topic string) ([]timing.Event, error) {
+	evs, err := ReadTimingRaw(ctx, bootstrap, topic)
+	evs, _ = timing.Dedup(evs)
+	return evs, err
+}
+
+// ReadTimingRaw reads every timing event on the topic so far, repeats
+// included.
+func ReadTimingRaw(ctx context.Context, bootstrap, topic string) ([]timing.Event, error) {
 	var evs []timing.Event
 	err := kclient.ReadAll(ctx, bootstrap, topic, func(m *kafka.Message) error {
 		var ev timing.Event

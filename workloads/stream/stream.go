@@ -54,6 +54,17 @@ const (
 // cannot decode.
 func DeadLetterTopic(name string) string { return name + "-deadletter" }
 
+// FilterStateTopic is where the filter process name keeps, in the same
+// transactions as its output and its input offsets, what it must remember
+// across restarts: open visits' tallies, per-visit cap counts, recently
+// completed visits. It is compacted and has one partition.
+func FilterStateTopic(name string) string { return name + "-state" }
+
+// FilterTransactionalID is the transactional.id of the filter process
+// whose consumer group is group: stable across restarts, so that a
+// restarted process fences its predecessor and aborts what it left open.
+func FilterTransactionalID(group string) string { return group }
+
 // Consumer groups. A group id is where Kafka keeps a reader's offsets, so
 // these names must not change between versions.
 func FilterGroup(name string) string        { return "minibroker-filter-" + name }

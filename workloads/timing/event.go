@@ -52,6 +52,7 @@ type Event struct {
 	Matched     int       `json:"matched,omitempty"`  // filter: alerts matching before the cap
 	Selected    int       `json:"selected,omitempty"` // filter: alerts written (<= cap)
 	DeadLetters int       `json:"dead_letters,omitempty"`
+	Duplicates  int       `json:"duplicates,omitempty"` // filter: copies of alerts already handled, dropped
 	Rank        int       `json:"rank,omitempty"` // consume: 1-based rank of this alert in its visit's filtered stream
 }
 

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/minibroker/terraform-provider-minibroker/internal/kafkaconf"
@@ -32,6 +33,7 @@ type Broker struct {
 	bootstrap   string
 	clusterID   string
 	proc        *process
+	spec        jvmSpec // how proc was started, for Restart
 	logf        Logf
 	stopTimeout time.Duration
 
@@ -108,9 +110,9 @@ func startBrokerOnce(ctx context.Context, cfg brokerConfig, libs, java string) (
 		return fail(fmt.Errorf("kafkabed: format broker storage in %s: %w", dir, err))
 	}
 
-	spec := jvmSpec{java: java, libs: libs, heapMB: cfg.heapMB, mainClass: brokerMainClass,
+	b.spec = jvmSpec{java: java, libs: libs, heapMB: cfg.heapMB, mainClass: brokerMainClass,
 		args: []string{propsPath}, log4j: log4j}
-	b.proc, err = startProcess("broker "+b.bootstrap, dir, filepath.Join(dir, "broker.out"), logPath, spec)
+	b.proc, err = startProcess("broker "+b.bootstrap, dir, filepath.Join(dir, "broker.out"), logPath, b.spec)
 	if err != nil {
 		return fail(err)
 	}
@@ -185,6 +187,36 @@ func (b *Broker) TopicConfig(ctx context.Context, topic string) (map[string]stri
 	return topicConfig(ctx, b.bootstrap, topic)
 }
 
+// Kill ends the broker with SIGKILL, as a crash would, and keeps its
+// directory: Restart starts it again on the same data and ports.
+func (b *Broker) Kill() {
+	killGroup(b.PID(), syscall.SIGKILL)
+	<-b.proc.done
+}
+
+// Shutdown ends the broker cleanly (SIGTERM, SIGKILL after the stop
+// timeout) and keeps its directory for Restart.
+func (b *Broker) Shutdown() error { return b.proc.stop(b.stopTimeout) }
+
+// Restart starts a broker that was killed or shut down again, on the same
+// log directory and ports, and returns once it serves metadata requests.
+func (b *Broker) Restart(ctx context.Context) error {
+	if !b.proc.exited() {
+		return fmt.Errorf("kafkabed: broker %s (pid %d) is still running", b.bootstrap, b.PID())
+	}
+	began := time.Now()
+	proc, err := startProcess("broker "+b.bootstrap, b.dir, filepath.Join(b.dir, "broker.out"), b.LogPath(), b.spec)
+	if err != nil {
+		return err
+	}
+	b.proc = proc
+	if err := b.waitReady(ctx); err != nil {
+		return fmt.Errorf("%w%s", err, b.proc.tail())
+	}
+	b.logf("kafkabed: broker %s restarted in %s (pid %d)", b.bootstrap, time.Since(began).Round(time.Millisecond), b.PID())
+	return nil
+}
+
 // Stop ends the broker (SIGTERM to its process group, SIGKILL after the stop
 // timeout) and removes its temp directory unless MINIBROKER_KEEP_BED=1. It is
 // safe to call more than once.
@@ -209,6 +241,13 @@ func (b *Broker) stop(logTimes bool) error {
 func fileContains(path, s string) bool {
 	data, err := os.ReadFile(path)
 	return err == nil && strings.Contains(string(data), s)
+}
+
+// fileContainsAfter reports whether the file at path contains s after its
+// first from bytes.
+func fileContainsAfter(path, s string, from int64) bool {
+	data, err := os.ReadFile(path)
+	return err == nil && int64(len(data)) >= from && strings.Contains(string(data[from:]), s)
 }
 
 // removeDir deletes dir unless MINIBROKER_KEEP_BED=1.

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/minibroker/terraform-provider-minibroker/internal/kafkaconf"
@@ -25,6 +26,8 @@ type MirrorMaker struct {
 	dir            string
 	topics         string
 	proc           *process
+	spec           jvmSpec // how proc was started, for Restart
+	name           string
 	logf           Logf
 	stopTimeout    time.Duration
 
@@ -72,13 +75,14 @@ func StartMirrorMaker(ctx context.Context, source, target *Broker, opts ...Mirro
 	if err != nil {
 		return fail(err)
 	}
-	spec := jvmSpec{java: source.java, libs: source.libs, heapMB: cfg.heapMB,
+	m.spec = jvmSpec{java: source.java, libs: source.libs, heapMB: cfg.heapMB,
 		mainClass: kafkaconf.MirrorMakerMainClass, args: []string{propsPath}, log4j: log4j}
 	name := fmt.Sprintf("mirrormaker %s->%s", source.Bootstrap(), target.Bootstrap())
-	if m.proc, err = startProcess(name, dir, filepath.Join(dir, "mm2.out"), logPath, spec); err != nil {
+	m.name = name
+	if m.proc, err = startProcess(name, dir, filepath.Join(dir, "mm2.out"), logPath, m.spec); err != nil {
 		return fail(err)
 	}
-	if err := m.waitLog(ctx, mirrorStartedLine); err != nil {
+	if err := m.waitLog(ctx, mirrorStartedLine, 0); err != nil {
 		return fail(fmt.Errorf("kafkabed: %s not started: %w%s", name, err, m.proc.tail()))
 	}
 	cfg.logf("kafkabed: %s started in %s (pid %d, log %s)",
@@ -86,10 +90,11 @@ func StartMirrorMaker(ctx context.Context, source, target *Broker, opts ...Mirro
 	return m, nil
 }
 
-// waitLog waits until the MM2 log contains line, failing if the process exits.
-func (m *MirrorMaker) waitLog(ctx context.Context, line string) error {
+// waitLog waits until the MM2 log contains line after its first from
+// bytes, failing if the process exits.
+func (m *MirrorMaker) waitLog(ctx context.Context, line string, from int64) error {
 	for {
-		if fileContains(m.proc.logPath, line) {
+		if fileContainsAfter(m.proc.logPath, line, from) {
 			return nil
 		}
 		if m.proc.exited() {
@@ -99,6 +104,36 @@ func (m *MirrorMaker) waitLog(ctx context.Context, line string) error {
 			return fmt.Errorf("waiting for %q in the log: %w", line, err)
 		}
 	}
+}
+
+// Kill ends MirrorMaker with SIGKILL, as a crash would; Restart starts it
+// again with the same configuration. Its state lives in Kafka topics.
+func (m *MirrorMaker) Kill() {
+	killGroup(m.PID(), syscall.SIGKILL)
+	<-m.proc.done
+}
+
+// Restart starts a killed MirrorMaker again and returns once its
+// MirrorSourceConnector has started.
+func (m *MirrorMaker) Restart(ctx context.Context) error {
+	if !m.proc.exited() {
+		return fmt.Errorf("kafkabed: %s (pid %d) is still running", m.name, m.PID())
+	}
+	began := time.Now()
+	var from int64
+	if st, err := os.Stat(m.LogPath()); err == nil {
+		from = st.Size()
+	}
+	proc, err := startProcess(m.name, m.dir, filepath.Join(m.dir, "mm2.out"), m.LogPath(), m.spec)
+	if err != nil {
+		return err
+	}
+	m.proc = proc
+	if err := m.waitLog(ctx, mirrorStartedLine, from); err != nil {
+		return fmt.Errorf("kafkabed: %s not restarted: %w%s", m.name, err, m.proc.tail())
+	}
+	m.logf("kafkabed: %s restarted in %s (pid %d)", m.name, time.Since(began).Round(time.Millisecond), m.PID())
+	return nil
 }
 
 // LogPath returns the path of MirrorMaker's log4j2 log file.

@@ -34,6 +34,7 @@ func runFilter(ctx context.Context, args []string, stdout io.Writer, log *slog.L
 	deadLetter := fs.String("dead-letter", "", "topic for undecodable alerts (default NAME-deadletter)")
 	group := fs.String("group", "", "consumer group (default minibroker-filter-NAME)")
 	fromBeginning := fs.Bool("from-beginning", false, "a new group starts at the oldest alert instead of the newest")
+	atLeastOnce := fs.Bool("at-least-once", false, "no transactions: commit offsets every second whatever became of the output (to measure what exactly-once costs)")
 	decodeBytes := fs.Bool("decode-bytes", false, "decode bytes fields (cutouts) even when no expression mentions a cutout")
 	dryRun := fs.Bool("dry-run", false, "no Kafka: evaluate --expr over the Avro files given as arguments")
 	var schemaFiles stringList
@@ -72,7 +73,7 @@ func runFilter(ctx context.Context, args []string, stdout io.Writer, log *slog.L
 	return pipeline.RunFilters(ctx, pipeline.FilterConfig{
 		Bootstrap: k.bootstrap, Input: *input, Specs: specs, Name: procName, Group: *group,
 		VisitPath: *visitPath, IDPath: *idPath, DeadLetter: *deadLetter, SchemasTopic: *schemas, Schemas: known,
-		FromBeginning: *fromBeginning, DecodeBytes: *decodeBytes, OutputBootstrap: *outBootstrap,
+		FromBeginning: *fromBeginning, AtLeastOnce: *atLeastOnce, DecodeBytes: *decodeBytes, OutputBootstrap: *outBootstrap,
 		TimingBootstrap: k.timingBootstrap, TimingTopic: k.timingTopic, Kafka: over, Log: log,
 	})
 }

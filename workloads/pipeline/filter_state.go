@@ -1,0 +1,182 @@
+package pipeline
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+
+	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
+
+	"github.com/minibroker/terraform-provider-minibroker/workloads/filter"
+	"github.com/minibroker/terraform-provider-minibroker/workloads/kclient"
+	"github.com/minibroker/terraform-provider-minibroker/workloads/timing"
+)
+
+// What a filter process remembers between alerts, and how much of it.
+const (
+	// maxOpenVisits bounds the visits a filter tallies at once: a visit
+	// whose first alerts went by before the filter started never completes,
+	// and must not be kept forever.
+	maxOpenVisits = 64
+	// maxDoneVisits is how many completed visits a filter remembers, to
+	// recognise a copy of one of their alerts (MirrorMaker 2 copies again
+	// what it had not committed when it restarts) and drop it.
+	maxDoneVisits = 64
+	// savedCapVisits is how many visits' cap counts per filter are saved
+	// with each transaction: a restarted filter resumes their ranks. Older
+	// visits are complete, so their copies are dropped before the cap.
+	savedCapVisits = 8
+	// stateKey is the key of the state record in the compacted state topic.
+	stateKey = "state"
+)
+
+type visitKey struct {
+	Run   string `json:"run"`
+	Visit int64  `json:"visit"`
+}
+
+// visitTally counts what a filter process did with one visit.
+type visitTally struct {
+	count, seen, dead, dups int
+	matched, selected       []int // per filter
+	bytes                   int64
+	// indexes has bit i set once the visit's alert i (header mb-index) has
+	// been handled: a second copy is a duplicate.
+	indexes []byte
+}
+
+func newTally(count, filters int) *visitTally {
+	return &visitTally{count: count, matched: make([]int, filters), selected: make([]int, filters),
+		indexes: make([]byte, (count+7)/8)}
+}
+
+// firstSight marks alert index of the visit as handled and reports whether
+// it was not already. Indexes outside the visit are not tracked.
+func (t *visitTally) firstSight(index int64, ok bool) bool {
+	if !ok || index < 0 || index >= int64(t.count) {
+		return true
+	}
+	b, bit := index/8, byte(1)<<(index%8)
+	if t.indexes[b]&bit != 0 {
+		return false
+	}
+	t.indexes[b] |= bit
+	return true
+}
+
+// visitBook is a filter process's memory of visits: the open ones with
+// their tallies, the recently completed ones, and the timing events of
+// completed visits not yet sent.
+type visitBook struct {
+	open    map[visitKey]*visitTally
+	done    []visitKey // oldest first
+	pending []timing.Event
+}
+
+func newVisitBook() *visitBook { return &visitBook{open: map[visitKey]*visitTally{}} }
+
+func (b *visitBook) isDone(k visitKey) bool { return slices.Contains(b.done, k) }
+
+func (b *visitBook) complete(k visitKey) {
+	delete(b.open, k)
+	b.done = append(b.done, k)
+	if len(b.done) > maxDoneVisits {
+		b.done = slices.Delete(b.done, 0, len(b.done)-maxDoneVisits)
+	}
+}
+
+// savedState is the record a filter process writes to its state topic in
+// every transaction. Per-filter figures are keyed by filter name, so a
+// process restarted with filters added or removed keeps the others'.
+type savedState struct {
+	Open    []savedVisit                   `json:"open,omitempty"`
+	Done    []visitKey                     `json:"done,omitempty"`
+	Caps    map[string][]filter.VisitCount `json:"caps,omitempty"`
+	Pending []timing.Event                 `json:"pending,omitempty"`
+}
+
+type savedVisit struct {
+	visitKey
+	Count    int            `json:"count"`
+	Seen     int            `json:"seen"`
+	Dead     int            `json:"dead,omitempty"`
+	Dups     int            `json:"dups,omitempty"`
+	Bytes    int64          `json:"bytes"`
+	Matched  map[string]int `json:"matched,omitempty"`
+	Selected map[string]int `json:"selected,omitempty"`
+	Indexes  []byte         `json:"indexes"`
+}
+
+// snapshot encodes what the process must remember, with set's caps.
+func (b *visitBook) snapshot(set *filter.Set) ([]byte, error) {
+	st := savedState{Done: b.done, Pending: b.pending, Caps: map[string][]filter.VisitCount{}}
+	for k, t := range b.open {
+		v := savedVisit{visitKey: k, Count: t.count, Seen: t.seen, Dead: t.dead, Dups: t.dups, Bytes: t.bytes,
+			Matched: map[string]int{}, Selected: map[string]int{}, Indexes: t.indexes}
+		for i := range t.matched {
+			name := set.Spec(i).Name
+			if t.matched[i] > 0 {
+				v.Matched[name] = t.matched[i]
+			}
+			if t.selected[i] > 0 {
+				v.Selected[name] = t.selected[i]
+			}
+		}
+		st.Open = append(st.Open, v)
+	}
+	for i := range set.Len() {
+		if counts := set.CapCounts(i, savedCapVisits); len(counts) > 0 {
+			st.Caps[set.Spec(i).Name] = counts
+		}
+	}
+	return json.Marshal(st)
+}
+
+// restoreBook decodes a state record (nil: a new process) and restores
+// set's caps from it.
+func restoreBook(data []byte, set *filter.Set) (*visitBook, error) {
+	b := newVisitBook()
+	if data == nil {
+		return b, nil
+	}
+	var st savedState
+	if err := json.Unmarshal(data, &st); err != nil {
+		return nil, fmt.Errorf("decode the saved filter state: %w", err)
+	}
+	b.done, b.pending = st.Done, st.Pending
+	for _, v := range st.Open {
+		t := newTally(v.Count, set.Len())
+		t.seen, t.dead, t.dups, t.bytes = v.Seen, v.Dead, v.Dups, v.Bytes
+		if len(v.Indexes) == len(t.indexes) {
+			t.indexes = v.Indexes
+		}
+		for i := range set.Len() {
+			name := set.Spec(i).Name
+			t.matched[i], t.selected[i] = v.Matched[name], v.Selected[name]
+		}
+		b.open[v.visitKey] = t
+	}
+	for i := range set.Len() {
+		set.RestoreCaps(i, st.Caps[set.Spec(i).Name])
+	}
+	return b, nil
+}
+
+// readState returns the last committed record of a filter's state topic,
+// or nil if there is none. Call it after the process's transactional
+// producer has been initialised: that aborts whatever a predecessor left
+// open, so the committed end is the true end.
+func readState(ctx context.Context, bootstrap, topic string) ([]byte, error) {
+	var last []byte
+	err := kclient.ReadAll(ctx, bootstrap, topic, func(m *kafka.Message) error {
+		if string(m.Key) == stateKey {
+			last = m.Value
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read the filter state from %s on %s: %w", topic, bootstrap, err)
+	}
+	return last, nil
+}

@@ -1,0 +1,255 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
+
+	"github.com/minibroker/terraform-provider-minibroker/workloads/kclient"
+	"github.com/minibroker/terraform-provider-minibroker/workloads/stream"
+)
+
+// An exactly-once filter runs in sessions. A session makes a
+// transactional producer (which fences any predecessor and aborts what it
+// left open), restores the process's state from the last committed record
+// of its state topic, and joins the consumer group, which resumes from the
+// offsets committed with that record. Each transaction then holds the
+// filtered alerts, dead letters, the state record and the input offsets:
+// after a crash, all of it is there or none of it. When Kafka aborts a
+// transaction, the session ends and a new one resumes from the last
+// commit.
+
+// Timeouts of the transactional steps.
+const (
+	// txnStepTimeout bounds one attempt of a transactional call; retriable
+	// failures (a broker restarting) are retried until the filter stops.
+	txnStepTimeout = 30 * time.Second
+	// resumeDelay is the pause before a new session after an aborted one.
+	resumeDelay = time.Second
+)
+
+// errResume marks a failure after which a new session resumes from the
+// last committed transaction.
+var errResume = errors.New("transaction aborted")
+
+func (f *filterRun) runExactlyOnce(ctx context.Context) error {
+	ready := f.cfg.Ready
+	for {
+		err := f.session(ctx, &ready)
+		if err == nil || ctx.Err() != nil || !errors.Is(err, errResume) {
+			return err
+		}
+		f.log.Warn("resuming from the last committed transaction", "err", err)
+		if sleepUntil(ctx, time.Now().Add(resumeDelay)) != nil {
+			return nil
+		}
+	}
+}
+
+// session filters until ctx ends (nil, after committing what was handled)
+// or a transaction fails (an errResume error, or a fatal one).
+func (f *filterRun) session(ctx context.Context, ready *func()) error {
+	cfg := f.cfg
+	txnID := stream.FilterTransactionalID(cfg.Group)
+	out, err := kafka.NewProducer(kclient.TransactionalProducerConfig(cfg.OutputBootstrap, txnID,
+		mergeKafka(map[string]string{"linger.ms": "0"}, cfg.Kafka)))
+	if err != nil {
+		return fmt.Errorf("output producer for %s: %w", cfg.OutputBootstrap, err)
+	}
+	f.out = out
+	go drainEvents(out, f.log)
+	defer out.Close()
+	if err := retryTxn(ctx, "init transactions", func(ctx context.Context) error { return out.InitTransactions(ctx) }); err != nil {
+		return err
+	}
+
+	stateCtx, cancel := context.WithTimeout(ctx, txnStepTimeout)
+	data, err := readState(stateCtx, cfg.OutputBootstrap, cfg.StateTopic)
+	cancel()
+	if err != nil {
+		return fmt.Errorf("%w: %w", errResume, err)
+	}
+	if f.visits, err = restoreBook(data, f.set); err != nil {
+		return err
+	}
+	f.emitPending() // visits completed in the last commit: their events may not have been sent
+
+	c, err := kafka.NewConsumer(kclient.SoleMember(
+		kclient.TransactionalConsumerConfig(cfg.Bootstrap, cfg.Group, cfg.FromBeginning, cfg.Kafka), cfg.Group))
+	if err != nil {
+		return fmt.Errorf("consumer for %s: %w", cfg.Bootstrap, err)
+	}
+	defer c.Close()
+	revoked := false
+	onReady := readyCallback(*ready)
+	if err := c.Subscribe(cfg.Input, func(c *kafka.Consumer, ev kafka.Event) error {
+		if _, ok := ev.(kafka.RevokedPartitions); ok {
+			revoked = true
+		}
+		return onReady(c, ev)
+	}); err != nil {
+		return fmt.Errorf("subscribe to %s: %w", cfg.Input, err)
+	}
+	*ready = nil // once is enough across sessions
+	f.log.Info("filtering (exactly once)", "bootstrap", cfg.Bootstrap, "input", cfg.Input, "filters", len(cfg.Specs),
+		"group", cfg.Group, "transactional_id", txnID, "open_visits", len(f.visits.open))
+
+	if err := out.BeginTransaction(); err != nil {
+		return fmt.Errorf("%w: begin: %w", errResume, err)
+	}
+	progress := time.NewTicker(progressEvery)
+	defer progress.Stop()
+	var opened time.Time // when the open transaction got its first alert; zero: nothing to commit
+	for ctx.Err() == nil {
+		select {
+		case <-progress.C:
+			f.logProgress()
+		default:
+		}
+		wait := 100 * time.Millisecond
+		if !opened.IsZero() {
+			wait = max(time.Until(opened.Add(cfg.CommitInterval)), time.Millisecond)
+		}
+		switch e := c.Poll(int(wait.Milliseconds())).(type) {
+		case *kafka.Message:
+			if opened.IsZero() {
+				opened = time.Now()
+			}
+			f.handle(ctx, e)
+		case kafka.Error:
+			if e.IsFatal() {
+				return fmt.Errorf("%w: filter %s consuming %s: %w", errResume, cfg.Name, cfg.Input, e)
+			}
+			f.log.Warn("kafka", "err", e)
+		}
+		if revoked {
+			// Partitions may have moved on; what this transaction holds is
+			// redone from the last commit.
+			return f.abort(ctx, out, errors.New("partitions revoked"))
+		}
+		if !opened.IsZero() && (f.finished || time.Since(opened) >= cfg.CommitInterval) {
+			if err := f.commit(ctx, c, out); err != nil {
+				return err
+			}
+			opened = time.Time{}
+			if err := out.BeginTransaction(); err != nil {
+				return fmt.Errorf("%w: begin: %w", errResume, err)
+			}
+		}
+	}
+	if opened.IsZero() {
+		return nil
+	}
+	// Stopping: what was handled is committed, within closeTimeout.
+	stop, cancel := context.WithTimeout(context.WithoutCancel(ctx), closeTimeout)
+	defer cancel()
+	if err := f.commit(stop, c, out); err != nil {
+		return fmt.Errorf("last commit before stopping: %w", err)
+	}
+	return nil
+}
+
+// commit ends the open transaction: the state record, then the input
+// offsets, then the commit; the completed visits' timing events are sent
+// once it has committed.
+func (f *filterRun) commit(ctx context.Context, c *kafka.Consumer, out *kafka.Producer) error {
+	state, err := f.visits.snapshot(f.set)
+	if err != nil {
+		return fmt.Errorf("encode the filter state: %w", err)
+	}
+	topic := f.cfg.StateTopic
+	if err := produceRetry(ctx, out, &kafka.Message{
+		TopicPartition: kafka.TopicPartition{Topic: &topic, Partition: kafka.PartitionAny},
+		Key:            []byte(stateKey), Value: state,
+	}, nil); err != nil {
+		return f.abort(ctx, out, err)
+	}
+	offsets, err := consumedOffsets(c)
+	if err != nil {
+		return f.abort(ctx, out, err)
+	}
+	meta, err := c.GetConsumerGroupMetadata()
+	if err != nil {
+		return f.abort(ctx, out, fmt.Errorf("consumer group metadata: %w", err))
+	}
+	if err := retryTxn(ctx, "send offsets", func(ctx context.Context) error {
+		return out.SendOffsetsToTransaction(ctx, offsets, meta)
+	}); err != nil {
+		return f.abortIfAbortable(ctx, out, err)
+	}
+	if err := retryTxn(ctx, "commit", func(ctx context.Context) error { return out.CommitTransaction(ctx) }); err != nil {
+		return f.abortIfAbortable(ctx, out, err)
+	}
+	f.emitPending()
+	return nil
+}
+
+// consumedOffsets returns the next offset to read of every assigned
+// partition that has been read from.
+func consumedOffsets(c *kafka.Consumer) ([]kafka.TopicPartition, error) {
+	parts, err := c.Assignment()
+	if err != nil {
+		return nil, fmt.Errorf("assignment: %w", err)
+	}
+	pos, err := c.Position(parts)
+	if err != nil {
+		return nil, fmt.Errorf("positions: %w", err)
+	}
+	out := pos[:0]
+	for _, tp := range pos {
+		if tp.Offset >= 0 {
+			out = append(out, tp)
+		}
+	}
+	return out, nil
+}
+
+// abort aborts the open transaction and ends the session: a new one
+// resumes from the last commit.
+func (f *filterRun) abort(ctx context.Context, out *kafka.Producer, cause error) error {
+	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), txnStepTimeout)
+	defer cancel()
+	if err := out.AbortTransaction(actx); err != nil {
+		f.log.Warn("abort transaction", "err", err) // the next session's producer aborts it
+	}
+	return fmt.Errorf("%w: %w", errResume, cause)
+}
+
+// abortIfAbortable aborts after an error that needs it; any other
+// non-fatal error also ends the session, as the transaction's outcome is
+// then unknown to this producer. A fenced producer stops: a newer process
+// with the same transactional.id runs.
+func (f *filterRun) abortIfAbortable(ctx context.Context, out *kafka.Producer, err error) error {
+	var ke kafka.Error
+	if errors.As(err, &ke) && ke.Code() == kafka.ErrFenced {
+		return fmt.Errorf("filter %s was replaced by a newer process with the same transactional.id: %w", f.cfg.Name, err)
+	}
+	if errors.As(err, &ke) && ke.TxnRequiresAbort() {
+		return f.abort(ctx, out, err)
+	}
+	return fmt.Errorf("%w: %w", errResume, err)
+}
+
+// retryTxn runs a transactional call, each attempt bounded by
+// txnStepTimeout, again while it fails with a retriable error and ctx
+// lasts.
+func retryTxn(ctx context.Context, what string, call func(context.Context) error) error {
+	for {
+		sctx, cancel := context.WithTimeout(ctx, txnStepTimeout)
+		err := call(sctx)
+		cancel()
+		if err == nil {
+			return nil
+		}
+		var ke kafka.Error
+		if !errors.As(err, &ke) || !ke.IsRetriable() || ctx.Err() != nil {
+			return fmt.Errorf("%s: %w", what, err)
+		}
+		if sleepUntil(ctx, time.Now().Add(100*time.Millisecond)) != nil {
+			return fmt.Errorf("%s: %w", what, err)
+		}
+	}
+}
