@@ -17,6 +17,7 @@ import (
 	"github.com/docker/docker/api/types/image"
 	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/api/types/swarm"
+	"github.com/docker/docker/api/types/volume"
 	"github.com/docker/docker/client"
 	"github.com/hashicorp/terraform-plugin-testing/helper/resource"
 	"github.com/hashicorp/terraform-plugin-testing/plancheck"
@@ -401,7 +402,8 @@ func compare(f accFilter, visit int64, first bool, expected []string, got map[st
 }
 
 // checkNothingLeft checks every node after destroy: no swarm, no services,
-// containers, configs or networks of ours, none of the loaded images.
+// containers, configs, networks or volumes of ours, none of the loaded
+// images.
 func checkNothingLeft(t *testing.T, nodes []lab.Node) resource.TestCheckFunc {
 	return func(*terraform.State) error {
 		ctx := context.Background()
@@ -430,6 +432,13 @@ func checkNothingLeft(t *testing.T, nodes []lab.Node) resource.TestCheckFunc {
 				if !slices.Contains([]string{"bridge", "host", "none"}, net.Name) {
 					problems = append(problems, fmt.Sprintf("%s: network %s left", n.Name, net.Name))
 				}
+			}
+			vols, err := cli.VolumeList(ctx, volume.ListOptions{})
+			if err != nil {
+				return err
+			}
+			for _, v := range vols.Volumes {
+				problems = append(problems, fmt.Sprintf("%s: volume %s (labels %v) left", n.Name, v.Name, v.Labels))
 			}
 			imgs, err := cli.ImageList(ctx, image.ListOptions{All: true, Filters: filters.NewArgs(filters.Arg("reference", "minibroker/*"))})
 			if err != nil {

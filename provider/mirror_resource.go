@@ -69,7 +69,7 @@ func mirrorSchema(ctx context.Context) schema.Schema {
 		"node_index": schema.Int64Attribute{Required: true,
 			PlanModifiers:       []planmodifier.Int64{int64planmodifier.RequiresReplace()},
 			Validators:          []validator.Int64{int64validator.AtLeast(0)},
-			MarkdownDescription: "Index among the swarm's `filter` hosts (0-based, in `hosts` order) of the node that runs the mirror. Changing it replaces the mirror (a mirror's data stays on its node)."},
+			MarkdownDescription: "Index among the swarm's `filter` hosts (0-based, in `hosts` order) of the node that runs the mirror. Changing it replaces the mirror: its data, on a volume of its node, does not move, so the new mirror starts empty and MirrorMaker 2 refills it from what the hub retains."},
 		"kafka_image": schema.StringAttribute{Optional: true, Computed: true,
 			MarkdownDescription: "Kafka image for the broker and MirrorMaker 2. Default: the provider's `kafka_image`."},
 		"heap_mb": schema.Int64Attribute{Optional: true, Computed: true,
@@ -102,6 +102,8 @@ func mirrorSchema(ctx context.Context) schema.Schema {
 		MarkdownDescription: "A downstream Kafka on one filter node, filled from the hub by MirrorMaker 2 " +
 			"(identity replication policy: topics keep their names). Configuration reaches the containers as " +
 			"Swarm configs with content-hashed names. Filter groups on the same node read the full stream from it.\n\n" +
+			"The broker keeps its topics, consumer group offsets and MirrorMaker 2's state on the local volume " +
+			"`" + swarmspec.DataVolume(swarmspec.MirrorKafkaService("NAME")) + "` of its node, so a restarted task, dockerd or node resumes where it was; destroy removes the volume.\n\n" +
 			"Default timeouts: create 10m, update 10m, delete 5m, read 1m.",
 		Attributes: attrs,
 	}

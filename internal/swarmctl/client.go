@@ -98,10 +98,14 @@ type Manager struct {
 	// HostKey is the manager's host key fingerprint under trust on first
 	// use, to keep; empty otherwise.
 	HostKey string
+	// reach reaches the engine of another node, to remove volumes there
+	// (see volumes.go); nil: only the manager's own engine is reached.
+	reach nodeEngine
 }
 
 // NewManager wraps a Docker client of a swarm manager, e.g. one on its
-// unix socket; log as for New.
+// unix socket; log as for New. It reaches no other node's engine unless
+// told how (ReachNodes).
 func NewManager(cli *client.Client, log *slog.Logger) *Manager {
 	return &Manager{cli: cli, log: orDiscard(log)}
 }
@@ -113,7 +117,7 @@ func (c *Client) OpenManager(ctx context.Context, address, knownKey string) (*Ma
 	if err != nil {
 		return nil, fmt.Errorf("swarm manager %s: %w", address, err)
 	}
-	return &Manager{cli: cli, log: c.log, Address: address, HostKey: c.keep(info.Fingerprint)}, nil
+	return &Manager{cli: cli, log: c.log, Address: address, HostKey: c.keep(info.Fingerprint), reach: c.nodeEngines(nil)}, nil
 }
 
 // Info is what identifies a swarm.

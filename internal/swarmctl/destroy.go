@@ -18,11 +18,12 @@ type Teardown struct {
 }
 
 // Destroy undoes what the Forms recorded in rec did: it removes the swarm's
-// own services and configs and its network, makes the hosts it joined leave
-// (and removes their nodes) or, on hosts it adopted, removes the role
-// labels, removes the images it loaded, and makes the manager leave when
-// it created the swarm. A host other than the manager that cannot be
-// reached is only removed from the node list.
+// own services, configs and volumes and its network, makes the hosts it
+// joined leave (and removes their nodes and the volumes of ours left on
+// them) or, on hosts it adopted, removes the role labels, removes the
+// images it loaded, and makes the manager leave when it created the
+// swarm. A host other than the manager that cannot be reached is only
+// removed from the node list.
 func (c *Client) Destroy(ctx context.Context, t Teardown, rec Record) error {
 	mgrHost := swarmspec.ManagerOf(t.Hosts)
 	if mgrHost.Address == "" {
@@ -40,7 +41,7 @@ func (c *Client) Destroy(ctx context.Context, t Teardown, rec Record) error {
 		}
 		clients[h.Address] = e.clients[h.Address]
 	}
-	mgr := &Manager{cli: clients[mgrHost.Address], log: c.log, Address: mgrHost.Address}
+	mgr := &Manager{cli: clients[mgrHost.Address], log: c.log, Address: mgrHost.Address, reach: c.nodeEngines(t.HostKeys)}
 	if err := mgr.RemoveOwner(ctx, swarmspec.OwnerSwarm); err != nil {
 		return err
 	}
@@ -59,6 +60,7 @@ func (c *Client) Destroy(ctx context.Context, t Teardown, rec Record) error {
 			if err := leaveSwarm(ctx, c.log, cli, h.Address); err != nil {
 				return err
 			}
+			sweepVolumes(ctx, c.log, cli, h.Address)
 		}
 		if rec.CreatedSwarm {
 			return nil // the swarm goes with its manager
@@ -77,6 +79,7 @@ func (c *Client) Destroy(ctx context.Context, t Teardown, rec Record) error {
 		if err := leaveSwarm(ctx, c.log, mgr.cli, mgrHost.Address); err != nil {
 			return err
 		}
+		sweepVolumes(ctx, c.log, mgr.cli, mgrHost.Address)
 	} else if err := unlabelNode(ctx, mgr.cli, t.NodeIDs[mgrHost.Address]); err != nil {
 		return err
 	}

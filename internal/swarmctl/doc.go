@@ -13,8 +13,9 @@
 // Files: client.go (SSH connections, managers), form.go (forming and
 // updating the swarm), nodes.go (node operations), network.go, images.go
 // (image archives), services.go (reconciling services and configs),
-// tasks.go (waiting for tasks, failures and logs), destroy.go, ready.go
-// (waiting for a new machine's engine).
+// tasks.go (waiting for tasks, failures and logs), volumes.go (the
+// brokers' volumes, removed on their node), destroy.go, ready.go (waiting
+// for a new machine's engine).
 package swarmctl
 
 import "time"

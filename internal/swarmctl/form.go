@@ -94,7 +94,7 @@ func (c *Client) Form(ctx context.Context, spec Spec, prior Prior, rec *Record) 
 		return nil, formed, err
 	}
 	mcli := eng.clients[host.Address]
-	mgr := &Manager{cli: mcli, log: c.log, Address: host.Address, HostKey: eng.keys[host.Address]}
+	mgr := &Manager{cli: mcli, log: c.log, Address: host.Address, HostKey: eng.keys[host.Address], reach: c.nodeEngines(eng.keys)}
 
 	id, created, err := initSwarm(ctx, c.log, mcli, host, spec.AddressPool, spec.IDLabel)
 	if created {
@@ -191,6 +191,7 @@ func (c *Client) removeDeparted(ctx context.Context, mgr *Manager, now []swarmsp
 			if err := leaveSwarm(ctx, c.log, cli, h.Address); err != nil {
 				return err
 			}
+			sweepVolumes(ctx, c.log, cli, h.Address)
 			removeImages(ctx, c.log, cli, h.Address, rec.Loaded[h.Address])
 		} else {
 			c.log.WarnContext(ctx, "host unreachable; removing it from the node list only", "host", h.Address, "error", err.Error())

@@ -104,9 +104,9 @@ func nodeID(ctx context.Context, cli *client.Client) (string, error) {
 	return info.Swarm.NodeID, nil
 }
 
-// labelNode sets the role and index labels on a node and makes it active,
-// retrying when the node object changes under us (its status is updated
-// right after a join).
+// labelNode sets the role and index labels on a node, and where its engine
+// is reached (see nodeEngine), and makes it active, retrying when the node
+// object changes under us (its status is updated right after a join).
 func labelNode(ctx context.Context, mgr *client.Client, id string, h swarmspec.Host) error {
 	for attempt := 0; ; attempt++ {
 		n, _, err := mgr.NodeInspectWithRaw(ctx, id)
@@ -119,11 +119,18 @@ func labelNode(ctx context.Context, mgr *client.Client, id string, h swarmspec.H
 		}
 		index := strconv.Itoa(h.Index)
 		if spec.Labels[swarmspec.LabelRole] == h.Role && spec.Labels[swarmspec.LabelIndex] == index &&
+			spec.Labels[swarmspec.LabelSSHAddress] == h.Address && spec.Labels[swarmspec.LabelDockerSocket] == h.Socket &&
 			spec.Availability == swarm.NodeAvailabilityActive {
 			return nil
 		}
 		spec.Labels[swarmspec.LabelRole] = h.Role
 		spec.Labels[swarmspec.LabelIndex] = index
+		spec.Labels[swarmspec.LabelSSHAddress] = h.Address
+		if h.Socket != "" {
+			spec.Labels[swarmspec.LabelDockerSocket] = h.Socket
+		} else {
+			delete(spec.Labels, swarmspec.LabelDockerSocket)
+		}
 		spec.Availability = swarm.NodeAvailabilityActive
 		err = mgr.NodeUpdate(ctx, id, n.Version, spec)
 		if err == nil {
@@ -145,6 +152,8 @@ func unlabelNode(ctx context.Context, mgr *client.Client, id string) error {
 	}
 	delete(n.Spec.Labels, swarmspec.LabelRole)
 	delete(n.Spec.Labels, swarmspec.LabelIndex)
+	delete(n.Spec.Labels, swarmspec.LabelSSHAddress)
+	delete(n.Spec.Labels, swarmspec.LabelDockerSocket)
 	if err := mgr.NodeUpdate(ctx, id, n.Version, n.Spec); err != nil {
 		return fmt.Errorf("remove labels of node %s: %w", id, err)
 	}

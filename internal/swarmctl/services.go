@@ -127,7 +127,20 @@ func SpecDiff(want, got swarm.ServiceSpec) []string {
 	if !slices.Equal(constraints(want), constraints(got)) {
 		diff = append(diff, "placement")
 	}
+	if !slices.Equal(mounts(wc), mounts(gc)) {
+		diff = append(diff, "mounts")
+	}
 	return diff
+}
+
+// mounts names a container's mounts (type, source, target), as a hand-made
+// `docker service update --mount-add/--mount-rm` changes them.
+func mounts(cs *swarm.ContainerSpec) []string {
+	var out []string
+	for _, m := range cs.Mounts {
+		out = append(out, fmt.Sprintf("%s:%s:%s", m.Type, m.Source, m.Target))
+	}
+	return out
 }
 
 // imageName drops the digest Swarm pins an image reference to.
@@ -285,8 +298,9 @@ func (m *Manager) removeUnusedConfigs(ctx context.Context, owner string, desired
 	return nil
 }
 
-// RemoveOwner removes every service and config of owner and waits until
-// their containers are gone, so that nothing is left behind.
+// RemoveOwner removes every service and config of owner, waits until
+// their containers are gone and removes their volumes, so that nothing is
+// left behind.
 func (m *Manager) RemoveOwner(ctx context.Context, owner string) error {
 	existing, err := m.owned(ctx, owner)
 	if err != nil {
@@ -307,18 +321,27 @@ func (m *Manager) RemoveOwner(ctx context.Context, owner string) error {
 	return nil
 }
 
-// removeServices removes services and waits until none of their tasks is
-// left (Swarm removes tasks, and their containers, asynchronously).
+// removeServices removes services, waits until none of their tasks is
+// left (Swarm removes tasks, and their containers, asynchronously) and
+// then removes the volumes their tasks mounted, on the nodes that hold
+// them (see volumes.go).
 // One removal at a time: each is a Raft write on the manager, and a
 // destroy removes several owners' services at once.
 func (m *Manager) removeServices(ctx context.Context, services []swarm.Service) error {
+	vols, err := m.volumesOf(ctx, services)
+	if err != nil {
+		return err
+	}
 	for _, s := range services {
 		m.log.InfoContext(ctx, "removing service", "service", s.Spec.Name)
 		if err := m.removeService(ctx, s); err != nil {
 			return err
 		}
 	}
-	return m.waitTasksGone(ctx, services)
+	if err := m.waitTasksGone(ctx, services); err != nil {
+		return err
+	}
+	return m.removeVolumes(ctx, vols)
 }
 
 // removeService removes one service. A manager busy starting or stopping

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/docker/docker/api/types/mount"
+
 	"github.com/minibroker/terraform-provider-minibroker/internal/kafkaconf"
 	"github.com/minibroker/terraform-provider-minibroker/workloads/stream"
 )
@@ -33,6 +35,31 @@ const (
 // HubSpec is the hub Kafka, placed on the manager node.
 func HubSpec(k Kafka) Desired {
 	return kafkaService(k, HubService, labels(OwnerSwarm, ComponentHub), NodeConstraints(RoleManager, -1))
+}
+
+// DataVolume names the local volume that keeps a Kafka service's data (its
+// log directories and KRaft metadata) on the node the service is pinned to.
+func DataVolume(service string) string { return service + "-data" }
+
+// dataVolume mounts a Kafka service's data volume at its log directory, so
+// that a task restart, a dockerd restart or a reboot of its node resumes
+// with every topic, consumer group offset and (on a mirror) MirrorMaker 2's
+// state, which MirrorMaker 2 keeps in topics of the mirror Kafka. The local
+// driver creates the volume on first use, with the labels given here (by
+// which swarmctl removes only what it created), and copies into it the
+// image's directory at the target with its ownership (root in our image,
+// which runs as root; appuser in apache/kafka, which runs as appuser and
+// could not write a directory owned by root), which is why NoCopy stays
+// unset. swarmctl removes the volume with the service.
+func dataVolume(service, owner string) mount.Mount {
+	return mount.Mount{
+		Type:   mount.TypeVolume,
+		Source: DataVolume(service),
+		Target: kafkaDataDir,
+		VolumeOptions: &mount.VolumeOptions{
+			Labels: map[string]string{LabelManaged: "true", LabelOwner: owner},
+		},
+	}
 }
 
 // MirrorKafkaService names the Kafka service of a mirror.
@@ -126,6 +153,7 @@ func kafkaService(k Kafka, name string, l map[string]string, constraints []strin
 		constraints: constraints,
 		network:     k.Network,
 		configs:     []Config{cfg},
+		mounts:      []mount.Mount{dataVolume(name, l[LabelOwner])},
 	}.build()
 }
 

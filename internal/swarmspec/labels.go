@@ -23,6 +23,13 @@ const (
 	// index among the hosts of that role (0-based).
 	LabelRole  = "minibroker.role"
 	LabelIndex = "minibroker.index"
+
+	// LabelSSHAddress and LabelDockerSocket say where the provider
+	// reaches a node's own engine, as minibroker_swarm.hosts gives them: a
+	// node's volumes can only be removed there, and a mirror knows only
+	// the manager's address.
+	LabelSSHAddress   = "minibroker.ssh-address"
+	LabelDockerSocket = "minibroker.docker-socket"
 )
 
 // Components.

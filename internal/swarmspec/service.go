@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/docker/docker/api/types/mount"
 	"github.com/docker/docker/api/types/swarm"
 
 	"github.com/minibroker/terraform-provider-minibroker/internal/kafkaconf"
@@ -71,6 +72,7 @@ type service struct {
 	constraints      []string
 	network          string
 	configs          []Config
+	mounts           []mount.Mount // named volumes (see dataVolume)
 	replicas         uint64
 	restartOnFailure bool // a producer with a finite number of visits ends
 }
@@ -102,6 +104,7 @@ func (s service) build() Desired {
 				Env:      s.env,
 				Hostname: s.name,
 				Configs:  refs,
+				Mounts:   s.mounts,
 				Labels:   map[string]string{LabelManaged: "true", LabelOwner: s.labels[LabelOwner]},
 			},
 			RestartPolicy: &swarm.RestartPolicy{Condition: condition, Delay: &delay},

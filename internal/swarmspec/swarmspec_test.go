@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"fmt"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/docker/docker/api/types/mount"
 	"github.com/docker/docker/api/types/swarm"
 
 	"github.com/minibroker/terraform-provider-minibroker/internal/kafkaconf"
@@ -281,4 +283,61 @@ func TestClusterIDNeverAnOption(t *testing.T) {
 		t.Fatal("no name in the sample needed a second hash: the test checks nothing")
 	}
 	t.Logf("%d of 1000 mirror names needed a second hash", rehashed)
+}
+
+// TestBrokersKeepTheirData: the hub and each mirror Kafka mount a named
+// local volume of their own, labelled with their owner, at the log
+// directory the broker writes (log.dirs, KRaft metadata included); nothing
+// else mounts one.
+func TestBrokersKeepTheirData(t *testing.T) {
+	mirror := MirrorSpecs(Mirror{Name: "m2", NodeIndex: 3, Kafka: hub()})
+	brokers := map[string]Desired{OwnerSwarm: HubSpec(hub()), MirrorOwner("m2"): mirror[0]}
+	for owner, d := range brokers {
+		mounts := d.Spec.TaskTemplate.ContainerSpec.Mounts
+		if len(mounts) != 1 {
+			t.Fatalf("%s: mounts %+v, want one volume", d.Name(), mounts)
+		}
+		m := mounts[0]
+		if m.Type != mount.TypeVolume || m.Source != DataVolume(d.Name()) || m.Target != kafkaDataDir || m.ReadOnly {
+			t.Errorf("%s: mount %+v, want volume %s at %s", d.Name(), m, DataVolume(d.Name()), kafkaDataDir)
+		}
+		if m.VolumeOptions == nil || m.VolumeOptions.NoCopy || m.VolumeOptions.DriverConfig != nil {
+			t.Errorf("%s: volume options %+v: want the local driver, filled from the image (its ownership)", d.Name(), m.VolumeOptions)
+		} else if l := m.VolumeOptions.Labels; l[LabelManaged] != "true" || l[LabelOwner] != owner {
+			t.Errorf("%s: volume labels %v, want managed and owner %s", d.Name(), l, owner)
+		}
+		if !strings.Contains(configData(t, d, ConfigDir+"/server.properties"), "log.dirs="+kafkaDataDir+"\n") {
+			t.Errorf("%s: log.dirs is not the volume's directory", d.Name())
+		}
+	}
+	if DataVolume(HubService) != "mb-hub-data" || DataVolume(MirrorKafkaService("m2")) != "mb-mirror-m2-data" {
+		t.Errorf("volume names %s, %s", DataVolume(HubService), DataVolume(MirrorKafkaService("m2")))
+	}
+	volumeName := regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]+$`) // Docker's
+	if n := DataVolume(MirrorKafkaService(strings.Repeat("m", MaxMirrorNameLen))); !volumeName.MatchString(n) {
+		t.Errorf("volume name %q is not one Docker takes", n)
+	}
+
+	others := []Desired{mirror[1], ProducerSpec(Producer{Image: "w:1", Network: "net"})}
+	for _, mode := range []string{ModeIsolated, ModeShared} {
+		ds, err := FilterGroupSpecs(group(mode))
+		if err != nil {
+			t.Fatal(err)
+		}
+		others = append(others, ds...)
+	}
+	for _, d := range others {
+		if m := d.Spec.TaskTemplate.ContainerSpec.Mounts; len(m) > 0 {
+			t.Errorf("%s mounts %+v; only brokers keep data", d.Name(), m)
+		}
+	}
+
+	// The mount is part of what a task runs: a deployment from before it
+	// sees one update, which gives its broker the volume.
+	noVolume := HubSpec(hub())
+	noVolume.Spec.TaskTemplate.ContainerSpec.Mounts = nil
+	if TaskHash(noVolume.Spec.TaskTemplate, noVolume.Configs) == TaskHash(brokers[OwnerSwarm].Spec.TaskTemplate, brokers[OwnerSwarm].Configs) ||
+		Hash(noVolume.Spec, noVolume.Configs) == brokers[OwnerSwarm].Spec.Labels[LabelSpecHash] {
+		t.Error("the hashes do not follow the mount")
+	}
 }

@@ -60,11 +60,14 @@ mount --bind {{DIR}}/etc-docker /etc/docker
 {{RESOLV}}mkdir -p /run/sshd
 chmod 0755 /run/sshd
 echo {{NAME}} > /proc/sys/kernel/hostname
-# Use local images without asking a registry first: the lab has none.
-DOCKER_SERVICE_PREFER_OFFLINE_IMAGE=1 /usr/sbin/dockerd --cgroup-parent /{{CGROUP}} --shutdown-timeout 2 >{{DIR}}/dockerd.log 2>&1 &
+{{DOCKERD}} >{{DIR}}/dockerd.log 2>&1 &
 /usr/sbin/sshd -D -e -f {{DIR}}/sshd_config >{{DIR}}/sshd.log 2>&1 &
 wait
 `
+
+// dockerdCommand starts a node's dockerd (init.sh, RestartDocker).
+// Use local images without asking a registry first: the lab has none.
+const dockerdCommand = "DOCKER_SERVICE_PREFER_OFFLINE_IMAGE=1 /usr/sbin/dockerd --cgroup-parent /{{CGROUP}} --shutdown-timeout 2"
 
 const sshdConfig = `# sshd of lab node {{NAME}}; written by internal/testbed/lab.
 ListenAddress {{ADDR}}:22
@@ -152,7 +155,7 @@ func (nd *node) prepare(labAuthKeys string, hostKey *sshKey) error {
 		file{"etc-docker/daemon.json", "{}\n", 0o644},
 		file{resolvFile, resolvConf(nd.num), 0o644},
 		file{"init.sh", expand(initScript, "SLOT", strconv.Itoa(nd.slot), "NUM", strconv.Itoa(nd.num),
-			"DIR", nd.Dir, "NAME", nd.Name, "CGROUP", cgroupName(nd.num, nd.slot), "RESOLV", resolvMount), 0o755},
+			"DIR", nd.Dir, "NAME", nd.Name, "DOCKERD", nd.dockerd(), "RESOLV", resolvMount), 0o755},
 	)
 	for _, f := range files {
 		if err := os.MkdirAll(filepath.Dir(filepath.Join(nd.Dir, f.name)), 0o755); err != nil {
