@@ -2,11 +2,9 @@ package provider
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"regexp"
-	"strconv"
+	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/config"
@@ -29,6 +27,7 @@ import (
 	"github.com/minibroker/terraform-provider-minibroker/internal/awsfleet"
 	"github.com/minibroker/terraform-provider-minibroker/internal/dockerssh"
 	"github.com/minibroker/terraform-provider-minibroker/internal/parallel"
+	"github.com/minibroker/terraform-provider-minibroker/internal/swarmctl"
 	"github.com/minibroker/terraform-provider-minibroker/internal/swarmspec"
 )
 
@@ -177,8 +176,11 @@ func awsSchema() schema.SingleNestedAttribute {
 			"answer over SSH, then forms the swarm as with `hosts` (the computed `hosts` lists the instances).\n\n" +
 			"Credentials and endpoints come the AWS SDK's standard way: environment, shared config and " +
 			"profiles, `AWS_ENDPOINT_URL` / `AWS_ENDPOINT_URL_EC2` / `AWS_ENDPOINT_URL_SSM`. Everything created " +
-			"is tagged `minibroker:swarm = <id>`; destroy terminates the instances and deletes the security " +
-			"group and an imported key pair, including leftovers of an interrupted apply found by that tag. " +
+			"is tagged `minibroker:swarm = <id>`, an id derived from the subnet and `name_prefix`: an apply interrupted " +
+			"at any point (even killed) leaves nothing the next one does not find, as the next create adopts what " +
+			"carries that id, and destroy removes it. A create that finds a swarm of that id whose create finished " +
+			"refuses it (it belongs to a Terraform state, maybe another one): give each swarm of a subnet its own " +
+			"`name_prefix`. Destroy terminates the instances and deletes the security group and an imported key pair. " +
 			"Changing the node counts, `admin_cidr_blocks`, `tags` or `ready_timeout` updates in place (new " +
 			"nodes join; removed nodes are drained, leave and are terminated); other changes replace the swarm. " +
 			"New instances present SSH host keys nobody has seen: use `host_key_policy = \"trust_on_first_use\"` " +
@@ -236,7 +238,9 @@ func awsSchema() schema.SingleNestedAttribute {
 				Default: stringdefault.StaticString(defaultNamePrefix), PlanModifiers: replaceString,
 				Validators: []validator.String{stringvalidator.RegexMatches(reNamePrefix,
 					"letters, digits and dashes, starting with a letter, at most 32 characters")},
-				MarkdownDescription: "Prefix of the `Name` tags (`<prefix>-filter-3`) and the security group's name. Default `minibroker`."},
+				MarkdownDescription: "Prefix of the `Name` tags (`<prefix>-filter-3`) and the security group's name, and with the " +
+					"subnet the swarm's identity (its `id`). Two swarms in one subnet need distinct prefixes, e.g. " +
+					"`\"mb-${terraform.workspace}\"` for one per workspace. Default `minibroker`."},
 			"ready_timeout": schema.StringAttribute{Optional: true, Computed: true,
 				Default: stringdefault.StaticString(defaultReadyTimeout), Validators: []validator.String{durationValidator()},
 				MarkdownDescription: "How long to wait for new instances to run and for Docker to answer on them over SSH (cloud-init installs it on first boot). Default `10m`."},
@@ -316,14 +320,6 @@ func planFleet(plan, state *swarmModel) (hostsChanged, replace bool) {
 	return true, false
 }
 
-// newSwarmID returns the id of a swarm provisioned on EC2, known before
-// anything is created so that everything can be tagged with it.
-func newSwarmID() string {
-	b := make([]byte, 6)
-	_, _ = rand.Read(b)
-	return "mb-" + hex.EncodeToString(b)
-}
-
 const (
 	// awsPollInterval is how often EC2 waiters, and the wait for Docker on
 	// new instances, poll.
@@ -343,11 +339,11 @@ func (a awsModel) want(ctx context.Context, swarmID, sshUser string, prior *swar
 			AMI: a.AMI.ValueString(), SubnetID: a.SubnetID.ValueString(), KeyName: a.KeyName.ValueString(),
 			RootVolumeSize: int32(a.RootVolumeSize.ValueInt64()), RootVolumeType: a.RootVolumeType.ValueString(),
 			PublicIP: a.ConnectVia.ValueString() == connectPublic, UserData: awsfleet.UserData(sshUser),
-			Attempt: strconv.FormatInt(time.Now().UnixNano(), 36),
 		},
 		AMIParameter: a.AMISSMParameter.ValueString(),
 		PublicKey:    a.PublicKey.ValueString(),
 		Slots:        a.slots(),
+		Fresh:        prior == nil,
 	}
 	a.Tags.ElementsAs(ctx, &w.Tags, false)
 	a.AdminCIDRBlocks.ElementsAs(ctx, &w.AdminCIDRs, false)
@@ -356,6 +352,55 @@ func (a awsModel) want(ctx context.Context, swarmID, sshUser string, prior *swar
 		prior.awsConfig().Tags.ElementsAs(ctx, &w.OldTags, false)
 	}
 	return w
+}
+
+// createOnEC2 creates a swarm on EC2. Its id is the fleet's identity
+// (awsfleet.Identity of the subnet and aws.name_prefix), known before
+// anything is created: what an earlier create of the same configuration
+// left, killed before Terraform saved it, is found by that tag and
+// adopted. Once the swarm runs, the fleet is marked created, and a create
+// in another state finding it is refused (awsfleet.TakenError).
+func (r *swarmResource) createOnEC2(ctx context.Context, plan *swarmModel, rec *swarmctl.Record) error {
+	a := plan.awsConfig()
+	fleet, err := a.client(ctx)
+	if err != nil {
+		return err
+	}
+	subnet, err := fleet.FindSubnet(ctx, a.SubnetID.ValueString())
+	if err != nil {
+		return err
+	}
+	id := awsfleet.Identity(subnet.ID, a.NamePrefix.ValueString())
+	release, err := claimIdentity(id, subnet.ID, a.NamePrefix.ValueString())
+	if err != nil {
+		return err
+	}
+	defer release()
+	plan.ID = types.StringValue(id)
+	if err := r.converge(ctx, plan, nil, rec); err != nil {
+		return err
+	}
+	return fleet.MarkCreated(ctx, id)
+}
+
+// creating holds the identities of the swarms this provider process is
+// creating, so that two resources of one configuration with the same
+// subnet and name prefix (say, count = 2) are refused, not one fleet
+// adopted by both.
+var creating sync.Map
+
+func claimIdentity(id, subnet, name string) (release func(), err error) {
+	if _, busy := creating.LoadOrStore(id, true); busy {
+		return nil, fmt.Errorf("another minibroker_swarm of this configuration is creating swarm %s, in the same subnet (%s) "+
+			"with the same aws.name_prefix (%q): give each swarm its own aws.name_prefix", id, subnet, name)
+	}
+	return func() { creating.Delete(id) }, nil
+}
+
+// formed reports whether a swarm was formed on the nodes: not after a
+// create that stopped before (its resource is tainted and replaced).
+func (m swarmModel) formed() bool {
+	return !m.NodeIDs.IsNull() && !m.NodeIDs.IsUnknown() && len(m.NodeIDs.Elements()) > 0
 }
 
 // provisioned is what provision leaves for converge to finish: instances

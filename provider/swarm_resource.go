@@ -65,7 +65,7 @@ func swarmSchema(ctx context.Context) schema.Schema {
 		Attributes: map[string]schema.Attribute{
 			"id": schema.StringAttribute{
 				Computed:            true,
-				MarkdownDescription: "With `hosts`, the swarm's cluster id; with `aws`, `mb-` and 12 hex digits, the value of the `minibroker:swarm` tag on everything created (the swarm carries it as its `minibroker.id` label).",
+				MarkdownDescription: "With `hosts`, the swarm's cluster id; with `aws`, `mb-` and 12 hex digits derived from the subnet and `aws.name_prefix`, the value of the `minibroker:swarm` tag on everything created (the swarm carries it as its `minibroker.id` label).",
 				PlanModifiers:       []planmodifier.String{stringplanmodifier.UseStateForUnknown()},
 			},
 			"hosts":     hostsSchema(),
@@ -652,11 +652,12 @@ func (r *swarmResource) Create(ctx context.Context, req resource.CreateRequest, 
 		return
 	}
 	var rec swarmctl.Record
+	var err error
 	if plan.awsMode() {
-		// Known before anything is created, to tag it all.
-		plan.ID = types.StringValue(newSwarmID())
+		err = r.createOnEC2(ctx, &plan, &rec) // swarm_aws.go
+	} else {
+		err = r.converge(ctx, &plan, nil, &rec)
 	}
-	err := r.converge(ctx, &plan, nil, &rec)
 	if plan.ID.IsUnknown() || (plan.awsMode() && plan.SecurityGroup.IsUnknown()) {
 		// Nothing was created: no state.
 		resp.Diagnostics.AddError("Cannot create swarm", err.Error())
@@ -818,6 +819,11 @@ func (r *swarmResource) Read(ctx context.Context, req resource.ReadRequest, resp
 		if !managerAlive {
 			// The next plan replaces the swarm (see planFleet).
 			tflog.Warn(ctx, "the manager instance is gone", map[string]any{"id": state.ID.ValueString()})
+			resp.Diagnostics.Append(resp.State.Set(ctx, &state)...)
+			return
+		}
+		if !state.formed() {
+			// An interrupted create (tainted, so replaced): no swarm to read.
 			resp.Diagnostics.Append(resp.State.Set(ctx, &state)...)
 			return
 		}

@@ -119,7 +119,7 @@ variable "tags" {
 }
 
 variable "name_prefix" {
-  description = "Prefix of the Name tags (minibroker-manager-0, minibroker-filter-3, ...) and of the security group's and the imported key pair's names. Changing it replaces the swarm."
+  description = "Prefix of the Name tags (minibroker-manager-0, minibroker-filter-3, ...) and of the security group's and the imported key pair's names; with the subnet, the swarm's identity, so two deployments in one subnet (e.g. two workspaces) need different prefixes. Changing it replaces the swarm."
   type        = string
   default     = "minibroker"
 

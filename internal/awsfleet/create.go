@@ -5,6 +5,8 @@ import (
 	"encoding/base64"
 	"fmt"
 	"strconv"
+	"strings"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
@@ -15,32 +17,99 @@ import (
 // it if needed, and makes its ingress rules exactly: SSH from adminCIDRs,
 // and the Swarm and Kafka ports from members of the group.
 func (c *Client) EnsureSecurityGroup(ctx context.Context, swarmID, namePrefix, vpcID string, adminCIDRs []string, tags map[string]string) (string, error) {
-	ids, err := c.FindSecurityGroups(ctx, swarmID)
+	return c.ensureGroup(ctx, swarmID, namePrefix, vpcID, adminCIDRs, tags, false)
+}
+
+// ensureGroup is EnsureSecurityGroup; when fresh (the swarm is being
+// created), a group marked created (MarkCreated) is refused with a
+// *TakenError before anything about it changes.
+func (c *Client) ensureGroup(ctx context.Context, swarmID, namePrefix, vpcID string, adminCIDRs []string, tags map[string]string, fresh bool) (string, error) {
+	groups, err := c.securityGroups(ctx, swarmID)
 	if err != nil {
 		return "", err
 	}
-	var id string
-	switch len(ids) {
+	var g ec2types.SecurityGroup
+	switch len(groups) {
 	case 0:
-		name := namePrefix + "-" + swarmID
-		out, err := c.ec2.CreateSecurityGroup(ctx, &ec2.CreateSecurityGroupInput{
-			GroupName:   aws.String(name),
-			Description: aws.String("minibroker swarm " + swarmID + ": SSH from admins, Swarm and Kafka between members"),
-			VpcId:       aws.String(vpcID),
-			TagSpecifications: []ec2types.TagSpecification{
-				tagSpec(ec2types.ResourceTypeSecurityGroup, tags, TagSwarm, swarmID, TagName, name)},
-		})
-		if err != nil {
-			return "", fmt.Errorf("create security group %s in %s: %w", name, vpcID, err)
+		if g, err = c.createGroup(ctx, swarmID, namePrefix+"-"+swarmID, vpcID, tags); err != nil {
+			return "", err
 		}
-		id = aws.ToString(out.GroupId)
 	case 1:
-		id = ids[0]
+		g = groups[0]
 	default:
+		var ids []string
+		for _, g := range groups {
+			ids = append(ids, aws.ToString(g.GroupId))
+		}
 		return "", fmt.Errorf("swarm %s has %d security groups (%v); delete the extra ones", swarmID, len(ids), ids)
+	}
+	id := aws.ToString(g.GroupId)
+	if created := tagValue(g.Tags, TagCreated); fresh && created != "" {
+		return "", &TakenError{SwarmID: swarmID, SecurityGroup: id, Created: created}
 	}
 	return id, c.syncIngress(ctx, id, adminCIDRs)
 }
+
+// createGroup creates the fleet's security group name in vpcID. A group of
+// that name already there (one that a killed apply created and that EC2
+// does not list by tag yet) is the fleet's if it carries its tag.
+func (c *Client) createGroup(ctx context.Context, swarmID, name, vpcID string, tags map[string]string) (ec2types.SecurityGroup, error) {
+	tagged := tagSpec(ec2types.ResourceTypeSecurityGroup, tags, TagSwarm, swarmID, TagName, name)
+	out, err := c.ec2.CreateSecurityGroup(ctx, &ec2.CreateSecurityGroupInput{
+		GroupName:         aws.String(name),
+		Description:       aws.String("minibroker swarm " + swarmID + ": SSH from admins, Swarm and Kafka between members"),
+		VpcId:             aws.String(vpcID),
+		TagSpecifications: []ec2types.TagSpecification{tagged},
+	})
+	if err == nil {
+		return ec2types.SecurityGroup{GroupId: out.GroupId, GroupName: aws.String(name), Tags: tagged.Tags}, nil
+	}
+	if errorCode(err) != "InvalidGroup.Duplicate" {
+		return ec2types.SecurityGroup{}, fmt.Errorf("create security group %s in %s: %w", name, vpcID, err)
+	}
+	for try := 0; ; try++ {
+		found, err := c.ec2.DescribeSecurityGroups(ctx, &ec2.DescribeSecurityGroupsInput{Filters: []ec2types.Filter{
+			{Name: aws.String("group-name"), Values: []string{name}}, {Name: aws.String("vpc-id"), Values: []string{vpcID}}}})
+		if err != nil {
+			return ec2types.SecurityGroup{}, fmt.Errorf("describe security group %s in %s: %w", name, vpcID, err)
+		}
+		if len(found.SecurityGroups) == 1 {
+			g := found.SecurityGroups[0]
+			if tagValue(g.Tags, TagSwarm) != swarmID {
+				return g, untouched{fmt.Errorf("security group %s (%s) in %s is not swarm %s's (it lacks the tag %s=%s): "+
+					"delete it, or set another aws.name_prefix", name, aws.ToString(g.GroupId), vpcID, swarmID, TagSwarm, swarmID)}
+			}
+			c.log.InfoContext(ctx, LogAdopted, "security_group", aws.ToString(g.GroupId), "swarm", swarmID)
+			return g, nil
+		}
+		if try == findRetries {
+			return ec2types.SecurityGroup{}, fmt.Errorf("create security group %s in %s: EC2 says it exists but does not list it", name, vpcID)
+		}
+		if err := c.sleep(ctx); err != nil {
+			return ec2types.SecurityGroup{}, fmt.Errorf("find security group %s in %s: %w", name, vpcID, err)
+		}
+	}
+}
+
+// findRetries bounds how often a resource EC2 says exists is looked for
+// again (a poll interval apart) before giving up.
+const findRetries = 10
+
+// sleep waits one poll interval, or until ctx ends.
+func (c *Client) sleep(ctx context.Context) error {
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(c.poll):
+		return nil
+	}
+}
+
+// untouched wraps an error met before the fleet created anything, about
+// something that is not the fleet's: the fleet's state need not be kept.
+type untouched struct{ error }
+
+func (u untouched) Unwrap() error { return u.error }
 
 // rule is one ingress permission: a port range from a CIDR or a group.
 type rule struct {
@@ -130,29 +199,76 @@ func (c *Client) syncIngress(ctx context.Context, groupID string, adminCIDRs []s
 // ImportKeyPair imports publicKey (OpenSSH format) as key pair name, tagged
 // as the fleet's. If the fleet already imported that name, it is kept.
 func (c *Client) ImportKeyPair(ctx context.Context, swarmID, name, publicKey string, tags map[string]string) error {
-	owned, err := c.FindKeyPairs(ctx, swarmID)
-	if err != nil {
-		return err
-	}
-	for _, n := range owned {
-		if n == name {
-			return nil
-		}
-	}
-	_, err = c.ec2.ImportKeyPair(ctx, &ec2.ImportKeyPairInput{
-		KeyName:           aws.String(name),
-		PublicKeyMaterial: []byte(publicKey),
-		TagSpecifications: []ec2types.TagSpecification{tagSpec(ec2types.ResourceTypeKeyPair, tags, TagSwarm, swarmID)},
-	})
-	if err != nil {
-		return fmt.Errorf("import key pair %s: %w", name, err)
-	}
-	return nil
+	_, err := c.importKey(ctx, swarmID, name, publicKey, tags, false)
+	return err
 }
 
-// RunInstance starts the instance for role/index. Its client token makes a
-// retried call return the same instance instead of starting a second one.
-func (c *Client) RunInstance(ctx context.Context, s Spec, role string, index int) (Instance, error) {
+// importKey is ImportKeyPair; when fresh (the swarm is being created), a
+// pair of the fleet's with another public key (left by a killed apply
+// before the key was changed) is imported again, and replaced says so:
+// instances launched with it are not adopted.
+func (c *Client) importKey(ctx context.Context, swarmID, name, publicKey string, tags map[string]string, fresh bool) (replaced bool, err error) {
+	owned, err := c.keyPairs(ctx, &ec2.DescribeKeyPairsInput{Filters: []ec2types.Filter{tagFilter(TagSwarm, swarmID)}})
+	if err != nil {
+		return false, err
+	}
+	for try := 0; ; try++ {
+		for _, k := range owned {
+			if aws.ToString(k.KeyName) != name {
+				continue
+			}
+			if have := aws.ToString(k.PublicKey); !fresh || have == "" || sameKey(have, publicKey) {
+				return replaced, nil
+			}
+			c.log.InfoContext(ctx, "importing the key pair again: an interrupted apply imported another public key", "key_pair", name)
+			if err := c.DeleteKeyPair(ctx, name); err != nil {
+				return replaced, err
+			}
+			replaced = true
+		}
+		_, err = c.ec2.ImportKeyPair(ctx, &ec2.ImportKeyPairInput{
+			KeyName:           aws.String(name),
+			PublicKeyMaterial: []byte(publicKey),
+			TagSpecifications: []ec2types.TagSpecification{tagSpec(ec2types.ResourceTypeKeyPair, tags, TagSwarm, swarmID)},
+		})
+		switch {
+		case err == nil:
+			return replaced, nil
+		case errorCode(err) != "InvalidKeyPair.Duplicate" || try == findRetries:
+			return replaced, fmt.Errorf("import key pair %s: %w", name, err)
+		}
+		// Imported by a killed apply and not listed by tag yet, or someone
+		// else's.
+		if owned, err = c.keyPairs(ctx, &ec2.DescribeKeyPairsInput{KeyNames: []string{name}}); err != nil {
+			return replaced, err
+		}
+		for _, k := range owned {
+			if tagValue(k.Tags, TagSwarm) != swarmID {
+				return replaced, fmt.Errorf("key pair %s exists and is not swarm %s's (it lacks the tag %s=%s): delete it, "+
+					"or set another aws.name_prefix", name, swarmID, TagSwarm, swarmID)
+			}
+		}
+		if len(owned) == 0 {
+			if err := c.sleep(ctx); err != nil {
+				return replaced, fmt.Errorf("find key pair %s: %w", name, err)
+			}
+		}
+	}
+}
+
+// sameKey reports whether two OpenSSH public keys are the same key (type
+// and data; comments aside).
+func sameKey(a, b string) bool {
+	fa, fb := strings.Fields(a), strings.Fields(b)
+	return len(fa) >= 2 && len(fb) >= 2 && fa[0] == fb[0] && fa[1] == fb[1]
+}
+
+// RunInstance starts the instance for role/index, the launch-th one of the
+// slot in this fleet (counting from 0). Its client token (clientToken) makes
+// a call repeated, by the SDK or by the next apply after a killed one,
+// return the same instance instead of starting a second one; EC2 may then
+// return an instance that has ended since (see Provision).
+func (c *Client) RunInstance(ctx context.Context, s Spec, role string, index, launch int) (Instance, error) {
 	dev, err := c.rootDevice(ctx, s.AMI)
 	if err != nil {
 		return Instance{}, err
@@ -168,7 +284,7 @@ func (c *Client) RunInstance(ctx context.Context, s Spec, role string, index int
 		MinCount:     aws.Int32(1),
 		MaxCount:     aws.Int32(1),
 		KeyName:      aws.String(s.KeyName),
-		ClientToken:  aws.String(clientToken(s.SwarmID, role, index, s.Attempt)),
+		ClientToken:  aws.String(clientToken(s.SwarmID, s.SecurityGroup, role, index, launch)),
 		UserData:     aws.String(base64.StdEncoding.EncodeToString([]byte(s.UserData))),
 		NetworkInterfaces: []ec2types.InstanceNetworkInterfaceSpecification{{
 			DeviceIndex:              aws.Int32(0),
@@ -204,11 +320,15 @@ func (c *Client) RunInstance(ctx context.Context, s Spec, role string, index int
 	return fromEC2(out.Instances[0]), nil
 }
 
-// clientToken is unique per fleet, role, index and attempt (at most 64
-// characters): the SDK's retries of one call start one instance, and a node
-// started again after a scale-down gets a new instance.
-func clientToken(swarmID, role string, index int, attempt string) string {
-	t := fmt.Sprintf("%s-%s-%d-%s", swarmID, role, index, attempt)
+// clientToken is the same for the same fleet, security group, slot and
+// launch (at most 64 characters), and nothing in it depends on the apply:
+// the SDK's retries of one call, and the next apply's call after a killed
+// one, start one instance. The security group stands for the fleet's
+// lifetime (a fleet created again after a destroy has a new one), and
+// launch counts the instances a slot has had in it (a node started again
+// after a scale-down or a termination gets a new instance).
+func clientToken(swarmID, group, role string, index, launch int) string {
+	t := fmt.Sprintf("%s-%s-%s-%d-%d", swarmID, strings.TrimPrefix(group, "sg-"), role, index, launch)
 	if len(t) > 64 {
 		t = t[len(t)-64:]
 	}

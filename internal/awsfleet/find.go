@@ -138,28 +138,50 @@ func (c *Client) rootDevice(ctx context.Context, ami string) (string, error) {
 
 // FindSecurityGroups returns the ids of the fleet's security groups.
 func (c *Client) FindSecurityGroups(ctx context.Context, swarmID string) ([]string, error) {
-	out, err := c.ec2.DescribeSecurityGroups(ctx, &ec2.DescribeSecurityGroupsInput{
-		Filters: []ec2types.Filter{tagFilter(TagSwarm, swarmID)}})
+	groups, err := c.securityGroups(ctx, swarmID)
 	if err != nil {
-		return nil, fmt.Errorf("describe security groups: %w", err)
+		return nil, err
 	}
 	var ids []string
-	for _, g := range out.SecurityGroups {
+	for _, g := range groups {
 		ids = append(ids, aws.ToString(g.GroupId))
 	}
 	return ids, nil
 }
 
-// FindKeyPairs returns the names of the key pairs the fleet imported.
-func (c *Client) FindKeyPairs(ctx context.Context, swarmID string) ([]string, error) {
-	out, err := c.ec2.DescribeKeyPairs(ctx, &ec2.DescribeKeyPairsInput{
+// securityGroups returns the fleet's security groups, with their tags.
+func (c *Client) securityGroups(ctx context.Context, swarmID string) ([]ec2types.SecurityGroup, error) {
+	out, err := c.ec2.DescribeSecurityGroups(ctx, &ec2.DescribeSecurityGroupsInput{
 		Filters: []ec2types.Filter{tagFilter(TagSwarm, swarmID)}})
 	if err != nil {
-		return nil, fmt.Errorf("describe key pairs: %w", err)
+		return nil, fmt.Errorf("describe security groups: %w", err)
+	}
+	return out.SecurityGroups, nil
+}
+
+// FindKeyPairs returns the names of the key pairs the fleet imported.
+func (c *Client) FindKeyPairs(ctx context.Context, swarmID string) ([]string, error) {
+	keys, err := c.keyPairs(ctx, &ec2.DescribeKeyPairsInput{Filters: []ec2types.Filter{tagFilter(TagSwarm, swarmID)}})
+	if err != nil {
+		return nil, err
 	}
 	var names []string
-	for _, k := range out.KeyPairs {
+	for _, k := range keys {
 		names = append(names, aws.ToString(k.KeyName))
 	}
 	return names, nil
+}
+
+// keyPairs describes key pairs with their public keys; a name that is not
+// there is no error.
+func (c *Client) keyPairs(ctx context.Context, in *ec2.DescribeKeyPairsInput) ([]ec2types.KeyPairInfo, error) {
+	in.IncludePublicKey = aws.Bool(true)
+	out, err := c.ec2.DescribeKeyPairs(ctx, in)
+	switch {
+	case errorCode(err) == "InvalidKeyPair.NotFound":
+		return nil, nil
+	case err != nil:
+		return nil, fmt.Errorf("describe key pairs: %w", err)
+	}
+	return out.KeyPairs, nil
 }

@@ -2,22 +2,33 @@
 // instances of a swarm (with their security group and, optionally, an
 // imported key pair), watches them, and removes everything again.
 //
-// Everything it creates carries the tag TagSwarm = the resource's id, so a
-// failed or interrupted apply can always be cleaned up by tag (Sweep).
+// A fleet's identity is derived from what configures it (Identity: its
+// subnet and its name prefix), not drawn at random, and everything it
+// creates carries the tag TagSwarm = that id. So what an apply killed at
+// any point created is found again: the next create adopts it
+// (Want.Fresh), and destroy removes it by tag (Sweep). A fleet whose
+// create finished is marked (MarkCreated, the tag TagCreated on its
+// security group); a create that finds a marked fleet with its identity
+// refuses it (*TakenError) rather than adopt a swarm that another
+// Terraform state may hold.
 //
-// Files: fleet.go (types), provision.go (making a fleet what a swarm asks
-// for, and finding what of it is left), find.go (lookups), create.go
-// (security group, key pair, instances), tags.go (retagging), wait.go
+// Files: fleet.go (types, identity), provision.go (making a fleet what a
+// swarm asks for, adopting leftovers, and finding what of it is left),
+// find.go (lookups), create.go (security group, key pair, instances and
+// their client tokens), tags.go (retagging, the created mark), wait.go
 // (waiters), delete.go (termination and sweep), userdata.go (cloud-init).
 package awsfleet
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -29,11 +40,47 @@ import (
 
 // Tags put on everything the fleet creates.
 const (
-	TagSwarm = "minibroker:swarm" // the resource's id
+	TagSwarm = "minibroker:swarm" // the resource's id (Identity)
 	TagRole  = "minibroker:role"  // manager, producer, filter, consumer
 	TagIndex = "minibroker:index" // number within the role
 	TagName  = "Name"
+	// TagCreated is on the security group of a fleet whose create
+	// finished (MarkCreated), with the time it finished.
+	TagCreated = "minibroker:created"
 )
+
+// Identity is the id of the fleet of a swarm in subnetID named name (its
+// name prefix): "mb-" and 12 hex digits of a hash of both. The same
+// configuration always gives the same id, so whatever a killed apply
+// created is found by its tag; two swarms in one subnet need distinct
+// names.
+func Identity(subnetID, name string) string {
+	sum := sha256.Sum256([]byte("minibroker swarm\x00" + subnetID + "\x00" + name))
+	return "mb-" + hex.EncodeToString(sum[:6])
+}
+
+// TakenError is returned when a fleet is created (Want.Fresh) with the
+// identity of one whose create finished: that swarm belongs to a Terraform
+// state (another one, or this one which lost it) and is not adopted.
+type TakenError struct {
+	SwarmID, SubnetID, Name string
+	SecurityGroup           string
+	Created                 string // the TagCreated value
+	Instances               []string
+}
+
+func (e *TakenError) Error() string {
+	ins := "no live instance"
+	if len(e.Instances) > 0 {
+		ins = fmt.Sprintf("%d live instances (%s)", len(e.Instances), strings.Join(e.Instances, ", "))
+	}
+	return fmt.Sprintf("swarm %s already exists on EC2: security group %s and %s, tagged %s=%s, come from a swarm "+
+		"with the same subnet (%s) and name prefix (%q) whose create finished at %s. It belongs to a Terraform state, "+
+		"another one or this one which lost it, and is not adopted. To manage it from here, import it "+
+		"(terraform import <resource address> <its manager's SSH address>); for a second swarm in this subnet, set "+
+		"another aws.name_prefix; to start over, destroy it from the state that holds it.",
+		e.SwarmID, e.SecurityGroup, ins, TagSwarm, e.SwarmID, e.SubnetID, e.Name, e.Created)
+}
 
 // DefaultAMIParameter is Canonical's public SSM parameter naming the current
 // Ubuntu 24.04 LTS AMI (amd64, gp3 root) of the region.
@@ -96,9 +143,6 @@ type Spec struct {
 	PublicIP       bool
 	UserData       string
 	Tags           map[string]string
-	// Attempt distinguishes one apply's RunInstances calls from another's
-	// (part of the client token), e.g. the apply's start time.
-	Attempt string
 }
 
 // Instance is one instance of a fleet as EC2 reports it.
@@ -110,6 +154,9 @@ type Instance struct {
 	State       string // pending, running, shutting-down, terminated, stopping, stopped
 	StateReason string
 	Type, AMI   string
+	SubnetID    string
+	KeyName     string
+	Launched    time.Time // zero if EC2 did not say
 }
 
 // Alive reports whether the instance is, or is about to be, running.
@@ -128,6 +175,7 @@ func fromEC2(in ec2types.Instance) Instance {
 	out := Instance{
 		ID: aws.ToString(in.InstanceId), PrivateIP: aws.ToString(in.PrivateIpAddress),
 		PublicIP: aws.ToString(in.PublicIpAddress), Type: string(in.InstanceType), AMI: aws.ToString(in.ImageId),
+		SubnetID: aws.ToString(in.SubnetId), KeyName: aws.ToString(in.KeyName), Launched: aws.ToTime(in.LaunchTime),
 	}
 	if in.State != nil {
 		out.State = string(in.State.Name)
@@ -151,6 +199,16 @@ func errorCode(err error) string {
 	var ae smithy.APIError
 	if errors.As(err, &ae) {
 		return ae.ErrorCode()
+	}
+	return ""
+}
+
+// tagValue returns the value of the tag key ("" if there is none).
+func tagValue(tags []ec2types.Tag, key string) string {
+	for _, t := range tags {
+		if aws.ToString(t.Key) == key {
+			return aws.ToString(t.Value)
+		}
 	}
 	return ""
 }

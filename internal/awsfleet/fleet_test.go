@@ -22,11 +22,14 @@ const testPublicKey = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGy6hN8eJ0dV3a0m8lIuy
 
 // bed is a moto server with a VPC and subnet, and a fleet client on it.
 type bed struct {
-	fleet  *awsfleet.Client
-	ec2    *ec2.Client
-	subnet string
-	vpc    string
-	ami    string
+	fleet   *awsfleet.Client
+	ec2     *ec2.Client
+	subnet  string
+	vpc     string
+	ami     string
+	cfg     aws.Config // moto's
+	motoURL string
+	poll    time.Duration
 }
 
 func newBed(t *testing.T) *bed {
@@ -37,7 +40,8 @@ func newBed(t *testing.T) *bed {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := &bed{fleet: awsfleet.New(cfg, awsfleet.WithPollInterval(50*time.Millisecond)), ec2: ec2.NewFromConfig(cfg)}
+	b := &bed{fleet: awsfleet.New(cfg, awsfleet.WithPollInterval(50*time.Millisecond)), ec2: ec2.NewFromConfig(cfg),
+		cfg: cfg, motoURL: srv.URL(), poll: 50 * time.Millisecond}
 	vpc, err := b.ec2.CreateVpc(ctx, &ec2.CreateVpcInput{CidrBlock: aws.String("10.77.0.0/16")})
 	if err != nil {
 		t.Fatal(err)
@@ -139,20 +143,20 @@ func TestInstancesLifecycleAndSweep(t *testing.T) {
 	}
 	spec := awsfleet.Spec{SwarmID: id, NamePrefix: "mb", InstanceType: "m4.4xlarge", AMI: b.ami, SubnetID: b.subnet,
 		SecurityGroup: sg, KeyName: "mb-" + id, RootVolumeSize: 100, RootVolumeType: "gp3",
-		UserData: awsfleet.UserData("ubuntu"), Tags: tags, Attempt: "a1"}
+		UserData: awsfleet.UserData("ubuntu"), Tags: tags}
 	var ids []string
 	for _, s := range []struct {
 		role  string
 		index int
 	}{{"manager", 0}, {"filter", 1}, {"filter", 0}} {
-		in, err := b.fleet.RunInstance(ctx, spec, s.role, s.index)
+		in, err := b.fleet.RunInstance(ctx, spec, s.role, s.index, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
 		ids = append(ids, in.ID)
 	}
-	// (moto 5.2.5 ignores ClientToken, so the idempotency of a retried
-	// RunInstances cannot be checked here.)
+	// (moto 5.2.5 ignores ClientToken: TestClientTokensFollowTheSlot checks
+	// the tokens behind a proxy that honours them.)
 	running, err := b.fleet.WaitRunning(ctx, ids)
 	if err != nil {
 		t.Fatal(err)
@@ -296,7 +300,7 @@ func TestProvisionKeepsWhatItCanAndNamesTheSurplus(t *testing.T) {
 	ctx := context.Background()
 	want := awsfleet.Want{
 		Spec: awsfleet.Spec{SwarmID: "mb-000000000abc", NamePrefix: "t", InstanceType: "t3.micro",
-			SubnetID: b.subnet, RootVolumeSize: 8, RootVolumeType: "gp3", Attempt: "1"},
+			SubnetID: b.subnet, RootVolumeSize: 8, RootVolumeType: "gp3"},
 		AMIParameter: "/minibroker-test/ubuntu/ami-id",
 		PublicKey:    testPublicKey,
 		AdminCIDRs:   []string{"203.0.113.0/24"},
@@ -317,7 +321,6 @@ func TestProvisionKeepsWhatItCanAndNamesTheSurplus(t *testing.T) {
 	// One filter fewer, a consumer more: two instances kept, one started,
 	// one surplus.
 	want.Slots = []awsfleet.Slot{{Role: "manager"}, {Role: "filter"}, {Role: "consumer"}}
-	want.Attempt = "2"
 	second, err := b.fleet.Provision(ctx, want)
 	if err != nil {
 		t.Fatal(err)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
@@ -66,4 +67,22 @@ func (c *Client) taggedResources(ctx context.Context, swarmID string) ([]string,
 		}
 	}
 	return ids, nil
+}
+
+// MarkCreated marks the fleet as one whose create finished (TagCreated on
+// its security group): from then on a create with its identity refuses it
+// instead of adopting it (Want.Fresh).
+func (c *Client) MarkCreated(ctx context.Context, swarmID string) error {
+	groups, err := c.FindSecurityGroups(ctx, swarmID)
+	if err != nil {
+		return err
+	}
+	if len(groups) == 0 {
+		return fmt.Errorf("swarm %s has no security group (tagged %s=%s) to mark as created", swarmID, TagSwarm, swarmID)
+	}
+	if _, err := c.ec2.CreateTags(ctx, &ec2.CreateTagsInput{Resources: groups, Tags: []ec2types.Tag{
+		{Key: aws.String(TagCreated), Value: aws.String(time.Now().UTC().Format(time.RFC3339))}}}); err != nil {
+		return fmt.Errorf("mark swarm %s as created (tag %v): %w", swarmID, groups, err)
+	}
+	return nil
 }
