@@ -15,6 +15,7 @@ type Topic struct {
 	Name       string
 	Partitions int
 	Compacted  bool
+	Config     map[string]string // more topic configs, over TopicConfig's
 }
 
 // TopicConfig is the per-topic configuration every workload topic gets: it
@@ -44,7 +45,7 @@ func EnsureTopics(ctx context.Context, bootstrap string, topics ...Topic) error 
 			p = 1
 		}
 		specs = append(specs, kafka.TopicSpecification{
-			Topic: t.Name, NumPartitions: p, ReplicationFactor: -1, Config: TopicConfig(t.Compacted),
+			Topic: t.Name, NumPartitions: p, ReplicationFactor: -1, Config: mergeConfig(TopicConfig(t.Compacted), t.Config),
 		})
 	}
 	res, err := ad.CreateTopics(ctx, specs, kafka.SetAdminOperationTimeout(30*time.Second))
@@ -115,4 +116,11 @@ func WaitTopic(ctx context.Context, bootstrap, topic string) ([]int32, error) {
 		case <-tick.C:
 		}
 	}
+}
+
+func mergeConfig(base, over map[string]string) map[string]string {
+	for k, v := range over {
+		base[k] = v
+	}
+	return base
 }

@@ -11,6 +11,13 @@ import (
 // offsets it finds at the call, in partition order, and calls fn for each.
 // A missing topic is not an error: there is nothing to read.
 func ReadAll(ctx context.Context, bootstrap, topic string, fn func(*kafka.Message) error) error {
+	return ReadTail(ctx, bootstrap, topic, -1, fn)
+}
+
+// ReadTail is ReadAll for at most the last n offsets of each partition
+// (n < 0: all of them). Offsets are not messages: transaction markers
+// and compaction leave gaps, so fewer messages may come.
+func ReadTail(ctx context.Context, bootstrap, topic string, n int64, fn func(*kafka.Message) error) error {
 	c, err := kafka.NewConsumer(ReaderConfig(bootstrap))
 	if err != nil {
 		return fmt.Errorf("reader for %s: %w", bootstrap, err)
@@ -27,6 +34,9 @@ func ReadAll(ctx context.Context, bootstrap, topic string, fn func(*kafka.Messag
 		lo, hi, err := c.QueryWatermarkOffsets(topic, p, 10000)
 		if err != nil {
 			return fmt.Errorf("offsets of %s[%d] on %s: %w", topic, p, bootstrap, err)
+		}
+		if n >= 0 {
+			lo = max(lo, hi-n)
 		}
 		if hi > lo {
 			remaining[p] = hi

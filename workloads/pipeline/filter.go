@@ -172,7 +172,7 @@ func (f *filterRun) run(ctx context.Context) error {
 		outs = append(outs, kclient.Topic{Name: s.Output, Partitions: 1})
 	}
 	if !cfg.AtLeastOnce {
-		outs = append(outs, kclient.Topic{Name: cfg.StateTopic, Partitions: 1, Compacted: true})
+		outs = append(outs, kclient.Topic{Name: cfg.StateTopic, Partitions: 1, Compacted: true, Config: stateTopicConfig})
 	}
 	if err := kclient.EnsureTopics(ctx, cfg.OutputBootstrap, outs...); err != nil {
 		return err

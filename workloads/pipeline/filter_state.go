@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strconv"
 
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
 
@@ -167,16 +168,38 @@ func restoreBook(data []byte, set *filter.Set) (*visitBook, error) {
 // or nil if there is none. Call it after the process's transactional
 // producer has been initialised: that aborts whatever a predecessor left
 // open, so the committed end is the true end.
+//
+// Each transaction ends with a state record and its marker, so the last
+// committed record is near the end: the tail is read first, the whole
+// topic only if the tail holds none (aborted transactions at the end).
 func readState(ctx context.Context, bootstrap, topic string) ([]byte, error) {
-	var last []byte
-	err := kclient.ReadAll(ctx, bootstrap, topic, func(m *kafka.Message) error {
-		if string(m.Key) == stateKey {
-			last = m.Value
+	for _, n := range []int64{stateTail, -1} {
+		var last []byte
+		err := kclient.ReadTail(ctx, bootstrap, topic, n, func(m *kafka.Message) error {
+			if string(m.Key) == stateKey {
+				last = m.Value
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("read the filter state from %s on %s: %w", topic, bootstrap, err)
 		}
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("read the filter state from %s on %s: %w", topic, bootstrap, err)
+		if last != nil {
+			return last, nil
+		}
 	}
-	return last, nil
+	return nil, nil
+}
+
+// stateTail is how many offsets at the end of the state topic are read
+// first for its last record.
+const stateTail = 64
+
+// stateTopicConfig keeps the state topic small: its segments roll often
+// so the log cleaner can drop the superseded records (Kafka's defaults,
+// 1 GiB segments, would let it grow by gigabytes first).
+var stateTopicConfig = map[string]string{
+	"segment.bytes":             strconv.Itoa(8 << 20),
+	"segment.ms":                "600000",
+	"min.cleanable.dirty.ratio": "0.1",
 }
