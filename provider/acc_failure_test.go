@@ -18,6 +18,7 @@ type scaleConfig struct {
 	Nodes                      []lab.Node
 	Consumers                  int
 	HubProperties              string
+	Resources                  string
 }
 
 const scaleTemplate = `
@@ -35,14 +36,16 @@ resource "minibroker_swarm" "s" {
   image_archives = ["{{.Kafka}}"]
   hub      = { heap_mb = 256{{if .HubProperties}}, properties = {{.HubProperties}}{{end}} }
   producer = { enabled = false }
-  timeouts = { update = "3m" }
+  timeouts = { update = "3m" }{{if .Resources}}
+  resources = {{.Resources}}{{end}}
 }
 `
 
 // TestAccSwarmScalesAndReportsFailures grows and shrinks the swarm in place
-// (trust on first use keeps host keys in state), then breaks the hub and
-// expects the apply to fail with the hub's own log lines, leaving the
-// service in place; destroy still removes everything.
+// (trust on first use keeps host keys in state), then asks for a hub no
+// node has room for and breaks the hub, and expects each apply to fail with
+// the reason (Swarm's, then the hub's own log lines), leaving the service in
+// place; destroy still removes everything.
 func TestAccSwarmScalesAndReportsFailures(t *testing.T) {
 	if testing.Short() {
 		t.Skip("needs root, a lab of 3 Docker Engines and Terraform; skipped under -short")
@@ -55,6 +58,10 @@ func TestAccSwarmScalesAndReportsFailures(t *testing.T) {
 	cfg := func(consumers int, props string) string {
 		return render(t, scaleTemplate, scaleConfig{KeyFile: l.PrivateKeyFile(), KnownHosts: l.KnownHostsFile(),
 			Kafka: kafka, Nodes: nodes, Consumers: consumers, HubProperties: props})
+	}
+	withResources := func(res string) string {
+		return render(t, scaleTemplate, scaleConfig{KeyFile: l.PrivateKeyFile(), KnownHosts: l.KnownHostsFile(),
+			Kafka: kafka, Nodes: nodes, Consumers: 1, Resources: res})
 	}
 	members := func(want int) resource.TestCheckFunc {
 		return func(*terraform.State) error {
@@ -100,6 +107,13 @@ func TestAccSwarmScalesAndReportsFailures(t *testing.T) {
 					}
 					return nil
 				}),
+			},
+			{
+				// A hub that reserves more memory than any node has: the
+				// apply fails with Swarm's reason after 30 s, not at its
+				// timeout.
+				Config:      withResources(`{ hub = { memory_mb = 1048576, reserve_memory_mb = 1048576 } }`),
+				ExpectError: regexp.MustCompile(`(?s)service mb-hub: no node can take its task: no suitable node \(insufficient\s+resources`),
 			},
 			{
 				// A hub that cannot start: the error carries Kafka's own words.

@@ -164,6 +164,7 @@ func TestAccMiniBrokerOnLabSwarm(t *testing.T) {
 					resource.TestCheckResourceAttr("minibroker_filter_group.g0", "services.%", "6"),
 					resource.TestCheckResourceAttr("minibroker_filter_group.g1", "services.%", "4"),
 					checkPlacement(t, nodes),
+					checkResources(t, nodes),
 					func(s *terraform.State) error {
 						bright0 = s.RootModule().Resources["minibroker_filter_group.g0"].Primary.Attributes["services.mb-g0-bright"]
 						return nil
@@ -238,11 +239,16 @@ func TestAccMiniBrokerOnLabSwarm(t *testing.T) {
 					if _, err := mgr.ServiceUpdate(ctx, svc.ID, svc.Version, svc.Spec, swarm.ServiceUpdateOptions{}); err != nil {
 						t.Fatal(err)
 					}
+					// and a memory limit changed by hand.
+					if err := limitMemoryByHand(ctx, mgr, "mb-mirror-m0-mm2", 900); err != nil {
+						t.Fatal(err)
+					}
 				},
 				Config: render(t, accTemplate, changed),
 				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
 					plancheck.ExpectResourceAction("minibroker_filter_group.g0", plancheck.ResourceActionUpdate),
 					plancheck.ExpectResourceAction("minibroker_filter_group.g1", plancheck.ResourceActionUpdate),
+					plancheck.ExpectResourceAction("minibroker_mirror.m[0]", plancheck.ResourceActionUpdate),
 					plancheck.ExpectResourceAction("minibroker_swarm.lab", plancheck.ResourceActionNoop),
 				}},
 				Check: func(*terraform.State) error {
@@ -257,7 +263,7 @@ func TestAccMiniBrokerOnLabSwarm(t *testing.T) {
 					if strings.Contains(strings.Join(svc.Spec.TaskTemplate.ContainerSpec.Args, " "), "1000") {
 						return fmt.Errorf("changed filter not restored: %v", svc.Spec.TaskTemplate.ContainerSpec.Args)
 					}
-					return nil
+					return checkResources(t, nodes)(nil)
 				},
 			},
 		},

@@ -17,13 +17,18 @@ import (
 	"time"
 
 	"github.com/hashicorp/terraform-plugin-framework-timeouts/resource/timeouts"
+	"github.com/hashicorp/terraform-plugin-framework-validators/float64validator"
+	"github.com/hashicorp/terraform-plugin-framework-validators/int64validator"
 	"github.com/hashicorp/terraform-plugin-framework/attr"
 	"github.com/hashicorp/terraform-plugin-framework/diag"
 	"github.com/hashicorp/terraform-plugin-framework/path"
 	"github.com/hashicorp/terraform-plugin-framework/resource"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema/defaults"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema/float64default"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema/int64default"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema/mapplanmodifier"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema/objectdefault"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema/planmodifier"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema/stringplanmodifier"
 	"github.com/hashicorp/terraform-plugin-framework/schema/validator"
@@ -270,6 +275,9 @@ func (c settingsCodec) decode(ctx context.Context, label string, model any) erro
 	}
 	tv, err := tftypes.ValueFromJSONWithOpts([]byte(label), tftypes.Object{AttributeTypes: types},
 		tftypes.ValueFromJSONOpts{IgnoreUndefinedAttributes: true})
+	if err == nil {
+		tv, err = tftypes.Transform(tv, float64Numbers)
+	}
 	if err != nil {
 		return fmt.Errorf("settings label: %w", err)
 	}
@@ -293,6 +301,22 @@ func (c settingsCodec) decode(ctx context.Context, label string, model any) erro
 		return diagError(diags)
 	}
 	return nil
+}
+
+// float64Numbers rounds a number that is not whole to float64 precision:
+// JSON keeps a number's digits but not the precision of the float they
+// came from, and such numbers are Float64 attributes, whose values (0.005
+// from a default) must come back equal.
+func float64Numbers(_ *tftypes.AttributePath, v tftypes.Value) (tftypes.Value, error) {
+	if !v.Type().Is(tftypes.Number) || !v.IsKnown() || v.IsNull() {
+		return v, nil
+	}
+	var f big.Float
+	if err := v.As(&f); err != nil || f.IsInt() {
+		return v, err
+	}
+	f64, _ := f.Float64()
+	return tftypes.NewValue(tftypes.Number, big.NewFloat(f64)), nil
 }
 
 // terraformAttrs converts a model struct into Terraform values by
@@ -446,6 +470,20 @@ func objectDefault(attrs map[string]schema.Attribute) types.Object {
 				vals[name] = resp.PlanValue
 				continue
 			}
+		case schema.Float64Attribute:
+			if a.Default != nil {
+				var resp defaults.Float64Response
+				a.Default.DefaultFloat64(ctx, defaults.Float64Request{}, &resp)
+				vals[name] = resp.PlanValue
+				continue
+			}
+		case schema.SingleNestedAttribute:
+			if a.Default != nil {
+				var resp defaults.ObjectResponse
+				a.Default.DefaultObject(ctx, defaults.ObjectRequest{}, &resp)
+				vals[name] = resp.PlanValue
+				continue
+			}
 		}
 		null, err := a.GetType().ValueFromTerraform(ctx, tftypes.NewValue(a.GetType().TerraformType(ctx), nil))
 		if err != nil {
@@ -560,6 +598,185 @@ func cidrValidator() stringCheck {
 		}
 		return nil
 	}}
+}
+
+// --- resources: CPU and memory by role --------------------------------------
+
+// resourceRole is one role of a resource's `resources` attribute: the
+// services it covers and their defaults (swarmspec). A JVM role's memory
+// limit follows its heap, set at heap (default heapDefault).
+type resourceRole struct {
+	name, what  string // attribute name, and what it covers, e.g. "the hub Kafka"
+	def         swarmspec.Resources
+	jvm         bool
+	broker      bool      // a Kafka broker, whose limit also holds page cache
+	heap        path.Path // the heap's attribute (JVM roles)
+	heapDefault int
+}
+
+// resourcesModel is one role's object in a resources attribute.
+type resourcesModel struct {
+	CPUs            types.Float64 `tfsdk:"cpus"`
+	MemoryMB        types.Int64   `tfsdk:"memory_mb"`
+	ReserveCPUs     types.Float64 `tfsdk:"reserve_cpus"`
+	ReserveMemoryMB types.Int64   `tfsdk:"reserve_memory_mb"`
+}
+
+func (m resourcesModel) spec() swarmspec.Resources {
+	return swarmspec.Resources{CPUs: m.CPUs.ValueFloat64(), MemoryMB: int(m.MemoryMB.ValueInt64()),
+		ReserveCPUs: m.ReserveCPUs.ValueFloat64(), ReserveMemoryMB: int(m.ReserveMemoryMB.ValueInt64())}
+}
+
+// roleResources reads one role from a resources attribute. Null or
+// unknown values are zero, which swarmspec takes as its defaults.
+func roleResources(ctx context.Context, res types.Object, role string) swarmspec.Resources {
+	if res.IsNull() || res.IsUnknown() {
+		return swarmspec.Resources{}
+	}
+	obj, ok := res.Attributes()[role].(types.Object)
+	if !ok || obj.IsNull() || obj.IsUnknown() {
+		return swarmspec.Resources{}
+	}
+	var m resourcesModel
+	obj.As(ctx, &m, basetypes.ObjectAsOptions{UnhandledNullAsEmpty: true, UnhandledUnknownAsEmpty: true})
+	return m.spec()
+}
+
+// resourcesSchema is the optional `resources` attribute: one object per
+// role, each field with its default, so that leaving out a role or a field
+// means its defaults and the plan shows them. restartNote qualifies the
+// restart policy for the resource's services, if needed.
+func resourcesSchema(restartNote string, roles ...resourceRole) schema.SingleNestedAttribute {
+	attrs := map[string]schema.Attribute{}
+	var names []string
+	for _, r := range roles {
+		attrs[r.name] = roleSchema(r)
+		names = append(names, "`"+r.name+"` ("+r.what+")")
+	}
+	return schema.SingleNestedAttribute{
+		Optional: true, Computed: true,
+		Default: objectdefault.StaticValue(objectDefault(attrs)),
+		MarkdownDescription: "CPU and memory of the services, by role: " + strings.Join(names, ", ") + ". " +
+			"Roles and fields left out take their defaults. Limits are enforced by Docker on each container: its CPU " +
+			"time is throttled at `cpus`, and it is killed when its memory (the page cache of files it writes included) " +
+			"cannot be kept under `memory_mb`. Reservations are what Swarm's scheduler counts: a node takes a task only " +
+			"while the reservations of its tasks fit in its CPUs and memory, and a task that fits on no node stays " +
+			"pending. A CPU limit above a node's CPUs makes Docker refuse the task. Changing them updates the services " +
+			"in place (their tasks restart). " +
+			fmt.Sprintf("Tasks restart %s after they end, whatever the cause (a memory limit included), and Swarm never gives up on them%s.",
+				swarmspec.RestartDelay, restartNote),
+		Attributes: attrs,
+	}
+}
+
+// roleSchema is one role's object: limits and reservations, validated.
+func roleSchema(r resourceRole) schema.SingleNestedAttribute {
+	memory := schema.Int64Attribute{Optional: true, Computed: true,
+		Default:             int64default.StaticInt64(int64(r.def.MemoryMB)),
+		Validators:          []validator.Int64{int64validator.AtLeast(6)},
+		MarkdownDescription: fmt.Sprintf("Memory limit in MiB (at least 6, Docker's least). Default %d.", r.def.MemoryMB)}
+	if r.jvm {
+		// The limit follows the heap: no static default, so a null value
+		// is the default and swarmspec derives it.
+		extra := fmt.Sprintf("%d for the JVM beyond its heap", swarmspec.JVMOffHeapMB)
+		if r.broker {
+			extra += fmt.Sprintf(" and %d for the page cache of its log segments", swarmspec.KafkaPageCacheMB)
+		}
+		memory = schema.Int64Attribute{Optional: true,
+			Validators: []validator.Int64{int64validator.AtLeast(6)},
+			MarkdownDescription: fmt.Sprintf("Memory limit in MiB, at least `%s` + %d. Default (null): `%s` + %d (%s), %d with the default heap.",
+				r.heap, swarmspec.MinJVMOffHeapMB, r.heap, swarmspec.JVMMemoryMB(0, r.broker), extra, swarmspec.JVMMemoryMB(r.heapDefault, r.broker))}
+	}
+	attrs := map[string]schema.Attribute{
+		"cpus": schema.Float64Attribute{Optional: true, Computed: true,
+			Default:             float64default.StaticFloat64(r.def.CPUs),
+			Validators:          []validator.Float64{float64validator.AtLeast(0.01)},
+			MarkdownDescription: fmt.Sprintf("CPU limit, in CPUs (at least 0.01; at most the CPUs of the node). Default %g.", r.def.CPUs)},
+		"memory_mb": memory,
+		"reserve_cpus": schema.Float64Attribute{Optional: true, Computed: true,
+			Default:             float64default.StaticFloat64(r.def.ReserveCPUs),
+			Validators:          []validator.Float64{float64validator.AtLeast(0.001)},
+			MarkdownDescription: fmt.Sprintf("CPUs reserved (at least 0.001, Swarm's least; at most `cpus`). Default %g.", r.def.ReserveCPUs)},
+		"reserve_memory_mb": schema.Int64Attribute{Optional: true, Computed: true,
+			Default:             int64default.StaticInt64(int64(r.def.ReserveMemoryMB)),
+			Validators:          []validator.Int64{int64validator.AtLeast(4)},
+			MarkdownDescription: fmt.Sprintf("Memory reserved in MiB (at least 4, Swarm's least; at most `memory_mb`). Default %d.", r.def.ReserveMemoryMB)},
+	}
+	return schema.SingleNestedAttribute{
+		Optional: true, Computed: true,
+		Default:             objectdefault.StaticValue(objectDefault(attrs)),
+		Validators:          []validator.Object{reservationCheck{r.def}},
+		MarkdownDescription: "Limits and reservations of " + r.what + ".",
+		Attributes:          attrs,
+	}
+}
+
+// reservationCheck refuses a role whose reservations exceed its limits,
+// fields left out taking def.
+type reservationCheck struct{ def swarmspec.Resources }
+
+var _ validator.Object = reservationCheck{}
+
+func (v reservationCheck) Description(context.Context) string {
+	return "reservations at most the limits"
+}
+
+func (v reservationCheck) MarkdownDescription(ctx context.Context) string { return v.Description(ctx) }
+
+func (v reservationCheck) ValidateObject(ctx context.Context, req validator.ObjectRequest, resp *validator.ObjectResponse) {
+	if req.ConfigValue.IsNull() || req.ConfigValue.IsUnknown() {
+		return
+	}
+	var m resourcesModel
+	if d := req.ConfigValue.As(ctx, &m, basetypes.ObjectAsOptions{}); d.HasError() {
+		return
+	}
+	for _, v := range []attr.Value{m.CPUs, m.MemoryMB, m.ReserveCPUs, m.ReserveMemoryMB} {
+		if v.IsUnknown() {
+			return // checked again at plan time, once known
+		}
+	}
+	if err := m.spec().Or(v.def).Check(); err != nil {
+		resp.Diagnostics.AddAttributeError(req.Path, "Reservation above its limit", err.Error())
+	}
+}
+
+// validateJVMResources checks the memory of the JVM roles against their
+// heaps: a limit must leave the JVM room beyond its heap, and a
+// reservation must not exceed the limit, given or derived from the heap.
+func validateJVMResources(ctx context.Context, config attrGetter, roles []resourceRole, diags *diag.Diagnostics) {
+	for _, r := range roles {
+		if !r.jvm {
+			continue
+		}
+		p := path.Root("resources").AtName(r.name)
+		var heap, limit, reserve types.Int64
+		diags.Append(config.GetAttribute(ctx, r.heap, &heap)...)
+		diags.Append(config.GetAttribute(ctx, p.AtName("memory_mb"), &limit)...)
+		diags.Append(config.GetAttribute(ctx, p.AtName("reserve_memory_mb"), &reserve)...)
+		if heap.IsUnknown() || limit.IsUnknown() || reserve.IsUnknown() {
+			continue
+		}
+		h := r.heapDefault
+		if !heap.IsNull() {
+			h = int(heap.ValueInt64())
+		}
+		l := swarmspec.JVMMemoryMB(h, r.broker)
+		if !limit.IsNull() {
+			l = int(limit.ValueInt64())
+			if err := swarmspec.CheckJVMMemory(l, h); err != nil {
+				diags.AddAttributeError(p.AtName("memory_mb"), "Memory limit too low for the heap", err.Error())
+				continue
+			}
+		}
+		res := swarmspec.Resources{MemoryMB: l, ReserveMemoryMB: r.def.ReserveMemoryMB}
+		if !reserve.IsNull() {
+			res.ReserveMemoryMB = int(reserve.ValueInt64())
+		}
+		if err := res.Check(); err != nil {
+			diags.AddAttributeError(p.AtName("reserve_memory_mb"), "Reservation above its limit", err.Error())
+		}
+	}
 }
 
 // --- mirrors and filter groups --------------------------------------------

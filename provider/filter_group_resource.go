@@ -31,6 +31,7 @@ type filterGroupModel struct {
 	Mode           types.String  `tfsdk:"mode"`
 	WorkloadsImage types.String  `tfsdk:"workloads_image"`
 	Filters        []filterModel `tfsdk:"filters"`
+	Resources      types.Object  `tfsdk:"resources"`
 	OutputTopics   types.Map     `tfsdk:"output_topics"`
 }
 
@@ -114,6 +115,9 @@ func filterGroupSchema(ctx context.Context) schema.Schema {
 					MarkdownDescription: "Pin the consumer to this consumer node (0-based). Default: Swarm spreads consumers."},
 			}},
 		},
+		"resources": resourcesSchema("",
+			resourceRole{name: "filter", what: "each filter (isolated) or the group's one filter process (shared)", def: swarmspec.FilterResources},
+			resourceRole{name: "consumer", what: "each consumer", def: swarmspec.ConsumerResources}),
 		"output_topics": schema.MapAttribute{Computed: true, ElementType: types.StringType,
 			MarkdownDescription: "Output topic of every filter, by filter name."},
 	})
@@ -182,6 +186,8 @@ func (r *filterGroupResource) desired(ctx context.Context, m *filterGroupModel, 
 	g := swarmspec.FilterGroup{
 		Name: m.Name.ValueString(), Mode: m.Mode.ValueString(), Image: m.WorkloadsImage.ValueString(),
 		Network: network, Mirror: m.Mirror.ValueString(), MirrorNodeIndex: mirrorIndex,
+		FilterResources:   roleResources(ctx, m.Resources, "filter"),
+		ConsumerResources: roleResources(ctx, m.Resources, "consumer"),
 	}
 	for _, f := range m.Filters {
 		g.Filters = append(g.Filters, f.spec())

@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/hashicorp/terraform-plugin-framework-validators/int64validator"
+	"github.com/hashicorp/terraform-plugin-framework/path"
 	"github.com/hashicorp/terraform-plugin-framework/resource"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema/int64default"
@@ -31,6 +32,7 @@ type mirrorModel struct {
 	Topics                types.String `tfsdk:"topics"`
 	MirrorMakerHeapMB     types.Int64  `tfsdk:"mirror_maker_heap_mb"`
 	MirrorMakerProperties types.Map    `tfsdk:"mirror_maker_properties"`
+	Resources             types.Object `tfsdk:"resources"`
 	Bootstrap             types.String `tfsdk:"bootstrap"`
 }
 
@@ -46,12 +48,21 @@ func (m mirrorModel) spec(ctx context.Context, network string) swarmspec.Mirror 
 		Kafka: swarmspec.Kafka{
 			Image: m.KafkaImage.ValueString(), Network: network, HeapMB: int(m.HeapMB.ValueInt64()),
 			Partitions: int(m.Partitions.ValueInt64()), RetentionMinutes: int(m.RetentionMinutes.ValueInt64()),
-			Properties: props,
+			Properties: props, Resources: roleResources(ctx, m.Resources, "kafka"),
 		},
 		Topics:                m.Topics.ValueString(),
 		MirrorMakerHeapMB:     int(m.MirrorMakerHeapMB.ValueInt64()),
 		MirrorMakerProperties: mmProps,
+		MirrorMakerResources:  roleResources(ctx, m.Resources, "mirror_maker"),
 	}
+}
+
+// mirrorRoles are the roles of a mirror's resources attribute.
+var mirrorRoles = []resourceRole{
+	{name: "kafka", what: "the mirror Kafka", def: swarmspec.MirrorKafkaResources, jvm: true, broker: true,
+		heap: path.Root("heap_mb"), heapDefault: swarmspec.DefaultKafkaHeapMB},
+	{name: "mirror_maker", what: "MirrorMaker 2", def: swarmspec.MirrorMakerResources, jvm: true,
+		heap: path.Root("mirror_maker_heap_mb"), heapDefault: swarmspec.DefaultMirrorMakerHeapMB},
 }
 
 // mirrorResource is minibroker_mirror: a mirror Kafka and its MirrorMaker 2
@@ -95,6 +106,7 @@ func mirrorSchema(ctx context.Context) schema.Schema {
 			Validators:          []validator.Int64{int64validator.AtLeast(128)}},
 		"mirror_maker_properties": schema.MapAttribute{Optional: true, ElementType: types.StringType,
 			MarkdownDescription: "Extra `mm2.properties` entries, e.g. `\"hub->mirror.tasks.max\" = \"4\"`."},
+		"resources": resourcesSchema("", mirrorRoles...),
 		"bootstrap": schema.StringAttribute{Computed: true,
 			MarkdownDescription: "Bootstrap address of the mirror Kafka on the overlay network."},
 	})
@@ -107,6 +119,11 @@ func mirrorSchema(ctx context.Context) schema.Schema {
 			"Default timeouts: create 10m, update 10m, delete 5m, read 1m.",
 		Attributes: attrs,
 	}
+}
+
+// ValidateConfig checks the memory limits against the heaps.
+func (r *mirrorResource) ValidateConfig(ctx context.Context, req resource.ValidateConfigRequest, resp *resource.ValidateConfigResponse) {
+	validateJVMResources(ctx, req.Config, mirrorRoles, &resp.Diagnostics)
 }
 
 // desired returns the mirror's services, the resource's settings riding on

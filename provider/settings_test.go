@@ -27,6 +27,12 @@ func TestSettingsLabelRoundTrips(t *testing.T) {
 	m.ImageArchives = types.ListValueMust(types.StringType, []attr.Value{types.StringValue("/local/k.tar")})
 	m.Hub = objectDefault(hubSchema().Attributes)
 	m.Producer = objectDefault(producerSchema().Attributes)
+	// Fractional CPUs must come back as they went.
+	res := objectDefault(resourcesSchema("", swarmRoles...).Attributes).Attributes()
+	producer := res["producer"].(types.Object).Attributes()
+	producer["reserve_cpus"] = types.Float64Value(0.05)
+	res["producer"] = types.ObjectValueMust(res["producer"].(types.Object).AttributeTypes(ctx), producer)
+	m.Resources = types.ObjectValueMust(m.Resources.AttributeTypes(ctx), res)
 	label, err := sw.settings.encode(ctx, m)
 	if err != nil {
 		t.Fatal(err)
@@ -40,7 +46,7 @@ func TestSettingsLabelRoundTrips(t *testing.T) {
 		t.Fatal(err)
 	}
 	for name, pair := range map[string][2]attr.Value{
-		"hosts": {m.Hosts, got.Hosts}, "hub": {m.Hub, got.Hub}, "producer": {m.Producer, got.Producer},
+		"hosts": {m.Hosts, got.Hosts}, "hub": {m.Hub, got.Hub}, "producer": {m.Producer, got.Producer}, "resources": {m.Resources, got.Resources},
 		"address_pool": {m.AddressPool, got.AddressPool}, "kafka_image": {m.KafkaImage, got.KafkaImage},
 	} {
 		if !pair[0].Equal(pair[1]) {

@@ -105,8 +105,9 @@ func swarmSchema(ctx context.Context) schema.Schema {
 					"image onto producer, filter and consumer nodes. A node that already has the image is skipped, " +
 					"so no registry is needed. Images loaded here are removed again on destroy.",
 			},
-			"hub":      hubSchema(),
-			"producer": producerSchema(),
+			"hub":       hubSchema(),
+			"producer":  producerSchema(),
+			"resources": resourcesSchema(" (a producer sending a number of `visits` restarts only when it fails)", swarmRoles...),
 			"manager_address": schema.StringAttribute{
 				Computed:            true,
 				MarkdownDescription: "SSH address of the manager; give it to `minibroker_mirror` and `minibroker_filter_group`.",
@@ -241,6 +242,13 @@ func producerSchema() schema.SingleNestedAttribute {
 	}
 }
 
+// swarmRoles are the roles of the swarm's resources attribute.
+var swarmRoles = []resourceRole{
+	{name: "hub", what: "the hub Kafka", def: swarmspec.HubResources, jvm: true, broker: true,
+		heap: path.Root("hub").AtName("heap_mb"), heapDefault: swarmspec.DefaultKafkaHeapMB},
+	{name: "producer", what: "the producer", def: swarmspec.ProducerResources},
+}
+
 // --- model ------------------------------------------------------------
 
 // swarmModel is minibroker_swarm's state: the machines, what runs on them
@@ -303,6 +311,7 @@ type swarmServicesModel struct {
 	ImageArchives  types.List   `tfsdk:"image_archives"`
 	Hub            types.Object `tfsdk:"hub"`
 	Producer       types.Object `tfsdk:"producer"`
+	Resources      types.Object `tfsdk:"resources"`
 }
 
 // hubModel is the hub block.
@@ -326,6 +335,7 @@ func (m swarmServicesModel) hub(ctx context.Context) swarmspec.Kafka {
 		Partitions:       int(h.Partitions.ValueInt64()),
 		RetentionMinutes: int(h.RetentionMinutes.ValueInt64()),
 		Properties:       props,
+		Resources:        roleResources(ctx, m.Resources, "hub"),
 	}
 }
 
@@ -360,6 +370,7 @@ func (m swarmServicesModel) producer(ctx context.Context) (*swarmspec.Producer, 
 		Parallel:       int(p.Parallel.ValueInt64()),
 		Seed:           p.Seed.ValueInt64(),
 		Partitions:     m.hub(ctx).Partitions,
+		Resources:      roleResources(ctx, m.Resources, "producer"),
 	}
 	var files []string
 	p.ReplayFiles.ElementsAs(ctx, &files, false)
@@ -506,6 +517,7 @@ func fillUnknown(m *swarmModel) {
 // --- plan ---------------------------------------------------------------
 
 func (r *swarmResource) ValidateConfig(ctx context.Context, req resource.ValidateConfigRequest, resp *resource.ValidateConfigResponse) {
+	validateJVMResources(ctx, req.Config, swarmRoles, &resp.Diagnostics)
 	var enabled types.Bool
 	resp.Diagnostics.Append(req.Config.GetAttribute(ctx, path.Root("producer").AtName("enabled"), &enabled)...)
 	producerOn := enabled.IsNull() || enabled.IsUnknown() || enabled.ValueBool()
@@ -606,6 +618,9 @@ func (r *swarmResource) ModifyPlan(ctx context.Context, req resource.ModifyPlanR
 		}
 		servicesChanged := !plan.Hub.Equal(state.Hub) || !plan.Producer.Equal(state.Producer) ||
 			!plan.KafkaImage.Equal(state.KafkaImage) || !plan.WorkloadsImage.Equal(state.WorkloadsImage)
+		for _, role := range swarmRoles { // as numbers: 0.05 configured and 0.05 imported differ in precision
+			servicesChanged = servicesChanged || roleResources(ctx, plan.Resources, role.name) != roleResources(ctx, state.Resources, role.name)
+		}
 		if servicesChanged || hasDrift(state.Services) || hostsChanged {
 			plan.Services = types.MapUnknown(types.StringType)
 		}

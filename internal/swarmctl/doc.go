@@ -40,6 +40,10 @@ const (
 	// failedTasksLimit is how many failed tasks of one service end a wait:
 	// Swarm would go on restarting, but the user needs the reason now.
 	failedTasksLimit = 3
+	// unschedulableTime is how long a task may wait for a node with room
+	// for its reservations before a wait reports it: a rolling update
+	// frees a node's resources within seconds.
+	unschedulableTime = 30 * time.Second
 	// removeAttempts is how many times a service removal that the manager
 	// refuses is tried before the error is returned.
 	removeAttempts = 5

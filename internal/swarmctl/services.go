@@ -109,6 +109,12 @@ func SpecDiff(want, got swarm.ServiceSpec) []string {
 	if gc == nil {
 		return append(diff, "container")
 	}
+	if resources(want) != resources(got) {
+		diff = append(diff, "resources")
+	}
+	if restart(want) != restart(got) {
+		diff = append(diff, "restart policy")
+	}
 	if imageName(wc.Image) != imageName(gc.Image) {
 		diff = append(diff, "image")
 	}
@@ -161,6 +167,54 @@ func constraints(s swarm.ServiceSpec) []string {
 		return nil
 	}
 	return s.TaskTemplate.Placement.Constraints
+}
+
+// resources are a spec's CPU and memory limits and reservations, as a
+// hand-made `docker service update --limit-cpu/--limit-memory/
+// --reserve-cpu/--reserve-memory` changes them; unset as 0.
+func resources(s swarm.ServiceSpec) [4]int64 {
+	var out [4]int64
+	if r := s.TaskTemplate.Resources; r != nil {
+		if l := r.Limits; l != nil {
+			out[0], out[1] = l.NanoCPUs, l.MemoryBytes
+		}
+		if v := r.Reservations; v != nil {
+			out[2], out[3] = v.NanoCPUs, v.MemoryBytes
+		}
+	}
+	return out
+}
+
+// restartPolicy is a spec's restart policy with Swarm's defaults for what
+// it leaves unset (any exit, after 5 s, for ever).
+type restartPolicy struct {
+	condition     swarm.RestartPolicyCondition
+	delay, window time.Duration
+	attempts      uint64
+}
+
+// restart is a spec's restart policy, as `docker service update
+// --restart-condition/--restart-delay/--restart-max-attempts/
+// --restart-window` changes it.
+func restart(s swarm.ServiceSpec) restartPolicy {
+	out := restartPolicy{condition: swarm.RestartPolicyConditionAny, delay: 5 * time.Second}
+	p := s.TaskTemplate.RestartPolicy
+	if p == nil {
+		return out
+	}
+	if p.Condition != "" {
+		out.condition = p.Condition
+	}
+	if p.Delay != nil {
+		out.delay = *p.Delay
+	}
+	if p.Window != nil {
+		out.window = *p.Window
+	}
+	if p.MaxAttempts != nil {
+		out.attempts = *p.MaxAttempts
+	}
+	return out
 }
 
 // Observe reports, for every desired service of owner, its id, or "" when

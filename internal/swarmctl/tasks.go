@@ -22,6 +22,10 @@ type taskState struct {
 	running, complete int
 	failed            []swarm.Task
 	last              string // latest state and message, for timeouts
+	// unschedulable is Swarm's reason when a task has waited longer than
+	// unschedulableTime for a node whose free resources fit its
+	// reservations.
+	unschedulable string
 }
 
 // WaitRunning waits until every service (ids by name) has all its replicas
@@ -57,6 +61,11 @@ func (m *Manager) WaitRunning(ctx context.Context, ids map[string]string) error 
 			}
 			if len(st.failed) >= failedTasksLimit {
 				return m.failureError(ctx, name, st.failed)
+			}
+			if st.unschedulable != "" {
+				return fmt.Errorf("service %s: no node can take its task: %s. The reservations of the tasks on the nodes "+
+					"it may run on (its placement) would exceed their CPUs or memory: lower the services' reservations or add nodes "+
+					"(docker node inspect shows a node's resources, docker service inspect a service's reservations)", name, st.unschedulable)
 			}
 			if u := svc.UpdateStatus; u != nil && updateFailed(u.State) {
 				err := fmt.Errorf("service %s: update %s: %s", name, u.State, u.Message)
@@ -133,6 +142,14 @@ func classify(svc swarm.Service, tasks []swarm.Task) taskState {
 			st.complete++
 		case swarm.TaskStateFailed, swarm.TaskStateRejected:
 			st.failed = append(st.failed, t)
+		case swarm.TaskStatePending:
+			why := t.Status.Err // "no suitable node (insufficient resources on 2 nodes)"
+			if why == "" {
+				why = t.Status.Message
+			}
+			if strings.Contains(why, "insufficient resources") && time.Since(t.CreatedAt) >= unschedulableTime {
+				st.unschedulable = why
+			}
 		}
 		st.last = fmt.Sprintf("%s %s", t.Status.State, strings.TrimSpace(t.Status.Message+" "+t.Status.Err))
 	}
@@ -154,6 +171,9 @@ func (m *Manager) failureError(ctx context.Context, name string, failed []swarm.
 	var b strings.Builder
 	fmt.Fprintf(&b, "service %s: %d tasks failed; the last one %s on node %s: %s",
 		name, len(failed), last.Status.State, last.NodeID, strings.TrimSpace(last.Status.Err+" "+last.Status.Message))
+	if s := last.Status.ContainerStatus; (s != nil && s.ExitCode == 137) || strings.Contains(last.Status.Err, "exit (137)") {
+		b.WriteString(" (137: killed, as by its memory limit when it uses more)")
+	}
 	if lines := m.taskLogs(ctx, last.ID); len(lines) > 0 {
 		fmt.Fprintf(&b, "\nlast %d log lines of task %s:\n  %s", len(lines), last.ID, strings.Join(lines, "\n  "))
 	}

@@ -53,6 +53,10 @@ type FilterGroup struct {
 	Mirror          string // mirror name
 	MirrorNodeIndex int    // the mirror's filter node
 	Filters         []Filter
+	// FilterResources of each filter task (isolated) or of the shared one,
+	// ConsumerResources of each consumer; zero fields take FilterResources
+	// and ConsumerResources.
+	FilterResources, ConsumerResources Resources
 }
 
 // Name limits keep every derived service name within Docker's 63 characters.
@@ -112,6 +116,7 @@ func FilterGroupSpecs(g FilterGroup) ([]Desired, error) {
 				labels:      labels(owner, ComponentFilter, LabelMirror, g.Mirror, LabelFilter, f.Name),
 				constraints: place,
 				network:     g.Network,
+				resources:   g.FilterResources,
 			}.build())
 		}
 	case ModeShared:
@@ -132,6 +137,7 @@ func FilterGroupSpecs(g FilterGroup) ([]Desired, error) {
 			constraints: place,
 			network:     g.Network,
 			configs:     []Config{cfg},
+			resources:   g.FilterResources,
 		}.build())
 	default:
 		return nil, fmt.Errorf("filter group mode %q: want %q or %q", g.Mode, ModeIsolated, ModeShared)
@@ -151,6 +157,7 @@ func FilterGroupSpecs(g FilterGroup) ([]Desired, error) {
 			labels:      labels(owner, ComponentConsumer, LabelMirror, g.Mirror, LabelFilter, f.Name),
 			constraints: NodeConstraints(RoleConsumer, f.ConsumerNode),
 			network:     g.Network,
+			resources:   g.ConsumerResources,
 		}.build())
 	}
 	return out, nil

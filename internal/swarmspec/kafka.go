@@ -22,6 +22,9 @@ type Kafka struct {
 	RetentionMinutes int
 	// Properties override server.properties entries.
 	Properties map[string]string
+	// Resources of the broker's task; zero fields take the defaults
+	// (HubResources or MirrorKafkaResources, the memory limit JVMMemoryMB).
+	Resources Resources
 }
 
 // Kafka heap and topic defaults.
@@ -79,6 +82,9 @@ type Mirror struct {
 	MirrorMakerHeapMB int
 	// MirrorMakerProperties override mm2.properties entries.
 	MirrorMakerProperties map[string]string
+	// MirrorMakerResources of MirrorMaker 2's task; zero fields take
+	// MirrorMakerResources, the memory limit JVMMemoryMB.
+	MirrorMakerResources Resources
 }
 
 // MirrorSpecs returns the mirror's Kafka and its MirrorMaker 2.
@@ -106,6 +112,7 @@ func MirrorSpecs(m Mirror) []Desired {
 		image:       m.Kafka.Image,
 		command:     []string{"/bin/sh", "-c", "exec /opt/kafka/bin/connect-mirror-maker.sh " + cfg.Target},
 		env:         []string{heapEnv(heap)},
+		resources:   jvmResources(m.MirrorMakerResources, ComponentMirrorMaker, heap),
 		labels:      labels(owner, ComponentMirrorMaker, LabelMirror, m.Name),
 		constraints: place,
 		network:     m.Kafka.Network,
@@ -149,6 +156,7 @@ func kafkaService(k Kafka, name string, l map[string]string, constraints []strin
 		image:       k.Image,
 		command:     []string{"/bin/sh", "-c", script},
 		env:         []string{heapEnv(heap)},
+		resources:   jvmResources(k.Resources, l[LabelComponent], heap),
 		labels:      l,
 		constraints: constraints,
 		network:     k.Network,

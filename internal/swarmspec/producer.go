@@ -23,6 +23,8 @@ type Producer struct {
 	// Replay holds Avro container files (name → content) to cycle through
 	// instead of synthetic alerts.
 	Replay []ReplayFile
+	// Resources of the producer's task; zero fields take ProducerResources.
+	Resources Resources
 }
 
 // ReplayFile is one Avro container file of real alerts.
@@ -64,6 +66,7 @@ func ProducerSpec(p Producer) Desired {
 		constraints:      NodeConstraints(RoleProducer, -1),
 		network:          p.Network,
 		configs:          configs,
+		resources:        p.Resources,
 		restartOnFailure: p.Visits > 0,
 	}.build()
 }

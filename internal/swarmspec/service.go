@@ -66,6 +66,7 @@ func newConfig(base string, data []byte, target string) Config {
 // ServiceSpec with the settings they all share.
 type service struct {
 	name, image      string
+	resources        Resources // zero fields take DefaultResources of the component
 	command, args    []string
 	env              []string
 	labels           map[string]string
@@ -82,11 +83,6 @@ func (s service) build() Desired {
 	if replicas == 0 {
 		replicas = 1
 	}
-	condition := swarm.RestartPolicyConditionAny
-	if s.restartOnFailure {
-		condition = swarm.RestartPolicyConditionOnFailure
-	}
-	delay := 5 * time.Second
 	refs := make([]*swarm.ConfigReference, 0, len(s.configs))
 	for _, c := range s.configs {
 		refs = append(refs, &swarm.ConfigReference{
@@ -107,7 +103,8 @@ func (s service) build() Desired {
 				Mounts:   s.mounts,
 				Labels:   map[string]string{LabelManaged: "true", LabelOwner: s.labels[LabelOwner]},
 			},
-			RestartPolicy: &swarm.RestartPolicy{Condition: condition, Delay: &delay},
+			Resources:     s.resources.Or(DefaultResources(s.labels[LabelComponent])).requirements(),
+			RestartPolicy: restartPolicy(s.restartOnFailure),
 			Placement:     &swarm.Placement{Constraints: s.constraints},
 			Networks:      []swarm.NetworkAttachmentConfig{{Target: s.network, Aliases: []string{s.name}}},
 		},
@@ -118,6 +115,33 @@ func (s service) build() Desired {
 	spec.TaskTemplate.ContainerSpec.Labels[LabelTaskHash] = TaskHash(spec.TaskTemplate, s.configs)
 	spec.Labels[LabelSpecHash] = Hash(spec, s.configs)
 	return Desired{Spec: spec, Configs: s.configs}
+}
+
+// RestartDelay is how long Swarm waits before it restarts a task.
+//
+// Tasks restart whatever made them end (on failure only for a producer
+// sent a finite number of visits, which ends when done), after
+// RestartDelay, and never give up (MaxAttempts 0, so the Window that
+// counts attempts is 0 too): a broker, MirrorMaker 2 or filter that
+// stopped restarting would leave the pipeline broken with nothing in
+// Terraform's plan to show it, while one that fails for a passing reason
+// (its broker restarting, its node rebooting, a memory limit hit once)
+// comes back on its own. Swarm has no exponential back-off
+// (moby/swarmkit#1201): this fixed delay, Swarm's own default, bounds a
+// crash loop to 12 restarts a minute, and the provider's wait reports a
+// loop after 3 failed tasks (internal/swarmctl) with their error and last
+// log lines.
+const RestartDelay = 5 * time.Second
+
+// restartPolicy is the restart policy of a service; onFailure for one
+// that ends when its work is done.
+func restartPolicy(onFailure bool) *swarm.RestartPolicy {
+	condition := swarm.RestartPolicyConditionAny
+	if onFailure {
+		condition = swarm.RestartPolicyConditionOnFailure
+	}
+	delay, attempts, window := RestartDelay, uint64(0), time.Duration(0)
+	return &swarm.RestartPolicy{Condition: condition, Delay: &delay, MaxAttempts: &attempts, Window: &window}
 }
 
 // TaskHash fingerprints what a task runs. It rides on every container of

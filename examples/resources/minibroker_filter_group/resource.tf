@@ -40,6 +40,13 @@ resource "minibroker_filter_group" "shared" {
     name       = format("Shared%03d", i + 1)
     expression = "alert.diaSource.snr > ${5 + i}.0"
   }]
+
+  # One process does the work of 20 filters: it may use both cores of its
+  # node and 2 GiB, and has half a core set aside. The consumers keep their
+  # defaults.
+  resources = {
+    filter = { cpus = 2, memory_mb = 2048, reserve_cpus = 0.5, reserve_memory_mb = 256 }
+  }
 }
 
 output "output_topics" {

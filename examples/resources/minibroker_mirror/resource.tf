@@ -12,6 +12,13 @@ resource "minibroker_mirror" "m0" {
   mirror_maker_properties = {
     "hub->mirror.tasks.max" = "4"
   }
+
+  # The broker's memory limit follows heap_mb (here 1024 + 3072 MiB);
+  # MirrorMaker 2 gets at most one core and 1.5 GiB.
+  resources = {
+    kafka        = { reserve_cpus = 0.5 }
+    mirror_maker = { cpus = 1, memory_mb = 1536 }
+  }
 }
 
 output "mirror_bootstrap" {

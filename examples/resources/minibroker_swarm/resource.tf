@@ -23,6 +23,12 @@ resource "minibroker_swarm" "main" {
     interval         = "39s"
     cutout_bytes     = 26400
   }
+
+  # CPU and memory limits and reservations by role; roles and fields left
+  # out keep their defaults (the hub's memory limit follows its heap).
+  resources = {
+    producer = { cpus = 1, memory_mb = 4096 }
+  }
 }
 
 output "hub_bootstrap" {
