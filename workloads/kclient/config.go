@@ -127,18 +127,15 @@ func ConsumerConfig(bootstrap, group string, fromBeginning bool, overrides map[s
 		// Filtered streams are written in transactions: read what
 		// committed only (librdkafka's default, stated as a contract).
 		"isolation.level": "read_committed",
+		// A process restarted after a crash gets its partitions once the
+		// group has timed its predecessor out: 10 s rather than 45. (Static
+		// membership would hand them over at once, but librdkafka makes a
+		// static member whose session expired during a broker restart
+		// fatally fenced.)
+		"session.timeout.ms":    10_000,
+		"heartbeat.interval.ms": 2_000,
 	}
 	apply(cm, overrides)
-	return cm
-}
-
-// SoleMember makes the consumer the static member of its group
-// (group.instance.id): a process restarted after a crash takes its
-// partitions back at once, instead of waiting for the group to time its
-// predecessor out (session.timeout.ms, 45 s). A second process with the
-// same group is fenced: filters and consumers are one process per group.
-func SoleMember(cm *kafka.ConfigMap, group string) *kafka.ConfigMap {
-	_ = cm.SetKey("group.instance.id", group)
 	return cm
 }
 

@@ -117,8 +117,8 @@ func Consume(ctx context.Context, cfg ConsumeConfig) error {
 	}
 	// Offsets are stored only once an alert is handled; auto-commit then
 	// commits what was stored, and Close the rest.
-	c, err := kafka.NewConsumer(kclient.SoleMember(kclient.ConsumerConfig(cfg.Bootstrap, cfg.Group, cfg.FromBeginning,
-		mergeKafka(map[string]string{"enable.auto.offset.store": "false"}, cfg.Kafka)), cfg.Group))
+	c, err := kafka.NewConsumer(kclient.ConsumerConfig(cfg.Bootstrap, cfg.Group, cfg.FromBeginning,
+		mergeKafka(map[string]string{"enable.auto.offset.store": "false"}, cfg.Kafka)))
 	if err != nil {
 		return fmt.Errorf("consumer for %s: %w", cfg.Bootstrap, err)
 	}

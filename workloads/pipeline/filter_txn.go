@@ -77,8 +77,7 @@ func (f *filterRun) session(ctx context.Context, ready *func()) error {
 	}
 	f.emitPending() // visits completed in the last commit: their events may not have been sent
 
-	c, err := kafka.NewConsumer(kclient.SoleMember(
-		kclient.TransactionalConsumerConfig(cfg.Bootstrap, cfg.Group, cfg.FromBeginning, cfg.Kafka), cfg.Group))
+	c, err := kafka.NewConsumer(kclient.TransactionalConsumerConfig(cfg.Bootstrap, cfg.Group, cfg.FromBeginning, cfg.Kafka))
 	if err != nil {
 		return fmt.Errorf("consumer for %s: %w", cfg.Bootstrap, err)
 	}
