@@ -1,8 +1,10 @@
 package bench
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"maps"
 	"os"
 	"runtime/debug"
 	"strconv"
@@ -11,8 +13,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
+
 	"github.com/minibroker/terraform-provider-minibroker/internal/testbed/kafkabed"
 	"github.com/minibroker/terraform-provider-minibroker/internal/testbed/report"
+	"github.com/minibroker/terraform-provider-minibroker/internal/testbed/sample"
 	"github.com/minibroker/terraform-provider-minibroker/workloads/alert"
 	"github.com/minibroker/terraform-provider-minibroker/workloads/kclient"
 	"github.com/minibroker/terraform-provider-minibroker/workloads/pipeline"
@@ -72,7 +77,9 @@ func runAll(b *testing.B) {
 		if only != "" && !strings.Contains("ceiling producer "+k.name, only) {
 			continue
 		}
-		ceil[k.name] = measureCeiling(b, ctx, hub, k.name, sizes[k.name])
+		c := measureCeiling(b, ctx, hub, k.name, sizes[k.name])
+		ceil[k.name] = c
+		b.Logf("ceiling %s took %s", k.name, c.took.Round(time.Second))
 	}
 	out.ceilings(kinds, sizes, ceil)
 
@@ -123,8 +130,30 @@ func alertSize(b *testing.B, cutoutBytes int) int {
 	return total / 1000
 }
 
+// ceiling is what Kafka's perf tools do on the hub with records of one
+// alert kind's mean size.
 type ceiling struct {
+	// producer is kafka-producer-perf-test as it comes (--record-size) with
+	// our producer's settings; consumer reads what it wrote.
 	producer, consumer kafkabed.PerfResult
+	producerHub        time.Duration // the hub's CPU time during producer
+	// tuned is the best run of the tuned tool; trials every tuning run.
+	tuned  perfTrial
+	trials []perfTrial
+	size   int    // record bytes
+	load   string // the machine's load average when it started
+	took   time.Duration
+}
+
+// perfTrial is one run of kafka-producer-perf-test while tuning it.
+type perfTrial struct {
+	props   map[string]string // producer settings
+	change  string            // what it changed from the best settings so far
+	records int
+	res     kafkabed.PerfResult
+	hub     time.Duration // the hub's CPU time during the run
+	kept    bool          // its settings became the best so far
+	final   bool          // a run of the winning settings over more records
 }
 
 // perfProducerProps are our producer's settings, as Java producer configs.
@@ -133,34 +162,164 @@ var perfProducerProps = map[string]string{
 	"max.request.size": strconv.Itoa(kclient.MaxMessageBytes), "compression.type": "none", "buffer.memory": strconv.Itoa(1 << 30),
 }
 
+// The tuned ceiling: kafka-producer-perf-test with payloads made beforehand
+// (perfPayloads of them) and its first fifth excluded as warm-up, starting
+// from our settings and trying perfTuning one setting at a time over
+// perfTuneBytes of records, a value kept when it beats the best so far by
+// perfTuneMargin; then the winner perfFinalRuns times over three times as
+// many records (at least the as-it-comes run's), the best run being the
+// ceiling. acks=all and idempotence stay: they
+// are our producer's guarantees (and, on one broker, acks=1 writes the same).
+const (
+	perfPayloads   = 64
+	perfTuneBytes  = 384 << 20
+	perfTuneMargin = 1.05
+	perfFinalRuns  = 3
+)
+
+var perfTuning = []struct {
+	key    string
+	values []int
+}{
+	// The tool's buffer pool: ours, 1 GiB, holds a whole visit of 80 KB
+	// alerts; the tool, sending flat out, fills it, and its JVM then carries
+	// a GiB of 4 MiB batches (humongous objects for G1). 256 MiB never won.
+	{"buffer.memory", []int{64 << 20}},
+	{"batch.size", []int{1 << 20, 16 << 20}},
+	{"linger.ms", []int{0, 50}},
+	{"max.in.flight.requests.per.connection", []int{2}}, // 5 by default, the most idempotence allows
+}
+
+// ceilingRecords is how many records a ceiling run sends: at least three
+// visits' worth and 256 MiB, long enough for the JVM to warm up.
+func ceilingRecords(size int) int { return max(3*alertsPerVisit, (256<<20)/size) }
+
 func measureCeiling(b *testing.B, ctx context.Context, hub *kafkabed.Broker, kind string, size int) ceiling {
+	began, load := time.Now(), sample.LoadAvg()
 	topic := "perf-" + strings.ToLower(kind)
 	must(b, kclient.EnsureTopics(ctx, hub.Bootstrap(), kclient.Topic{Name: topic, Partitions: stream.DefaultPartitions}))
-	records := max(3*alertsPerVisit, (256<<20)/size) // long enough for the JVM to warm up
+	records := ceilingRecords(size)
+	hub0 := hubCPU(hub)
 	p, err := kafkabed.ProducerPerf(ctx, hub, topic, records, size, perfProducerProps, kafkabed.WithPerfHeapMB(2048))
 	must(b, err)
+	out := ceiling{producer: p, producerHub: hubCPU(hub) - hub0, size: size, load: load}
 	c, err := kafkabed.ConsumerPerf(ctx, hub, topic, records)
 	must(b, err)
-	b.Logf("ceiling %s: producer %.1f MiB/s %.0f rec/s; consumer %.1f MiB/s", kind, p.MBPerSec, p.RecordsPerSec, c.MBPerSec)
-	return ceiling{producer: p, consumer: c}
+	out.consumer = c
+	b.Logf("ceiling %s: producer as it comes %.1f MiB/s %.0f rec/s (CPU %.1fs); consumer %.1f MiB/s", kind,
+		p.MBPerSec, p.RecordsPerSec, p.CPU.Seconds(), c.MBPerSec)
+
+	// Each run writes to a topic of its own, deleted after it: the runs
+	// together would write tens of GB.
+	run := func(props map[string]string, change string, records int) perfTrial {
+		t := perfTrial{props: props, change: change, records: records}
+		topic := fmt.Sprintf("perf-%s-%d", strings.ToLower(kind), len(out.trials)+1)
+		must(b, kclient.EnsureTopics(ctx, hub.Bootstrap(), kclient.Topic{Name: topic, Partitions: stream.DefaultPartitions}))
+		hub0 := hubCPU(hub)
+		res, err := kafkabed.ProducerPerf(ctx, hub, topic, records, size, props, kafkabed.WithPerfHeapMB(2048),
+			kafkabed.WithPerfPayloads(perfPayloads), kafkabed.WithPerfWarmupRecords(records/5))
+		must(b, err)
+		t.res, t.hub = res, hubCPU(hub)-hub0
+		must(b, deleteTopic(ctx, hub.Bootstrap(), topic))
+		b.Logf("ceiling %s tuning: %s over %d records: %.1f MiB/s (tool CPU %.1fs, hub CPU %.1fs)", kind,
+			cmp.Or(change, "start"), records, res.MBPerSec, res.CPU.Seconds(), t.hub.Seconds())
+		return t
+	}
+	tuneRecords := max(alertsPerVisit, perfTuneBytes/size)
+	finalRecords := max(records, 3*tuneRecords)
+	best := run(maps.Clone(perfProducerProps), "", tuneRecords)
+	best.kept = true
+	out.trials = append(out.trials, best)
+	for _, tune := range perfTuning {
+		for _, v := range tune.values {
+			props := maps.Clone(best.props)
+			props[tune.key] = strconv.Itoa(v)
+			t := run(props, fmt.Sprintf("%s=%d", tune.key, v), tuneRecords)
+			if t.res.MBPerSec > perfTuneMargin*best.res.MBPerSec {
+				t.kept, best = true, t
+			}
+			out.trials = append(out.trials, t)
+		}
+	}
+	for range perfFinalRuns {
+		t := run(best.props, "the winner", finalRecords)
+		t.final = true
+		if t.res.MBPerSec > out.tuned.res.MBPerSec {
+			out.tuned = t
+		}
+		out.trials = append(out.trials, t)
+	}
+	out.took = time.Since(began)
+	return out
+}
+
+// whyFaster explains why our producer keeps up with, or outruns, even the
+// tuned tool; the
+// thread-by-thread figures were measured once, by hand (/proc/PID/task, and
+// Java Flight Recorder for the payload refill), not by this benchmark.
+const whyFaster = "Why our producer keeps up with, or outruns, even the tuned tool: on these 2 cores the hub and the sender share the\n" +
+	"CPU, so the sender's CPU per GiB decides, and ours needs less (table above). Measured thread by thread on this machine,\n" +
+	"three 30,000-record runs of the winning 80 KB settings (2.2 GiB each): the tool's JIT compiler threads (C1 and C2) used\n" +
+	"3.3 to 3.8 CPU-s per run, as much as its network thread (2.8 to 3.2 s, 1.2 to 1.4 s per GiB), its main thread 1.2 to\n" +
+	"1.4 s; our producer, over 3 GiB of visits, used 1.3 to 1.7 CPU-s per GiB in all, librdkafka's broker thread 0.5 of\n" +
+	"them. Java's network thread writes the batches from heap buffers, which NIO first copies into a direct buffer;\n" +
+	"librdkafka writes from its own memory, and sends an alert over 64 KB (`msg.copy.max.size`) from the one copy\n" +
+	"confluent-kafka-go made, without copying it into a batch. Not the reasons: record size (both send the alert's mean\n" +
+	"size), acks (both acks=all with idempotence, on one broker), warm-up (the tuned figures are steady-state, after the\n" +
+	"first fifth of each run, on runs three times as long as a visit), payload generation (the tuned tool sends payloads\n" +
+	"made beforehand; as it comes, refilling 80 KB records with random letters was about 80 % of its Java samples in Java\n" +
+	"Flight Recorder)."
+
+// hubCPU is the hub broker's CPU time so far.
+func hubCPU(hub *kafkabed.Broker) time.Duration {
+	return time.Duration(sample.ProcessCPU(hub.PID()) * float64(time.Second))
+}
+
+// deleteTopic deletes topic; Kafka removes its files a minute later.
+func deleteTopic(ctx context.Context, bootstrap, topic string) error {
+	a, err := kafka.NewAdminClient(kclient.AdminConfig(bootstrap))
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	res, err := a.DeleteTopics(ctx, []string{topic}, kafka.SetAdminOperationTimeout(30*time.Second))
+	if err != nil {
+		return fmt.Errorf("delete topic %s: %w", topic, err)
+	}
+	for _, r := range res {
+		if r.Error.Code() != kafka.ErrNoError {
+			return fmt.Errorf("delete topic %s: %w", topic, r.Error)
+		}
+	}
+	return nil
 }
 
 type producerResult struct {
 	kind     alertKind
 	parallel int
 	visits   []pipeline.VisitResult
+	// CPU time of this process (the producer) and of the hub over the
+	// visits counted.
+	cpu, hub time.Duration
 }
 
 // measureProducer sends visits back to back to a topic no one reads.
 func measureProducer(b *testing.B, ctx context.Context, hub *kafkabed.Broker, k alertKind, parallel int) producerResult {
 	topic := fmt.Sprintf("produce-%s-p%d", strings.ToLower(k.name), parallel)
 	res := producerResult{kind: k, parallel: parallel}
+	var cpu0, hub0 time.Duration
 	err := pipeline.Produce(ctx, pipeline.ProduceConfig{
 		Bootstrap: hub.Bootstrap(), Topic: topic, Partitions: stream.DefaultPartitions, Source: pipeline.NewSynthetic(1, k.cutoutBytes),
 		AlertsPerVisit: alertsPerVisit, Interval: time.Millisecond, Visits: 4, Parallel: parallel, Log: quietLog(),
-		OnVisit: func(v pipeline.VisitResult) { res.visits = append(res.visits, v) },
+		OnVisit: func(v pipeline.VisitResult) {
+			if len(res.visits) == 0 {
+				cpu0, hub0 = cpuTime(), hubCPU(hub)
+			}
+			res.visits = append(res.visits, v)
+		},
 	})
 	must(b, err)
+	res.cpu, res.hub = cpuTime()-cpu0, hubCPU(hub)-hub0
 	res.visits = res.visits[1:] // the first visit warms up connections and topic metadata
 	return res
 }

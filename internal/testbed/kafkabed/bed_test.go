@@ -6,6 +6,8 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -183,6 +185,18 @@ func TestPerfTools(t *testing.T) {
 	t.Logf("producer perf: %s (wall %s)", pr.Summary, pr.Elapsed.Round(time.Millisecond))
 	if pr.Records != records || pr.MBPerSec <= 0 || pr.RecordsPerSec <= 0 {
 		t.Fatalf("implausible producer result %+v", pr)
+	}
+
+	// Payloads made beforehand, and the steady state after a warm-up.
+	pp, err := ProducerPerf(ctx, b, "perf-payloads", records, alertSize, map[string]string{"max.request.size": "16777216"},
+		WithPerfPayloads(8), WithPerfWarmupRecords(records/4))
+	Must(t, err)
+	t.Logf("producer perf with payloads: %s (CPU %s)", pp.Summary, pp.CPU.Round(time.Millisecond))
+	if !pp.Steady || pp.Records != records-records/4 || pp.MBPerSec <= 0 || pp.CPU <= 0 {
+		t.Fatalf("implausible steady-state result %+v", pp)
+	}
+	if _, err := os.Stat(filepath.Join(b.Dir(), fmt.Sprintf("perf-payloads-%d-8.txt", alertSize))); err != nil {
+		t.Fatalf("payload file: %v", err)
 	}
 
 	cr, err := ConsumerPerf(ctx, b, "perf", records)

@@ -99,9 +99,11 @@ func WithMirrorStopTimeout(d time.Duration) MirrorOption {
 type PerfOption func(*perfConfig)
 
 type perfConfig struct {
-	heapMB  int
-	props   map[string]string
-	timeout time.Duration
+	heapMB   int
+	props    map[string]string
+	timeout  time.Duration
+	payloads int // ProducerPerf: pre-generated payloads; 0: --record-size
+	warmup   int // ProducerPerf: --warmup-records
 }
 
 func newPerfConfig(opts []PerfOption) perfConfig {
@@ -121,6 +123,21 @@ func WithPerfHeapMB(mb int) PerfOption { return func(c *perfConfig) { c.heapMB =
 func WithPerfProperty(key, value string) PerfOption {
 	return func(c *perfConfig) { c.props[key] = value }
 }
+
+// WithPerfPayloads makes ProducerPerf send n payloads generated beforehand
+// (random capital letters of the record size, in a file of the broker's
+// directory passed with --payload-file; the tool picks one at random for
+// each record) instead of using --record-size, with which the tool refills
+// its payload with fresh random letters before every record, one
+// SplittableRandom call per byte on its only sending thread: for 80 KB
+// records that refill costs about as much CPU as the producer itself.
+func WithPerfPayloads(n int) PerfOption { return func(c *perfConfig) { c.payloads = n } }
+
+// WithPerfWarmupRecords passes --warmup-records n to ProducerPerf: its
+// result is then the tool's steady-state summary, over the records after
+// the first n (a cold JVM, JIT compilation, connections and buffer pool
+// being set up), with PerfResult.Steady set.
+func WithPerfWarmupRecords(n int) PerfOption { return func(c *perfConfig) { c.warmup = n } }
 
 // WithPerfIdleTimeout sets ConsumerPerf's --timeout: the longest gap between
 // returned records before it gives up (tool default 10 s).

@@ -3,6 +3,8 @@ package kafkabed
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
+	"os"
 	"path/filepath"
 	"regexp"
 	"sort"
@@ -28,6 +30,9 @@ type PerfResult struct {
 	// Producer only: send-to-ack latency in milliseconds.
 	AvgLatencyMs, MaxLatencyMs  float64
 	P50Ms, P95Ms, P99Ms, P999Ms float64
+	// Producer only: the figures are the tool's steady-state summary, over
+	// the records after the warm-up ones (WithPerfWarmupRecords).
+	Steady bool
 
 	// Consumer only.
 	DataMB             float64 // MiB consumed
@@ -37,13 +42,15 @@ type PerfResult struct {
 	FetchRecordsPerSec float64 // records/sec over FetchMs only
 
 	Elapsed time.Duration // wall time of the whole tool run, JVM start included
+	CPU     time.Duration // the tool's CPU time (user and system), JVM start and JIT included
 	Summary string        // the summary text the result was parsed from
 }
 
 // ProducerPerf runs Kafka's ProducerPerformance against b: records records of
 // recordSize random bytes to topic, unthrottled, with producerProps (e.g.
 // linger.ms, batch.size, acks) as producer configs. The topic is auto-created
-// if absent (1 partition by default).
+// if absent (1 partition by default). WithPerfPayloads sends payloads made
+// beforehand, WithPerfWarmupRecords reports the steady state.
 func ProducerPerf(ctx context.Context, b *Broker, topic string, records, recordSize int, producerProps map[string]string, opts ...PerfOption) (PerfResult, error) {
 	cfg := newPerfConfig(opts)
 	props := map[string]string{}
@@ -57,16 +64,27 @@ func ProducerPerf(ctx context.Context, b *Broker, topic string, records, recordS
 		"--bootstrap-server", b.Bootstrap(),
 		"--topic", topic,
 		"--num-records", strconv.Itoa(records),
-		"--record-size", strconv.Itoa(recordSize),
 		"--throughput", "-1",
 	}
+	if cfg.payloads > 0 {
+		path, err := writePayloads(b.dir, recordSize, cfg.payloads)
+		if err != nil {
+			return PerfResult{}, err
+		}
+		args = append(args, "--payload-file", path)
+	} else {
+		args = append(args, "--record-size", strconv.Itoa(recordSize))
+	}
+	if cfg.warmup > 0 {
+		args = append(args, "--warmup-records", strconv.Itoa(cfg.warmup))
+	}
 	args = append(args, commandProperties(props)...)
-	out, elapsed, err := b.runPerf(ctx, producerPerfClass, cfg, args)
+	out, elapsed, cpu, err := b.runPerf(ctx, producerPerfClass, cfg, args)
 	if err != nil {
 		return PerfResult{}, err
 	}
 	res, err := parseProducerPerf(out)
-	res.Elapsed = elapsed
+	res.Elapsed, res.CPU = elapsed, cpu
 	if err != nil {
 		return res, fmt.Errorf("kafkabed: producer perf on %q: %w", topic, err)
 	}
@@ -89,12 +107,12 @@ func ConsumerPerf(ctx context.Context, b *Broker, topic string, messages int, op
 		args = append(args, "--timeout", strconv.FormatInt(cfg.timeout.Milliseconds(), 10))
 	}
 	args = append(args, commandProperties(cfg.props)...)
-	out, elapsed, err := b.runPerf(ctx, consumerPerfClass, cfg, args)
+	out, elapsed, cpu, err := b.runPerf(ctx, consumerPerfClass, cfg, args)
 	if err != nil {
 		return PerfResult{}, err
 	}
 	res, err := parseConsumerPerf(out)
-	res.Elapsed = elapsed
+	res.Elapsed, res.CPU = elapsed, cpu
 	if err != nil {
 		return res, fmt.Errorf("kafkabed: consumer perf on %q: %w", topic, err)
 	}
@@ -103,6 +121,31 @@ func ConsumerPerf(ctx context.Context, b *Broker, topic string, messages int, op
 			topic, res.Records, messages)
 	}
 	return res, nil
+}
+
+// writePayloads writes n payloads of size random capital letters, one a
+// line (the tool's default --payload-delimiter), to dir once, and returns
+// the file's path. The tool reads the file as UTF-8 text, so payloads are
+// ASCII and hold no newline.
+func writePayloads(dir string, size, n int) (string, error) {
+	path := filepath.Join(dir, fmt.Sprintf("perf-payloads-%d-%d.txt", size, n))
+	if _, err := os.Stat(path); err == nil {
+		return path, nil
+	}
+	rng := rand.New(rand.NewPCG(uint64(size), uint64(n)))
+	buf := make([]byte, 0, n*(size+1))
+	for i := range n {
+		if i > 0 {
+			buf = append(buf, '\n')
+		}
+		for range size {
+			buf = append(buf, byte('A'+rng.IntN(26)))
+		}
+	}
+	if err := os.WriteFile(path, buf, 0o644); err != nil {
+		return "", fmt.Errorf("kafkabed: write perf payloads: %w", err)
+	}
+	return path, nil
 }
 
 // commandProperties renders props as one sorted --command-property list.
@@ -119,40 +162,49 @@ func commandProperties(props map[string]string) []string {
 }
 
 // runPerf runs a perf tool with WARN-level logging to tools.log in the
-// broker's directory and returns its stdout and wall time.
-func (b *Broker) runPerf(ctx context.Context, mainClass string, cfg perfConfig, args []string) (string, time.Duration, error) {
+// broker's directory and returns its stdout, wall time and CPU time.
+func (b *Broker) runPerf(ctx context.Context, mainClass string, cfg perfConfig, args []string) (string, time.Duration, time.Duration, error) {
 	log4j, err := writeLog4j(b.dir, "tools", filepath.Join(b.dir, "tools.log"), "WARN")
 	if err != nil {
-		return "", 0, err
+		return "", 0, 0, err
 	}
 	spec := jvmSpec{java: b.java, libs: b.libs, heapMB: cfg.heapMB, mainClass: mainClass, args: args, log4j: log4j}
 	began := time.Now()
-	out, err := runTool(ctx, b.dir, spec)
+	out, cpu, err := runToolCPU(ctx, b.dir, spec)
 	if err != nil {
 		err = fmt.Errorf("kafkabed: perf tool against %s: %w", b.bootstrap, err)
 	}
-	return out, time.Since(began), err
+	return out, time.Since(began), cpu, err
 }
 
 // producerSummary matches ProducerPerformance's final line, e.g.
 // "2000 records sent, 933.27 records/sec (71.20 MB/sec), 279.38 ms avg
 // latency, 467.00 ms max latency, 294 ms 50th, 370 ms 95th, 381 ms 99th,
-// 388 ms 99.9th." Periodic progress lines lack the percentiles.
-var producerSummary = regexp.MustCompile(`(\d+) records sent, ([\d.]+) records/sec \(([\d.]+) MB/sec\), ([\d.]+) ms avg latency, ([\d.]+) ms max latency, ([\d.]+) ms 50th, ([\d.]+) ms 95th, ([\d.]+) ms 99th, ([\d.]+) ms 99\.9th`)
+// 388 ms 99.9th." Periodic progress lines lack the percentiles. With
+// --warmup-records a second one follows: "1500 steady state records sent,
+// ...".
+var producerSummary = regexp.MustCompile(`(\d+)( steady state)? records sent, ([\d.]+) records/sec \(([\d.]+) MB/sec\), ([\d.]+) ms avg latency, ([\d.]+) ms max latency, ([\d.]+) ms 50th, ([\d.]+) ms 95th, ([\d.]+) ms 99th, ([\d.]+) ms 99\.9th`)
 
-// parseProducerPerf parses the last summary line of ProducerPerformance output.
+// parseProducerPerf parses the last summary line of ProducerPerformance
+// output, the steady-state one if there is one.
 func parseProducerPerf(out string) (PerfResult, error) {
 	all := producerSummary.FindAllStringSubmatch(out, -1)
 	if len(all) == 0 {
 		return PerfResult{}, fmt.Errorf("no summary line in ProducerPerformance output:\n%s", lastText(out))
 	}
 	m := all[len(all)-1]
+	for _, c := range all {
+		if c[2] != "" {
+			m = c
+		}
+	}
 	f := func(i int) float64 { v, _ := strconv.ParseFloat(m[i], 64); return v }
 	n, _ := strconv.ParseInt(m[1], 10, 64)
 	return PerfResult{
-		Records: n, RecordsPerSec: f(2), MBPerSec: f(3),
-		AvgLatencyMs: f(4), MaxLatencyMs: f(5),
-		P50Ms: f(6), P95Ms: f(7), P99Ms: f(8), P999Ms: f(9),
+		Records: n, RecordsPerSec: f(3), MBPerSec: f(4),
+		AvgLatencyMs: f(5), MaxLatencyMs: f(6),
+		P50Ms: f(7), P95Ms: f(8), P99Ms: f(9), P999Ms: f(10),
+		Steady:  m[2] != "",
 		Summary: m[0],
 	}, nil
 }

@@ -26,6 +26,14 @@ func TestParseProducerPerf(t *testing.T) {
 			want: PerfResult{Records: 9000, RecordsPerSec: 900.5, MBPerSec: 68.70, AvgLatencyMs: 290,
 				MaxLatencyMs: 510, P50Ms: 280, P95Ms: 400, P99Ms: 450, P999Ms: 505},
 		},
+		{
+			name: "steady state after warm-up records",
+			out: "Warmup first 500 records. Steady state results will print after the complete test summary.\n" +
+				"2000 records sent, 933.271115 records/sec (71.20 MB/sec), 279.38 ms avg latency, 467.00 ms max latency, 294 ms 50th, 370 ms 95th, 381 ms 99th, 388 ms 99.9th.\n" +
+				"1500 steady state records sent, 1000.500000 records/sec (76.33 MB/sec), 250.00 ms avg latency, 400.00 ms max latency, 240 ms 50th, 350 ms 95th, 380 ms 99th, 390 ms 99.9th.\n",
+			want: PerfResult{Records: 1500, RecordsPerSec: 1000.5, MBPerSec: 76.33, AvgLatencyMs: 250,
+				MaxLatencyMs: 400, P50Ms: 240, P95Ms: 350, P99Ms: 380, P999Ms: 390, Steady: true},
+		},
 		{name: "no summary", out: "Exception in thread main\n", wantErr: true},
 	}
 	for _, tc := range tests {

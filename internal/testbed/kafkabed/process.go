@@ -141,6 +141,13 @@ func lastLines(path string, n int) string {
 // the command and carries the tail of its stdout and stderr; callers add the
 // "kafkabed: <what>" context.
 func runTool(ctx context.Context, dir string, spec jvmSpec) (string, error) {
+	out, _, err := runToolCPU(ctx, dir, spec)
+	return out, err
+}
+
+// runToolCPU is runTool that also returns the tool's CPU time (user and
+// system, every thread of the JVM).
+func runToolCPU(ctx context.Context, dir string, spec jvmSpec) (string, time.Duration, error) {
 	cmd := exec.CommandContext(ctx, spec.java, spec.command()...)
 	cmd.Dir = dir
 	var stdout, stderr bytes.Buffer
@@ -156,15 +163,19 @@ func runTool(ctx context.Context, dir string, spec jvmSpec) (string, error) {
 	if cmd.Process != nil {
 		killGroup(cmd.Process.Pid, syscall.SIGKILL)
 	}
+	var cpu time.Duration
+	if ps := cmd.ProcessState; ps != nil {
+		cpu = ps.UserTime() + ps.SystemTime()
+	}
 	if err != nil {
 		if ctx.Err() != nil {
 			err = fmt.Errorf("%w (%v)", ctx.Err(), err)
 		}
-		return stdout.String(), fmt.Errorf("%s %s: %w\n--- stdout ---\n%s\n--- stderr ---\n%s",
+		return stdout.String(), cpu, fmt.Errorf("%s %s: %w\n--- stdout ---\n%s\n--- stderr ---\n%s",
 			spec.mainClass, strings.Join(spec.args, " "), err,
 			lastText(stdout.String()), lastText(stderr.String()))
 	}
-	return stdout.String(), nil
+	return stdout.String(), cpu, nil
 }
 
 // lastText keeps the last tailLines lines of s.

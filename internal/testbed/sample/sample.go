@@ -162,6 +162,34 @@ func (s Span) Stop() Usage {
 	return u
 }
 
+// ProcessCPU is the CPU time (user and system, all threads) that process
+// pid has used so far, in seconds, from /proc/PID/stat; zero when it
+// cannot be read.
+func ProcessCPU(pid int) float64 {
+	b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
+	if err != nil {
+		return 0
+	}
+	return parseProcStat(string(b))
+}
+
+// parseProcStat reads utime and stime, fields 14 and 15 of /proc/PID/stat,
+// counted after the command name, which is in parentheses and may hold
+// spaces and parentheses itself.
+func parseProcStat(text string) float64 {
+	i := strings.LastIndexByte(text, ')')
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(text[i+1:]) // f[0] is field 3, the state
+	if len(f) < 13 {
+		return 0
+	}
+	utime, _ := strconv.ParseUint(f[11], 10, 64)
+	stime, _ := strconv.ParseUint(f[12], 10, 64)
+	return float64(utime+stime) / ClockTicks
+}
+
 // LoadAvg is the machine's load average over 1, 5 and 15 minutes, as
 // /proc/loadavg gives it ("0.52 0.61 0.70"), or "unknown".
 func LoadAvg() string {

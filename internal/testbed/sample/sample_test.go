@@ -72,3 +72,16 @@ func TestParseLoadAvg(t *testing.T) {
 		t.Errorf("parseLoadAvg of nothing = %q", got)
 	}
 }
+
+func TestProcessCPU(t *testing.T) {
+	stat := "4242 (java (x) y) S 1 4242 4242 0 -1 4194560 100 0 0 0 250 75 0 0 20 0 30 0 1000 0 0\n"
+	if got := parseProcStat(stat); got != 3.25 {
+		t.Errorf("parseProcStat = %v, want 3.25 (250+75 ticks)", got)
+	}
+	if got := parseProcStat("garbage"); got != 0 {
+		t.Errorf("parseProcStat of garbage = %v", got)
+	}
+	if got := ProcessCPU(os.Getpid()); got < 0 {
+		t.Errorf("ProcessCPU of this process = %v", got)
+	}
+}
