@@ -110,7 +110,7 @@ func (f *filterRun) session(ctx context.Context, ready *func()) error {
 		}
 		wait := 100 * time.Millisecond
 		if !opened.IsZero() {
-			wait = max(time.Until(opened.Add(cfg.CommitInterval)), time.Millisecond)
+			wait = max(min(wait, time.Until(opened.Add(cfg.CommitInterval))), time.Millisecond)
 		}
 		switch e := c.Poll(int(wait.Milliseconds())).(type) {
 		case *kafka.Message:
@@ -129,7 +129,7 @@ func (f *filterRun) session(ctx context.Context, ready *func()) error {
 			// redone from the last commit.
 			return f.abort(ctx, out, errors.New("partitions revoked"))
 		}
-		if !opened.IsZero() && (f.finished || time.Since(opened) >= cfg.CommitInterval) {
+		if !opened.IsZero() && f.commitDue(time.Since(opened)) {
 			if err := f.commit(ctx, c, out); err != nil {
 				return err
 			}
@@ -151,10 +151,26 @@ func (f *filterRun) session(ctx context.Context, ready *func()) error {
 	return nil
 }
 
+// maxUncommitted bounds how long a transaction without output stays open:
+// what a crash would make the filter read again.
+const maxUncommitted = time.Second
+
+// commitDue reports whether the open transaction, open for d, should
+// commit: at once when a visit is complete; after CommitInterval when it
+// holds filtered alerts or dead letters (readers are waiting for them);
+// otherwise after maxUncommitted. Each commit stalls the filter for a few
+// round trips, so a stretch of alerts that selects nothing (caps full, no
+// match) is not cut into many.
+func (f *filterRun) commitDue(d time.Duration) bool {
+	return f.finished || (f.uncommittedOut > 0 && d >= f.cfg.CommitInterval) || d >= maxUncommitted
+}
+
 // commit ends the open transaction: the state record, then the input
 // offsets, then the commit; the completed visits' timing events are sent
 // once it has committed.
 func (f *filterRun) commit(ctx context.Context, c *kafka.Consumer, out *kafka.Producer) error {
+	began := time.Now()
+	defer func() { f.commits++; f.commitTime += time.Since(began) }()
 	state, err := f.visits.snapshot(f.set)
 	if err != nil {
 		return fmt.Errorf("encode the filter state: %w", err)
@@ -182,6 +198,7 @@ func (f *filterRun) commit(ctx context.Context, c *kafka.Consumer, out *kafka.Pr
 	if err := retryTxn(ctx, "commit", func(ctx context.Context) error { return out.CommitTransaction(ctx) }); err != nil {
 		return f.abortIfAbortable(ctx, out, err)
 	}
+	f.uncommittedOut = 0
 	f.emitPending()
 	return nil
 }
