@@ -63,6 +63,9 @@ func EnsureTopics(ctx context.Context, bootstrap string, topics ...Topic) error 
 	return errors.Join(errs...)
 }
 
+// ErrNoTopic is Partitions' error for a topic the cluster does not have.
+var ErrNoTopic = errors.New("topic does not exist")
+
 // Partitions returns the partition ids of topic as the broker reports them,
 // or an error naming the topic if it does not exist.
 func Partitions(ctx context.Context, client metadataClient, topic string) ([]int32, error) {
@@ -81,7 +84,7 @@ func Partitions(ctx context.Context, client metadataClient, topic string) ([]int
 		if ok && tm.Error.Code() != kafka.ErrNoError {
 			return nil, fmt.Errorf("topic %q: %w", topic, tm.Error)
 		}
-		return nil, fmt.Errorf("topic %q does not exist", topic)
+		return nil, fmt.Errorf("topic %q: %w", topic, ErrNoTopic)
 	}
 	ids := make([]int32, len(tm.Partitions))
 	for i, p := range tm.Partitions {

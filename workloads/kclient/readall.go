@@ -2,6 +2,7 @@ package kclient
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
@@ -16,7 +17,9 @@ func ReadAll(ctx context.Context, bootstrap, topic string, fn func(*kafka.Messag
 
 // ReadTail is ReadAll for at most the last n offsets of each partition
 // (n < 0: all of them). Offsets are not messages: transaction markers
-// and compaction leave gaps, so fewer messages may come.
+// and compaction leave gaps, so fewer messages may come. A read_committed
+// reader's position moves past a transaction's marker (librdkafka 1.4 and
+// later), so a partition whose last offset is a marker is read to its end.
 func ReadTail(ctx context.Context, bootstrap, topic string, n int64, fn func(*kafka.Message) error) error {
 	c, err := kafka.NewConsumer(ReaderConfig(bootstrap))
 	if err != nil {
@@ -25,8 +28,11 @@ func ReadTail(ctx context.Context, bootstrap, topic string, n int64, fn func(*ka
 	defer c.Close()
 
 	parts, err := Partitions(ctx, c, topic)
+	if errors.Is(err, ErrNoTopic) {
+		return nil // a topic not yet created holds nothing
+	}
 	if err != nil {
-		return nil //nolint:nilerr // a topic not yet created holds nothing
+		return fmt.Errorf("reading %s on %s: %w", topic, bootstrap, err)
 	}
 	remaining := map[int32]int64{} // partition -> end offset
 	var assign []kafka.TopicPartition

@@ -32,8 +32,9 @@ type ConsumeConfig struct {
 	// OnAlert is called for every alert, in arrival order, once: a copy of
 	// an alert already handled (after a restart, the alerts read since the
 	// last committed offset come again) is counted, not passed on. An
-	// alert's offset is committed only after OnAlert has returned.
-	OnAlert func(Received)
+	// alert's offset is committed only after OnAlert has returned nil; an
+	// error stops the consumer (the alert comes again after a restart).
+	OnAlert func(Received) error
 	// Handled lists the alerts handled before a restart (for example read
 	// back from the consumer's output file), so their copies are dropped.
 	Handled []AlertRef
@@ -151,7 +152,9 @@ func Consume(ctx context.Context, cfg ConsumeConfig) error {
 			sink.Emit(timing.Event{Kind: timing.KindConsume, Run: r.Run, Visit: r.Visit, Name: cfg.Name,
 				Source: cfg.Topic, End: r.Arrived, Rank: r.Rank, Bytes: int64(len(e.Value))})
 			if cfg.OnAlert != nil {
-				cfg.OnAlert(r)
+				if err := cfg.OnAlert(r); err != nil {
+					return fmt.Errorf("consumer %s handling alert %s of visit %d: %w", cfg.Name, r.ID, r.Visit, err)
+				}
 			}
 			storeOffset(c, e, log)
 			if n++; n == 1 || n%1000 == 0 {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -124,7 +125,8 @@ func RunFilters(ctx context.Context, cfg FilterConfig) error {
 	for i := range cfg.Specs {
 		cfg.Specs[i] = set.Spec(i)
 	}
-	f := &filterRun{cfg: cfg, set: set, log: cfg.Log.With("filter", cfg.Name)}
+	f := &filterRun{cfg: cfg, set: set, log: cfg.Log.With("filter", cfg.Name),
+		acked: make(chan timing.Event, 4096), inFlight: map[pendingID]bool{}}
 	return f.run(ctx)
 }
 
@@ -144,9 +146,14 @@ type filterRun struct {
 	finished bool
 
 	read, dead, selected, dups int64
-	uncommittedOut             int           // filtered alerts and dead letters in the open transaction
-	commits                    int64         // transactions committed (exactly-once)
-	commitTime                 time.Duration // spent committing them
+	uncommittedOut             int   // filtered alerts and dead letters in the open transaction
+	txnErr                     error // why the open transaction must not commit
+	// acked receives the completion events the hub has stored; inFlight
+	// holds those sent and not yet acknowledged (exactly-once).
+	acked      chan timing.Event
+	inFlight   map[pendingID]bool
+	commits    int64         // transactions committed (exactly-once)
+	commitTime time.Duration // spent committing them
 }
 
 func (f *filterRun) run(ctx context.Context) error {
@@ -280,8 +287,15 @@ func (f *filterRun) handle(ctx context.Context, m *kafka.Message) {
 	}
 
 	rec, err := f.decode(ctx, m.Value)
+	if lerr := (learnError{}); errors.As(err, &lerr) && !f.cfg.AtLeastOnce {
+		// The schema could not be read (the mirror or ctx going away): not
+		// the alert's fault, so it is not dead-lettered; the transaction
+		// aborts and the alert is read again.
+		f.txnErr = err
+		return
+	}
 	if err != nil {
-		f.deadLetter(m, err)
+		f.deadLetter(ctx, m, err)
 		if tally != nil {
 			tally.dead++
 		}
@@ -302,7 +316,7 @@ func (f *filterRun) handle(ctx context.Context, m *kafka.Message) {
 				tally.selected[i]++
 			}
 			f.selected++
-			f.emitSelected(m, i, rank, capVisit, id)
+			f.emitSelected(ctx, m, i, rank, capVisit, id)
 		})
 	}
 	if tally != nil && tally.seen >= tally.count {
@@ -355,18 +369,44 @@ func (f *filterRun) finish(key visitKey, t *visitTally) {
 }
 
 // emitPending sends the timing events of completed visits, stamped now:
-// the time their outputs became readable.
+// the time their outputs became readable. At least once, they stay pending
+// (and in the saved state) until the hub has them: a restarted filter
+// sends them again, and the report counts each once.
 func (f *filterRun) emitPending() {
-	if len(f.visits.pending) == 0 {
+	f.finished = false
+	end := time.Now()
+	if f.cfg.AtLeastOnce {
+		for _, ev := range f.visits.pending {
+			ev.End = end
+			f.sink.Emit(ev)
+		}
+		f.visits.pending = nil
 		return
 	}
-	end := time.Now()
-	for _, ev := range f.visits.pending {
-		ev.End = end
-		f.sink.Emit(ev)
+	for i := range f.visits.pending {
+		ev := &f.visits.pending[i]
+		if f.inFlight[pendingKey(*ev)] {
+			continue
+		}
+		if ev.End.IsZero() {
+			ev.End = end
+		}
+		f.inFlight[pendingKey(*ev)] = true
+		f.sink.EmitTracked(*ev, f.acked)
 	}
-	f.visits.pending = nil
-	f.finished = false
+}
+
+// dropDelivered forgets the pending events the hub has stored.
+func (f *filterRun) dropDelivered() {
+	for {
+		select {
+		case ev := <-f.acked:
+			delete(f.inFlight, pendingKey(ev))
+			f.visits.pending = slices.DeleteFunc(f.visits.pending, func(p timing.Event) bool { return pendingKey(p) == pendingKey(ev) })
+		default:
+			return
+		}
+	}
 }
 
 // decode decodes an alert, first learning its schema from the schemas topic
@@ -376,6 +416,7 @@ func (f *filterRun) decode(ctx context.Context, value []byte) (map[string]any, e
 	if errors.Is(err, alert.ErrUnknownSchema) {
 		if known, lerr := f.book.learn(ctx, id); lerr != nil {
 			f.log.Warn("reading schemas", "err", lerr)
+			return nil, learnError{lerr}
 		} else if known {
 			f.log.Info("learned schema", "id", id)
 			rec, _, err = f.dec.DecodeMessage(value)
@@ -384,7 +425,7 @@ func (f *filterRun) decode(ctx context.Context, value []byte) (map[string]any, e
 	return rec, err
 }
 
-func (f *filterRun) emitSelected(m *kafka.Message, i, rank int, visit int64, id any) {
+func (f *filterRun) emitSelected(ctx context.Context, m *kafka.Message, i, rank int, visit int64, id any) {
 	spec := f.cfg.Specs[i]
 	hs := []kafka.Header{
 		{Key: stream.HeaderRun, Value: []byte(headerString(m.Headers, stream.HeaderRun))},
@@ -395,16 +436,17 @@ func (f *filterRun) emitSelected(m *kafka.Message, i, rank int, visit int64, id 
 	}
 	out := spec.Output
 	f.uncommittedOut++
-	if err := produceRetry(context.Background(), f.out, &kafka.Message{
+	if err := produceRetry(ctx, f.out, &kafka.Message{
 		TopicPartition: kafka.TopicPartition{Topic: &out, Partition: kafka.PartitionAny},
 		Key:            m.Key, Value: m.Value, Headers: hs,
 	}, nil); err != nil {
 		f.log.Error("queue filtered alert", "output", out, "err", err)
+		f.txnErr = err // the transaction must not commit without it
 	}
 }
 
 // deadLetter copies an alert that could not be decoded, with the reason.
-func (f *filterRun) deadLetter(m *kafka.Message, cause error) {
+func (f *filterRun) deadLetter(ctx context.Context, m *kafka.Message, cause error) {
 	f.dead++
 	if f.dead == 1 || f.dead%1000 == 0 {
 		f.log.Warn("undecodable alert sent to the dead-letter topic", "topic", f.cfg.DeadLetter,
@@ -416,13 +458,21 @@ func (f *filterRun) deadLetter(m *kafka.Message, cause error) {
 		kafka.Header{Key: stream.HeaderSourceOffset, Value: []byte(strconv.FormatInt(int64(m.TopicPartition.Offset), 10))})
 	dl := f.cfg.DeadLetter
 	f.uncommittedOut++
-	if err := produceRetry(context.Background(), f.out, &kafka.Message{
+	if err := produceRetry(ctx, f.out, &kafka.Message{
 		TopicPartition: kafka.TopicPartition{Topic: &dl, Partition: kafka.PartitionAny},
 		Key:            m.Key, Value: m.Value, Headers: hs,
 	}, nil); err != nil {
 		f.log.Error("queue dead letter", "err", err)
+		f.txnErr = err
 	}
 }
+
+// learnError is a failure to read the schemas topic, as opposed to a
+// schema that is not there.
+type learnError struct{ err error }
+
+func (e learnError) Error() string { return "read the schemas topic: " + e.err.Error() }
+func (e learnError) Unwrap() error { return e.err }
 
 func topField(path string) string {
 	top, _, _ := strings.Cut(path, ".")

@@ -27,7 +27,9 @@ const (
 	// savedCapVisits is how many visits' cap counts per filter are saved
 	// with each transaction: a restarted filter resumes their ranks. Older
 	// visits are complete, so their copies are dropped before the cap.
-	savedCapVisits = 8
+	savedCapVisits = 16
+	// stateVersion is the version of the state record's format.
+	stateVersion = 1
 	// stateKey is the key of the state record in the compacted state topic.
 	stateKey = "state"
 )
@@ -87,10 +89,19 @@ func (b *visitBook) complete(k visitKey) {
 	}
 }
 
+// pendingID names a pending completion event: one per visit and filter.
+type pendingID struct {
+	visitKey
+	name string
+}
+
+func pendingKey(e timing.Event) pendingID { return pendingID{visitKey{e.Run, e.Visit}, e.Name} }
+
 // savedState is the record a filter process writes to its state topic in
 // every transaction. Per-filter figures are keyed by filter name, so a
 // process restarted with filters added or removed keeps the others'.
 type savedState struct {
+	Version int                            `json:"version"`
 	Open    []savedVisit                   `json:"open,omitempty"`
 	Done    []visitKey                     `json:"done,omitempty"`
 	Caps    map[string][]filter.VisitCount `json:"caps,omitempty"`
@@ -111,7 +122,7 @@ type savedVisit struct {
 
 // snapshot encodes what the process must remember, with set's caps.
 func (b *visitBook) snapshot(set *filter.Set) ([]byte, error) {
-	st := savedState{Done: b.done, Pending: b.pending, Caps: map[string][]filter.VisitCount{}}
+	st := savedState{Version: stateVersion, Done: b.done, Pending: b.pending, Caps: map[string][]filter.VisitCount{}}
 	for k, t := range b.open {
 		v := savedVisit{visitKey: k, Count: t.count, Seen: t.seen, Dead: t.dead, Dups: t.dups, Bytes: t.bytes,
 			Matched: map[string]int{}, Selected: map[string]int{}, Indexes: t.indexes}
@@ -138,12 +149,18 @@ func (b *visitBook) snapshot(set *filter.Set) ([]byte, error) {
 // set's caps from it.
 func restoreBook(data []byte, set *filter.Set) (*visitBook, error) {
 	b := newVisitBook()
-	if data == nil {
+	if data == nil { // a new process, or one whose first transaction aborted
+		for i := range set.Len() {
+			set.RestoreCaps(i, nil)
+		}
 		return b, nil
 	}
 	var st savedState
 	if err := json.Unmarshal(data, &st); err != nil {
 		return nil, fmt.Errorf("decode the saved filter state: %w", err)
+	}
+	if st.Version != stateVersion {
+		return nil, fmt.Errorf("saved filter state has version %d; this filter reads version %d", st.Version, stateVersion)
 	}
 	b.done, b.pending = st.Done, st.Pending
 	for _, v := range st.Open {
@@ -188,7 +205,7 @@ func readState(ctx context.Context, bootstrap, topic string) ([]byte, error) {
 			return last, nil
 		}
 	}
-	return nil, nil
+	return nil, nil // no transaction has committed yet
 }
 
 // stateTail is how many offsets at the end of the state topic are read

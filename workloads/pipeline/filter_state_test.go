@@ -63,3 +63,22 @@ func TestFilterStateRoundTrip(t *testing.T) {
 		t.Errorf("ranks after restore %v, want [3 3]: both filters had admitted 2 alerts of visit 2", ranks)
 	}
 }
+
+// A session that resumes with no state record (the first transaction
+// aborted) starts its caps afresh: ranks of the aborted work are forgotten.
+func TestRestoreWithoutStateResetsCaps(t *testing.T) {
+	set, err := filter.NewSet([]filter.Spec{{Name: "A", Expr: "true", MaxPerVisit: 3}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	set.Evaluate(map[string]any{}, 7, nil)
+	set.Evaluate(map[string]any{}, 7, nil)
+	if _, err := restoreBook(nil, set); err != nil {
+		t.Fatal(err)
+	}
+	var rank int
+	set.Evaluate(map[string]any{}, 7, func(_, r int, _ bool) { rank = r })
+	if rank != 1 {
+		t.Errorf("rank after a restore without state = %d, want 1", rank)
+	}
+}

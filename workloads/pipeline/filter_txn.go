@@ -39,7 +39,10 @@ func (f *filterRun) runExactlyOnce(ctx context.Context) error {
 	ready := f.cfg.Ready
 	for {
 		err := f.session(ctx, &ready)
-		if err == nil || ctx.Err() != nil || !errors.Is(err, errResume) {
+		if ctx.Err() != nil && errors.Is(err, errResume) {
+			return nil // stopping: what was not committed is redone by the next process
+		}
+		if err == nil || !errors.Is(err, errResume) {
 			return err
 		}
 		f.log.Warn("resuming from the last committed transaction", "err", err)
@@ -75,24 +78,32 @@ func (f *filterRun) session(ctx context.Context, ready *func()) error {
 	if f.visits, err = restoreBook(data, f.set); err != nil {
 		return err
 	}
-	f.emitPending() // visits completed in the last commit: their events may not have been sent
+	f.finished, f.uncommittedOut, f.txnErr = false, 0, nil
+	f.inFlight = map[pendingID]bool{}
+	f.dropDelivered()
+	f.emitPending() // completion events not known to have reached the hub
 
 	c, err := kafka.NewConsumer(kclient.TransactionalConsumerConfig(cfg.Bootstrap, cfg.Group, cfg.FromBeginning, cfg.Kafka))
 	if err != nil {
 		return fmt.Errorf("consumer for %s: %w", cfg.Bootstrap, err)
 	}
 	defer c.Close()
+	// The callback runs inside Poll, on this goroutine.
 	revoked := false
-	onReady := readyCallback(*ready)
 	if err := c.Subscribe(cfg.Input, func(c *kafka.Consumer, ev kafka.Event) error {
-		if _, ok := ev.(kafka.RevokedPartitions); ok {
+		switch e := ev.(type) {
+		case kafka.RevokedPartitions:
 			revoked = true
+		case kafka.AssignedPartitions:
+			if len(e.Partitions) > 0 && *ready != nil {
+				(*ready)()
+				*ready = nil // once across sessions
+			}
 		}
-		return onReady(c, ev)
+		return nil
 	}); err != nil {
 		return fmt.Errorf("subscribe to %s: %w", cfg.Input, err)
 	}
-	*ready = nil // once is enough across sessions
 	f.log.Info("filtering (exactly once)", "bootstrap", cfg.Bootstrap, "input", cfg.Input, "filters", len(cfg.Specs),
 		"group", cfg.Group, "transactional_id", txnID, "open_visits", len(f.visits.open))
 
@@ -118,12 +129,16 @@ func (f *filterRun) session(ctx context.Context, ready *func()) error {
 				opened = time.Now()
 			}
 			f.handle(ctx, e)
+			if f.txnErr != nil {
+				return f.abort(ctx, out, f.txnErr)
+			}
 		case kafka.Error:
 			if e.IsFatal() {
 				return fmt.Errorf("%w: filter %s consuming %s: %w", errResume, cfg.Name, cfg.Input, e)
 			}
 			f.log.Warn("kafka", "err", e)
 		}
+		f.dropDelivered()
 		if revoked {
 			// Partitions may have moved on; what this transaction holds is
 			// redone from the last commit.
@@ -169,6 +184,9 @@ func (f *filterRun) commitDue(d time.Duration) bool {
 // offsets, then the commit; the completed visits' timing events are sent
 // once it has committed.
 func (f *filterRun) commit(ctx context.Context, c *kafka.Consumer, out *kafka.Producer) error {
+	if f.txnErr != nil {
+		return f.abort(ctx, out, f.txnErr)
+	}
 	began := time.Now()
 	defer func() { f.commits++; f.commitTime += time.Since(began) }()
 	state, err := f.visits.snapshot(f.set)
@@ -226,6 +244,9 @@ func consumedOffsets(c *kafka.Consumer) ([]kafka.TopicPartition, error) {
 // abort aborts the open transaction and ends the session: a new one
 // resumes from the last commit.
 func (f *filterRun) abort(ctx context.Context, out *kafka.Producer, cause error) error {
+	if err := fencedError(out); err != nil {
+		return fmt.Errorf("filter %s was replaced by a newer process with the same transactional.id: %w", f.cfg.Name, err)
+	}
 	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), txnStepTimeout)
 	defer cancel()
 	if err := out.AbortTransaction(actx); err != nil {
@@ -243,10 +264,26 @@ func (f *filterRun) abortIfAbortable(ctx context.Context, out *kafka.Producer, e
 	if errors.As(err, &ke) && ke.Code() == kafka.ErrFenced {
 		return fmt.Errorf("filter %s was replaced by a newer process with the same transactional.id: %w", f.cfg.Name, err)
 	}
+	if ferr := fencedError(out); ferr != nil {
+		return fmt.Errorf("filter %s was replaced by a newer process with the same transactional.id: %w", f.cfg.Name, ferr)
+	}
 	if errors.As(err, &ke) && ke.TxnRequiresAbort() {
 		return f.abort(ctx, out, err)
 	}
 	return fmt.Errorf("%w: %w", errResume, err)
+}
+
+// fencedError returns the producer's fatal error if it is that of a
+// producer fenced by a newer one with its transactional.id (seen first,
+// often, as a failed produce rather than a failed commit): that process
+// runs, and this one must stop rather than fence it back.
+func fencedError(out *kafka.Producer) error {
+	err := out.GetFatalError()
+	var ke kafka.Error
+	if errors.As(err, &ke) && ke.Code() == kafka.ErrFenced {
+		return err
+	}
+	return nil
 }
 
 // retryTxn runs a transactional call, each attempt bounded by

@@ -309,29 +309,37 @@ func PublishSchemas(ctx context.Context, bootstrap, topic string, schemas []avro
 // schemaCheckTimeout bounds the check that the hub still has the schemas.
 const schemaCheckTimeout = 5 * time.Second
 
-// ensureSchemas publishes the schemas again if the schemas topic is
-// missing or empty: a hub that lost its data must not leave filters
-// unable to decode. A hub that does not answer is not checked: the visit
-// goes out anyway and waits in the client.
+// ensureSchemas publishes the schemas again, and creates the topics again,
+// if the schemas topic is missing or empty: a hub that lost its data must
+// not leave filters unable to decode. Existence is checked with a metadata
+// request for all topics first (one naming the topic would make a hub with
+// auto.create.topics.enable create it, uncompacted). A hub that does not
+// answer is not checked: the visit goes out anyway and waits in the client.
 func ensureSchemas(ctx context.Context, cfg ProduceConfig, p *kafka.Producer, log *slog.Logger) {
 	if cfg.SchemasTopic == "" {
 		return
 	}
-	_, high, err := p.QueryWatermarkOffsets(cfg.SchemasTopic, 0, int(schemaCheckTimeout.Milliseconds()))
-	var ke kafka.Error
-	switch {
-	case err == nil && high > 0:
-		return
-	case err != nil && !(errors.As(err, &ke) && (ke.Code() == kafka.ErrUnknownTopicOrPart || ke.Code() == kafka.ErrUnknownPartition)):
+	cctx, cancel := context.WithTimeout(ctx, schemaCheckTimeout)
+	defer cancel()
+	_, err := kclient.Partitions(cctx, p, cfg.SchemasTopic)
+	if err == nil {
+		var lo, hi int64
+		lo, hi, err = p.QueryWatermarkOffsets(cfg.SchemasTopic, 0, int(schemaCheckTimeout.Milliseconds()))
+		if err == nil && hi > lo {
+			return
+		}
+	}
+	if err != nil && !errors.Is(err, kclient.ErrNoTopic) {
 		log.Warn("cannot check the schemas topic", "topic", cfg.SchemasTopic, "err", err)
 		return
 	}
 	log.Warn("the hub has lost the schemas: publishing them again", "topic", cfg.SchemasTopic)
-	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	err = kclient.EnsureTopics(cctx, cfg.Bootstrap, kclient.Topic{Name: cfg.SchemasTopic, Partitions: 1, Compacted: true})
+	err = kclient.EnsureTopics(pctx, cfg.Bootstrap, kclient.Topic{Name: cfg.Topic, Partitions: cfg.Partitions},
+		kclient.Topic{Name: cfg.SchemasTopic, Partitions: 1, Compacted: true})
 	if err == nil {
-		err = PublishSchemas(cctx, cfg.Bootstrap, cfg.SchemasTopic, cfg.Source.Schemas())
+		err = PublishSchemas(pctx, cfg.Bootstrap, cfg.SchemasTopic, cfg.Source.Schemas())
 	}
 	if err != nil {
 		log.Error("publish the schemas again", "topic", cfg.SchemasTopic, "err", err)

@@ -131,7 +131,12 @@ func TestPipelineOnRealKafka(t *testing.T) {
 		topic := f.spec.Name
 		cfg := pipeline.ConsumeConfig{Bootstrap: mirror.Bootstrap(), Topic: topic, FromBeginning: true,
 			TimingBootstrap: hub.Bootstrap(), TimingTopic: stream.TimingTopic,
-			OnAlert: func(r pipeline.Received) { mu.Lock(); received[topic] = append(received[topic], r); mu.Unlock() }}
+			OnAlert: func(r pipeline.Received) error {
+				mu.Lock()
+				received[topic] = append(received[topic], r)
+				mu.Unlock()
+				return nil
+			}}
 		start("consumer-"+topic, func(r func()) error { cfg.Ready = r; return pipeline.Consume(runCtx, cfg) })
 	}
 	for range len(isolated) + 1 + len(all) {

@@ -58,7 +58,12 @@ func TestReplayRubinAlertsThroughAFilter(t *testing.T) {
 		defer wg.Done()
 		errs <- pipeline.Consume(runCtx, pipeline.ConsumeConfig{Bootstrap: bootstrap, Topic: "RBand", FromBeginning: true,
 			TimingTopic: stream.TimingTopic, Ready: func() { ready <- struct{}{} },
-			OnAlert: func(r pipeline.Received) { mu.Lock(); got[r.Visit] = append(got[r.Visit], r.Rank); mu.Unlock() }})
+			OnAlert: func(r pipeline.Received) error {
+				mu.Lock()
+				got[r.Visit] = append(got[r.Visit], r.Rank)
+				mu.Unlock()
+				return nil
+			}})
 	}()
 	for range 2 {
 		select {

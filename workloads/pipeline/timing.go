@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
@@ -19,13 +20,17 @@ type timingSink struct {
 	p     *kafka.Producer
 	topic string
 	log   *slog.Logger
+
+	trackOnce sync.Once
+	reports   chan kafka.Event // delivery reports of EmitTracked
 }
 
 func newTimingSink(bootstrap, topic string, log *slog.Logger) (*timingSink, error) {
 	if topic == "" || bootstrap == "" {
 		return nil, nil
 	}
-	p, err := kafka.NewProducer(kclient.ProducerConfig(bootstrap, map[string]string{"linger.ms": "50"}))
+	// No delivery timeout: an event waits out a hub outage in the client.
+	p, err := kafka.NewProducer(kclient.ProducerConfig(bootstrap, map[string]string{"linger.ms": "50", "message.timeout.ms": "0"}))
 	if err != nil {
 		return nil, fmt.Errorf("timing producer for %s: %w", bootstrap, err)
 	}
@@ -49,6 +54,47 @@ func (s *timingSink) Emit(ev timing.Event) {
 	}
 }
 
+// EmitTracked queues ev and sends it to acked once the hub has stored it
+// (at once when the sink drops events). A failed delivery is logged and
+// not sent: the caller keeps the event and emits it again later.
+func (s *timingSink) EmitTracked(ev timing.Event, acked chan<- timing.Event) {
+	if s == nil {
+		acked <- ev
+		return
+	}
+	b, err := json.Marshal(ev)
+	if err != nil {
+		s.log.Error("encode timing event", "err", err)
+		return
+	}
+	s.trackOnce.Do(func() {
+		s.reports = make(chan kafka.Event, 1024)
+		go func() {
+			for e := range s.reports {
+				if m, ok := e.(*kafka.Message); ok {
+					t := m.Opaque.(tracked)
+					if m.TopicPartition.Error != nil {
+						s.log.Error("timing event not delivered", "visit", t.ev.Visit, "err", m.TopicPartition.Error)
+						continue
+					}
+					t.acked <- t.ev
+				}
+			}
+		}()
+	})
+	err = s.p.Produce(&kafka.Message{TopicPartition: kafka.TopicPartition{Topic: &s.topic, Partition: kafka.PartitionAny},
+		Value: b, Opaque: tracked{ev, acked}}, s.reports)
+	if err != nil {
+		s.log.Error("queue timing event", "err", err)
+	}
+}
+
+// tracked is an event whose delivery someone waits for.
+type tracked struct {
+	ev    timing.Event
+	acked chan<- timing.Event
+}
+
 // Close flushes queued events (see flush) and closes the producer.
 func (s *timingSink) Close(ctx context.Context) {
 	if s == nil {
@@ -56,6 +102,9 @@ func (s *timingSink) Close(ctx context.Context) {
 	}
 	flush(ctx, s.p)
 	s.p.Close()
+	if s.reports != nil {
+		close(s.reports)
+	}
 }
 
 // drainEvents logs the delivery failures of a producer whose messages need no

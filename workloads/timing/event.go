@@ -53,7 +53,7 @@ type Event struct {
 	Selected    int       `json:"selected,omitempty"` // filter: alerts written (<= cap)
 	DeadLetters int       `json:"dead_letters,omitempty"`
 	Duplicates  int       `json:"duplicates,omitempty"` // filter: copies of alerts already handled, dropped
-	Rank        int       `json:"rank,omitempty"` // consume: 1-based rank of this alert in its visit's filtered stream
+	Rank        int       `json:"rank,omitempty"`       // consume: 1-based rank of this alert in its visit's filtered stream
 }
 
 // Validate checks that the event can be used in a report: a known kind, a

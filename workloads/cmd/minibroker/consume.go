@@ -33,7 +33,7 @@ func runConsume(ctx context.Context, args []string, stdout io.Writer, log *slog.
 	if err != nil {
 		return err
 	}
-	var onAlert func(pipeline.Received)
+	var onAlert func(pipeline.Received) error
 	var handled []pipeline.AlertRef
 	if *out != "" {
 		w := stdout
@@ -49,10 +49,10 @@ func runConsume(ctx context.Context, args []string, stdout io.Writer, log *slog.
 			w = f
 		}
 		enc := json.NewEncoder(w)
-		onAlert = func(r pipeline.Received) {
+		onAlert = func(r pipeline.Received) error {
 			// One write per line: a killed consumer leaves whole lines, or
-			// one torn last line, which readOutLines skips.
-			_ = enc.Encode(outLine{r.Topic, r.Run, r.Visit, r.Rank, r.ID, r.Arrived, len(r.Value)})
+			// one torn last line, which readOutLines cuts.
+			return enc.Encode(outLine{r.Topic, r.Run, r.Visit, r.Rank, r.ID, r.Arrived, len(r.Value)})
 		}
 	}
 	return pipeline.Consume(ctx, pipeline.ConsumeConfig{
