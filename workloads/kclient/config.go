@@ -90,7 +90,7 @@ func TransactionalProducerConfig(bootstrap, id string, overrides map[string]stri
 	// Right after a commit the coordinator is still writing its markers and
 	// answers the next transaction's first request with
 	// CONCURRENT_TRANSACTIONS; librdkafka retries after retry.backoff.ms,
-	// 100 ms by default, which made every transaction cost about 200 ms.
+	// 100 ms by default: a transaction would cost at least that.
 	_ = cm.SetKey("retry.backoff.ms", 5)
 	apply(cm, overrides)
 	return cm

@@ -26,7 +26,7 @@ const progressEvery = 10 * time.Second
 // DefaultCommitInterval is how long an exactly-once filter's transaction
 // holding filtered alerts stays open while a visit streams in: they become
 // readable at its commit, so it bounds the latency exactly-once adds to
-// them. Each commit costs a few round trips to the broker (5-200 ms on a
+// them. Each commit costs a few round trips to the broker (5-400 ms on a
 // loaded 2-core machine), during which the filter reads nothing.
 const DefaultCommitInterval = 250 * time.Millisecond
 
