@@ -42,9 +42,9 @@ func (f snrFilter) spec() filter.Spec {
 // filters: some above their cap in every visit, some below it, in both modes.
 var filters = []snrFilter{
 	{name: "IsoCapped", threshold: 90, cap: 20},
-	{name: "IsoUnder", threshold: 101, cap: 20},
+	{name: "IsoUnder", threshold: 100, cap: 20},
 	{name: "SharedWide", threshold: 60, cap: 20, shared: true},
-	{name: "SharedRare", threshold: 100.5, cap: 20, shared: true},
+	{name: "SharedRare", threshold: 100.2, cap: 20, shared: true},
 	{name: "SharedTight", threshold: 95, cap: 5, shared: true},
 }
 
@@ -158,8 +158,7 @@ func (b *bed) stopAll() {
 	}
 }
 
-// processFailures lists how each supervised process's runs ended when
-// nobody asked them to, beyond the kills counted in killed.
+// logs returns the last lines of the named processes' logs.
 func (b *bed) logs(names ...string) string {
 	var s strings.Builder
 	for _, n := range names {

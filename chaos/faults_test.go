@@ -36,6 +36,15 @@ var faults = []fault{
 		inject: func(_ context.Context, b *bed, rng *rand.Rand) error {
 			return b.consumers[filters[rng.IntN(len(filters))].name].kill()
 		}},
+	{name: "SIGTERM filter (clean restart)", strikeWithin: 600 * time.Millisecond,
+		inject: func(_ context.Context, b *bed, rng *rand.Rand) error {
+			names := append(isolatedNames(), sharedProcess)
+			return b.filters[names[rng.IntN(len(names))]].terminate()
+		}},
+	{name: "SIGTERM consumer (clean restart)", strikeWithin: 800 * time.Millisecond,
+		inject: func(_ context.Context, b *bed, rng *rand.Rand) error {
+			return b.consumers[filters[rng.IntN(len(filters))].name].terminate()
+		}},
 	{name: "SIGKILL MirrorMaker 2", strikeWithin: 400 * time.Millisecond,
 		inject: func(ctx context.Context, b *bed, rng *rand.Rand) error {
 			b.mm.Kill()

@@ -33,7 +33,9 @@ type supervised struct {
 	cmd      *exec.Cmd
 	exited   chan struct{} // closed when cmd has exited
 	stopping bool
+	again    bool // restart after the next exit, even a clean one
 	starts   int
+	kills    int      // SIGKILLs sent by kill
 	failures []string // how each run that was not asked to stop ended
 	finished chan struct{}
 }
@@ -46,7 +48,17 @@ func supervise(name, bin, logPath string, args ...string) (*supervised, error) {
 	return p, nil
 }
 
+// errStopping: the process was asked to stop before a restart.
+var errStopping = errors.New("stopping")
+
+// start starts the process, under the lock that stop takes, so that a
+// restart racing a stop never leaves a process behind.
 func (p *supervised) start() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.stopping {
+		return errStopping
+	}
 	log, err := os.OpenFile(p.logPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
 	if err != nil {
 		return err
@@ -58,10 +70,8 @@ func (p *supervised) start() error {
 		return fmt.Errorf("start %s: %w", p.name, err)
 	}
 	exited := make(chan struct{})
-	p.mu.Lock()
 	p.cmd, p.exited = cmd, exited
 	p.starts++
-	p.mu.Unlock()
 	go p.wait(cmd, exited)
 	return nil
 }
@@ -70,28 +80,46 @@ func (p *supervised) wait(cmd *exec.Cmd, exited chan struct{}) {
 	err := cmd.Wait()
 	close(exited)
 	p.mu.Lock()
-	stopping := p.stopping
-	if !stopping && err != nil {
+	stopping, again := p.stopping, p.again
+	p.again = false
+	switch {
+	case stopping || again:
+	case err != nil:
 		p.failures = append(p.failures, err.Error())
+	default:
+		p.failures = append(p.failures, "exited with status 0 unasked")
 	}
 	p.mu.Unlock()
-	if stopping || err == nil {
+	if stopping || (err == nil && !again) {
 		close(p.finished)
 		return
 	}
 	time.Sleep(restartDelay)
-	p.mu.Lock()
-	stopping = p.stopping
-	p.mu.Unlock()
-	if stopping {
-		close(p.finished)
-		return
-	}
 	if serr := p.start(); serr != nil {
-		p.mu.Lock()
-		p.failures = append(p.failures, "restart: "+serr.Error())
-		p.mu.Unlock()
+		if !errors.Is(serr, errStopping) {
+			p.mu.Lock()
+			p.failures = append(p.failures, "restart: "+serr.Error())
+			p.mu.Unlock()
+		}
 		close(p.finished)
+	}
+}
+
+// terminate sends SIGTERM to the running process and waits for it to
+// exit; the supervisor starts it again: a clean restart.
+func (p *supervised) terminate() error {
+	p.mu.Lock()
+	cmd, exited := p.cmd, p.exited
+	p.again = true
+	p.mu.Unlock()
+	if err := syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM); err != nil {
+		return fmt.Errorf("terminate %s: %w", p.name, err)
+	}
+	select {
+	case <-exited:
+		return nil
+	case <-time.After(stopGrace):
+		return fmt.Errorf("%s ignored SIGTERM for %s", p.name, stopGrace)
 	}
 }
 
@@ -105,6 +133,9 @@ func (p *supervised) kill() error {
 		return fmt.Errorf("%s is not running", p.name)
 	default:
 	}
+	p.mu.Lock()
+	p.kills++
+	p.mu.Unlock()
 	if err := syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
 		return fmt.Errorf("kill %s: %w", p.name, err)
 	}
@@ -138,8 +169,10 @@ func (p *supervised) stop() bool {
 // done is closed once the process has exited and will not be restarted.
 func (p *supervised) done() <-chan struct{} { return p.finished }
 
-func (p *supervised) runs() (starts int, failures []string) {
+// runs returns how often the process started, how often it was killed,
+// and how each run that nobody asked to end ended.
+func (p *supervised) runs() (starts, kills int, failures []string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return p.starts, append([]string(nil), p.failures...)
+	return p.starts, p.kills, append([]string(nil), p.failures...)
 }

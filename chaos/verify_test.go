@@ -243,16 +243,16 @@ func checkVisit(f snrFilter, want expected, outs []outputAlert, got []consumed) 
 	return c
 }
 
-// filterEvents returns the filter timing events, first copies and the
-// number of repeats.
+// filterEvents returns every copy of the filter timing events, by filter
+// and visit, and how many were copies of an earlier one.
 func filterEvents(ctx context.Context, hub string) (map[string]map[int64][]timing.Event, int, error) {
 	raw, err := pipeline.ReadTimingRaw(ctx, hub, stream.TimingTopic)
 	if err != nil {
 		return nil, 0, err
 	}
-	evs, repeats := timing.Dedup(raw)
+	_, repeats := timing.Dedup(raw)
 	out := map[string]map[int64][]timing.Event{}
-	for _, e := range evs {
+	for _, e := range raw {
 		if e.Kind != timing.KindFilter {
 			continue
 		}
