@@ -466,9 +466,13 @@ func checkNothingLeft(t *testing.T, nodes []lab.Node) resource.TestCheckFunc {
 				return err
 			}
 			for _, net := range nets {
-				if !slices.Contains([]string{"bridge", "host", "none"}, net.Name) {
-					problems = append(problems, fmt.Sprintf("%s: network %s left", n.Name, net.Name))
+				if slices.Contains([]string{"bridge", "host", "none"}, net.Name) {
+					continue
 				}
+				if net.Name == "docker_gwbridge" && len(cs) == 0 && staleBridge(ctx, t, cli, n.Name) {
+					continue
+				}
+				problems = append(problems, fmt.Sprintf("%s: network %s left", n.Name, net.Name))
 			}
 			vols, err := cli.VolumeList(ctx, volume.ListOptions{})
 			if err != nil {
@@ -490,6 +494,21 @@ func checkNothingLeft(t *testing.T, nodes []lab.Node) resource.TestCheckFunc {
 		}
 		return nil
 	}
+}
+
+// staleBridge tells a known Docker Engine fault from a leftover of ours:
+// docker_gwbridge on a host with no container at all that the engine still
+// refuses to remove for "active endpoints" has an endpoint count gone stale,
+// which only a restart of dockerd recounts (swarmctl logs a warning and does
+// not wait for it). A bridge the provider merely forgot is removed here
+// without error, and so still counts as left.
+func staleBridge(ctx context.Context, t *testing.T, cli *client.Client, node string) bool {
+	err := cli.NetworkRemove(ctx, "docker_gwbridge")
+	if err == nil || !strings.Contains(err.Error(), "has active endpoints") {
+		return false
+	}
+	t.Logf("%s: docker_gwbridge kept by the engine's stale endpoint count (a Docker fault, not ours): %v", node, err)
+	return true
 }
 
 // TestAccBadExpressionFailsPlan: a CEL error fails the plan, pointing at the

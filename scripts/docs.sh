@@ -55,7 +55,7 @@ fi
 # docs-check fail for no change of ours.
 tfplugindocs="$repo/.cache/bin/tfplugindocs"
 if [[ ! -x "$tfplugindocs" ]] || ! go version -m "$tfplugindocs" 2>/dev/null |
-    grep -q "terraform-plugin-docs[[:space:]]*${TFPLUGINDOCS_VERSION}[[:space:]]"; then
+    grep "terraform-plugin-docs[[:space:]]*${TFPLUGINDOCS_VERSION}[[:space:]]" >/dev/null; then
   say "installing tfplugindocs $TFPLUGINDOCS_VERSION into .cache/bin"
   # `go install pkg@version` ignores the repository's go.mod.
   (cd "$repo" && GOBIN="$repo/.cache/bin" GOFLAGS="" go install \
