@@ -238,8 +238,8 @@ func TestFreshProvisionNameCollisionsAndChangedKey(t *testing.T) {
 // answers a RunInstances call whose client token it has seen with the
 // first answer, as EC2 does; it counts the calls that reached moto.
 type idempotentEC2 struct {
-	moto *url.URL
-	mu   sync.Mutex
+	moto   *url.URL
+	mu     sync.Mutex
 	seen   map[string][]byte
 	runs   int
 	tokens []string // of every RunInstances call, in order

@@ -11,12 +11,13 @@ import (
 // Broker defaults. Ports are Kafka's conventional ones; the test bed always
 // overrides them with free loopback ports.
 const (
-	DefaultNodeID         = 1
-	DefaultListenerPort   = 9092
-	DefaultControllerPort = 9093
-	DefaultControllerHost = "127.0.0.1"
-	DefaultLogDirs        = "/var/lib/kafka/data"
-	DefaultNumPartitions  = 1
+	DefaultNodeID          = 1
+	DefaultListenerPort    = 9092
+	DefaultControllerPort  = 9093
+	DefaultInterBrokerPort = 9094
+	DefaultControllerHost  = "127.0.0.1"
+	DefaultLogDirs         = "/var/lib/kafka/data"
+	DefaultNumPartitions   = 1
 	// DefaultOffsetsTopicPartitions replaces Kafka's 50 partitions for
 	// __consumer_offsets: a single-node broker gains nothing from 50, and
 	// creating them slows down the first consumer-group join noticeably.
@@ -50,6 +51,12 @@ type BrokerOptions struct {
 	ControllerHost string
 	// ControllerPort is the CONTROLLER listener port. Default 9093.
 	ControllerPort int
+	// InterBrokerPort is the port of the BROKER listener, the one this
+	// broker uses to reach itself as a broker (transaction markers above
+	// all). It binds and is advertised at ControllerHost: the broker is
+	// alone, and its traffic to itself must not depend on the name clients
+	// use, which Swarm resolves only while the task is running. Default 9094.
+	InterBrokerPort int
 	// LogDirs is log.dirs, comma-separated. Default /var/lib/kafka/data.
 	LogDirs string
 	// MessageMaxBytes bounds a record batch (message.max.bytes) and the
@@ -84,6 +91,9 @@ func (o BrokerOptions) withDefaults() BrokerOptions {
 	if o.ControllerPort == 0 {
 		o.ControllerPort = DefaultControllerPort
 	}
+	if o.InterBrokerPort == 0 {
+		o.InterBrokerPort = DefaultInterBrokerPort
+	}
 	if o.LogDirs == "" {
 		o.LogDirs = DefaultLogDirs
 	}
@@ -105,19 +115,25 @@ func (o BrokerOptions) withDefaults() BrokerOptions {
 func BrokerProperties(o BrokerOptions) string {
 	o = o.withDefaults()
 	ctrl := hostPort(o.ControllerHost, o.ControllerPort)
+	self := hostPort(o.ControllerHost, o.InterBrokerPort)
 	itoa := strconv.Itoa
 
 	p := Properties{
 		// KRaft, one process is both roles and the only quorum voter.
-		"process.roles":              "broker,controller",
-		"node.id":                    itoa(o.NodeID),
-		"controller.quorum.voters":   fmt.Sprintf("%d@%s", o.NodeID, ctrl),
-		"controller.listener.names":  "CONTROLLER",
-		"inter.broker.listener.name": "PLAINTEXT",
-		"listeners": fmt.Sprintf("PLAINTEXT://%s,CONTROLLER://%s",
-			hostPort(o.ListenerHost, o.ListenerPort), ctrl),
-		"advertised.listeners":           "PLAINTEXT://" + hostPort(o.AdvertisedHost, o.AdvertisedPort),
-		"listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+		"process.roles":             "broker,controller",
+		"node.id":                   itoa(o.NodeID),
+		"controller.quorum.voters":  fmt.Sprintf("%d@%s", o.NodeID, ctrl),
+		"controller.listener.names": "CONTROLLER",
+		// The broker reaches itself on loopback (see InterBrokerPort): a
+		// restarted broker whose own client address did not resolve yet
+		// once recorded a transaction committed without writing its
+		// markers, leaving it open in its partitions for ever.
+		"inter.broker.listener.name": "BROKER",
+		"listeners": fmt.Sprintf("PLAINTEXT://%s,BROKER://%s,CONTROLLER://%s",
+			hostPort(o.ListenerHost, o.ListenerPort), self, ctrl),
+		"advertised.listeners": fmt.Sprintf("PLAINTEXT://%s,BROKER://%s",
+			hostPort(o.AdvertisedHost, o.AdvertisedPort), self),
+		"listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,BROKER:PLAINTEXT,CONTROLLER:PLAINTEXT",
 		"log.dirs":                       o.LogDirs,
 
 		// One broker: every replication factor and min ISR must be 1, or

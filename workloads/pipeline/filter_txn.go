@@ -65,7 +65,14 @@ func (f *filterRun) session(ctx context.Context, ready *func()) error {
 	f.out = out
 	go drainEvents(out, f.log)
 	defer out.Close()
+	last, err := lastTxn(ctx, cfg.OutputBootstrap, txnID)
+	if err != nil {
+		return err
+	}
 	if err := retryTxn(ctx, "init transactions", func(ctx context.Context) error { return out.InitTransactions(ctx) }); err != nil {
+		return err
+	}
+	if err := f.closeHanging(ctx, txnID, last); err != nil {
 		return err
 	}
 
@@ -282,6 +289,44 @@ func fencedError(out *kafka.Producer) error {
 	var ke kafka.Error
 	if errors.As(err, &ke) && ke.Code() == kafka.ErrFenced {
 		return err
+	}
+	return nil
+}
+
+// lastTxn reads what the transaction coordinator recorded of txnID's last
+// transaction, before InitTransactions resets it (see kclient.CloseHanging).
+func lastTxn(ctx context.Context, bootstrap, txnID string) (kclient.TxnRecord, error) {
+	sctx, cancel := context.WithTimeout(ctx, txnStepTimeout)
+	defer cancel()
+	last, err := kclient.LastTxn(sctx, bootstrap, txnID)
+	if err != nil {
+		return last, fmt.Errorf("%w: %w", errResume, err)
+	}
+	return last, nil
+}
+
+// LogClosedHanging is the message a filter logs (at WARN, with the
+// partition) for each transaction of its previous session it closed.
+const LogClosedHanging = "closed a transaction Kafka had left open (hanging)"
+
+// closeHanging closes the transactions of the previous session that Kafka
+// left open in the partitions this filter writes (its outputs, dead
+// letters, state and its group's offsets), with the outcome the coordinator
+// decided: otherwise the group's offsets stay unstable and the filter
+// reads nothing ever again.
+func (f *filterRun) closeHanging(ctx context.Context, txnID string, last kclient.TxnRecord) error {
+	topics := []string{f.cfg.DeadLetter, f.cfg.StateTopic, kclient.OffsetsTopic}
+	for _, s := range f.cfg.Specs {
+		topics = append(topics, s.Output)
+	}
+	sctx, cancel := context.WithTimeout(ctx, txnStepTimeout)
+	defer cancel()
+	closed, err := kclient.CloseHanging(sctx, f.cfg.OutputBootstrap, txnID, last, topics)
+	for _, c := range closed {
+		f.log.Warn(LogClosedHanging, "partition", c.String())
+	}
+	if err != nil {
+		return fmt.Errorf("%w: closing hanging transactions of %s: %w", errResume, txnID, err)
 	}
 	return nil
 }

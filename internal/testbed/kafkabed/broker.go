@@ -79,17 +79,18 @@ func startBrokerOnce(ctx context.Context, cfg brokerConfig, libs, java string) (
 		return nil, err
 	}
 
-	ports, err := freeLoopbackPorts(2)
+	ports, err := freeLoopbackPorts(3)
 	if err != nil {
 		return fail(err)
 	}
 	b.bootstrap = "127.0.0.1:" + strconv.Itoa(ports[0])
 	props := kafkaconf.BrokerProperties(kafkaconf.BrokerOptions{
-		ListenerHost:   "127.0.0.1",
-		ListenerPort:   ports[0],
-		ControllerPort: ports[1],
-		LogDirs:        filepath.Join(dir, "data"),
-		Overrides:      cfg.props,
+		ListenerHost:    "127.0.0.1",
+		ListenerPort:    ports[0],
+		ControllerPort:  ports[1],
+		InterBrokerPort: ports[2],
+		LogDirs:         filepath.Join(dir, "data"),
+		Overrides:       cfg.props,
 	})
 	propsPath := filepath.Join(dir, "server.properties")
 	if err := os.WriteFile(propsPath, []byte(props), 0o644); err != nil {

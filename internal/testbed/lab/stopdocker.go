@@ -1,0 +1,118 @@
+package lab
+
+import (
+	"context"
+	"fmt"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// StopDocker stops the dockerd of the node at addr as `systemctl stop
+// docker` or a host shutting down would: SIGTERM, upon which dockerd stops
+// its containers (in --shutdown-timeout) and its containerd, then exits; a
+// dockerd still running after a minute is killed. The node's sshd goes on
+// answering. It returns once dockerd is gone; StartDocker starts it again.
+func (l *Lab) StopDocker(ctx context.Context, addr string) error {
+	nd, err := l.readyNode(addr)
+	if err != nil {
+		return fmt.Errorf("lab %d: stop dockerd: %w", l.num, err)
+	}
+	daemons := nodeDaemons(nd, "dockerd")
+	if len(daemons) == 0 {
+		return fmt.Errorf("lab %d: node %s runs no dockerd", l.num, nd.Name)
+	}
+	signalAll(daemons, syscall.SIGTERM)
+	waitGone(ctx, daemons, time.Minute)
+	var left []int
+	for _, pid := range daemons {
+		if pidRunning(pid) {
+			left = append(left, pid)
+		}
+	}
+	if len(left) > 0 {
+		signalAll(left, syscall.SIGKILL)
+		waitGone(ctx, left, 10*time.Second)
+		for _, pid := range left {
+			if pidRunning(pid) {
+				return fmt.Errorf("lab %d: dockerd %d of node %s survives SIGKILL", l.num, pid, nd.Name)
+			}
+		}
+		l.log("lab %d: dockerd of node %s killed: it did not stop within a minute", l.num, nd.Name)
+	}
+	l.log("lab %d: dockerd of node %s stopped", l.num, nd.Name)
+	return ctx.Err()
+}
+
+// StartDocker starts the dockerd of the node at addr, stopped by
+// StopDocker, in the node's namespaces with the command line it started
+// with (its log goes on in dockerd.log), and returns once it answers
+// /_ping. A node whose dockerd runs is an error.
+func (l *Lab) StartDocker(ctx context.Context, addr string) error {
+	nd, err := l.readyNode(addr)
+	if err != nil {
+		return fmt.Errorf("lab %d: start dockerd: %w", l.num, err)
+	}
+	if running := nodeDaemons(nd, "dockerd"); len(running) > 0 {
+		return fmt.Errorf("lab %d: node %s runs dockerd already (pid %v)", l.num, nd.Name, running)
+	}
+	pid1, err := nodeInit(nd)
+	if err != nil {
+		return err
+	}
+	// As RestartDocker: nsenter forks into the node's pid namespace, the
+	// shell starts dockerd in the background and exits, and the node's init
+	// adopts dockerd.
+	cmd := exec.CommandContext(ctx, "nsenter", "--target", strconv.Itoa(pid1),
+		"--mount", "--uts", "--net", "--pid", "--",
+		"/bin/sh", "-c", nd.dockerd()+" >>"+filepath.Join(nd.Dir, "dockerd.log")+" 2>&1 &")
+	cmd.Env = []string{"PATH=" + nodePath, "HOME=/root", "LANG=C"}
+	cmd.Dir = "/"
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("lab %d: start dockerd of node %s: %w: %s", l.num, nd.Name, err, strings.TrimSpace(string(out)))
+	}
+	deadline := time.Now().Add(time.Minute)
+	for {
+		pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		err := ping(pctx, nd.DockerSocket)
+		cancel()
+		if err == nil {
+			l.log("lab %d: dockerd of node %s started", l.num, nd.Name)
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("lab %d: dockerd of node %s does not answer after a start: %w; dockerd.log: %s",
+				l.num, nd.Name, err, tail(nd.Dir, "dockerd.log", 10))
+		}
+		if err := sleep(ctx, 100*time.Millisecond); err != nil {
+			return err
+		}
+	}
+}
+
+// readyNode returns the ready node at addr.
+func (l *Lab) readyNode(addr string) (*node, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, n := range l.nodes {
+		if n.Addr == addr {
+			return n, nil
+		}
+	}
+	return nil, fmt.Errorf("no node at %s", addr)
+}
+
+// nodeDaemons returns the pids of the node's processes named comm (in its
+// network namespace, so not its containers').
+func nodeDaemons(nd *node, comm string) []int {
+	var pids []int
+	for _, pid := range pidsInNS("net", nd.netNS) {
+		if procComm(pid) == comm {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}
