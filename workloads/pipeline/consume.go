@@ -128,7 +128,7 @@ func Consume(ctx context.Context, cfg ConsumeConfig) error {
 	for _, ref := range cfg.Handled {
 		handled.add(ref)
 	}
-	if err := subscribeReady(c, cfg.Topic, cfg.Ready); err != nil {
+	if err := subscribeReady(c, cfg.Topic, cfg.Ready, cfg.FromBeginning, log); err != nil {
 		return err
 	}
 	log.Info("consuming", "bootstrap", cfg.Bootstrap, "topic", cfg.Topic)

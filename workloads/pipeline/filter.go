@@ -228,7 +228,7 @@ func (f *filterRun) runAtLeastOnce(ctx context.Context) error {
 	// commits the last offsets.
 	defer c.Close()
 	defer flush(ctx, out)
-	if err := subscribeReady(c, cfg.Input, cfg.Ready); err != nil {
+	if err := subscribeReady(c, cfg.Input, cfg.Ready, cfg.FromBeginning, f.log); err != nil {
 		return err
 	}
 	f.log.Info("filtering (at least once)", "bootstrap", cfg.Bootstrap, "input", cfg.Input, "filters", len(cfg.Specs), "group", cfg.Group)

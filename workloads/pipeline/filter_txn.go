@@ -102,6 +102,13 @@ func (f *filterRun) session(ctx context.Context, ready *func()) error {
 		case kafka.RevokedPartitions:
 			revoked = true
 		case kafka.AssignedPartitions:
+			if !cfg.FromBeginning {
+				if err := startAtEnd(c, e.Partitions); err != nil {
+					// A new session starts over with a new assignment.
+					f.log.Warn("assigning partitions", "err", err)
+					revoked = true
+				}
+			}
 			if len(e.Partitions) > 0 && *ready != nil {
 				(*ready)()
 				*ready = nil // once across sessions

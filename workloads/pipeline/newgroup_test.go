@@ -1,0 +1,123 @@
+package pipeline_test
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/minibroker/terraform-provider-minibroker/internal/testbed/kafkabed"
+	"github.com/minibroker/terraform-provider-minibroker/workloads/filter"
+	"github.com/minibroker/terraform-provider-minibroker/workloads/kclient"
+	"github.com/minibroker/terraform-provider-minibroker/workloads/pipeline"
+	"github.com/minibroker/terraform-provider-minibroker/workloads/stream"
+	"github.com/minibroker/terraform-provider-minibroker/workloads/timing"
+)
+
+// TestNewFilterStoppedBeforeItsFirstAlert: a new filter reads from the end
+// of the stream (a visit sent before it started is not its business), then
+// stops before any alert came. A visit sent while it is down must be
+// filtered when it starts again: it resumes where it first started, not at
+// the end again. Exactly-once, and at-least-once (whose path consumers
+// share).
+func TestNewFilterStoppedBeforeItsFirstAlert(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs Java and the Kafka jars (make kafka); run without -short")
+	}
+	for _, alo := range []bool{false, true} {
+		t.Run(map[bool]string{false: "exactly once", true: "at least once"}[alo], func(t *testing.T) {
+			newFilterStoppedBeforeItsFirstAlert(t, alo)
+		})
+	}
+}
+
+func newFilterStoppedBeforeItsFirstAlert(t *testing.T, atLeastOnce bool) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	b := kafkabed.StartBrokerT(t)
+	for _, tp := range []kclient.Topic{
+		{Name: stream.AlertsTopic, Partitions: 1},
+		{Name: stream.SchemasTopic, Partitions: 1, Compacted: true},
+		{Name: stream.TimingTopic, Partitions: 1},
+	} {
+		kafkabed.Must(t, kclient.EnsureTopics(ctx, b.Bootstrap(), tp))
+	}
+	const name = "late"
+	produce := func(run string) {
+		t.Helper()
+		kafkabed.Must(t, pipeline.Produce(ctx, pipeline.ProduceConfig{
+			Bootstrap: b.Bootstrap(), SchemasTopic: stream.SchemasTopic, Source: pipeline.NewSynthetic(5, 0),
+			AlertsPerVisit: 500, Interval: time.Second, Visits: 1, Run: run, TimingTopic: stream.TimingTopic,
+		}))
+	}
+	// start runs the filter and, with a consumer, its consumer until stop
+	// is called; it returns once they are ready.
+	start := func(withConsumer bool) (stop func()) {
+		t.Helper()
+		runCtx, cancel := context.WithCancel(ctx)
+		var wg sync.WaitGroup
+		ready := make(chan struct{}, 2)
+		errs := make(chan error, 2)
+		run := func(fn func(ready func()) error) {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if err := fn(func() { ready <- struct{}{} }); err != nil {
+					errs <- err
+				}
+			}()
+		}
+		run(func(r func()) error {
+			return pipeline.RunFilters(runCtx, pipeline.FilterConfig{Bootstrap: b.Bootstrap(), Name: name,
+				Specs:        []filter.Spec{{Name: name, Output: name, Expr: filter.DefaultExpr, MaxPerVisit: 1000}},
+				SchemasTopic: stream.SchemasTopic, TimingTopic: stream.TimingTopic, AtLeastOnce: atLeastOnce, Ready: r})
+		})
+		n := 1
+		if withConsumer {
+			n++
+			run(func(r func()) error {
+				return pipeline.Consume(runCtx, pipeline.ConsumeConfig{Bootstrap: b.Bootstrap(), Topic: name, FromBeginning: true,
+					TimingTopic: stream.TimingTopic, Ready: r, OnAlert: func(pipeline.Received) error { return nil }})
+			})
+		}
+		for range n {
+			select {
+			case <-ready:
+			case err := <-errs:
+				t.Fatal(err)
+			case <-ctx.Done():
+				t.Fatal("not ready in time")
+			}
+		}
+		return func() {
+			cancel()
+			wg.Wait()
+			close(errs)
+			for err := range errs {
+				t.Error(err)
+			}
+		}
+	}
+
+	before := fmt.Sprintf("before-%d", time.Now().UnixNano())
+	produce(before)
+	stop := start(false)
+	time.Sleep(3 * time.Second) // idle: no alert comes
+	stop()
+
+	during := fmt.Sprintf("during-%d", time.Now().UnixNano())
+	produce(during)
+	stop = start(true)
+	defer stop()
+	if _, err := pipeline.WaitComplete(ctx, b.Bootstrap(), stream.TimingTopic, during, 1, 1, time.Minute); err != nil {
+		t.Fatalf("the visit sent while the new filter was down was not filtered: %v", err)
+	}
+	evs, err := pipeline.ReadTiming(ctx, b.Bootstrap(), stream.TimingTopic)
+	kafkabed.Must(t, err)
+	for _, e := range pipeline.ForRun(evs, before) {
+		if e.Kind == timing.KindFilter {
+			t.Errorf("the filter finished visit %d, sent before it first started", e.Visit)
+		}
+	}
+}
