@@ -28,6 +28,11 @@ type ConsumeConfig struct {
 	Kafka map[string]string
 	Log   *slog.Logger
 
+	// OutOfGroupLimit is how long the consumer may stay out of its group
+	// (after its session timed out, say) before it is replaced by a new
+	// client; default DefaultOutOfGroupLimit.
+	OutOfGroupLimit time.Duration
+
 	Ready func() // called once the consumer has its partitions
 	// OnAlert is called for every alert, in arrival order, once: a copy of
 	// an alert already handled (after a restart, the alerts read since the
@@ -118,23 +123,33 @@ func Consume(ctx context.Context, cfg ConsumeConfig) error {
 	}
 	// Offsets are stored only once an alert is handled; auto-commit then
 	// commits what was stored, and Close the rest.
-	c, err := kafka.NewConsumer(kclient.ConsumerConfig(cfg.Bootstrap, cfg.Group, cfg.FromBeginning,
-		mergeKafka(map[string]string{"enable.auto.offset.store": "false"}, cfg.Kafka)))
-	if err != nil {
-		return fmt.Errorf("consumer for %s: %w", cfg.Bootstrap, err)
+	member := newGroupMember(cfg.Topic, cfg.Ready, cfg.FromBeginning, cfg.OutOfGroupLimit, log)
+	open := func() (*kafka.Consumer, error) {
+		return member.open(kclient.ConsumerConfig(cfg.Bootstrap, cfg.Group, cfg.FromBeginning,
+			mergeKafka(map[string]string{"enable.auto.offset.store": "false"}, cfg.Kafka)))
 	}
-	defer c.Close()
+	c, err := open()
+	if err != nil {
+		return err
+	}
+	defer func() { c.Close() }()
 	handled := &handledAlerts{visits: map[visitKey]map[rankedID]bool{}}
 	for _, ref := range cfg.Handled {
 		handled.add(ref)
-	}
-	if err := subscribeReady(c, cfg.Topic, cfg.Ready, cfg.FromBeginning, log); err != nil {
-		return err
 	}
 	log.Info("consuming", "bootstrap", cfg.Bootstrap, "topic", cfg.Topic)
 
 	var n, dups int
 	for ctx.Err() == nil {
+		if member.stuck() {
+			// What was handled and not committed comes again, and is
+			// dropped as a copy.
+			log.Warn("out of the consumer group too long: starting a new consumer", "limit", member.limit)
+			c.Close()
+			if c, err = open(); err != nil {
+				return err
+			}
+		}
 		switch e := c.Poll(100).(type) {
 		case *kafka.Message:
 			r := Received{Topic: cfg.Topic, Run: headerString(e.Headers, stream.HeaderRun), ID: headerString(e.Headers, stream.HeaderID),

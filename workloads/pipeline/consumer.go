@@ -9,26 +9,86 @@ import (
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
 )
 
-// subscribeReady subscribes c to topic and arranges for ready, if set, to be
-// called once, from within Poll, when the first partitions are assigned.
-// Unless fromBeginning, a partition the group has no offset for starts at
-// its end, committed at once (see startAtEnd); if that fails, it is
-// logged and the partitions are assigned as Kafka's reset policy says.
-func subscribeReady(c *kafka.Consumer, topic string, ready func(), fromBeginning bool, log *slog.Logger) error {
-	once := readyCallback(ready)
-	err := c.Subscribe(topic, func(c *kafka.Consumer, ev kafka.Event) error {
-		if a, ok := ev.(kafka.AssignedPartitions); ok && !fromBeginning {
-			if err := startAtEnd(c, a.Partitions); err != nil {
-				log.Warn("could not start new partitions at a committed end: a restart before the first alert "+
-					"would start at the end again", "topic", topic, "err", err)
+// groupMember subscribes consumers of one group member to a topic, and
+// watches that the member stays in its group.
+type groupMember struct {
+	topic         string
+	fromBeginning bool
+	log           *slog.Logger
+	ready         kafka.RebalanceCb // calls the caller's ready once, across consumers
+
+	limit time.Duration // see stuck
+
+	joined  bool      // the current consumer has an assignment (maybe empty)
+	since   time.Time // when it subscribed or last lost its assignment
+	revoked bool      // the current consumer has lost partitions
+	// startErr is why startAtEnd last failed for the current consumer.
+	startErr error
+}
+
+// newGroupMember watches a member of a group reading topic; limit is how
+// long it may stay out of the group (default DefaultOutOfGroupLimit).
+func newGroupMember(topic string, ready func(), fromBeginning bool, limit time.Duration, log *slog.Logger) *groupMember {
+	if limit <= 0 {
+		limit = DefaultOutOfGroupLimit
+	}
+	return &groupMember{topic: topic, fromBeginning: fromBeginning, log: log, ready: readyCallback(ready), limit: limit}
+}
+
+// subscribe subscribes c to the topic. The ready function is called once,
+// from within Poll, when the first partitions are assigned. Unless
+// fromBeginning, a partition the group has no offset for starts at its end,
+// committed at once (see startAtEnd); if that fails, it is logged and the
+// partitions are assigned as Kafka's reset policy says.
+func (g *groupMember) subscribe(c *kafka.Consumer) error {
+	g.joined, g.since, g.revoked, g.startErr = false, time.Now(), false, nil
+	err := c.Subscribe(g.topic, func(c *kafka.Consumer, ev kafka.Event) error {
+		switch e := ev.(type) {
+		case kafka.AssignedPartitions:
+			g.joined = true
+			if !g.fromBeginning {
+				if err := startAtEnd(c, e.Partitions); err != nil {
+					g.startErr = err
+					g.log.Warn("could not start new partitions at a committed end: a restart before the first alert "+
+						"would start at the end again", "topic", g.topic, "err", err)
+				}
 			}
+		case kafka.RevokedPartitions:
+			g.joined, g.since, g.revoked = false, time.Now(), true
 		}
-		return once(c, ev)
+		return g.ready(c, ev)
 	})
 	if err != nil {
-		return fmt.Errorf("subscribe to %s: %w", topic, err)
+		return fmt.Errorf("subscribe to %s: %w", g.topic, err)
 	}
 	return nil
+}
+
+// open creates a consumer with cm and subscribes it.
+func (g *groupMember) open(cm *kafka.ConfigMap) (*kafka.Consumer, error) {
+	c, err := kafka.NewConsumer(cm)
+	if err != nil {
+		return nil, fmt.Errorf("consumer for %v: %w", (*cm)["bootstrap.servers"], err)
+	}
+	if err := g.subscribe(c); err != nil {
+		c.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+// DefaultOutOfGroupLimit is how long a consumer may stay out of its group
+// before it is replaced by a new one. librdkafka 2.11 was seen to keep a consumer
+// out for good after its session timed out while its broker restarted and
+// the broker's Swarm name did not resolve: its requests waited for a group
+// coordinator it never found again, while a new consumer joined at once.
+// Well above a broker restart (tens of seconds) and the 10 s session.
+const DefaultOutOfGroupLimit = 90 * time.Second
+
+// stuck tells whether the current consumer has been out of its group for
+// longer than its limit.
+func (g *groupMember) stuck() bool {
+	return !g.joined && time.Since(g.since) > g.limit
 }
 
 // startAtEndTimeout bounds each call of startAtEnd to the group

@@ -57,6 +57,10 @@ type FilterConfig struct {
 	// once; one without output waits up to a second); the filtered alerts
 	// are readable only then. Default DefaultCommitInterval.
 	CommitInterval time.Duration
+	// OutOfGroupLimit is how long the filter's consumer may stay out of
+	// its group before it is replaced by a new client (exactly-once: a
+	// new session); default DefaultOutOfGroupLimit.
+	OutOfGroupLimit time.Duration
 	// DecodeBytes decodes bytes fields (the cutouts) too. Skipping them
 	// halves the decode time of an 80 KB alert; it is turned on by itself
 	// when an expression mentions a cutout.
@@ -220,17 +224,16 @@ func (f *filterRun) runAtLeastOnce(ctx context.Context) error {
 	go drainEvents(out, f.log)
 	defer func() { flush(ctx, out); out.Close() }()
 
-	c, err := kafka.NewConsumer(kclient.ConsumerConfig(cfg.Bootstrap, cfg.Group, cfg.FromBeginning, cfg.Kafka))
-	if err != nil {
-		return fmt.Errorf("consumer for %s: %w", cfg.Bootstrap, err)
+	member := newGroupMember(cfg.Input, cfg.Ready, cfg.FromBeginning, cfg.OutOfGroupLimit, f.log)
+	consumerConfig := func() *kafka.ConfigMap {
+		return kclient.ConsumerConfig(cfg.Bootstrap, cfg.Group, cfg.FromBeginning, cfg.Kafka)
 	}
-	// Deferred calls run last first: the output is flushed before Close
-	// commits the last offsets.
-	defer c.Close()
-	defer flush(ctx, out)
-	if err := subscribeReady(c, cfg.Input, cfg.Ready, cfg.FromBeginning, f.log); err != nil {
+	c, err := member.open(consumerConfig())
+	if err != nil {
 		return err
 	}
+	// The output is flushed before Close commits the last offsets.
+	defer func() { flush(ctx, out); c.Close() }()
 	f.log.Info("filtering (at least once)", "bootstrap", cfg.Bootstrap, "input", cfg.Input, "filters", len(cfg.Specs), "group", cfg.Group)
 
 	progress := time.NewTicker(progressEvery)
@@ -240,6 +243,14 @@ func (f *filterRun) runAtLeastOnce(ctx context.Context) error {
 		case <-progress.C:
 			f.logProgress()
 		default:
+		}
+		if member.stuck() {
+			f.log.Warn("out of the consumer group too long: starting a new consumer", "limit", member.limit)
+			flush(ctx, out)
+			c.Close()
+			if c, err = member.open(consumerConfig()); err != nil {
+				return err
+			}
 		}
 		switch e := c.Poll(100).(type) {
 		case *kafka.Message:

@@ -36,9 +36,9 @@ const (
 var errResume = errors.New("transaction aborted")
 
 func (f *filterRun) runExactlyOnce(ctx context.Context) error {
-	ready := f.cfg.Ready
+	member := newGroupMember(f.cfg.Input, f.cfg.Ready, f.cfg.FromBeginning, f.cfg.OutOfGroupLimit, f.log)
 	for {
-		err := f.session(ctx, &ready)
+		err := f.session(ctx, member)
 		if ctx.Err() != nil && errors.Is(err, errResume) {
 			return nil // stopping: what was not committed is redone by the next process
 		}
@@ -54,7 +54,7 @@ func (f *filterRun) runExactlyOnce(ctx context.Context) error {
 
 // session filters until ctx ends (nil, after committing what was handled)
 // or a transaction fails (an errResume error, or a fatal one).
-func (f *filterRun) session(ctx context.Context, ready *func()) error {
+func (f *filterRun) session(ctx context.Context, member *groupMember) error {
 	cfg := f.cfg
 	txnID := stream.FilterTransactionalID(cfg.Group)
 	out, err := kafka.NewProducer(kclient.TransactionalProducerConfig(cfg.OutputBootstrap, txnID,
@@ -90,34 +90,11 @@ func (f *filterRun) session(ctx context.Context, ready *func()) error {
 	f.dropDelivered()
 	f.emitPending() // completion events not known to have reached the hub
 
-	c, err := kafka.NewConsumer(kclient.TransactionalConsumerConfig(cfg.Bootstrap, cfg.Group, cfg.FromBeginning, cfg.Kafka))
+	c, err := member.open(kclient.TransactionalConsumerConfig(cfg.Bootstrap, cfg.Group, cfg.FromBeginning, cfg.Kafka))
 	if err != nil {
-		return fmt.Errorf("consumer for %s: %w", cfg.Bootstrap, err)
+		return err
 	}
 	defer c.Close()
-	// The callback runs inside Poll, on this goroutine.
-	revoked := false
-	if err := c.Subscribe(cfg.Input, func(c *kafka.Consumer, ev kafka.Event) error {
-		switch e := ev.(type) {
-		case kafka.RevokedPartitions:
-			revoked = true
-		case kafka.AssignedPartitions:
-			if !cfg.FromBeginning {
-				if err := startAtEnd(c, e.Partitions); err != nil {
-					// A new session starts over with a new assignment.
-					f.log.Warn("assigning partitions", "err", err)
-					revoked = true
-				}
-			}
-			if len(e.Partitions) > 0 && *ready != nil {
-				(*ready)()
-				*ready = nil // once across sessions
-			}
-		}
-		return nil
-	}); err != nil {
-		return fmt.Errorf("subscribe to %s: %w", cfg.Input, err)
-	}
 	f.log.Info("filtering (exactly once)", "bootstrap", cfg.Bootstrap, "input", cfg.Input, "filters", len(cfg.Specs),
 		"group", cfg.Group, "transactional_id", txnID, "open_visits", len(f.visits.open))
 
@@ -153,10 +130,15 @@ func (f *filterRun) session(ctx context.Context, ready *func()) error {
 			f.log.Warn("kafka", "err", e)
 		}
 		f.dropDelivered()
-		if revoked {
+		switch {
+		case member.revoked:
 			// Partitions may have moved on; what this transaction holds is
 			// redone from the last commit.
 			return f.abort(ctx, out, errors.New("partitions revoked"))
+		case member.startErr != nil:
+			return f.abort(ctx, out, fmt.Errorf("starting new partitions at their end: %w", member.startErr))
+		case member.stuck():
+			return f.abort(ctx, out, fmt.Errorf("out of the consumer group for over %s", member.limit))
 		}
 		if !opened.IsZero() && f.commitDue(time.Since(opened)) {
 			if err := f.commit(ctx, c, out); err != nil {
