@@ -542,3 +542,38 @@ resource "minibroker_filter_group" "g" {
 		}},
 	})
 }
+
+// TestAccAdminFromAnywhereRefused: an aws block whose admin_cidr_blocks
+// opens SSH to the whole Internet fails the plan, pointing at the block,
+// unless allow_admin_from_anywhere says so. No lab or moto is needed:
+// validation runs before the provider connects anywhere.
+func TestAccAdminFromAnywhereRefused(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs Terraform; skipped under -short")
+	}
+	useTerraform(t)
+	config := func(extra string) string {
+		return `
+resource "minibroker_swarm" "s" {
+  aws = {
+    public_key        = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIK0wmN/Cr3JXqmLW7u+g9pTh+wyqDHpSQEIQczXkVx9q test"
+    admin_cidr_blocks = ["203.0.113.7/32", "0.0.0.0/0"]
+    ` + extra + `
+  }
+}`
+	}
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: factories,
+		Steps: []resource.TestStep{{
+			Config:      config(""),
+			PlanOnly:    true,
+			ExpectError: regexp.MustCompile(`(?s)SSH open to the whole Internet.*0\.0\.0\.0/0 lets every address.*allow_admin_from_anywhere = true`),
+		}, {
+			// Accepted: the plan goes past validation and stops only at
+			// configuring the provider, which this test gives no SSH key.
+			Config:      config("allow_admin_from_anywhere = true"),
+			PlanOnly:    true,
+			ExpectError: regexp.MustCompile(`Missing SSH private key`),
+		}},
+	})
+}

@@ -5,11 +5,13 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/pem"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/hashicorp/terraform-plugin-framework/diag"
 	"github.com/hashicorp/terraform-plugin-framework/provider"
 	"github.com/hashicorp/terraform-plugin-framework/tfsdk"
 	"github.com/hashicorp/terraform-plugin-go/tftypes"
@@ -41,16 +43,27 @@ func bastionTestConfig(t *testing.T, attrs map[string]tftypes.Value) tfsdk.Confi
 
 func tfStr(s string) tftypes.Value { return tftypes.NewValue(tftypes.String, s) }
 
-var bastionType = tftypes.Object{AttributeTypes: map[string]tftypes.Type{"address": tftypes.String, "user": tftypes.String}}
+var bastionType = tftypes.Object{AttributeTypes: map[string]tftypes.Type{
+	"address": tftypes.String, "user": tftypes.String, "host_key_fingerprint": tftypes.String}}
 
 // bastionBlock is a bastion value; a nil user is left out (null), and
 // tftypes.UnknownValue makes the address unknown.
 func bastionBlock(address any, user *string) tftypes.Value {
+	return bastionWithKey(address, user, "")
+}
+
+// bastionWithKey is bastionBlock with a host_key_fingerprint ("": null).
+func bastionWithKey(address any, user *string, fingerprint string) tftypes.Value {
 	u := tftypes.NewValue(tftypes.String, nil)
 	if user != nil {
 		u = tfStr(*user)
 	}
-	return tftypes.NewValue(bastionType, map[string]tftypes.Value{"address": tftypes.NewValue(tftypes.String, address), "user": u})
+	fp := tftypes.NewValue(tftypes.String, nil)
+	if fingerprint != "" {
+		fp = tfStr(fingerprint)
+	}
+	return tftypes.NewValue(bastionType, map[string]tftypes.Value{"address": tftypes.NewValue(tftypes.String, address),
+		"user": u, "host_key_fingerprint": fp})
 }
 
 func testKeyPEM(t *testing.T) string {
@@ -69,16 +82,21 @@ func testKeyPEM(t *testing.T) string {
 // readPoolConfig runs the provider's reading of its configuration.
 func readPoolConfig(t *testing.T, attrs map[string]tftypes.Value) (dockerssh.Config, bool) {
 	t.Helper()
+	cfg, known, d := poolConfigOf(t, attrs)
+	if d.HasError() {
+		t.Fatalf("poolConfig: %v", d)
+	}
+	return cfg, known
+}
+
+func poolConfigOf(t *testing.T, attrs map[string]tftypes.Value) (dockerssh.Config, bool, diag.Diagnostics) {
+	t.Helper()
 	ctx := context.Background()
 	var m providerModel
 	if d := bastionTestConfig(t, attrs).Get(ctx, &m); d.HasError() {
 		t.Fatalf("reading the configuration: %v", d)
 	}
-	cfg, known, d := poolConfig(ctx, m)
-	if d.HasError() {
-		t.Fatalf("poolConfig: %v", d)
-	}
-	return cfg, known
+	return poolConfig(ctx, m)
 }
 
 func TestBastionConfigUnit(t *testing.T) {
@@ -86,6 +104,7 @@ func TestBastionConfigUnit(t *testing.T) {
 	t.Setenv("MINIBROKER_SSH_USER", "")
 	key := testKeyPEM(t)
 	jump := "ec2-user"
+	const fingerprint = "SHA256:uNiVztksCsDhcc0u9e8BujQXVUpKZIDTMczCvj3tD2s"
 	home, err := os.UserHomeDir()
 	if err != nil {
 		t.Fatal(err)
@@ -113,12 +132,15 @@ func TestBastionConfigUnit(t *testing.T) {
 		{"known_hosts policy", "", map[string]tftypes.Value{"bastion": bastionBlock("203.0.113.5", nil), "known_hosts_file": tfStr("/etc/kh")},
 			&dockerssh.Bastion{Address: "203.0.113.5", User: "root"}},
 		// trust_on_first_use: the bastion's key is checked against
-		// known_hosts_file when it is set, else trusted on each run.
+		// known_hosts_file or its fingerprint (without either: below).
 		{"tofu with known_hosts_file", "", map[string]tftypes.Value{"bastion": bastionBlock("203.0.113.5", nil),
 			"host_key_policy": tfStr(policyTOFU), "known_hosts_file": tfStr("~/kh")},
 			&dockerssh.Bastion{Address: "203.0.113.5", User: "root", KnownHostsFile: filepath.Join(home, "kh")}},
-		{"tofu without known_hosts_file", "", map[string]tftypes.Value{"bastion": bastionBlock("203.0.113.5", nil), "host_key_policy": tfStr(policyTOFU)},
-			&dockerssh.Bastion{Address: "203.0.113.5", User: "root"}},
+		{"tofu with a fingerprint", "", map[string]tftypes.Value{"bastion": bastionWithKey("203.0.113.5", nil, fingerprint),
+			"host_key_policy": tfStr(policyTOFU)},
+			&dockerssh.Bastion{Address: "203.0.113.5", User: "root", ExpectedHostKey: fingerprint}},
+		{"known_hosts policy with a fingerprint", "", map[string]tftypes.Value{"bastion": bastionWithKey("203.0.113.5", nil, fingerprint)},
+			&dockerssh.Bastion{Address: "203.0.113.5", User: "root", ExpectedHostKey: fingerprint}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -138,6 +160,23 @@ func TestBastionConfigUnit(t *testing.T) {
 				t.Errorf("no bastion, want %+v", *tc.want)
 			case tc.want != nil && *cfg.Bastion != *tc.want:
 				t.Errorf("bastion %+v, want %+v", *cfg.Bastion, *tc.want)
+			}
+		})
+	}
+
+	// A bastion whose key nobody knows is refused under
+	// trust_on_first_use: no state could pin it, so every run would
+	// trust whatever answers.
+	for name, attrs := range map[string]map[string]tftypes.Value{
+		"tofu with neither":                  {"bastion": bastionBlock("203.0.113.5", nil), "host_key_policy": tfStr(policyTOFU)},
+		"tofu, bastion from the environment": {"host_key_policy": tfStr(policyTOFU)},
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Setenv(envBastion, "198.51.100.7")
+			attrs["ssh_private_key"] = tfStr(key)
+			_, _, d := poolConfigOf(t, attrs)
+			if !d.HasError() || !strings.Contains(fmt.Sprint(d), "Unknown bastion host key") {
+				t.Errorf("diagnostics %v, want Unknown bastion host key", d)
 			}
 		})
 	}
@@ -162,6 +201,8 @@ func TestBastionConfigUnit(t *testing.T) {
 func TestBastionConfigureUnit(t *testing.T) {
 	t.Setenv(envBastion, "")
 	key := testKeyPEM(t)
+	// trust_on_first_use needs the bastion's key (TestBastionConfigUnit).
+	const fp = "SHA256:uNiVztksCsDhcc0u9e8BujQXVUpKZIDTMczCvj3tD2s"
 	configure := func(attrs map[string]tftypes.Value) *provider.ConfigureResponse {
 		attrs["ssh_private_key"] = tfStr(key)
 		attrs["host_key_policy"] = tfStr(policyTOFU)
@@ -170,7 +211,7 @@ func TestBastionConfigureUnit(t *testing.T) {
 		return &resp
 	}
 
-	resp := configure(map[string]tftypes.Value{"bastion": bastionBlock("203.0.113.5", nil)})
+	resp := configure(map[string]tftypes.Value{"bastion": bastionWithKey("203.0.113.5", nil, fp)})
 	if resp.Diagnostics.HasError() {
 		t.Fatalf("Configure: %v", resp.Diagnostics)
 	}
@@ -185,7 +226,7 @@ func TestBastionConfigureUnit(t *testing.T) {
 		"ec2-user@bastion": "bastion",
 		"bastion:notaport": "invalid port",
 	} {
-		resp := configure(map[string]tftypes.Value{"bastion": bastionBlock(address, nil)})
+		resp := configure(map[string]tftypes.Value{"bastion": bastionWithKey(address, nil, fp)})
 		var msgs []string
 		for _, d := range resp.Diagnostics.Errors() {
 			msgs = append(msgs, d.Summary()+": "+d.Detail())
@@ -196,7 +237,7 @@ func TestBastionConfigureUnit(t *testing.T) {
 	}
 
 	// An unknown address: no resources yet, and no error.
-	resp = configure(map[string]tftypes.Value{"bastion": bastionBlock(tftypes.UnknownValue, nil)})
+	resp = configure(map[string]tftypes.Value{"bastion": bastionWithKey(tftypes.UnknownValue, nil, fp)})
 	if resp.Diagnostics.HasError() || resp.ResourceData != nil {
 		t.Errorf("unknown bastion address: diagnostics %v, data %v", resp.Diagnostics, resp.ResourceData)
 	}

@@ -210,7 +210,10 @@ func allGone(ids map[string]string) bool {
 // here.
 type settingsCodec struct {
 	attrTypes map[string]attr.Type // every attribute of the resource
-	carried   []string             // the Required and Optional ones, less skip
+	carried   []string             // the Required and Optional ones, less skip and the Sensitive ones
+	// withheld are the Sensitive attributes nested in a carried object,
+	// by object: written as null, never into a label anyone can read.
+	withheld map[string][]string
 }
 
 // settingsFormat marks a settings label written by settingsCodec, under a
@@ -224,17 +227,26 @@ const (
 
 // newSettingsCodec carries the resource's configurable attributes but
 // those in skip: values that belong to the workstation (local paths,
-// timeouts) or that an import id gives.
+// timeouts) or that an import id gives. Sensitive attributes, and those of
+// an object attribute, are never carried.
 func newSettingsCodec(s schema.Schema, skip ...string) settingsCodec {
 	for _, name := range skip {
 		if _, ok := s.Attributes[name]; !ok {
 			panic("settings codec: no attribute " + name) // a typo would carry a workstation value
 		}
 	}
-	c := settingsCodec{attrTypes: s.Type().(types.ObjectType).AttrTypes}
+	c := settingsCodec{attrTypes: s.Type().(types.ObjectType).AttrTypes, withheld: map[string][]string{}}
 	for name, a := range s.Attributes {
-		if (a.IsRequired() || a.IsOptional()) && !contains(skip, name) {
-			c.carried = append(c.carried, name)
+		if !(a.IsRequired() || a.IsOptional()) || a.IsSensitive() || contains(skip, name) {
+			continue
+		}
+		c.carried = append(c.carried, name)
+		if obj, ok := a.(schema.SingleNestedAttribute); ok {
+			for inner, ia := range obj.Attributes {
+				if ia.IsSensitive() {
+					c.withheld[name] = append(c.withheld[name], inner)
+				}
+			}
 		}
 	}
 	return c
@@ -250,6 +262,11 @@ func (c settingsCodec) encode(ctx context.Context, model any) (string, error) {
 	out := map[string]any{settingsFormatKey: settingsFormat}
 	for _, name := range c.carried {
 		out[name] = jsonValue(attrs[name])
+		if obj, ok := out[name].(map[string]any); ok {
+			for _, inner := range c.withheld[name] {
+				obj[inner] = nil
+			}
+		}
 	}
 	b, err := json.Marshal(out)
 	return string(b), err

@@ -136,6 +136,37 @@ func TestIAMPolicyNamesEveryAction(t *testing.T) {
 				t.Errorf("%s: empty condition operator %s", where, op)
 			}
 		}
+		if len(s.Condition) == 0 {
+			for _, a := range s.Action {
+				for _, r := range s.Resource {
+					if !readOnly(a) && !unconditioned[a+" "+r] {
+						t.Errorf("%s: %s on %s has no condition; scope it to what the swarm owns (or, if AWS offers "+
+							"no condition there, add it to unconditioned with the reason)", where, a, r)
+					}
+				}
+			}
+		}
+	}
+	// The conditions the issue asked for, where AWS supports them.
+	for _, want := range []struct{ action, resource, key string }{
+		{"ec2:RunInstances", "arn:aws:ec2:*:*:instance/*", "ec2:MetadataHttpTokens"},
+		{"ec2:RunInstances", "arn:aws:ec2:*:*:instance/*", "ec2:InstanceType"},
+		{"ec2:RunInstances", "arn:aws:ec2:*:*:volume/*", "ec2:Encrypted"},
+		{"ec2:ImportKeyPair", "arn:aws:ec2:*:*:key-pair/*", "aws:RequestTag/minibroker:swarm"},
+		{"ec2:DeleteKeyPair", "arn:aws:ec2:*:*:key-pair/*", "ec2:ResourceTag/minibroker:swarm"},
+	} {
+		found := false
+		for _, s := range p.Statement {
+			if slices.Contains(s.Action, want.action) && slices.Contains(s.Resource, want.resource) {
+				for _, keys := range s.Condition {
+					_, ok := keys[want.key]
+					found = found || ok
+				}
+			}
+		}
+		if !found {
+			t.Errorf("no statement grants %s on %s under a condition on %s", want.action, want.resource, want.key)
+		}
 	}
 	for _, a := range awsActions {
 		if !granted[a] {
@@ -151,6 +182,24 @@ func TestIAMPolicyNamesEveryAction(t *testing.T) {
 	if !strings.Contains(string(tmpl), `codefile "json" "examples/resources/minibroker_swarm/iam-policy.json"`) {
 		t.Error("templates/resources/swarm.md.tmpl does not include examples/resources/minibroker_swarm/iam-policy.json")
 	}
+}
+
+// readOnly tells the actions that change nothing.
+func readOnly(action string) bool {
+	_, name, _ := strings.Cut(action, ":")
+	return strings.HasPrefix(name, "Describe") || strings.HasPrefix(name, "Get")
+}
+
+// unconditioned are the grants of a changing action that carry no
+// condition, and why: RunInstances names an AMI, subnet and key pair the
+// user chose and creates a network interface, none of which carries a tag
+// of ours; CreateSecurityGroup needs the VPC it creates the group in.
+var unconditioned = map[string]bool{
+	"ec2:RunInstances arn:aws:ec2:*::image/*":              true,
+	"ec2:RunInstances arn:aws:ec2:*:*:subnet/*":            true,
+	"ec2:RunInstances arn:aws:ec2:*:*:network-interface/*": true,
+	"ec2:RunInstances arn:aws:ec2:*:*:key-pair/*":          true,
+	"ec2:CreateSecurityGroup arn:aws:ec2:*:*:vpc/*":        true,
 }
 
 // awsCallDirs hold the code that calls AWS (through the SDK's ec2 and ssm

@@ -95,8 +95,9 @@ func mirrorSchema(ctx context.Context) schema.Schema {
 			Default:             int64default.StaticInt64(swarmspec.DefaultRetentionMinutes),
 			MarkdownDescription: fmt.Sprintf("`log.retention.minutes` of the mirror. Default %d.", swarmspec.DefaultRetentionMinutes),
 			Validators:          []validator.Int64{int64validator.AtLeast(1)}},
-		"properties": schema.MapAttribute{Optional: true, ElementType: types.StringType,
-			MarkdownDescription: "Extra `server.properties` entries; they win over the provider's."},
+		"properties": schema.MapAttribute{Optional: true, ElementType: types.StringType, Sensitive: true,
+			MarkdownDescription: "Extra `server.properties` entries; they win over the provider's. Sensitive (they may hold " +
+				"credentials): not kept in the swarm's labels, so an import leaves them unset until the next apply."},
 		"topics": schema.StringAttribute{Optional: true, Computed: true,
 			Default:             stringdefault.StaticString(kafkaconf.DefaultMirrorTopics),
 			MarkdownDescription: "Java regular expression of hub topics to copy. Default `" + kafkaconf.DefaultMirrorTopics + "` (the stream and its schemas)."},
@@ -104,8 +105,9 @@ func mirrorSchema(ctx context.Context) schema.Schema {
 			Default:             int64default.StaticInt64(swarmspec.DefaultMirrorMakerHeapMB),
 			MarkdownDescription: fmt.Sprintf("MirrorMaker 2 JVM heap in MiB. Default %d.", swarmspec.DefaultMirrorMakerHeapMB),
 			Validators:          []validator.Int64{int64validator.AtLeast(128)}},
-		"mirror_maker_properties": schema.MapAttribute{Optional: true, ElementType: types.StringType,
-			MarkdownDescription: "Extra `mm2.properties` entries, e.g. `\"hub->mirror.tasks.max\" = \"4\"`."},
+		"mirror_maker_properties": schema.MapAttribute{Optional: true, ElementType: types.StringType, Sensitive: true,
+			MarkdownDescription: "Extra `mm2.properties` entries, e.g. `\"hub->mirror.tasks.max\" = \"4\"`. Sensitive (they may hold " +
+				"credentials): not kept in the swarm's labels, so an import leaves them unset until the next apply."},
 		"resources": resourcesSchema("", mirrorRoles...),
 		"bootstrap": schema.StringAttribute{Computed: true,
 			MarkdownDescription: "Bootstrap address of the mirror Kafka on the overlay network."},

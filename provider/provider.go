@@ -7,6 +7,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"time"
 
@@ -74,7 +75,11 @@ type providerModel struct {
 type bastionModel struct {
 	Address types.String `tfsdk:"address"`
 	User    types.String `tfsdk:"user"`
+	HostKey types.String `tfsdk:"host_key_fingerprint"`
 }
+
+// reFingerprint matches an OpenSSH SHA256 key fingerprint.
+var reFingerprint = regexp.MustCompile(`^SHA256:[A-Za-z0-9+/]{43}$`)
 
 // envBastion names the environment variable that sets the bastion's address
 // when the provider block has no bastion.
@@ -132,9 +137,9 @@ func (p *minibrokerProvider) Schema(_ context.Context, _ provider.SchemaRequest,
 					"The provider keeps one SSH connection to the bastion, authenticated with `ssh_private_key`, and reaches each node's sshd " +
 					"through it, so the bastion's sshd must allow TCP forwarding (`AllowTcpForwarding yes`, no `restrict` or " +
 					"`no-port-forwarding` on the key's authorized_keys line) to port 22 of the nodes. Node host keys are checked as without a bastion. " +
-					"The bastion's host key is checked like the nodes' with the `known_hosts` policy (it must be in `known_hosts_file`); with " +
-					"`trust_on_first_use` it is checked against `known_hosts_file` when that is set, and otherwise accepted afresh on every run " +
-					"(it is not kept in any resource's state). Default: none, or the address in `" + envBastion + "`.",
+					"The bastion's host key must be known: it must match `host_key_fingerprint` when that is set, and be in `known_hosts_file` " +
+					"with the `known_hosts` policy; with `trust_on_first_use` (which no state could pin it with: the bastion belongs to no " +
+					"resource) one of `host_key_fingerprint` and `known_hosts_file` is required. Default: none, or the address in `" + envBastion + "`.",
 				Attributes: map[string]schema.Attribute{
 					"address": schema.StringAttribute{
 						Required:            true,
@@ -143,6 +148,12 @@ func (p *minibrokerProvider) Schema(_ context.Context, _ provider.SchemaRequest,
 					"user": schema.StringAttribute{
 						Optional:            true,
 						MarkdownDescription: "SSH user on the bastion, e.g. `ec2-user`. Default: the nodes' user (`ssh_user`).",
+					},
+					"host_key_fingerprint": schema.StringAttribute{
+						Optional: true,
+						MarkdownDescription: "SHA256 fingerprint of the bastion's SSH host key, `SHA256:...` as `ssh-keygen -lf` prints it " +
+							"(run on the bastion's `/etc/ssh/ssh_host_ed25519_key.pub`, or on `ssh-keyscan` output you have checked).",
+						Validators: []validator.String{stringvalidator.RegexMatches(reFingerprint, "a fingerprint such as SHA256:uNiVztksCsDhcc0u9e8BujQXVUpKZIDTMczCvj3tD2s")},
 					},
 				},
 			},
@@ -242,9 +253,15 @@ func poolConfig(ctx context.Context, m providerModel) (cfg dockerssh.Config, kno
 		return cfg, known, diags
 	}
 	if bastion != nil && cfg.Policy == dockerssh.TrustOnFirstUse {
-		// No resource state keeps the bastion's fingerprint: check it
-		// against known_hosts_file when one is set; otherwise the key is
-		// trusted on each run (and pinned for the run by the pool).
+		// No resource state keeps the bastion's fingerprint, so trusting
+		// it on first use would trust it afresh on every run.
+		if knownHostsFile == "" && bastion.ExpectedHostKey == "" {
+			diags.AddAttributeError(path.Root("bastion"), "Unknown bastion host key",
+				"With host_key_policy = \"trust_on_first_use\" the bastion's host key must still be known: set "+
+					"bastion.host_key_fingerprint (SHA256:..., from `ssh-keygen -lf` on its host key), or known_hosts_file "+
+					"listing the bastion (the nodes' keys are still trusted on first use).")
+			return cfg, true, diags
+		}
 		bastion.KnownHostsFile = knownHostsFile
 	}
 	cfg.Bastion = bastion
@@ -277,7 +294,11 @@ func bastionConfig(ctx context.Context, o types.Object, user string) (b *dockers
 			"Set bastion.address to host or host:port of the bastion, or remove the bastion block.")
 		return nil, true, diags
 	}
-	return &dockerssh.Bastion{Address: m.Address.ValueString(), User: stringOr(m.User, user)}, true, diags
+	if m.HostKey.IsUnknown() {
+		return nil, false, diags
+	}
+	return &dockerssh.Bastion{Address: m.Address.ValueString(), User: stringOr(m.User, user),
+		ExpectedHostKey: m.HostKey.ValueString()}, true, diags
 }
 
 // expandHome replaces a leading "~/" with the user's home directory.

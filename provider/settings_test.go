@@ -82,6 +82,38 @@ func TestSettingsLabelRoundTrips(t *testing.T) {
 		t.Errorf("filter group: wrote %+v, read back %+v", g, gg)
 	}
 
+	// Sensitive attributes never reach a label: the hub's properties
+	// (nested) and a mirror's (top level) come back unset.
+	secret := types.MapValueMust(types.StringType, map[string]attr.Value{
+		"listener.name.sasl.scram-sha-512.sasl.jaas.config": types.StringValue("password=\"hunter2\"")})
+	hub := objectDefault(hubSchema().Attributes).Attributes()
+	hub["properties"] = secret
+	m.Hub = types.ObjectValueMust(m.Hub.AttributeTypes(ctx), hub)
+	label, err = sw.settings.encode(ctx, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(label, "hunter2") {
+		t.Errorf("the swarm's label carries the hub's sensitive properties: %s", label)
+	}
+	nullModel(t, sw.settings, &got)
+	if err := sw.settings.decode(ctx, label, &got); err != nil {
+		t.Fatal(err)
+	}
+	if p := got.Hub.Attributes()["properties"]; !p.IsNull() {
+		t.Errorf("hub properties read back from the label: %v", p)
+	}
+	mr0 := newMirrorResource().(*mirrorResource)
+	var mirror mirrorModel
+	nullModel(t, mr0.settings, &mirror)
+	mirror.Name, mirror.Properties = types.StringValue("m0"), secret
+	if label, err = mr0.settings.encode(ctx, &mirror); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(label, "hunter2") || !strings.Contains(label, `"m0"`) {
+		t.Errorf("the mirror's label: %s", label)
+	}
+
 	// A label of a provider from before the codec (here a mirror's) is
 	// refused with what to do, not read as nulls.
 	old := `{"Name":"m0","NodeIndex":0,"Kafka":{"Image":"k:1","Network":"","HeapMB":384}}`

@@ -3,6 +3,7 @@ package provider
 import (
 	"context"
 	"fmt"
+	"net/netip"
 	"regexp"
 	"sync"
 	"time"
@@ -14,6 +15,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework/diag"
 	"github.com/hashicorp/terraform-plugin-framework/path"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema/booldefault"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema/int64default"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema/int64planmodifier"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema/planmodifier"
@@ -107,6 +109,7 @@ type awsAccessModel struct {
 	KeyName         types.String `tfsdk:"key_name"`
 	PublicKey       types.String `tfsdk:"public_key"`
 	AdminCIDRBlocks types.List   `tfsdk:"admin_cidr_blocks"`
+	AdminAnywhere   types.Bool   `tfsdk:"allow_admin_from_anywhere"`
 	ConnectVia      types.String `tfsdk:"connect_via"`
 }
 
@@ -217,7 +220,11 @@ func awsSchema() schema.SingleNestedAttribute {
 				MarkdownDescription: "OpenSSH public key imported as a key pair `<name_prefix>-<id>` that the swarm owns and deletes on destroy. It must match the provider's `ssh_private_key`."},
 			"admin_cidr_blocks": schema.ListAttribute{Required: true, ElementType: types.StringType,
 				Validators:          []validator.List{listvalidator.SizeAtLeast(1), listvalidator.ValueStringsAre(cidrValidator())},
-				MarkdownDescription: "IPv4 CIDR blocks allowed to reach the nodes' SSH port, e.g. your workstation's `203.0.113.7/32` or your VPN's range. Updates in place."},
+				MarkdownDescription: "IPv4 CIDR blocks allowed to reach the nodes' SSH port, e.g. your workstation's `203.0.113.7/32` or your VPN's range. " +
+					"`0.0.0.0/0` (the whole Internet) is refused unless `allow_admin_from_anywhere` is true. Updates in place."},
+			"allow_admin_from_anywhere": schema.BoolAttribute{Optional: true, Computed: true, Default: booldefault.StaticBool(false),
+				MarkdownDescription: "Accept `0.0.0.0/0` in `admin_cidr_blocks`, opening the nodes' SSH port to the whole Internet " +
+					"(key authentication only). Default false. Updates in place."},
 			"root_volume_size": schema.Int64Attribute{Optional: true, Computed: true,
 				Default: int64default.StaticInt64(defaultRootVolumeGiB), Validators: []validator.Int64{int64validator.Between(8, 16384)},
 				PlanModifiers:       []planmodifier.Int64{int64planmodifier.RequiresReplace()},
@@ -276,11 +283,31 @@ func validateAWS(ctx context.Context, config tfsdk.Config, producerOn bool, diag
 			"Set exactly one of aws.key_name (an existing EC2 key pair) and aws.public_key (an OpenSSH public key "+
 				"imported as a key pair the swarm owns); it must match the provider's ssh_private_key.")
 	}
+	validateAdminCIDRs(ctx, config, diags)
 	var n types.Int64
 	diags.Append(config.GetAttribute(ctx, path.Root("aws").AtName("producer_nodes"), &n)...)
 	if producerOn && !n.IsNull() && !n.IsUnknown() && n.ValueInt64() == 0 {
 		diags.AddAttributeError(path.Root("aws").AtName("producer_nodes"), "No producer node",
 			"The producer is enabled but aws.producer_nodes is 0: set it to 1, or set producer = { enabled = false }.")
+	}
+}
+
+// validateAdminCIDRs refuses a block of admin_cidr_blocks that admits
+// every address, unless allow_admin_from_anywhere says so.
+func validateAdminCIDRs(ctx context.Context, config tfsdk.Config, diags *diag.Diagnostics) {
+	var blocks []types.String
+	var anywhere types.Bool
+	p := path.Root("aws").AtName("admin_cidr_blocks")
+	diags.Append(config.GetAttribute(ctx, path.Root("aws").AtName("allow_admin_from_anywhere"), &anywhere)...)
+	if d := config.GetAttribute(ctx, p, &blocks); d.HasError() || anywhere.IsUnknown() || anywhere.ValueBool() {
+		return // unknown yet, or allowed
+	}
+	for i, b := range blocks {
+		if pfx, err := netip.ParsePrefix(b.ValueString()); err == nil && pfx.Bits() == 0 {
+			diags.AddAttributeError(p.AtListIndex(i), "SSH open to the whole Internet",
+				fmt.Sprintf("%s lets every address reach the nodes' SSH port. List your own addresses (e.g. your "+
+					"workstation's /32 or your VPN's range), or set aws.allow_admin_from_anywhere = true to accept it.", b.ValueString()))
+		}
 	}
 }
 

@@ -195,8 +195,9 @@ func hubSchema() schema.SingleNestedAttribute {
 			Default:             int64default.StaticInt64(swarmspec.DefaultRetentionMinutes),
 			Validators:          []validator.Int64{int64validator.AtLeast(1)},
 			MarkdownDescription: fmt.Sprintf("How long alerts are kept (`log.retention.minutes`). Default %d.", swarmspec.DefaultRetentionMinutes)},
-		"properties": schema.MapAttribute{Optional: true, ElementType: types.StringType,
-			MarkdownDescription: "Extra `server.properties` entries; they win over the provider's."},
+		"properties": schema.MapAttribute{Optional: true, ElementType: types.StringType, Sensitive: true,
+			MarkdownDescription: "Extra `server.properties` entries; they win over the provider's. Sensitive (they may hold " +
+				"credentials): not kept in the swarm's labels, so an import leaves them unset until the next apply."},
 	}
 	return schema.SingleNestedAttribute{
 		Optional: true, Computed: true,

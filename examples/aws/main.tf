@@ -7,7 +7,8 @@ provider "minibroker" {
   # (minibroker_swarm.main.host_keys); a changed key is refused afterwards.
   host_key_policy = "trust_on_first_use"
   bastion         = var.bastion
-  # With a bastion, its host key is checked against this file.
+  # With a bastion, its host key is checked against this file (or against
+  # bastion.host_key_fingerprint); one of them is required.
   known_hosts_file = var.bastion != null && var.known_hosts_file != null ? pathexpand(var.known_hosts_file) : null
   kafka_image      = var.kafka_image
   workloads_image  = var.workloads_image

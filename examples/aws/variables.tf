@@ -208,10 +208,11 @@ variable "connect_via" {
 }
 
 variable "bastion" {
-  description = "SSH jump host to reach the nodes' private addresses through (with connect_via = \"private_ip\"): `address` as \"host\" or \"host:port\", and `user` there (default \"ubuntu\"). It must accept `ssh_private_key_file` and allow TCP forwarding to the nodes' port 22. Default (null): connect directly."
+  description = "SSH jump host to reach the nodes' private addresses through (with connect_via = \"private_ip\"): `address` as \"host\" or \"host:port\", `user` there (default \"ubuntu\"), and optionally `host_key_fingerprint` (\"SHA256:...\", from `ssh-keygen -lf` on its host key) when `known_hosts_file` does not list it. It must accept `ssh_private_key_file` and allow TCP forwarding to the nodes' port 22. Default (null): connect directly."
   type = object({
-    address = string
-    user    = optional(string, "ubuntu")
+    address              = string
+    user                 = optional(string, "ubuntu")
+    host_key_fingerprint = optional(string)
   })
   default = null
 
@@ -222,7 +223,7 @@ variable "bastion" {
 }
 
 variable "known_hosts_file" {
-  description = "With `bastion`: known_hosts file holding the bastion's host key, which the provider checks it against (`ssh-keyscan BASTION >> ~/.ssh/known_hosts`); null accepts the bastion's key afresh on every run. The nodes' own keys are new: each is trusted on first contact and kept in the state."
+  description = "With `bastion`: known_hosts file holding the bastion's host key, which the provider checks it against (`ssh-keyscan BASTION >> ~/.ssh/known_hosts`, once you have checked the key); null requires `bastion.host_key_fingerprint`. The nodes' own keys are new: each is trusted on first contact and kept in the state."
   type        = string
   default     = "~/.ssh/known_hosts"
 }

@@ -296,8 +296,9 @@ func (c *Client) RunInstance(ctx context.Context, s Spec, role string, index, la
 		MetadataOptions: &ec2types.InstanceMetadataOptionsRequest{
 			HttpTokens:   ec2types.HttpTokensStateRequired, // IMDSv2 only
 			HttpEndpoint: ec2types.InstanceMetadataEndpointStateEnabled,
-			// Containers sit one hop behind the instance.
-			HttpPutResponseHopLimit: aws.Int32(2),
+			// 1: the instance itself gets a token, while its containers,
+			// one hop further, cannot read its metadata or role credentials.
+			HttpPutResponseHopLimit: aws.Int32(1),
 		},
 		BlockDeviceMappings: []ec2types.BlockDeviceMapping{{
 			DeviceName: aws.String(dev),

@@ -184,8 +184,13 @@ func TestInstancesLifecycleAndSweep(t *testing.T) {
 			t.Errorf("tag %s = %q, want %q", k, got, v)
 		}
 	}
-	if in.MetadataOptions == nil || in.MetadataOptions.HttpTokens != ec2types.HttpTokensStateRequired {
-		t.Errorf("metadata options %+v, want IMDSv2 required", in.MetadataOptions)
+	if in.MetadataOptions == nil {
+		t.Fatal("no metadata options")
+	}
+	if in.MetadataOptions.HttpTokens != ec2types.HttpTokensStateRequired ||
+		aws.ToInt32(in.MetadataOptions.HttpPutResponseHopLimit) != 1 {
+		t.Errorf("metadata options: tokens %v, hop limit %d; want IMDSv2 required and a hop limit of 1 (no container reaches it)",
+			in.MetadataOptions.HttpTokens, aws.ToInt32(in.MetadataOptions.HttpPutResponseHopLimit))
 	}
 	if aws.ToString(in.KeyName) != "mb-"+id || string(in.InstanceType) != "m4.4xlarge" {
 		t.Errorf("key %s type %s", aws.ToString(in.KeyName), in.InstanceType)
