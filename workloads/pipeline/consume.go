@@ -145,7 +145,7 @@ func Consume(ctx context.Context, cfg ConsumeConfig) error {
 			// What was handled and not committed comes again, and is
 			// dropped as a copy.
 			log.Warn("out of the consumer group too long: starting a new consumer", "limit", member.limit)
-			c.Close()
+			member.abandon(c)
 			if c, err = open(); err != nil {
 				return err
 			}

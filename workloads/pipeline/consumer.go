@@ -85,6 +85,18 @@ func (g *groupMember) open(cm *kafka.ConfigMap) (*kafka.Consumer, error) {
 // Well above a broker restart (tens of seconds) and the 10 s session.
 const DefaultOutOfGroupLimit = 90 * time.Second
 
+// abandon closes a consumer found stuck without waiting for it: its Close
+// waits for the group coordinator it could not find (over three minutes
+// in the lab), while the member needs a new client now. It has nothing to
+// commit that its group would still accept.
+func (g *groupMember) abandon(c *kafka.Consumer) {
+	go func() {
+		began := time.Now()
+		err := c.Close()
+		g.log.Info("the consumer replaced for being out of its group has closed", "took", time.Since(began).Round(time.Second), "err", err)
+	}()
+}
+
 // stuck tells whether the current consumer has been out of its group for
 // longer than its limit.
 func (g *groupMember) stuck() bool {

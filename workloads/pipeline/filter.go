@@ -247,7 +247,7 @@ func (f *filterRun) runAtLeastOnce(ctx context.Context) error {
 		if member.stuck() {
 			f.log.Warn("out of the consumer group too long: starting a new consumer", "limit", member.limit)
 			flush(ctx, out)
-			c.Close()
+			member.abandon(c)
 			if c, err = member.open(consumerConfig()); err != nil {
 				return err
 			}

@@ -94,7 +94,13 @@ func (f *filterRun) session(ctx context.Context, member *groupMember) error {
 	if err != nil {
 		return err
 	}
-	defer c.Close()
+	defer func() {
+		if member.stuck() {
+			member.abandon(c)
+		} else {
+			c.Close()
+		}
+	}()
 	f.log.Info("filtering (exactly once)", "bootstrap", cfg.Bootstrap, "input", cfg.Input, "filters", len(cfg.Specs),
 		"group", cfg.Group, "transactional_id", txnID, "open_visits", len(f.visits.open))
 
