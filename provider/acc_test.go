@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -167,6 +168,7 @@ func TestAccMiniBrokerOnLabSwarm(t *testing.T) {
 					resource.TestCheckResourceAttr("minibroker_filter_group.g1", "services.%", "4"),
 					checkPlacement(t, nodes),
 					checkResources(t, nodes),
+					checkSwarmHardened(t, nodes),
 					func(s *terraform.State) error {
 						bright0 = s.RootModule().Resources["minibroker_filter_group.g0"].Primary.Attributes["services.mb-g0-bright"]
 						return nil
@@ -297,6 +299,22 @@ func checkPlacement(t *testing.T, nodes []lab.Node) resource.TestCheckFunc {
 			if own.Swarm.NodeID != nodeID {
 				return fmt.Errorf("%s runs on node %s, want %s (%s)", service, nodeID, own.Swarm.NodeID, nodes[idx].Name)
 			}
+		}
+		return nil
+	}
+}
+
+// checkSwarmHardened checks, as an engineer on the manager would, that its
+// engine listens for Swarm on its own address, not on every interface.
+func checkSwarmHardened(t *testing.T, nodes []lab.Node) resource.TestCheckFunc {
+	return func(*terraform.State) error {
+		ctx := context.Background()
+		out, err := exec.CommandContext(ctx, "ip", "netns", "exec", nodes[nManager].NetNS, "ss", "-Hltn", "sport = :2377").CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("ss on the manager: %v: %s", err, out)
+		}
+		if fields := strings.Fields(string(out)); len(fields) < 4 || fields[3] != nodes[nManager].Addr+":2377" {
+			return fmt.Errorf("the manager listens for Swarm at %q, want only %s:2377", strings.TrimSpace(string(out)), nodes[nManager].Addr)
 		}
 		return nil
 	}

@@ -219,7 +219,7 @@ func awsSchema() schema.SingleNestedAttribute {
 			"public_key": schema.StringAttribute{Optional: true, PlanModifiers: replaceString,
 				MarkdownDescription: "OpenSSH public key imported as a key pair `<name_prefix>-<id>` that the swarm owns and deletes on destroy. It must match the provider's `ssh_private_key`."},
 			"admin_cidr_blocks": schema.ListAttribute{Required: true, ElementType: types.StringType,
-				Validators:          []validator.List{listvalidator.SizeAtLeast(1), listvalidator.ValueStringsAre(cidrValidator())},
+				Validators: []validator.List{listvalidator.SizeAtLeast(1), listvalidator.ValueStringsAre(cidrValidator())},
 				MarkdownDescription: "IPv4 CIDR blocks allowed to reach the nodes' SSH port, e.g. your workstation's `203.0.113.7/32` or your VPN's range. " +
 					"`0.0.0.0/0` (the whole Internet) is refused unless `allow_admin_from_anywhere` is true. Updates in place."},
 			"allow_admin_from_anywhere": schema.BoolAttribute{Optional: true, Computed: true, Default: booldefault.StaticBool(false),

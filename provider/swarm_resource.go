@@ -175,7 +175,8 @@ func hostsSchema() schema.ListNestedAttribute {
 			"advertise_address": schema.StringAttribute{
 				Optional: true,
 				MarkdownDescription: "Address other nodes reach this one at for Swarm traffic (2377/tcp, " +
-					"7946/tcp+udp, 4789/udp). Default: the host part of `address`.",
+					"7946/tcp+udp, 4789/udp). Default: the host part of `address`. When it is an IP address (a private one, " +
+					"ideally), the manager listens for Swarm only there; a host name leaves it listening on every interface.",
 			},
 		}},
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
@@ -53,7 +54,7 @@ func initSwarm(ctx context.Context, log *slog.Logger, cli *client.Client, mgr sw
 	if addressPool == "" {
 		addressPool = DefaultAddressPool
 	}
-	req := swarm.InitRequest{ListenAddr: "0.0.0.0:2377", AdvertiseAddr: mgr.Advertise,
+	req := swarm.InitRequest{ListenAddr: listenAddr(mgr), AdvertiseAddr: mgr.Advertise,
 		DefaultAddrPool: []string{addressPool}, SubnetSize: overlaySubnetBits}
 	if idLabel != "" {
 		req.Spec.Annotations.Labels = map[string]string{swarmspec.LabelSwarmID: idLabel}
@@ -67,6 +68,17 @@ func initSwarm(ctx context.Context, log *slog.Logger, cli *client.Client, mgr sw
 		return "", true, fmt.Errorf("swarm inspect on %s: %w", mgr.Address, err)
 	}
 	return sw.ID, true, nil
+}
+
+// listenAddr is where a host's engine listens for Swarm's control plane:
+// its advertise address when that is an IP (the private address, on EC2),
+// so that Swarm does not listen on every interface; all of them when it is
+// a name, which Docker does not accept there.
+func listenAddr(h swarmspec.Host) string {
+	if ip, err := netip.ParseAddr(h.Advertise); err == nil {
+		return netip.AddrPortFrom(ip, 2377).String()
+	}
+	return "0.0.0.0:2377"
 }
 
 // joinHost makes a host a worker of the swarm, unless it already is one.
@@ -84,7 +96,7 @@ func joinHost(ctx context.Context, log *slog.Logger, cli, mgr *client.Client, h 
 	}
 	log.InfoContext(ctx, "joining host", "host", h.Address, "role", h.Role)
 	err = cli.SwarmJoin(ctx, swarm.JoinRequest{
-		ListenAddr:    "0.0.0.0:2377",
+		ListenAddr:    listenAddr(h),
 		AdvertiseAddr: h.Advertise,
 		RemoteAddrs:   []string{managerAddr + ":2377"},
 		JoinToken:     token,

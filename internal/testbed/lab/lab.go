@@ -78,6 +78,9 @@ type Node struct {
 	DockerSocket string
 	// Dir is the node's directory on the host (logs, configs, Docker data).
 	Dir string
+	// NetNS is the name of the node's network namespace, for `ip -n NetNS`
+	// (e.g. to list the IPsec states an encrypted overlay sets up).
+	NetNS string
 }
 
 // Lab is a running set of nodes. Close it to remove everything. Its methods
@@ -216,6 +219,7 @@ func (l *Lab) newNode(slot int, addr netip.Addr, name, authorizedKeys string) *n
 	nd.Addr = addr.String()
 	nd.Dir = nodeDir(l.num, slot)
 	nd.DockerSocket = nodeDockerSock(nd.Dir)
+	nd.NetNS = netnsName(l.num, slot)
 	return nd
 }
 
