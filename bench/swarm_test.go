@@ -362,6 +362,7 @@ const moduleSettings = `  image_archives       = ["{{.Workloads}}", "{{.Kafka}}"
   visit_interval       = "{{.Interval}}"
   filter_mode          = "{{.Mode}}"
   filters_per_mirror   = {{.FiltersPerHost}}
+  encrypt_network      = false # the lab's kernel cannot install IPsec states (docs/security.md)
 `
 
 // swarmOnlyModule is the module's minibroker_swarm alone, same settings.
@@ -379,6 +380,7 @@ provider "minibroker" {
 }
 
 resource "minibroker_swarm" "main" {
+  encrypt_network = false # the lab's kernel cannot install IPsec states (docs/security.md)
   hosts = [
     { address = "{{.Manager}}", role = "manager" },
     { address = "{{.Producer}}", role = "producer" },{{range .Filters}}

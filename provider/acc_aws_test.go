@@ -73,6 +73,7 @@ provider "minibroker" {
 }
 
 resource "minibroker_swarm" "ec2" {
+  encrypt_network = false # the lab's kernel cannot install IPsec states (docs/security.md)
   aws = {
     region            = "us-east-1"
     instance_type     = "m5.large"

@@ -29,6 +29,7 @@ provider "minibroker" {
 }
 
 resource "minibroker_swarm" "s" {
+  encrypt_network = false # the lab's kernel cannot install IPsec states (docs/security.md)
   hosts = [
     { address = "{{(index .Nodes 0).Addr}}", role = "manager" },{{range $i, $n := .Nodes}}{{if and (gt $i 0) (le $i $.Consumers)}}
     { address = "{{$n.Addr}}", role = "consumer" },{{end}}{{end}}

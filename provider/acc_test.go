@@ -64,6 +64,7 @@ provider "minibroker" {
 }
 
 resource "minibroker_swarm" "lab" {
+  encrypt_network = false # the lab's kernel cannot install IPsec states (docs/security.md)
   hosts = [
     { address = "{{(index .Nodes 0).Addr}}", role = "manager" },
     { address = "{{(index .Nodes 1).Addr}}", role = "producer" },

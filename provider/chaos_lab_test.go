@@ -119,6 +119,7 @@ provider "minibroker" {
 }
 
 resource "minibroker_swarm" "lab" {
+  encrypt_network = false # the lab's kernel cannot install IPsec states (docs/security.md)
   hosts = [
     { address = "{{.Manager}}", role = "manager" },
     { address = "{{.Producer}}", role = "producer" },

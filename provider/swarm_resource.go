@@ -18,6 +18,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework/resource"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema/booldefault"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema/boolplanmodifier"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema/int64default"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema/mapplanmodifier"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema/objectdefault"
@@ -81,6 +82,16 @@ func swarmSchema(ctx context.Context) schema.Schema {
 				Default:             stringdefault.StaticString(swarmspec.DefaultNetwork),
 				MarkdownDescription: "Name of the attachable overlay network every service joins. Default `minibroker`; changing it replaces the swarm.",
 				PlanModifiers:       []planmodifier.String{stringplanmodifier.RequiresReplace()},
+			},
+			"encrypt_network": schema.BoolAttribute{
+				Optional: true, Computed: true, Default: booldefault.StaticBool(true),
+				MarkdownDescription: "Encrypt the overlay network's traffic between nodes (IPsec, `docker network create --opt encrypted`; " +
+					"the nodes' kernels need the `esp4` and `xfrm` modules, standard on Ubuntu). Default true for a new swarm; a swarm " +
+					"created by a provider without this attribute keeps its unencrypted network unless you set it. Changing it replaces the swarm.",
+				PlanModifiers: []planmodifier.Bool{legacyUnencrypted{}, boolplanmodifier.RequiresReplaceIf(
+					func(_ context.Context, req planmodifier.BoolRequest, resp *boolplanmodifier.RequiresReplaceIfFuncResponse) {
+						resp.RequiresReplace = !req.StateValue.IsNull()
+					}, "Changing the network's encryption replaces the swarm.", "Changing the network's encryption replaces the swarm.")},
 			},
 			"address_pool": schema.StringAttribute{
 				Optional: true,
@@ -303,10 +314,29 @@ func (m swarmModel) hosts() ([]swarmspec.Host, error) {
 	return out, nil
 }
 
+// legacyUnencrypted plans encrypt_network = false, unless configured, for a
+// swarm whose state predates the attribute: its network was created
+// unencrypted, and the default must not replace it (with every broker's
+// data) on upgrade.
+type legacyUnencrypted struct{}
+
+func (legacyUnencrypted) Description(context.Context) string {
+	return "a swarm created before encrypt_network keeps its unencrypted network unless the attribute is set"
+}
+
+func (m legacyUnencrypted) MarkdownDescription(ctx context.Context) string { return m.Description(ctx) }
+
+func (legacyUnencrypted) PlanModifyBool(_ context.Context, req planmodifier.BoolRequest, resp *planmodifier.BoolResponse) {
+	if !req.State.Raw.IsNull() && req.StateValue.IsNull() && req.ConfigValue.IsNull() {
+		resp.PlanValue = types.BoolValue(false)
+	}
+}
+
 // swarmServicesModel configures the network, the images and the services
 // of the swarm itself.
 type swarmServicesModel struct {
 	Network        types.String `tfsdk:"network"`
+	EncryptNetwork types.Bool   `tfsdk:"encrypt_network"`
 	AddressPool    types.String `tfsdk:"address_pool"`
 	KafkaImage     types.String `tfsdk:"kafka_image"`
 	WorkloadsImage types.String `tfsdk:"workloads_image"`
@@ -761,7 +791,7 @@ func (r *swarmResource) converge(ctx context.Context, plan, prior *swarmModel, r
 			return err
 		}
 	}
-	netID, err := mgr.EnsureNetwork(ctx, plan.Network.ValueString())
+	netID, err := mgr.EnsureNetwork(ctx, plan.Network.ValueString(), plan.EncryptNetwork.ValueBool())
 	if err != nil {
 		return err
 	}

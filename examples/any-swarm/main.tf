@@ -16,6 +16,7 @@ locals {
 }
 
 resource "minibroker_swarm" "main" {
+  encrypt_network = var.encrypt_network
   hosts = concat(
     [
       { address = var.manager_host, role = "manager" },

@@ -63,6 +63,12 @@ variable "host_key_policy" {
   }
 }
 
+variable "encrypt_network" {
+  description = "Encrypt the overlay network between the nodes (IPsec; needs the esp4 and xfrm kernel modules, standard on Ubuntu)."
+  type        = bool
+  default     = true
+}
+
 # --- Images -----------------------------------------------------------------
 
 variable "image_archives" {

@@ -28,6 +28,7 @@ locals {
 }
 
 resource "minibroker_swarm" "main" {
+  encrypt_network = var.encrypt_network
   # 1 manager (Swarm control plane and hub Kafka), producer_nodes producer,
   # filter_nodes filter and consumer_nodes consumer instances: 12 m4.4xlarge
   # with the defaults, as in 2018.

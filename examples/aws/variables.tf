@@ -228,6 +228,12 @@ variable "known_hosts_file" {
   default     = "~/.ssh/known_hosts"
 }
 
+variable "encrypt_network" {
+  description = "Encrypt the overlay network between the nodes (IPsec; needs the esp4 and xfrm kernel modules, standard on Ubuntu)."
+  type        = bool
+  default     = true
+}
+
 # --- Images -----------------------------------------------------------------
 
 variable "image_archives" {

@@ -77,7 +77,7 @@ func TestBrokersKeepTheirData(t *testing.T) {
 		t.Fatalf("%v (run `make image` first if the archive is missing)", err)
 	}
 	network := swarmspec.DefaultNetwork
-	if _, err := mgr.EnsureNetwork(ctx, network); err != nil {
+	if _, err := mgr.EnsureNetwork(ctx, network, false); err != nil {
 		t.Fatal(err)
 	}
 	kafka := swarmspec.Kafka{Image: images.DefaultKafkaTag, Network: network, HeapMB: 384, Partitions: 2}
