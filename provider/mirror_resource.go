@@ -96,7 +96,8 @@ func mirrorSchema(ctx context.Context) schema.Schema {
 			MarkdownDescription: fmt.Sprintf("`log.retention.minutes` of the mirror. Default %d.", swarmspec.DefaultRetentionMinutes),
 			Validators:          []validator.Int64{int64validator.AtLeast(1)}},
 		"properties": schema.MapAttribute{Optional: true, ElementType: types.StringType, Sensitive: true,
-			MarkdownDescription: "Extra `server.properties` entries; they win over the provider's. Sensitive (they may hold " +
+			MarkdownDescription: "Extra `server.properties` entries; they win over the provider's (an override of `listeners` must keep the " +
+				"`BROKER` and `CONTROLLER` listeners). Sensitive (they may hold " +
 				"credentials): not kept in the swarm's labels, so an import leaves them unset until the next apply."},
 		"topics": schema.StringAttribute{Optional: true, Computed: true,
 			Default:             stringdefault.StaticString(kafkaconf.DefaultMirrorTopics),

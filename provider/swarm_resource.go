@@ -90,7 +90,9 @@ func swarmSchema(ctx context.Context) schema.Schema {
 					"created by a provider without this attribute keeps its unencrypted network unless you set it. Changing it replaces the swarm.",
 				PlanModifiers: []planmodifier.Bool{legacyUnencrypted{}, boolplanmodifier.RequiresReplaceIf(
 					func(_ context.Context, req planmodifier.BoolRequest, resp *boolplanmodifier.RequiresReplaceIfFuncResponse) {
-						resp.RequiresReplace = !req.StateValue.IsNull()
+						// A swarm from before the attribute has an
+						// unencrypted network (null counts as false).
+						resp.RequiresReplace = req.PlanValue.ValueBool() != req.StateValue.ValueBool()
 					}, "Changing the network's encryption replaces the swarm.", "Changing the network's encryption replaces the swarm.")},
 			},
 			"address_pool": schema.StringAttribute{
@@ -187,7 +189,8 @@ func hostsSchema() schema.ListNestedAttribute {
 				Optional: true,
 				MarkdownDescription: "Address other nodes reach this one at for Swarm traffic (2377/tcp, " +
 					"7946/tcp+udp, 4789/udp). Default: the host part of `address`. When it is an IP address (a private one, " +
-					"ideally), the manager listens for Swarm only there; a host name leaves it listening on every interface.",
+					"ideally), the manager listens for Swarm only there; a host name, or an address that is not the host's own " +
+					"(NAT), leaves it listening on every interface.",
 			},
 		}},
 	}
@@ -208,7 +211,8 @@ func hubSchema() schema.SingleNestedAttribute {
 			Validators:          []validator.Int64{int64validator.AtLeast(1)},
 			MarkdownDescription: fmt.Sprintf("How long alerts are kept (`log.retention.minutes`). Default %d.", swarmspec.DefaultRetentionMinutes)},
 		"properties": schema.MapAttribute{Optional: true, ElementType: types.StringType, Sensitive: true,
-			MarkdownDescription: "Extra `server.properties` entries; they win over the provider's. Sensitive (they may hold " +
+			MarkdownDescription: "Extra `server.properties` entries; they win over the provider's (an override of `listeners` must keep the " +
+				"`BROKER` and `CONTROLLER` listeners). Sensitive (they may hold " +
 				"credentials): not kept in the swarm's labels, so an import leaves them unset until the next apply."},
 	}
 	return schema.SingleNestedAttribute{

@@ -102,8 +102,10 @@ func TestImagesInDocker(t *testing.T) {
 	}
 
 	heap := []string{"KAFKA_HEAP_OPTS=-Xmx512m -Xms512m"}
-	hubProps := kafkaconf.BrokerProperties(kafkaconf.BrokerOptions{ListenerHost: "127.0.0.1", ListenerPort: 9092, ControllerPort: 9093})
-	mirrorProps := kafkaconf.BrokerProperties(kafkaconf.BrokerOptions{ListenerHost: "127.0.0.1", ListenerPort: 9094, ControllerPort: 9095})
+	hubProps := kafkaconf.BrokerProperties(kafkaconf.BrokerOptions{ListenerHost: "127.0.0.1", ListenerPort: 9092, ControllerPort: 9093,
+		InterBrokerPort: 9096})
+	mirrorProps := kafkaconf.BrokerProperties(kafkaconf.BrokerOptions{ListenerHost: "127.0.0.1", ListenerPort: 9094, ControllerPort: 9095,
+		InterBrokerPort: 9097})
 	// The hub is formatted with the command of the contract; the mirror with
 	// kafkaconf.FormatArgs (long options), as the provider may.
 	hubScript := writeFileScript("/tmp/server.properties", hubProps) +

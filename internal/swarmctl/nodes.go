@@ -60,7 +60,16 @@ func initSwarm(ctx context.Context, log *slog.Logger, cli *client.Client, mgr sw
 		req.Spec.Annotations.Labels = map[string]string{swarmspec.LabelSwarmID: idLabel}
 	}
 	log.InfoContext(ctx, LogInitSwarm, "manager", mgr.Address)
-	if _, err := cli.SwarmInit(ctx, req); err != nil {
+	_, err = cli.SwarmInit(ctx, req)
+	if notLocal(err) {
+		// The advertise address is not one of the host's own (a NAT or
+		// floating IP): listen on every interface, as before.
+		log.WarnContext(ctx, "the advertise address is not the manager's own: Swarm listens on every interface",
+			"manager", mgr.Address, "advertise", mgr.Advertise)
+		req.ListenAddr = anyListenAddr
+		_, err = cli.SwarmInit(ctx, req)
+	}
+	if err != nil {
 		return "", false, fmt.Errorf("swarm init on %s: %w", mgr.Address, err)
 	}
 	sw, err := cli.SwarmInspect(ctx)
@@ -78,7 +87,16 @@ func listenAddr(h swarmspec.Host) string {
 	if ip, err := netip.ParseAddr(h.Advertise); err == nil {
 		return netip.AddrPortFrom(ip, 2377).String()
 	}
-	return "0.0.0.0:2377"
+	return anyListenAddr
+}
+
+// anyListenAddr listens for Swarm on every interface.
+const anyListenAddr = "0.0.0.0:2377"
+
+// notLocal tells an init or join refused because the listen address is
+// not one of the host's own (the engine cannot bind it).
+func notLocal(err error) bool {
+	return err != nil && strings.Contains(err.Error(), "cannot assign requested address")
 }
 
 // joinHost makes a host a worker of the swarm, unless it already is one.
@@ -95,12 +113,17 @@ func joinHost(ctx context.Context, log *slog.Logger, cli, mgr *client.Client, h 
 		return false, fmt.Errorf("host %s already belongs to another swarm (node %s); run docker swarm leave on it or remove it from hosts", h.Address, info.Swarm.NodeID)
 	}
 	log.InfoContext(ctx, "joining host", "host", h.Address, "role", h.Role)
-	err = cli.SwarmJoin(ctx, swarm.JoinRequest{
+	req := swarm.JoinRequest{
 		ListenAddr:    listenAddr(h),
 		AdvertiseAddr: h.Advertise,
 		RemoteAddrs:   []string{managerAddr + ":2377"},
 		JoinToken:     token,
-	})
+	}
+	err = cli.SwarmJoin(ctx, req)
+	if notLocal(err) {
+		req.ListenAddr = anyListenAddr
+		err = cli.SwarmJoin(ctx, req)
+	}
 	if err != nil {
 		return false, fmt.Errorf("host %s: swarm join via %s:2377: %w (are 2377/tcp, 7946/tcp+udp and 4789/udp open between the hosts?)", h.Address, managerAddr, err)
 	}

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
+	"unicode/utf16"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -30,18 +32,23 @@ import (
 //  2. InitTransactions completes whatever the coordinator still had open for
 //     the id and gives the process a newer epoch, so that no transaction of
 //     the id from an older epoch can still be open anywhere.
-//  3. CloseHanging finds, in the topics the id writes, every transaction of
-//     the id from an older epoch still open, and closes it with the outcome
-//     the coordinator decided: commit when it was the last transaction and
-//     the coordinator recorded it committed (or preparing to commit), abort
-//     otherwise. The process's first transaction then starts on partitions
-//     as the coordinator meant to leave them.
+//  3. CloseHanging finds, in the partitions the id writes (its topics, and
+//     its group's partition of the offsets topic), every transaction of the
+//     id from an older epoch still open, and closes it with the outcome the
+//     coordinator decided (see outcome). The process's first transaction
+//     then starts on partitions as the coordinator meant to leave them.
+//
+// The record read in step 1 must be kept until step 3 has succeeded: a
+// retry after InitTransactions would read a record that no longer knows.
 
 // TxnRecord is what a transaction coordinator recorded of a transactional
 // id's last transaction.
 type TxnRecord struct {
 	ProducerID int64
 	Epoch      int16
+	// StartMillis is when the transaction began (coordinator's clock,
+	// Unix ms); -1 when unknown.
+	StartMillis int64
 	// State is the coordinator's state name (Empty, Ongoing, PrepareCommit,
 	// CompleteCommit, PrepareAbort, CompleteAbort, PrepareEpochFence), or
 	// "" when the coordinator knows no such id.
@@ -113,15 +120,15 @@ func describeTxn(ctx context.Context, ad *kadm.Client, txnID string) (TxnRecord,
 		}
 		return TxnRecord{}, fmt.Errorf("describe transaction %q: %w", txnID, d.Err)
 	}
-	return TxnRecord{ProducerID: d.ProducerID, Epoch: d.ProducerEpoch, State: d.State}, nil
+	return TxnRecord{ProducerID: d.ProducerID, Epoch: d.ProducerEpoch, StartMillis: d.StartTimestamp, State: d.State}, nil
 }
 
 // CloseHanging closes every transaction of txnID from before the current
-// producer session that is still open in topics (all their partitions;
-// include OffsetsTopic for the offset commits). last is what LastTxn
-// returned before InitTransactions; call CloseHanging after it, before the
-// first transaction. It returns what it closed.
-func CloseHanging(ctx context.Context, bootstrap, txnID string, last TxnRecord, topics []string) ([]ClosedTxn, error) {
+// producer session that is still open in topics (all their partitions) or
+// in group's partition of the offsets topic. last is what LastTxn returned
+// before InitTransactions; call CloseHanging after it, before the first
+// transaction. It returns what it closed.
+func CloseHanging(ctx context.Context, bootstrap, txnID, group string, last TxnRecord, topics []string) ([]ClosedTxn, error) {
 	ad, err := newAdmin(bootstrap)
 	if err != nil {
 		return nil, err
@@ -136,6 +143,13 @@ func CloseHanging(ctx context.Context, bootstrap, txnID string, last TxnRecord, 
 	}
 	set := kadm.TopicsSet{}
 	set.MergeTopics(topics) // every partition of each
+	// Only the group's own partition of the offsets topic: the others are
+	// other groups' business, and an error there must not stop this one.
+	if n, err := partitionCount(ctx, ad, OffsetsTopic); err != nil {
+		return nil, err
+	} else if n > 0 {
+		set.Add(OffsetsTopic, GroupOffsetsPartition(group, n))
+	}
 	described, err := ad.DescribeProducers(ctx, set)
 	if err != nil {
 		return nil, fmt.Errorf("describe producers of %s: %w", strings.Join(topics, ", "), err)
@@ -153,8 +167,7 @@ func CloseHanging(ctx context.Context, bootstrap, txnID string, last TxnRecord, 
 				continue
 			}
 			c := ClosedTxn{Topic: dp.Topic, Partition: dp.Partition, ProducerID: dp.ProducerID, Epoch: dp.ProducerEpoch,
-				StartOffset: dp.CurrentTxnStartOffset,
-				Committed:   last.Committed() && dp.ProducerID == last.ProducerID && dp.ProducerEpoch == last.Epoch}
+				StartOffset: dp.CurrentTxnStartOffset, Committed: outcome(dp, last)}
 			closed = append(closed, c)
 			markers = append(markers, kadm.TxnMarkers{
 				ProducerID: dp.ProducerID, ProducerEpoch: dp.ProducerEpoch, Commit: c.Committed,
@@ -179,6 +192,62 @@ func CloseHanging(ctx context.Context, bootstrap, txnID string, last TxnRecord, 
 		}
 	})
 	return closed, errors.Join(errs...)
+}
+
+// outcome tells whether to commit a hanging transaction of a partition.
+// librdkafka speaks transaction protocol version 1: every transaction of a
+// producer session has the session's producer id and epoch, and the
+// coordinator's record (last) is of the session's last transaction. A
+// session only ever aborts its last transaction (an abort ends it), so:
+//   - the last transaction is closed as the coordinator recorded it;
+//   - an earlier one of the same session (its last write before the last
+//     transaction began: the writer's clock against the coordinator's, one
+//     node's clock in a swarm, where a mirror's filters run beside it) was
+//     committed;
+//   - anything else (an older session, or a record that no longer knows,
+//     as after a crash between InitTransactions and CloseHanging) is
+//     aborted, which is what the coordinator would have done had it known.
+func outcome(dp kadm.DescribedProducer, last TxnRecord) bool {
+	if dp.ProducerID != last.ProducerID || dp.ProducerEpoch != last.Epoch {
+		return false
+	}
+	if last.Committed() {
+		return true
+	}
+	return last.StartMillis > 0 && dp.LastTimestamp < last.StartMillis && last.State != "Empty"
+}
+
+// partitionCount is topic's partition count, 0 when it does not exist.
+func partitionCount(ctx context.Context, ad *kadm.Client, topic string) (int, error) {
+	m, err := ad.Metadata(ctx, topic)
+	if err != nil {
+		return 0, fmt.Errorf("metadata of %s: %w", topic, err)
+	}
+	t, ok := m.Topics[topic]
+	if !ok || errors.Is(t.Err, kerr.UnknownTopicOrPartition) {
+		return 0, nil
+	}
+	if t.Err != nil {
+		return 0, fmt.Errorf("metadata of %s: %w", topic, t.Err)
+	}
+	return len(t.Partitions), nil
+}
+
+// GroupOffsetsPartition is the partition of the offsets topic (of n
+// partitions) that holds group's offsets: Kafka's
+// Utils.abs(group.hashCode()) % n, with Java's String.hashCode over UTF-16
+// code units.
+func GroupOffsetsPartition(group string, n int) int32 {
+	var h int32
+	for _, u := range utf16.Encode([]rune(group)) {
+		h = 31*h + int32(u)
+	}
+	if h == math.MinInt32 {
+		h = 0
+	} else if h < 0 {
+		h = -h
+	}
+	return h % int32(n)
 }
 
 // olderSession tells whether a partition's open transaction is one of the

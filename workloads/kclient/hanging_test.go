@@ -51,7 +51,7 @@ func TestCloseHanging(t *testing.T) {
 		t.Fatalf("hang-c read %v before the transaction was closed", got)
 	}
 
-	closeAll := func(txnID string, topics ...string) []kclient.ClosedTxn {
+	closeAll := func(txnID, group string, topics ...string) []kclient.ClosedTxn {
 		t.Helper()
 		last, err := kclient.LastTxn(ctx, b.Bootstrap(), txnID)
 		kafkabed.Must(t, err)
@@ -59,15 +59,15 @@ func TestCloseHanging(t *testing.T) {
 		kafkabed.Must(t, err)
 		defer p.Close()
 		kafkabed.Must(t, p.InitTransactions(ctx))
-		closed, err := kclient.CloseHanging(ctx, b.Bootstrap(), txnID, last, topics)
+		closed, err := kclient.CloseHanging(ctx, b.Bootstrap(), txnID, group, last, topics)
 		kafkabed.Must(t, err)
 		return closed
 	}
 	// A topic not created yet (as __consumer_offsets before any group) is
 	// not an error.
-	topics := []string{"registered", "hang-c", "hang-a", kclient.OffsetsTopic, "never-created"}
-	closedC := closeAll("txn-c", topics...)
-	closedA := closeAll("txn-a", topics...)
+	topics := []string{"registered", "hang-c", "hang-a", "never-created"}
+	closedC := closeAll("txn-c", "group-c", topics...)
+	closedA := closeAll("txn-a", "group-a", topics...)
 	checkClosed(t, "txn-c", closedC, true, kclient.OffsetsTopic, "hang-c-0")
 	checkClosed(t, "txn-a", closedA, false, kclient.OffsetsTopic, "hang-a-0")
 
@@ -86,7 +86,7 @@ func TestCloseHanging(t *testing.T) {
 	}
 
 	// A second pass finds nothing: the current session's epoch is newer.
-	if again := closeAll("txn-c", topics...); len(again) != 0 {
+	if again := closeAll("txn-c", "group-c", topics...); len(again) != 0 {
 		t.Errorf("closing again closed %v", again)
 	}
 }

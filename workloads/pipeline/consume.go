@@ -132,7 +132,11 @@ func Consume(ctx context.Context, cfg ConsumeConfig) error {
 	if err != nil {
 		return err
 	}
-	defer func() { c.Close() }()
+	defer func() {
+		if c != nil {
+			c.Close()
+		}
+	}()
 	handled := &handledAlerts{visits: map[visitKey]map[rankedID]bool{}}
 	for _, ref := range cfg.Handled {
 		handled.add(ref)
@@ -146,9 +150,12 @@ func Consume(ctx context.Context, cfg ConsumeConfig) error {
 			// dropped as a copy.
 			log.Warn("out of the consumer group too long: starting a new consumer", "limit", member.limit)
 			member.abandon(c)
-			if c, err = open(); err != nil {
+			next, err := open()
+			if err != nil {
+				c = nil // abandoned: closed in the background
 				return err
 			}
+			c = next
 		}
 		switch e := c.Poll(100).(type) {
 		case *kafka.Message:

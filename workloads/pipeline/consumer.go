@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
@@ -19,6 +20,10 @@ type groupMember struct {
 
 	limit time.Duration // see stuck
 
+	// current is the consumer the state below is about. An abandoned
+	// consumer's Close runs the rebalance callback on another goroutine:
+	// its events are not the member's any more.
+	current atomic.Pointer[kafka.Consumer]
 	joined  bool      // the current consumer has an assignment (maybe empty)
 	since   time.Time // when it subscribed or last lost its assignment
 	revoked bool      // the current consumer has lost partitions
@@ -42,7 +47,11 @@ func newGroupMember(topic string, ready func(), fromBeginning bool, limit time.D
 // partitions are assigned as Kafka's reset policy says.
 func (g *groupMember) subscribe(c *kafka.Consumer) error {
 	g.joined, g.since, g.revoked, g.startErr = false, time.Now(), false, nil
+	g.current.Store(c)
 	err := c.Subscribe(g.topic, func(c *kafka.Consumer, ev kafka.Event) error {
+		if g.current.Load() != c {
+			return nil // an abandoned consumer closing: the library unassigns it
+		}
 		switch e := ev.(type) {
 		case kafka.AssignedPartitions:
 			g.joined = true
@@ -90,6 +99,7 @@ const DefaultOutOfGroupLimit = 90 * time.Second
 // in the lab), while the member needs a new client now. It has nothing to
 // commit that its group would still accept.
 func (g *groupMember) abandon(c *kafka.Consumer) {
+	g.current.CompareAndSwap(c, nil)
 	go func() {
 		began := time.Now()
 		err := c.Close()

@@ -154,8 +154,12 @@ type filterRun struct {
 	txnErr                     error // why the open transaction must not commit
 	// acked receives the completion events the hub has stored; inFlight
 	// holds those sent and not yet acknowledged (exactly-once).
-	acked      chan timing.Event
-	inFlight   map[pendingID]bool
+	acked    chan timing.Event
+	inFlight map[pendingID]bool
+	// lastTxn is the coordinator's record of the previous session's last
+	// transaction, read before InitTransactions and kept until its hanging
+	// transactions are closed (exactly-once; kclient.CloseHanging).
+	lastTxn    *kclient.TxnRecord
 	commits    int64         // transactions committed (exactly-once)
 	commitTime time.Duration // spent committing them
 }
@@ -233,7 +237,12 @@ func (f *filterRun) runAtLeastOnce(ctx context.Context) error {
 		return err
 	}
 	// The output is flushed before Close commits the last offsets.
-	defer func() { flush(ctx, out); c.Close() }()
+	defer func() {
+		flush(ctx, out)
+		if c != nil {
+			c.Close()
+		}
+	}()
 	f.log.Info("filtering (at least once)", "bootstrap", cfg.Bootstrap, "input", cfg.Input, "filters", len(cfg.Specs), "group", cfg.Group)
 
 	progress := time.NewTicker(progressEvery)
@@ -248,9 +257,12 @@ func (f *filterRun) runAtLeastOnce(ctx context.Context) error {
 			f.log.Warn("out of the consumer group too long: starting a new consumer", "limit", member.limit)
 			flush(ctx, out)
 			member.abandon(c)
-			if c, err = member.open(consumerConfig()); err != nil {
+			next, err := member.open(consumerConfig())
+			if err != nil {
+				c = nil // abandoned: closed in the background
 				return err
 			}
+			c = next
 		}
 		switch e := c.Poll(100).(type) {
 		case *kafka.Message:

@@ -65,16 +65,23 @@ func (f *filterRun) session(ctx context.Context, member *groupMember) error {
 	f.out = out
 	go drainEvents(out, f.log)
 	defer out.Close()
-	last, err := lastTxn(ctx, cfg.OutputBootstrap, txnID)
-	if err != nil {
-		return err
+	// The coordinator's record of the last session's last transaction,
+	// kept until its hanging transactions are closed: InitTransactions
+	// resets it.
+	if f.lastTxn == nil {
+		last, err := lastTxn(ctx, cfg.OutputBootstrap, txnID)
+		if err != nil {
+			return err
+		}
+		f.lastTxn = &last
 	}
 	if err := retryTxn(ctx, "init transactions", func(ctx context.Context) error { return out.InitTransactions(ctx) }); err != nil {
 		return err
 	}
-	if err := f.closeHanging(ctx, txnID, last); err != nil {
+	if err := f.closeHanging(ctx, txnID, *f.lastTxn); err != nil {
 		return err
 	}
+	f.lastTxn = nil
 
 	stateCtx, cancel := context.WithTimeout(ctx, txnStepTimeout)
 	data, err := readState(stateCtx, cfg.OutputBootstrap, cfg.StateTopic)
@@ -310,13 +317,13 @@ const LogClosedHanging = "closed a transaction Kafka had left open (hanging)"
 // decided: otherwise the group's offsets stay unstable and the filter
 // reads nothing ever again.
 func (f *filterRun) closeHanging(ctx context.Context, txnID string, last kclient.TxnRecord) error {
-	topics := []string{f.cfg.DeadLetter, f.cfg.StateTopic, kclient.OffsetsTopic}
+	topics := []string{f.cfg.DeadLetter, f.cfg.StateTopic}
 	for _, s := range f.cfg.Specs {
 		topics = append(topics, s.Output)
 	}
 	sctx, cancel := context.WithTimeout(ctx, txnStepTimeout)
 	defer cancel()
-	closed, err := kclient.CloseHanging(sctx, f.cfg.OutputBootstrap, txnID, last, topics)
+	closed, err := kclient.CloseHanging(sctx, f.cfg.OutputBootstrap, txnID, f.cfg.Group, last, topics)
 	for _, c := range closed {
 		f.log.Warn(LogClosedHanging, "partition", c.String())
 	}
