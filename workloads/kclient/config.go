@@ -40,6 +40,7 @@ package kclient
 
 import (
 	"fmt"
+	"os"
 	"strings"
 
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
@@ -175,6 +176,30 @@ func ParseOverrides(kvs []string) (map[string]string, error) {
 			return nil, fmt.Errorf("kafka setting %q: want key=value, e.g. compression.type=lz4", kv)
 		}
 		out[strings.TrimSpace(k)] = v
+	}
+	return out, nil
+}
+
+// ReadProperties reads a librdkafka properties file: key=value lines, with
+// blank lines and lines starting with # or ! ignored, as Kafka's own
+// .properties files and librdkafka's examples have them. Values keep
+// everything after the first '=' (a JAAS line may contain more).
+func ReadProperties(path string) (map[string]string, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read Kafka properties: %w", err)
+	}
+	out := map[string]string{}
+	for i, line := range strings.Split(string(data), "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || line[0] == '#' || line[0] == '!' {
+			continue
+		}
+		k, v, ok := strings.Cut(line, "=")
+		if !ok || strings.TrimSpace(k) == "" {
+			return nil, fmt.Errorf("%s line %d: want key=value, got %q", path, i+1, line)
+		}
+		out[strings.TrimSpace(k)] = strings.TrimSpace(v)
 	}
 	return out, nil
 }

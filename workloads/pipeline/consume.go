@@ -28,6 +28,11 @@ type ConsumeConfig struct {
 	Kafka map[string]string
 	Log   *slog.Logger
 
+	// UntilEnd stops the consumer, committing what it handled, once every
+	// partition assigned to it has been read to its end (the last committed
+	// transaction): a user's "give me what is there" read.
+	UntilEnd bool
+
 	// OutOfGroupLimit is how long the consumer may stay out of its group
 	// (after its session timed out, say) before it is replaced by a new
 	// client; default DefaultOutOfGroupLimit.
@@ -124,10 +129,14 @@ func Consume(ctx context.Context, cfg ConsumeConfig) error {
 	// Offsets are stored only once an alert is handled; auto-commit then
 	// commits what was stored, and Close the rest.
 	member := newGroupMember(cfg.Topic, cfg.Ready, cfg.FromBeginning, cfg.OutOfGroupLimit, log)
-	open := func() (*kafka.Consumer, error) {
-		return member.open(kclient.ConsumerConfig(cfg.Bootstrap, cfg.Group, cfg.FromBeginning,
-			mergeKafka(map[string]string{"enable.auto.offset.store": "false"}, cfg.Kafka)))
+	settings := map[string]string{"enable.auto.offset.store": "false"}
+	if cfg.UntilEnd {
+		settings["enable.partition.eof"] = "true"
 	}
+	open := func() (*kafka.Consumer, error) {
+		return member.open(kclient.ConsumerConfig(cfg.Bootstrap, cfg.Group, cfg.FromBeginning, mergeKafka(settings, cfg.Kafka)))
+	}
+	atEnd := map[int32]bool{} // with UntilEnd: partitions (of the one topic) read to their end
 	c, err := open()
 	if err != nil {
 		return err
@@ -144,6 +153,7 @@ func Consume(ctx context.Context, cfg ConsumeConfig) error {
 	log.Info("consuming", "bootstrap", cfg.Bootstrap, "topic", cfg.Topic)
 
 	var n, dups int
+read:
 	for ctx.Err() == nil {
 		if member.stuck() {
 			// What was handled and not committed comes again, and is
@@ -159,6 +169,7 @@ func Consume(ctx context.Context, cfg ConsumeConfig) error {
 		}
 		switch e := c.Poll(100).(type) {
 		case *kafka.Message:
+			delete(atEnd, e.TopicPartition.Partition)
 			r := Received{Topic: cfg.Topic, Run: headerString(e.Headers, stream.HeaderRun), ID: headerString(e.Headers, stream.HeaderID),
 				Arrived: time.Now(), Value: e.Value}
 			r.Visit, _ = headerInt(e.Headers, stream.HeaderVisit)
@@ -182,6 +193,12 @@ func Consume(ctx context.Context, cfg ConsumeConfig) error {
 			if n++; n == 1 || n%1000 == 0 {
 				log.Info("alerts received", "total", n, "visit", r.Visit, "rank", r.Rank)
 			}
+		case kafka.PartitionEOF:
+			atEnd[e.Partition] = true
+			if cfg.UntilEnd && allAtEnd(c, atEnd) {
+				log.Info("read to the end", "topic", cfg.Topic, "alerts", n, "duplicates", dups)
+				break read
+			}
 		case kafka.Error:
 			if e.IsFatal() {
 				return fmt.Errorf("consumer %s reading %s: %w", cfg.Name, cfg.Topic, e)
@@ -204,4 +221,19 @@ func storeOffset(c *kafka.Consumer, m *kafka.Message, log *slog.Logger) {
 func isNoOffset(err error) bool {
 	var ke kafka.Error
 	return errors.As(err, &ke) && ke.Code() == kafka.ErrNoOffset
+}
+
+// allAtEnd tells whether c has partitions assigned and has read each of
+// them to its end (atEnd, by partition).
+func allAtEnd(c *kafka.Consumer, atEnd map[int32]bool) bool {
+	parts, err := c.Assignment()
+	if err != nil || len(parts) == 0 {
+		return false
+	}
+	for _, tp := range parts {
+		if !atEnd[tp.Partition] {
+			return false
+		}
+	}
+	return true
 }

@@ -154,3 +154,46 @@ func (s *syncBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+// TestConsumeUntilEnd reads a topic to its end and stops by itself, as a
+// user fetching what is there would; a second read by the same group gets
+// only what came since, each alert once.
+func TestConsumeUntilEnd(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs Java and the Kafka jars (make kafka); run without -short")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	b := kafkabed.StartBrokerT(t)
+	const topic = "until-end"
+	for _, tp := range []kclient.Topic{{Name: topic, Partitions: 2}, {Name: stream.TimingTopic, Partitions: 1}} {
+		kafkabed.Must(t, kclient.EnsureTopics(ctx, b.Bootstrap(), tp))
+	}
+	read := func() []string {
+		t.Helper()
+		var ids []string
+		rctx, stop := context.WithTimeout(ctx, 60*time.Second)
+		defer stop()
+		err := pipeline.Consume(rctx, pipeline.ConsumeConfig{Bootstrap: b.Bootstrap(), Topic: topic, Group: "reader",
+			FromBeginning: true, UntilEnd: true, TimingTopic: stream.TimingTopic,
+			OnAlert: func(r pipeline.Received) error { ids = append(ids, r.ID); return nil }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rctx.Err() != nil {
+			t.Fatalf("the consumer did not stop at the end within a minute (read %d)", len(ids))
+		}
+		return ids
+	}
+	send(t, b.Bootstrap(), topic, 1, 0, 5)
+	if got := read(); len(got) != 5 {
+		t.Errorf("first read: %d alerts %v, want the 5 sent", len(got), got)
+	}
+	if got := read(); len(got) != 0 {
+		t.Errorf("second read, nothing new: %d alerts %v", len(got), got)
+	}
+	send(t, b.Bootstrap(), topic, 2, 5, 3)
+	if got := read(); strings.Join(got, ",") != "a5,a6,a7" {
+		t.Errorf("third read: %v, want the 3 sent since", got)
+	}
+}

@@ -56,8 +56,15 @@ func (l *Lab) RestartDocker(ctx context.Context, addr string) error {
 			return fmt.Errorf("lab %d: dockerd %d of node %s survives SIGKILL", l.num, pid, nd.Name)
 		}
 	}
-	// nsenter forks into the node's pid namespace; the shell starts dockerd
-	// in the background and exits, and the node's init adopts dockerd.
+	return l.launchDocker(ctx, nd, pid1, "restarted", "a restart")
+}
+
+// launchDocker starts the node's dockerd with the command line it started
+// with (its log goes on in dockerd.log) and returns once it answers /_ping
+// (within a minute); done and after name the event in the log and errors.
+// nsenter forks into the node's pid namespace; the shell starts dockerd in
+// the background and exits, and the node's init (pid1) adopts dockerd.
+func (l *Lab) launchDocker(ctx context.Context, nd *node, pid1 int, done, after string) error {
 	cmd := exec.CommandContext(ctx, "nsenter", "--target", strconv.Itoa(pid1),
 		"--mount", "--uts", "--net", "--pid", "--",
 		"/bin/sh", "-c", nd.dockerd()+" >>"+filepath.Join(nd.Dir, "dockerd.log")+" 2>&1 &")
@@ -72,12 +79,12 @@ func (l *Lab) RestartDocker(ctx context.Context, addr string) error {
 		err := ping(pctx, nd.DockerSocket)
 		cancel()
 		if err == nil {
-			l.log("lab %d: dockerd of node %s restarted", l.num, nd.Name)
+			l.log("lab %d: dockerd of node %s %s", l.num, nd.Name, done)
 			return nil
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("lab %d: dockerd of node %s does not answer after a restart: %w; dockerd.log: %s",
-				l.num, nd.Name, err, tail(nd.Dir, "dockerd.log", 10))
+			return fmt.Errorf("lab %d: dockerd of node %s does not answer after %s: %w; dockerd.log: %s",
+				l.num, nd.Name, after, err, tail(nd.Dir, "dockerd.log", 10))
 		}
 		if err := sleep(ctx, 100*time.Millisecond); err != nil {
 			return err

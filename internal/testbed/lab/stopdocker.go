@@ -3,10 +3,6 @@ package lab
 import (
 	"context"
 	"fmt"
-	"os/exec"
-	"path/filepath"
-	"strconv"
-	"strings"
 	"syscall"
 	"time"
 )
@@ -63,34 +59,7 @@ func (l *Lab) StartDocker(ctx context.Context, addr string) error {
 	if err != nil {
 		return err
 	}
-	// As RestartDocker: nsenter forks into the node's pid namespace, the
-	// shell starts dockerd in the background and exits, and the node's init
-	// adopts dockerd.
-	cmd := exec.CommandContext(ctx, "nsenter", "--target", strconv.Itoa(pid1),
-		"--mount", "--uts", "--net", "--pid", "--",
-		"/bin/sh", "-c", nd.dockerd()+" >>"+filepath.Join(nd.Dir, "dockerd.log")+" 2>&1 &")
-	cmd.Env = []string{"PATH=" + nodePath, "HOME=/root", "LANG=C"}
-	cmd.Dir = "/"
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("lab %d: start dockerd of node %s: %w: %s", l.num, nd.Name, err, strings.TrimSpace(string(out)))
-	}
-	deadline := time.Now().Add(time.Minute)
-	for {
-		pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		err := ping(pctx, nd.DockerSocket)
-		cancel()
-		if err == nil {
-			l.log("lab %d: dockerd of node %s started", l.num, nd.Name)
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("lab %d: dockerd of node %s does not answer after a start: %w; dockerd.log: %s",
-				l.num, nd.Name, err, tail(nd.Dir, "dockerd.log", 10))
-		}
-		if err := sleep(ctx, 100*time.Millisecond); err != nil {
-			return err
-		}
-	}
+	return l.launchDocker(ctx, nd, pid1, "started", "a start")
 }
 
 // readyNode returns the ready node at addr.

@@ -13,19 +13,33 @@ type kafkaFlags struct {
 	timingBootstrap string
 	timingTopic     string
 	settings        stringList
+	config          string
 }
 
 func (k *kafkaFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&k.bootstrap, "bootstrap", "localhost:9092", "Kafka bootstrap servers")
 	fs.StringVar(&k.timingBootstrap, "timing-bootstrap", "", "bootstrap servers of the hub that keeps timing events (default --bootstrap)")
 	fs.StringVar(&k.timingTopic, "timing-topic", stream.TimingTopic, "topic for timing events (empty disables them)")
-	fs.Var(&k.settings, "kafka", "librdkafka setting key=value overriding the defaults (repeatable)")
+	fs.Var(&k.settings, "kafka", "librdkafka setting key=value overriding the defaults (repeatable; wins over --config)")
+	fs.StringVar(&k.config, "config", "", "librdkafka properties file (key=value lines, e.g. security.protocol, sasl.*, ssl.*) "+
+		"applied to every Kafka client of the command")
 }
 
 func (k *kafkaFlags) overrides() (map[string]string, error) {
-	m, err := kclient.ParseOverrides(k.settings)
+	m := map[string]string{}
+	if k.config != "" {
+		file, err := kclient.ReadProperties(k.config)
+		if err != nil {
+			return nil, usageError{err}
+		}
+		m = file
+	}
+	flags, err := kclient.ParseOverrides(k.settings)
 	if err != nil {
 		return nil, usageError{err}
+	}
+	for key, v := range flags {
+		m[key] = v
 	}
 	return m, nil
 }

@@ -24,6 +24,7 @@ func runConsume(ctx context.Context, args []string, stdout io.Writer, log *slog.
 	name := fs.String("name", "", "consumer name in timing events (default consumer-TOPIC)")
 	group := fs.String("group", "", "consumer group (default minibroker-consumer-NAME)")
 	fromBeginning := fs.Bool("from-beginning", false, "a new group starts at the oldest alert instead of the newest")
+	untilEnd := fs.Bool("until-end", false, "stop once the topic has been read to its end, committing what was written")
 	out := fs.String("out", "", "append one JSON line per received alert to this file (- for stdout); "+
 		"a restarted consumer drops the alerts (by id and rank) the file already has")
 	if err := parse(fs, args, stdout); err != nil {
@@ -58,7 +59,7 @@ func runConsume(ctx context.Context, args []string, stdout io.Writer, log *slog.
 	return pipeline.Consume(ctx, pipeline.ConsumeConfig{
 		Bootstrap: k.bootstrap, Topic: *topic, Name: *name, Group: *group, FromBeginning: *fromBeginning,
 		TimingBootstrap: k.timingBootstrap, TimingTopic: k.timingTopic, Kafka: over, Log: log,
-		OnAlert: onAlert, Handled: handled,
+		OnAlert: onAlert, Handled: handled, UntilEnd: *untilEnd,
 	})
 }
 
