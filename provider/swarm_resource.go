@@ -86,7 +86,8 @@ func swarmSchema(ctx context.Context) schema.Schema {
 			"encrypt_network": schema.BoolAttribute{
 				Optional: true, Computed: true, Default: booldefault.StaticBool(true),
 				MarkdownDescription: "Encrypt the overlay network's traffic between nodes (IPsec, `docker network create --opt encrypted`; " +
-					"the nodes' kernels need the `esp4` and `xfrm` modules, standard on Ubuntu). Default true for a new swarm; a swarm " +
+					"the nodes' kernels need the `esp4` and `xfrm` modules, standard on Ubuntu; without them an encrypted overlay carries " +
+					"nothing, so set false). Default true for a new swarm; a swarm " +
 					"created by a provider without this attribute keeps its unencrypted network unless you set it. Changing it replaces the swarm.",
 				PlanModifiers: []planmodifier.Bool{legacyUnencrypted{}, boolplanmodifier.RequiresReplaceIf(
 					func(_ context.Context, req planmodifier.BoolRequest, resp *boolplanmodifier.RequiresReplaceIfFuncResponse) {
