@@ -1,9 +1,7 @@
 package swarmctl
 
 import (
-	"bytes"
 	"context"
-	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,9 +12,7 @@ import (
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/network"
 
-	"github.com/minibroker/terraform-provider-minibroker/internal/dockerssh"
 	"github.com/minibroker/terraform-provider-minibroker/internal/images"
-	"github.com/minibroker/terraform-provider-minibroker/internal/swarmspec"
 	"github.com/minibroker/terraform-provider-minibroker/internal/testbed/lab"
 )
 
@@ -32,33 +28,9 @@ import (
 func TestEncryptedNetwork(t *testing.T) {
 	l := lab.ForTest(t, 2)
 	nodes := l.Nodes()
-	root, err := images.RepoRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	var logs bytes.Buffer
-	c, err := New(dockerssh.Config{User: l.SSHUser(), PrivateKeyPEM: l.PrivateKeyPEM(), KnownHostsFile: l.KnownHostsFile()},
-		slog.New(slog.NewTextHandler(&logs, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	hosts, err := swarmspec.NumberHosts([]swarmspec.Host{
-		{Address: nodes[0].Addr, Role: swarmspec.RoleManager},
-		{Address: nodes[1].Addr, Role: swarmspec.RoleFilter},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var rec Record
-	mgr, _, err := c.Form(ctx, Spec{Hosts: hosts, AddressPool: "10.126.0.0/16",
-		Archives:   []string{filepath.Join(root, "bin/images/minibroker-kafka.tar")},
-		KafkaImage: images.DefaultKafkaTag, WorkloadsImage: swarmspec.DefaultWorkloadsImage}, Prior{}, &rec)
-	if err != nil {
-		t.Fatalf("%v\n%s", err, logs.String())
-	}
+	mgr := formLabSwarm(ctx, t, l, "10.126.0.0/16").mgr
 	const name = "enc"
 	if _, err := mgr.EnsureNetwork(ctx, name, true); err != nil {
 		t.Fatal(err)

@@ -4,9 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"log/slog"
 	"maps"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -20,7 +18,6 @@ import (
 	"github.com/docker/docker/client"
 	"github.com/docker/docker/pkg/stdcopy"
 
-	"github.com/minibroker/terraform-provider-minibroker/internal/dockerssh"
 	"github.com/minibroker/terraform-provider-minibroker/internal/images"
 	"github.com/minibroker/terraform-provider-minibroker/internal/swarmspec"
 	"github.com/minibroker/terraform-provider-minibroker/internal/testbed/lab"
@@ -43,39 +40,10 @@ import (
 func TestBrokersKeepTheirData(t *testing.T) {
 	l := lab.ForTest(t, 2)
 	nodes := l.Nodes()
-	root, err := images.RepoRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	kafkaArchive := filepath.Join(root, "bin/images/minibroker-kafka.tar")
 	ctx, cancel := context.WithTimeout(context.Background(), 25*time.Minute)
 	defer cancel()
-
-	var logs bytes.Buffer
-	log := slog.New(slog.NewTextHandler(&logs, nil))
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("swarmctl log:\n%s", logs.String())
-		}
-	})
-	c, err := New(dockerssh.Config{User: l.SSHUser(), PrivateKeyPEM: l.PrivateKeyPEM(), KnownHostsFile: l.KnownHostsFile()}, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	hosts, err := swarmspec.NumberHosts([]swarmspec.Host{
-		{Address: nodes[0].Addr, Role: swarmspec.RoleManager},
-		{Address: nodes[1].Addr, Role: swarmspec.RoleFilter},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var rec Record
-	mgr, formed, err := c.Form(ctx, Spec{Hosts: hosts, AddressPool: "10.124.0.0/16", Archives: []string{kafkaArchive},
-		KafkaImage: images.DefaultKafkaTag, WorkloadsImage: swarmspec.DefaultWorkloadsImage}, Prior{}, &rec)
-	if err != nil {
-		t.Fatalf("%v (run `make image` first if the archive is missing)", err)
-	}
+	sw0 := formLabSwarm(ctx, t, l, "10.124.0.0/16")
+	c, mgr, formed, hosts := sw0.c, sw0.mgr, sw0.formed, sw0.hosts
 	network := swarmspec.DefaultNetwork
 	if _, err := mgr.EnsureNetwork(ctx, network, false); err != nil {
 		t.Fatal(err)
@@ -189,7 +157,7 @@ func TestBrokersKeepTheirData(t *testing.T) {
 		t.Errorf("volumes on %s after the mirror's removal: %v; want its own gone, the others kept", mirror.node.Name, vols)
 	}
 	began = time.Now()
-	if err := c.Destroy(ctx, Teardown{Hosts: hosts, Network: network, NodeIDs: formed.NodeIDs, HostKeys: formed.HostKeys}, rec); err != nil {
+	if err := c.Destroy(ctx, Teardown{Hosts: hosts, Network: network, NodeIDs: formed.NodeIDs, HostKeys: formed.HostKeys}, sw0.rec); err != nil {
 		t.Fatalf("destroy: %v", err)
 	}
 	t.Logf("swarm destroyed in %.1f s", time.Since(began).Seconds())

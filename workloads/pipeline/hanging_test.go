@@ -34,41 +34,20 @@ func TestFilterClosesHangingTransaction(t *testing.T) {
 	defer cancel()
 	b := kafkabed.StartBrokerT(t, kafkabed.WithHangableTransactions())
 	const name = "hung"
-	for _, tp := range []kclient.Topic{
-		{Name: stream.AlertsTopic, Partitions: 1},
-		{Name: stream.SchemasTopic, Partitions: 1, Compacted: true},
-		{Name: stream.TimingTopic, Partitions: 1},
-		{Name: name, Partitions: 1},
-	} {
-		kafkabed.Must(t, kclient.EnsureTopics(ctx, b.Bootstrap(), tp))
-	}
+	ensureStreamTopics(ctx, t, b.Bootstrap(), kclient.Topic{Name: name, Partitions: 1})
 	group := stream.FilterGroup(name)
 	kafkabed.Must(t, b.HangTransaction(ctx, kafkabed.Hang{TxnID: stream.FilterTransactionalID(group),
 		Records: map[string]string{name: "left open"},
 		Offsets: []kafkabed.GroupOffset{{Group: group, Topic: stream.AlertsTopic, Offset: 0}}}))
 
-	runCtx, stop := context.WithCancel(ctx)
-	var wg sync.WaitGroup
-	errs := make(chan error, 2)
-	ready := make(chan struct{}, 2)
 	var mu sync.Mutex
 	var got []pipeline.Received
-	run := func(fn func(ready func()) error) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := fn(func() { ready <- struct{}{} }); err != nil {
-				errs <- err
-			}
-		}()
-	}
-	run(func(r func()) error {
-		return pipeline.RunFilters(runCtx, pipeline.FilterConfig{Bootstrap: b.Bootstrap(), Name: name,
+	stop := runReady(ctx, t, func(ctx context.Context, r func()) error {
+		return pipeline.RunFilters(ctx, pipeline.FilterConfig{Bootstrap: b.Bootstrap(), Name: name,
 			Specs:        []filter.Spec{{Name: name, Output: name, Expr: filter.DefaultExpr, MaxPerVisit: 1000}},
 			SchemasTopic: stream.SchemasTopic, FromBeginning: true, TimingTopic: stream.TimingTopic, Ready: r})
-	})
-	run(func(r func()) error {
-		return pipeline.Consume(runCtx, pipeline.ConsumeConfig{Bootstrap: b.Bootstrap(), Topic: name, FromBeginning: true,
+	}, func(ctx context.Context, r func()) error {
+		return pipeline.Consume(ctx, pipeline.ConsumeConfig{Bootstrap: b.Bootstrap(), Topic: name, FromBeginning: true,
 			TimingTopic: stream.TimingTopic, Ready: r, OnAlert: func(a pipeline.Received) error {
 				mu.Lock()
 				got = append(got, a)
@@ -76,15 +55,6 @@ func TestFilterClosesHangingTransaction(t *testing.T) {
 				return nil
 			}})
 	})
-	for range 2 {
-		select {
-		case <-ready:
-		case err := <-errs:
-			t.Fatal(err)
-		case <-ctx.Done():
-			t.Fatal("filter and consumer not ready in time")
-		}
-	}
 
 	runID := fmt.Sprintf("hang-%d", time.Now().UnixNano())
 	kafkabed.Must(t, pipeline.Produce(ctx, pipeline.ProduceConfig{
@@ -93,7 +63,6 @@ func TestFilterClosesHangingTransaction(t *testing.T) {
 	}))
 	evs, err := pipeline.WaitComplete(ctx, b.Bootstrap(), stream.TimingTopic, runID, 1, 1, time.Minute)
 	stop()
-	wg.Wait()
 	if err != nil {
 		t.Fatalf("the filter did not get past the hanging transaction: %v", err)
 	}

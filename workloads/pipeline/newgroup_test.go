@@ -3,13 +3,11 @@ package pipeline_test
 import (
 	"context"
 	"fmt"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/minibroker/terraform-provider-minibroker/internal/testbed/kafkabed"
 	"github.com/minibroker/terraform-provider-minibroker/workloads/filter"
-	"github.com/minibroker/terraform-provider-minibroker/workloads/kclient"
 	"github.com/minibroker/terraform-provider-minibroker/workloads/pipeline"
 	"github.com/minibroker/terraform-provider-minibroker/workloads/stream"
 	"github.com/minibroker/terraform-provider-minibroker/workloads/timing"
@@ -36,13 +34,7 @@ func newFilterStoppedBeforeItsFirstAlert(t *testing.T, atLeastOnce bool) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	b := kafkabed.StartBrokerT(t)
-	for _, tp := range []kclient.Topic{
-		{Name: stream.AlertsTopic, Partitions: 1},
-		{Name: stream.SchemasTopic, Partitions: 1, Compacted: true},
-		{Name: stream.TimingTopic, Partitions: 1},
-	} {
-		kafkabed.Must(t, kclient.EnsureTopics(ctx, b.Bootstrap(), tp))
-	}
+	ensureStreamTopics(ctx, t, b.Bootstrap())
 	const name = "late"
 	produce := func(run string) {
 		t.Helper()
@@ -55,46 +47,20 @@ func newFilterStoppedBeforeItsFirstAlert(t *testing.T, atLeastOnce bool) {
 	// is called; it returns once they are ready.
 	start := func(withConsumer bool) (stop func()) {
 		t.Helper()
-		runCtx, cancel := context.WithCancel(ctx)
-		var wg sync.WaitGroup
-		ready := make(chan struct{}, 2)
-		errs := make(chan error, 2)
-		run := func(fn func(ready func()) error) {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				if err := fn(func() { ready <- struct{}{} }); err != nil {
-					errs <- err
-				}
-			}()
-		}
-		run(func(r func()) error {
-			return pipeline.RunFilters(runCtx, pipeline.FilterConfig{Bootstrap: b.Bootstrap(), Name: name,
+		parts := []func(context.Context, func()) error{func(ctx context.Context, r func()) error {
+			return pipeline.RunFilters(ctx, pipeline.FilterConfig{Bootstrap: b.Bootstrap(), Name: name,
 				Specs:        []filter.Spec{{Name: name, Output: name, Expr: filter.DefaultExpr, MaxPerVisit: 1000}},
 				SchemasTopic: stream.SchemasTopic, TimingTopic: stream.TimingTopic, AtLeastOnce: atLeastOnce, Ready: r})
-		})
-		n := 1
+		}}
 		if withConsumer {
-			n++
-			run(func(r func()) error {
-				return pipeline.Consume(runCtx, pipeline.ConsumeConfig{Bootstrap: b.Bootstrap(), Topic: name, FromBeginning: true,
+			parts = append(parts, func(ctx context.Context, r func()) error {
+				return pipeline.Consume(ctx, pipeline.ConsumeConfig{Bootstrap: b.Bootstrap(), Topic: name, FromBeginning: true,
 					TimingTopic: stream.TimingTopic, Ready: r, OnAlert: func(pipeline.Received) error { return nil }})
 			})
 		}
-		for range n {
-			select {
-			case <-ready:
-			case err := <-errs:
-				t.Fatal(err)
-			case <-ctx.Done():
-				t.Fatal("not ready in time")
-			}
-		}
+		stopParts := runReady(ctx, t, parts...)
 		return func() {
-			cancel()
-			wg.Wait()
-			close(errs)
-			for err := range errs {
+			for _, err := range stopParts() {
 				t.Error(err)
 			}
 		}
