@@ -56,7 +56,7 @@ func runAll(b *testing.B) {
 
 	hub := kafkabed.StartBrokerT(b, kafkabed.WithHeapMB(1536))
 	mirror := kafkabed.StartBrokerT(b, kafkabed.WithHeapMB(1536))
-	must(b, kclient.EnsureTopics(ctx, hub.Bootstrap(),
+	must(b, kclient.EnsureTopics(ctx, hub.Bootstrap(), nil,
 		kclient.Topic{Name: stream.SchemasTopic, Partitions: 1, Compacted: true},
 		kclient.Topic{Name: stream.TimingTopic, Partitions: 1}))
 	mm := kafkabed.StartMirrorMakerT(b, hub, mirror, kafkabed.WithMirrorTopics("alerts-.*|minibroker-schemas"),
@@ -197,7 +197,7 @@ func ceilingRecords(size int) int { return max(3*alertsPerVisit, (256<<20)/size)
 func measureCeiling(b *testing.B, ctx context.Context, hub *kafkabed.Broker, kind string, size int) ceiling {
 	began, load := time.Now(), sample.LoadAvg()
 	topic := "perf-" + strings.ToLower(kind)
-	must(b, kclient.EnsureTopics(ctx, hub.Bootstrap(), kclient.Topic{Name: topic, Partitions: stream.DefaultPartitions}))
+	must(b, kclient.EnsureTopics(ctx, hub.Bootstrap(), nil, kclient.Topic{Name: topic, Partitions: stream.DefaultPartitions}))
 	records := ceilingRecords(size)
 	hub0 := hubCPU(hub)
 	p, err := kafkabed.ProducerPerf(ctx, hub, topic, records, size, perfProducerProps, kafkabed.WithPerfHeapMB(2048))
@@ -214,7 +214,7 @@ func measureCeiling(b *testing.B, ctx context.Context, hub *kafkabed.Broker, kin
 	run := func(props map[string]string, change string, records int) perfTrial {
 		t := perfTrial{props: props, change: change, records: records}
 		topic := fmt.Sprintf("perf-%s-%d", strings.ToLower(kind), len(out.trials)+1)
-		must(b, kclient.EnsureTopics(ctx, hub.Bootstrap(), kclient.Topic{Name: topic, Partitions: stream.DefaultPartitions}))
+		must(b, kclient.EnsureTopics(ctx, hub.Bootstrap(), nil, kclient.Topic{Name: topic, Partitions: stream.DefaultPartitions}))
 		hub0 := hubCPU(hub)
 		res, err := kafkabed.ProducerPerf(ctx, hub, topic, records, size, props, kafkabed.WithPerfHeapMB(2048),
 			kafkabed.WithPerfPayloads(perfPayloads), kafkabed.WithPerfWarmupRecords(records/5))
@@ -277,7 +277,7 @@ func hubCPU(hub *kafkabed.Broker) time.Duration {
 
 // deleteTopic deletes topic; Kafka removes its files a minute later.
 func deleteTopic(ctx context.Context, bootstrap, topic string) error {
-	a, err := kafka.NewAdminClient(kclient.AdminConfig(bootstrap))
+	a, err := kafka.NewAdminClient(kclient.AdminConfig(bootstrap, nil))
 	if err != nil {
 		return err
 	}

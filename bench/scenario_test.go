@@ -111,7 +111,7 @@ func runScenario(b *testing.B, ctx context.Context, hub, mirror *kafkabed.Broker
 	began := time.Now()
 	id := sc.id()
 	topic := "alerts-" + id
-	must(b, kclient.EnsureTopics(ctx, hub.Bootstrap(), kclient.Topic{Name: topic, Partitions: stream.DefaultPartitions}))
+	must(b, kclient.EnsureTopics(ctx, hub.Bootstrap(), nil, kclient.Topic{Name: topic, Partitions: stream.DefaultPartitions}))
 	must(b, mm.WaitTopic(ctx, topic))
 
 	specs := pipeline.DemoSpecs(sc.filters)
@@ -170,7 +170,7 @@ func runScenario(b *testing.B, ctx context.Context, hub, mirror *kafkabed.Broker
 		AlertsPerVisit: alertsPerVisit, Interval: sc.interval, Visits: sc.visits, Run: run,
 		TimingTopic: stream.TimingTopic, Log: log,
 	}))
-	evs, err := pipeline.WaitComplete(ctx, hub.Bootstrap(), stream.TimingTopic, run, sc.filters, sc.visits, 3*time.Minute)
+	evs, err := pipeline.WaitComplete(ctx, hub.Bootstrap(), nil, stream.TimingTopic, run, sc.filters, sc.visits, 3*time.Minute)
 	cpu := cpuTime() - cpu0
 	stop()
 	wg.Wait()

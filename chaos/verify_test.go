@@ -47,7 +47,7 @@ func readAlerts(ctx context.Context, bootstrap string) (*produced, error) {
 	reg.Add(alert.SyntheticSchema())
 	dec := alert.NewDecoder(reg)
 	p := &produced{count: map[int64]int64{}, indexes: map[alertKey]bool{}, copies: map[int64]int{}}
-	err := kclient.ReadAll(ctx, bootstrap, stream.AlertsTopic, func(m *kafka.Message) error {
+	err := kclient.ReadAll(ctx, bootstrap, nil, stream.AlertsTopic, func(m *kafka.Message) error {
 		h := headers(m)
 		visit, _ := strconv.ParseInt(h[stream.HeaderVisit], 10, 64)
 		index, _ := strconv.ParseInt(h[stream.HeaderIndex], 10, 64)
@@ -129,7 +129,7 @@ type outputAlert struct {
 
 func readOutput(ctx context.Context, bootstrap, topic string) ([]outputAlert, error) {
 	var out []outputAlert
-	err := kclient.ReadAll(ctx, bootstrap, topic, func(m *kafka.Message) error {
+	err := kclient.ReadAll(ctx, bootstrap, nil, topic, func(m *kafka.Message) error {
 		h := headers(m)
 		visit, _ := strconv.ParseInt(h[stream.HeaderVisit], 10, 64)
 		rank, _ := strconv.Atoi(h[stream.HeaderRank])
@@ -246,7 +246,7 @@ func checkVisit(f snrFilter, want expected, outs []outputAlert, got []consumed) 
 // filterEvents returns every copy of the filter timing events, by filter
 // and visit, and how many were copies of an earlier one.
 func filterEvents(ctx context.Context, hub string) (map[string]map[int64][]timing.Event, int, error) {
-	raw, err := pipeline.ReadTimingRaw(ctx, hub, stream.TimingTopic)
+	raw, err := pipeline.ReadTimingRaw(ctx, hub, nil, stream.TimingTopic)
 	if err != nil {
 		return nil, 0, err
 	}

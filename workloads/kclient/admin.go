@@ -31,8 +31,8 @@ func TopicConfig(compacted bool) map[string]string {
 
 // EnsureTopics creates the topics that do not exist yet. Existing topics are
 // left as they are (their partition count is not changed).
-func EnsureTopics(ctx context.Context, bootstrap string, topics ...Topic) error {
-	ad, err := kafka.NewAdminClient(AdminConfig(bootstrap))
+func EnsureTopics(ctx context.Context, bootstrap string, conn map[string]string, topics ...Topic) error {
+	ad, err := kafka.NewAdminClient(AdminConfig(bootstrap, conn))
 	if err != nil {
 		return fmt.Errorf("admin client for %s: %w", bootstrap, err)
 	}
@@ -100,8 +100,8 @@ type metadataClient interface {
 
 // WaitTopic waits until topic exists on the cluster, for example until
 // MirrorMaker has created it on a mirror. It returns the partition ids.
-func WaitTopic(ctx context.Context, bootstrap, topic string) ([]int32, error) {
-	ad, err := kafka.NewAdminClient(AdminConfig(bootstrap))
+func WaitTopic(ctx context.Context, bootstrap string, conn map[string]string, topic string) ([]int32, error) {
+	ad, err := kafka.NewAdminClient(AdminConfig(bootstrap, conn))
 	if err != nil {
 		return nil, fmt.Errorf("admin client for %s: %w", bootstrap, err)
 	}

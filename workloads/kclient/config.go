@@ -148,16 +148,18 @@ func ConsumerConfig(bootstrap, group string, fromBeginning bool, overrides map[s
 
 // ReaderConfig returns settings for a group-less reader that assigns
 // partitions itself (schemas, timing events, tests).
-func ReaderConfig(bootstrap string) *kafka.ConfigMap {
-	cm := ConsumerConfig(bootstrap, stream.ReaderGroup, true, nil)
+func ReaderConfig(bootstrap string, conn map[string]string) *kafka.ConfigMap {
+	cm := ConsumerConfig(bootstrap, stream.ReaderGroup, true, ConnSettings(conn))
 	_ = cm.SetKey("enable.auto.commit", false)
 	_ = cm.SetKey("enable.auto.offset.store", false)
 	return cm
 }
 
 // AdminConfig returns settings for an admin client.
-func AdminConfig(bootstrap string) *kafka.ConfigMap {
-	return &kafka.ConfigMap{"bootstrap.servers": bootstrap, "enable.metrics.push": false}
+func AdminConfig(bootstrap string, conn map[string]string) *kafka.ConfigMap {
+	cm := &kafka.ConfigMap{"bootstrap.servers": bootstrap, "enable.metrics.push": false}
+	apply(cm, ConnSettings(conn))
+	return cm
 }
 
 func apply(cm *kafka.ConfigMap, overrides map[string]string) {
@@ -202,4 +204,19 @@ func ReadProperties(path string) (map[string]string, error) {
 		out[strings.TrimSpace(k)] = strings.TrimSpace(v)
 	}
 	return out, nil
+}
+
+// ConnSettings picks, from a command's librdkafka settings, those that
+// say how to reach and authenticate to a cluster (security.protocol,
+// sasl.*, ssl.*, enable.ssl.*): what every client of the command needs,
+// whatever its role, while tuning settings stay with the clients they
+// were given for.
+func ConnSettings(settings map[string]string) map[string]string {
+	out := map[string]string{}
+	for k, v := range settings {
+		if k == "security.protocol" || strings.HasPrefix(k, "sasl.") || strings.HasPrefix(k, "ssl.") || strings.HasPrefix(k, "enable.ssl.") {
+			out[k] = v
+		}
+	}
+	return out
 }

@@ -138,7 +138,7 @@ func TestConsumerConfigBasics(t *testing.T) {
 	if got := asString(t, ConsumerConfig("h:1", "grp", true, nil), "auto.offset.reset"); got != "earliest" {
 		t.Errorf("fromBeginning: auto.offset.reset = %q, want earliest", got)
 	}
-	r := ReaderConfig("h:1")
+	r := ReaderConfig("h:1", nil)
 	for k, want := range map[string]string{"enable.auto.commit": "false", "enable.auto.offset.store": "false", "auto.offset.reset": "earliest"} {
 		if got := asString(t, r, k); got != want {
 			t.Errorf("reader %s = %q, want %q", k, got, want)
@@ -181,14 +181,14 @@ func TestLibrdkafkaAcceptsConfigs(t *testing.T) {
 		t.Fatalf("librdkafka refuses ProducerConfig: %v", err)
 	}
 	p.Close()
-	for _, cm := range []*kafka.ConfigMap{ConsumerConfig(nowhere, "g", true, nil), ConsumerConfig(nowhere, "g", false, nil), ReaderConfig(nowhere)} {
+	for _, cm := range []*kafka.ConfigMap{ConsumerConfig(nowhere, "g", true, nil), ConsumerConfig(nowhere, "g", false, nil), ReaderConfig(nowhere, nil)} {
 		c, err := kafka.NewConsumer(cm)
 		if err != nil {
 			t.Fatalf("librdkafka refuses consumer config %v: %v", cm, err)
 		}
 		c.Close()
 	}
-	a, err := kafka.NewAdminClient(AdminConfig(nowhere))
+	a, err := kafka.NewAdminClient(AdminConfig(nowhere, nil))
 	if err != nil {
 		t.Fatalf("librdkafka refuses AdminConfig: %v", err)
 	}
@@ -308,11 +308,11 @@ func TestEnsureTopicsIdempotent(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	topics := []Topic{{Name: "alerts", Partitions: 4}, {Name: "schemas", Partitions: 1, Compacted: true}, {Name: "zero", Partitions: 0}}
-	if err := EnsureTopics(ctx, addr, topics...); err != nil {
+	if err := EnsureTopics(ctx, addr, nil, topics...); err != nil {
 		t.Fatal(err)
 	}
 	// Again, and with another partition count: existing topics are kept as they are.
-	if err := EnsureTopics(ctx, addr, Topic{Name: "alerts", Partitions: 8}, Topic{Name: "schemas", Partitions: 1, Compacted: true}); err != nil {
+	if err := EnsureTopics(ctx, addr, nil, Topic{Name: "alerts", Partitions: 8}, Topic{Name: "schemas", Partitions: 1, Compacted: true}); err != nil {
 		t.Fatalf("second EnsureTopics: %v", err)
 	}
 	for _, tc := range []struct {
@@ -337,7 +337,7 @@ func TestEnsureTopicsIdempotent(t *testing.T) {
 		if !tc.compacted && v != nil && *v == "compact" {
 			t.Errorf("%s is compacted", tc.name)
 		}
-		ids, err := WaitTopic(ctx, addr, tc.name)
+		ids, err := WaitTopic(ctx, addr, nil, tc.name)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -364,7 +364,7 @@ func TestWaitTopic(t *testing.T) {
 	short, cancel := context.WithTimeout(ctx, 700*time.Millisecond)
 	defer cancel()
 	start := time.Now()
-	ids, err := WaitTopic(short, addr, "not-there")
+	ids, err := WaitTopic(short, addr, nil, "not-there")
 	if err == nil {
 		t.Fatalf("WaitTopic on a missing topic returned %v, want an error", ids)
 	}
@@ -390,7 +390,7 @@ func TestWaitTopic(t *testing.T) {
 	}()
 	wctx, wcancel := context.WithTimeout(ctx, 20*time.Second)
 	defer wcancel()
-	ids, err = WaitTopic(wctx, addr, "late")
+	ids, err = WaitTopic(wctx, addr, nil, "late")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -431,7 +431,7 @@ func TestReadAll(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	topic := "events"
-	if err := EnsureTopics(ctx, addr, Topic{Name: topic, Partitions: 3}, Topic{Name: "empty", Partitions: 2}); err != nil {
+	if err := EnsureTopics(ctx, addr, nil, Topic{Name: topic, Partitions: 3}, Topic{Name: "empty", Partitions: 2}); err != nil {
 		t.Fatal(err)
 	}
 	want := map[int32][]string{}
@@ -448,7 +448,7 @@ func TestReadAll(t *testing.T) {
 
 	got := map[int32][]string{}
 	calls := 0
-	err := ReadAll(ctx, addr, topic, func(m *kafka.Message) error {
+	err := ReadAll(ctx, addr, nil, topic, func(m *kafka.Message) error {
 		calls++
 		if string(m.Key) != string(m.Value) || len(m.Headers) != 1 || string(m.Headers[0].Value) != string(m.Value) {
 			t.Errorf("message %s lost its key or header", m.Value)
@@ -474,7 +474,7 @@ func TestReadAll(t *testing.T) {
 	// The callback's error stops the read and is returned.
 	stop := errors.New("stop here")
 	n := 0
-	err = ReadAll(ctx, addr, topic, func(*kafka.Message) error { n++; return stop })
+	err = ReadAll(ctx, addr, nil, topic, func(*kafka.Message) error { n++; return stop })
 	if !errors.Is(err, stop) || n != 1 {
 		t.Errorf("ReadAll with a failing callback: err %v after %d calls, want %v after 1", err, n, stop)
 	}
@@ -482,7 +482,7 @@ func TestReadAll(t *testing.T) {
 	// Missing and empty topics hold nothing; a missing one is not created.
 	for _, name := range []string{"missing", "empty"} {
 		start := time.Now()
-		err := ReadAll(ctx, addr, name, func(m *kafka.Message) error {
+		err := ReadAll(ctx, addr, nil, name, func(m *kafka.Message) error {
 			t.Errorf("%s: unexpected message %s", name, m.Value)
 			return nil
 		})
@@ -500,7 +500,7 @@ func TestReadAll(t *testing.T) {
 	// A context that ends stops the read with its error.
 	done, dcancel := context.WithCancel(ctx)
 	dcancel()
-	if err := ReadAll(done, addr, topic, func(*kafka.Message) error { return nil }); !errors.Is(err, context.Canceled) {
+	if err := ReadAll(done, addr, nil, topic, func(*kafka.Message) error { return nil }); !errors.Is(err, context.Canceled) {
 		t.Errorf("ReadAll with a cancelled context = %v, want context.Canceled", err)
 	}
 }

@@ -84,10 +84,15 @@ func (c ClosedTxn) String() string {
 // transaction's offset commit is written.
 const OffsetsTopic = "__consumer_offsets"
 
-// newAdmin is a franz-go admin client for bootstrap (host:port,...). It
-// serves the Admin API calls librdkafka lacks.
-func newAdmin(bootstrap string) (*kadm.Client, error) {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(strings.Split(bootstrap, ",")...))
+// newAdmin is a franz-go admin client for bootstrap (host:port,...) with
+// the command's connection settings. It serves the Admin API calls
+// librdkafka lacks.
+func newAdmin(bootstrap string, conn map[string]string) (*kadm.Client, error) {
+	opts, err := kgoConnOpts(conn)
+	if err != nil {
+		return nil, fmt.Errorf("admin client for %s: %w", bootstrap, err)
+	}
+	cl, err := kgo.NewClient(append(opts, kgo.SeedBrokers(strings.Split(bootstrap, ",")...))...)
 	if err != nil {
 		return nil, fmt.Errorf("admin client for %s: %w", bootstrap, err)
 	}
@@ -96,8 +101,8 @@ func newAdmin(bootstrap string) (*kadm.Client, error) {
 
 // LastTxn returns what the coordinator recorded of txnID's last
 // transaction. Call it before InitTransactions, which resets the record.
-func LastTxn(ctx context.Context, bootstrap, txnID string) (TxnRecord, error) {
-	ad, err := newAdmin(bootstrap)
+func LastTxn(ctx context.Context, bootstrap string, conn map[string]string, txnID string) (TxnRecord, error) {
+	ad, err := newAdmin(bootstrap, conn)
 	if err != nil {
 		return TxnRecord{}, err
 	}
@@ -128,8 +133,8 @@ func describeTxn(ctx context.Context, ad *kadm.Client, txnID string) (TxnRecord,
 // in group's partition of the offsets topic. last is what LastTxn returned
 // before InitTransactions; call CloseHanging after it, before the first
 // transaction. It returns what it closed.
-func CloseHanging(ctx context.Context, bootstrap, txnID, group string, last TxnRecord, topics []string) ([]ClosedTxn, error) {
-	ad, err := newAdmin(bootstrap)
+func CloseHanging(ctx context.Context, bootstrap string, conn map[string]string, txnID, group string, last TxnRecord, topics []string) ([]ClosedTxn, error) {
+	ad, err := newAdmin(bootstrap, conn)
 	if err != nil {
 		return nil, err
 	}

@@ -53,13 +53,13 @@ func TestCloseHanging(t *testing.T) {
 
 	closeAll := func(txnID, group string, topics ...string) []kclient.ClosedTxn {
 		t.Helper()
-		last, err := kclient.LastTxn(ctx, b.Bootstrap(), txnID)
+		last, err := kclient.LastTxn(ctx, b.Bootstrap(), nil, txnID)
 		kafkabed.Must(t, err)
 		p, err := kafka.NewProducer(kclient.TransactionalProducerConfig(b.Bootstrap(), txnID, nil))
 		kafkabed.Must(t, err)
 		defer p.Close()
 		kafkabed.Must(t, p.InitTransactions(ctx))
-		closed, err := kclient.CloseHanging(ctx, b.Bootstrap(), txnID, group, last, topics)
+		closed, err := kclient.CloseHanging(ctx, b.Bootstrap(), nil, txnID, group, last, topics)
 		kafkabed.Must(t, err)
 		return closed
 	}

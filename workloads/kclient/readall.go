@@ -11,8 +11,8 @@ import (
 // ReadAll reads every message of topic from the beginning up to the end
 // offsets it finds at the call, in partition order, and calls fn for each.
 // A missing topic is not an error: there is nothing to read.
-func ReadAll(ctx context.Context, bootstrap, topic string, fn func(*kafka.Message) error) error {
-	return ReadTail(ctx, bootstrap, topic, -1, fn)
+func ReadAll(ctx context.Context, bootstrap string, conn map[string]string, topic string, fn func(*kafka.Message) error) error {
+	return ReadTail(ctx, bootstrap, conn, topic, -1, fn)
 }
 
 // ReadTail is ReadAll for at most the last n offsets of each partition
@@ -20,8 +20,8 @@ func ReadAll(ctx context.Context, bootstrap, topic string, fn func(*kafka.Messag
 // and compaction leave gaps, so fewer messages may come. A read_committed
 // reader's position moves past a transaction's marker (librdkafka 1.4 and
 // later), so a partition whose last offset is a marker is read to its end.
-func ReadTail(ctx context.Context, bootstrap, topic string, n int64, fn func(*kafka.Message) error) error {
-	c, err := kafka.NewConsumer(ReaderConfig(bootstrap))
+func ReadTail(ctx context.Context, bootstrap string, conn map[string]string, topic string, n int64, fn func(*kafka.Message) error) error {
+	c, err := kafka.NewConsumer(ReaderConfig(bootstrap, conn))
 	if err != nil {
 		return fmt.Errorf("reader for %s: %w", bootstrap, err)
 	}

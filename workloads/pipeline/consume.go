@@ -118,12 +118,12 @@ func Consume(ctx context.Context, cfg ConsumeConfig) error {
 	}
 	log := cfg.Log.With("consumer", cfg.Name)
 
-	sink, err := newTimingSink(cfg.TimingBootstrap, cfg.TimingTopic, log)
+	sink, err := newTimingSink(cfg.TimingBootstrap, cfg.Kafka, cfg.TimingTopic, log)
 	if err != nil {
 		return err
 	}
 	defer sink.Close(ctx)
-	if _, err := kclient.WaitTopic(ctx, cfg.Bootstrap, cfg.Topic); err != nil {
+	if _, err := kclient.WaitTopic(ctx, cfg.Bootstrap, cfg.Kafka, cfg.Topic); err != nil {
 		return err
 	}
 	// Offsets are stored only once an alert is handled; auto-commit then

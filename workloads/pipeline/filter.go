@@ -183,7 +183,7 @@ func (f *filterRun) run(ctx context.Context) error {
 		opts = append(opts, alert.WithFields(fields...))
 	}
 	f.dec = alert.NewDecoder(reg, opts...)
-	f.book = &schemaBook{reg: reg, bootstrap: cfg.Bootstrap, topic: cfg.SchemasTopic}
+	f.book = &schemaBook{reg: reg, bootstrap: cfg.Bootstrap, conn: cfg.Kafka, topic: cfg.SchemasTopic}
 	if err := f.book.refresh(ctx); err != nil {
 		f.log.Warn("reading schemas", "err", err)
 	}
@@ -195,17 +195,17 @@ func (f *filterRun) run(ctx context.Context) error {
 	if !cfg.AtLeastOnce {
 		outs = append(outs, kclient.Topic{Name: cfg.StateTopic, Partitions: 1, Compacted: true, Config: stateTopicConfig})
 	}
-	if err := kclient.EnsureTopics(ctx, cfg.OutputBootstrap, outs...); err != nil {
+	if err := kclient.EnsureTopics(ctx, cfg.OutputBootstrap, cfg.Kafka, outs...); err != nil {
 		return err
 	}
 	var err error
-	if f.sink, err = newTimingSink(cfg.TimingBootstrap, cfg.TimingTopic, f.log); err != nil {
+	if f.sink, err = newTimingSink(cfg.TimingBootstrap, cfg.Kafka, cfg.TimingTopic, f.log); err != nil {
 		return err
 	}
 	defer f.sink.Close(ctx)
 
 	f.log.Info("waiting for the input topic", "bootstrap", cfg.Bootstrap, "input", cfg.Input)
-	if _, err := kclient.WaitTopic(ctx, cfg.Bootstrap, cfg.Input); err != nil {
+	if _, err := kclient.WaitTopic(ctx, cfg.Bootstrap, cfg.Kafka, cfg.Input); err != nil {
 		return err
 	}
 	if cfg.AtLeastOnce {

@@ -189,10 +189,10 @@ func restoreBook(data []byte, set *filter.Set) (*visitBook, error) {
 // Each transaction ends with a state record and its marker, so the last
 // committed record is near the end: the tail is read first, the whole
 // topic only if the tail holds none (aborted transactions at the end).
-func readState(ctx context.Context, bootstrap, topic string) ([]byte, error) {
+func readState(ctx context.Context, bootstrap string, conn map[string]string, topic string) ([]byte, error) {
 	for _, n := range []int64{stateTail, -1} {
 		var last []byte
-		err := kclient.ReadTail(ctx, bootstrap, topic, n, func(m *kafka.Message) error {
+		err := kclient.ReadTail(ctx, bootstrap, conn, topic, n, func(m *kafka.Message) error {
 			if string(m.Key) == stateKey {
 				last = m.Value
 			}

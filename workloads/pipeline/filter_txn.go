@@ -69,7 +69,7 @@ func (f *filterRun) session(ctx context.Context, member *groupMember) error {
 	// kept until its hanging transactions are closed: InitTransactions
 	// resets it.
 	if f.lastTxn == nil {
-		last, err := lastTxn(ctx, cfg.OutputBootstrap, txnID)
+		last, err := lastTxn(ctx, cfg.OutputBootstrap, cfg.Kafka, txnID)
 		if err != nil {
 			return err
 		}
@@ -84,7 +84,7 @@ func (f *filterRun) session(ctx context.Context, member *groupMember) error {
 	f.lastTxn = nil
 
 	stateCtx, cancel := context.WithTimeout(ctx, txnStepTimeout)
-	data, err := readState(stateCtx, cfg.OutputBootstrap, cfg.StateTopic)
+	data, err := readState(stateCtx, cfg.OutputBootstrap, cfg.Kafka, cfg.StateTopic)
 	cancel()
 	if err != nil {
 		return fmt.Errorf("%w: %w", errResume, err)
@@ -297,10 +297,10 @@ func fencedError(out *kafka.Producer) error {
 
 // lastTxn reads what the transaction coordinator recorded of txnID's last
 // transaction, before InitTransactions resets it (see kclient.CloseHanging).
-func lastTxn(ctx context.Context, bootstrap, txnID string) (kclient.TxnRecord, error) {
+func lastTxn(ctx context.Context, bootstrap string, conn map[string]string, txnID string) (kclient.TxnRecord, error) {
 	sctx, cancel := context.WithTimeout(ctx, txnStepTimeout)
 	defer cancel()
-	last, err := kclient.LastTxn(sctx, bootstrap, txnID)
+	last, err := kclient.LastTxn(sctx, bootstrap, conn, txnID)
 	if err != nil {
 		return last, fmt.Errorf("%w: %w", errResume, err)
 	}
@@ -323,7 +323,7 @@ func (f *filterRun) closeHanging(ctx context.Context, txnID string, last kclient
 	}
 	sctx, cancel := context.WithTimeout(ctx, txnStepTimeout)
 	defer cancel()
-	closed, err := kclient.CloseHanging(sctx, f.cfg.OutputBootstrap, txnID, f.cfg.Group, last, topics)
+	closed, err := kclient.CloseHanging(sctx, f.cfg.OutputBootstrap, f.cfg.Kafka, txnID, f.cfg.Group, last, topics)
 	for _, c := range closed {
 		f.log.Warn(LogClosedHanging, "partition", c.String())
 	}

@@ -61,7 +61,7 @@ func TestFilterClosesHangingTransaction(t *testing.T) {
 		Bootstrap: b.Bootstrap(), SchemasTopic: stream.SchemasTopic, Source: pipeline.NewSynthetic(3, 0),
 		AlertsPerVisit: 1000, Interval: time.Second, Visits: 1, Run: runID, TimingTopic: stream.TimingTopic,
 	}))
-	evs, err := pipeline.WaitComplete(ctx, b.Bootstrap(), stream.TimingTopic, runID, 1, 1, time.Minute)
+	evs, err := pipeline.WaitComplete(ctx, b.Bootstrap(), nil, stream.TimingTopic, runID, 1, 1, time.Minute)
 	stop()
 	if err != nil {
 		t.Fatalf("the filter did not get past the hanging transaction: %v", err)

@@ -52,7 +52,7 @@ func Local(ctx context.Context, cfg LocalConfig) ([]timing.Event, error) {
 		return nil, err
 	}
 	defer stop()
-	if err := kclient.EnsureTopics(ctx, hub,
+	if err := kclient.EnsureTopics(ctx, hub, nil,
 		kclient.Topic{Name: stream.AlertsTopic, Partitions: stream.DefaultPartitions},
 		kclient.Topic{Name: stream.SchemasTopic, Partitions: 1, Compacted: true},
 		kclient.Topic{Name: stream.TimingTopic, Partitions: 1}); err != nil {
@@ -113,7 +113,7 @@ func Local(ctx context.Context, cfg LocalConfig) ([]timing.Event, error) {
 	if err != nil {
 		return nil, err
 	}
-	evs, err := WaitComplete(ctx, hub, stream.TimingTopic, run, cfg.Filters, cfg.Visits, cfg.Settle)
+	evs, err := WaitComplete(ctx, hub, nil, stream.TimingTopic, run, cfg.Filters, cfg.Visits, cfg.Settle)
 	cancel()
 	if gerr := g.wait(); gerr != nil && !errors.Is(gerr, context.Canceled) {
 		return evs, gerr
@@ -161,10 +161,10 @@ func localBrokers(bootstrap string, n int) (hub string, mirrors, suffixes []stri
 // WaitComplete reads the timing topic until, for run, every one of filters
 // has finished each of visits and every consumer has received every alert
 // its filter selected, or until settle passes. It returns the run's events.
-func WaitComplete(ctx context.Context, bootstrap, topic, run string, filters, visits int, settle time.Duration) ([]timing.Event, error) {
+func WaitComplete(ctx context.Context, bootstrap string, conn map[string]string, topic, run string, filters, visits int, settle time.Duration) ([]timing.Event, error) {
 	deadline := time.Now().Add(settle)
 	for {
-		all, err := ReadTiming(ctx, bootstrap, topic)
+		all, err := ReadTiming(ctx, bootstrap, conn, topic)
 		if err != nil {
 			return nil, err
 		}

@@ -33,13 +33,13 @@ func Mirror(ctx context.Context, cfg MirrorConfig) error {
 	log := cfg.Log.With("mirror", cfg.Name)
 	var topics []kclient.Topic
 	for _, t := range cfg.Topics {
-		parts, err := kclient.WaitTopic(ctx, cfg.Source, t)
+		parts, err := kclient.WaitTopic(ctx, cfg.Source, nil, t)
 		if err != nil {
 			return err
 		}
 		topics = append(topics, kclient.Topic{Name: t + cfg.Suffix, Partitions: len(parts), Compacted: t == stream.SchemasTopic})
 	}
-	if err := kclient.EnsureTopics(ctx, cfg.Target, topics...); err != nil {
+	if err := kclient.EnsureTopics(ctx, cfg.Target, nil, topics...); err != nil {
 		return err
 	}
 	p, err := kafka.NewProducer(kclient.ProducerConfig(cfg.Target, map[string]string{"linger.ms": "1"}))

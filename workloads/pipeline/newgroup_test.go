@@ -76,10 +76,10 @@ func newFilterStoppedBeforeItsFirstAlert(t *testing.T, atLeastOnce bool) {
 	produce(during)
 	stop = start(true)
 	defer stop()
-	if _, err := pipeline.WaitComplete(ctx, b.Bootstrap(), stream.TimingTopic, during, 1, 1, time.Minute); err != nil {
+	if _, err := pipeline.WaitComplete(ctx, b.Bootstrap(), nil, stream.TimingTopic, during, 1, 1, time.Minute); err != nil {
 		t.Fatalf("the visit sent while the new filter was down was not filtered: %v", err)
 	}
-	evs, err := pipeline.ReadTiming(ctx, b.Bootstrap(), stream.TimingTopic)
+	evs, err := pipeline.ReadTiming(ctx, b.Bootstrap(), nil, stream.TimingTopic)
 	kafkabed.Must(t, err)
 	for _, e := range pipeline.ForRun(evs, before) {
 		if e.Kind == timing.KindFilter {

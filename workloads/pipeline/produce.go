@@ -98,18 +98,18 @@ func Produce(ctx context.Context, cfg ProduceConfig) error {
 	if cfg.SchemasTopic != "" {
 		topics = append(topics, kclient.Topic{Name: cfg.SchemasTopic, Partitions: 1, Compacted: true})
 	}
-	if err := kclient.EnsureTopics(ctx, cfg.Bootstrap, topics...); err != nil {
+	if err := kclient.EnsureTopics(ctx, cfg.Bootstrap, cfg.Kafka, topics...); err != nil {
 		return err
 	}
 	if cfg.TimingTopic != "" {
-		if err := kclient.EnsureTopics(ctx, cfg.TimingBootstrap, kclient.Topic{Name: cfg.TimingTopic, Partitions: 1}); err != nil {
+		if err := kclient.EnsureTopics(ctx, cfg.TimingBootstrap, cfg.Kafka, kclient.Topic{Name: cfg.TimingTopic, Partitions: 1}); err != nil {
 			return err
 		}
 	}
-	if err := PublishSchemas(ctx, cfg.Bootstrap, cfg.SchemasTopic, cfg.Source.Schemas()); err != nil {
+	if err := PublishSchemas(ctx, cfg.Bootstrap, cfg.Kafka, cfg.SchemasTopic, cfg.Source.Schemas()); err != nil {
 		return err
 	}
-	sink, err := newTimingSink(cfg.TimingBootstrap, cfg.TimingTopic, log)
+	sink, err := newTimingSink(cfg.TimingBootstrap, cfg.Kafka, cfg.TimingTopic, log)
 	if err != nil {
 		return err
 	}
@@ -279,11 +279,11 @@ func produceRetry(ctx context.Context, p *kafka.Producer, msg *kafka.Message, re
 
 // PublishSchemas writes each schema to the schemas topic, keyed by its id, so
 // that filters on any mirror can decode alerts without a registry service.
-func PublishSchemas(ctx context.Context, bootstrap, topic string, schemas []avro.Schema) error {
+func PublishSchemas(ctx context.Context, bootstrap string, conn map[string]string, topic string, schemas []avro.Schema) error {
 	if topic == "" || len(schemas) == 0 {
 		return nil
 	}
-	p, err := kafka.NewProducer(kclient.ProducerConfig(bootstrap, nil))
+	p, err := kafka.NewProducer(kclient.ProducerConfig(bootstrap, kclient.ConnSettings(conn)))
 	if err != nil {
 		return fmt.Errorf("schema producer for %s: %w", bootstrap, err)
 	}
@@ -336,10 +336,10 @@ func ensureSchemas(ctx context.Context, cfg ProduceConfig, p *kafka.Producer, lo
 	log.Warn("the hub has lost the schemas: publishing them again", "topic", cfg.SchemasTopic)
 	pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	err = kclient.EnsureTopics(pctx, cfg.Bootstrap, kclient.Topic{Name: cfg.Topic, Partitions: cfg.Partitions},
+	err = kclient.EnsureTopics(pctx, cfg.Bootstrap, cfg.Kafka, kclient.Topic{Name: cfg.Topic, Partitions: cfg.Partitions},
 		kclient.Topic{Name: cfg.SchemasTopic, Partitions: 1, Compacted: true})
 	if err == nil {
-		err = PublishSchemas(pctx, cfg.Bootstrap, cfg.SchemasTopic, cfg.Source.Schemas())
+		err = PublishSchemas(pctx, cfg.Bootstrap, cfg.Kafka, cfg.SchemasTopic, cfg.Source.Schemas())
 	}
 	if err != nil {
 		log.Error("publish the schemas again", "topic", cfg.SchemasTopic, "err", err)

@@ -73,15 +73,23 @@ func TestPipelineOnRealKafka(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
+	runPipeline(ctx, t, newPlainBed(ctx, t))
+}
 
+// pipelineBed is the hub, the mirror and MirrorMaker 2 between them, and
+// the Kafka settings each component of the pipeline connects with.
+type pipelineBed struct {
+	hub, mirror *kafkabed.Broker
+	// settings returns the librdkafka settings of component (a principal
+	// on a secured bed; nil on a plain one).
+	settings func(component string) map[string]string
+}
+
+func newPlainBed(ctx context.Context, t *testing.T) pipelineBed {
 	hub := kafkabed.StartBrokerT(t)
 	mirror := kafkabed.StartBrokerT(t)
-	for _, tp := range []kclient.Topic{
-		{Name: stream.AlertsTopic, Partitions: 1}, // one partition: a total order to check the caps against
-		{Name: stream.SchemasTopic, Partitions: 1, Compacted: true},
-		{Name: stream.TimingTopic, Partitions: 1},
-	} {
-		if err := kclient.EnsureTopics(ctx, hub.Bootstrap(), tp); err != nil {
+	for _, tp := range pipelineTopics {
+		if err := kclient.EnsureTopics(ctx, hub.Bootstrap(), nil, tp); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -89,9 +97,28 @@ func TestPipelineOnRealKafka(t *testing.T) {
 	if err := mm.WaitTopic(ctx, stream.AlertsTopic); err != nil {
 		t.Fatal(err)
 	}
+	return pipelineBed{hub: hub, mirror: mirror, settings: func(string) map[string]string { return nil }}
+}
 
+var pipelineTopics = []kclient.Topic{
+	{Name: stream.AlertsTopic, Partitions: 1}, // one partition: a total order to check the caps against
+	{Name: stream.SchemasTopic, Partitions: 1, Compacted: true},
+	{Name: stream.TimingTopic, Partitions: 1},
+}
+
+// The components of runPipeline, by the name bed.settings knows them.
+const (
+	compProducer = "producer"
+	compTest     = "test" // the test's own reads and its bad alerts
+)
+
+func compFilter(name string) string   { return "filter." + name }
+func compConsumer(name string) string { return "consumer." + name }
+
+func runPipeline(ctx context.Context, t *testing.T, bed pipelineBed) {
+	hub, mirror := bed.hub, bed.mirror
 	run := fmt.Sprintf("it-%d", time.Now().UnixNano())
-	injectBadAlerts(t, ctx, hub.Bootstrap(), run)
+	injectBadAlerts(t, ctx, hub.Bootstrap(), bed.settings(compTest), run)
 
 	// Filters and consumers on the mirror, timing on the hub.
 	runCtx, stop := context.WithCancel(ctx)
@@ -109,7 +136,7 @@ func TestPipelineOnRealKafka(t *testing.T) {
 	}
 	filterCfg := func(name string, fs []testFilter) pipeline.FilterConfig {
 		cfg := pipeline.FilterConfig{Bootstrap: mirror.Bootstrap(), Name: name, SchemasTopic: stream.SchemasTopic,
-			FromBeginning: true, TimingBootstrap: hub.Bootstrap(), TimingTopic: stream.TimingTopic}
+			FromBeginning: true, TimingBootstrap: hub.Bootstrap(), TimingTopic: stream.TimingTopic, Kafka: bed.settings(compFilter(name))}
 		for _, f := range fs {
 			s := f.spec
 			s.Output = s.Name
@@ -130,7 +157,7 @@ func TestPipelineOnRealKafka(t *testing.T) {
 	for _, f := range all {
 		topic := f.spec.Name
 		cfg := pipeline.ConsumeConfig{Bootstrap: mirror.Bootstrap(), Topic: topic, FromBeginning: true,
-			TimingBootstrap: hub.Bootstrap(), TimingTopic: stream.TimingTopic,
+			TimingBootstrap: hub.Bootstrap(), TimingTopic: stream.TimingTopic, Kafka: bed.settings(compConsumer(topic)),
 			OnAlert: func(r pipeline.Received) error {
 				mu.Lock()
 				received[topic] = append(received[topic], r)
@@ -155,11 +182,12 @@ func TestPipelineOnRealKafka(t *testing.T) {
 		Bootstrap: hub.Bootstrap(), SchemasTopic: stream.SchemasTopic, Source: pipeline.NewSynthetic(7, 0),
 		AlertsPerVisit: perVisit, Interval: 2 * time.Second, Visits: visits, Parallel: 2, Run: run,
 		TimingTopic: stream.TimingTopic, OnVisit: func(v pipeline.VisitResult) { sent = append(sent, v) },
+		Kafka: bed.settings(compProducer),
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	evs, err := pipeline.WaitComplete(ctx, hub.Bootstrap(), stream.TimingTopic, run, len(all), visits, 2*time.Minute)
+	evs, err := pipeline.WaitComplete(ctx, hub.Bootstrap(), bed.settings(compTest), stream.TimingTopic, run, len(all), visits, 2*time.Minute)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -171,7 +199,7 @@ func TestPipelineOnRealKafka(t *testing.T) {
 	}
 
 	// The independent evaluation, over what the hub holds, in offset order.
-	produced := readHubAlerts(t, ctx, hub.Bootstrap())
+	produced := readHubAlerts(t, ctx, hub.Bootstrap(), bed.settings(compTest))
 	if len(produced) != visits*perVisit {
 		t.Fatalf("hub holds %d valid alerts, want %d", len(produced), visits*perVisit)
 	}
@@ -200,15 +228,15 @@ func TestPipelineOnRealKafka(t *testing.T) {
 		t.Errorf("the cap of %s did not bind (%d selected): the test needs a visit with more matches", shared[0].spec.Name, capped)
 	}
 
-	checkDeadLetters(t, ctx, mirror.Bootstrap(), []string{"Filter001-deadletter", "Filter002-deadletter", "shared-deadletter"})
+	checkDeadLetters(t, ctx, mirror.Bootstrap(), bed.settings(compTest), []string{"Filter001-deadletter", "Filter002-deadletter", "shared-deadletter"})
 	checkReport(t, evs, sent, all, produced, received, run)
 }
 
 // injectBadAlerts writes two alerts no filter can decode into a visit of
 // their own: garbage, and a well-formed header with an unknown schema id.
-func injectBadAlerts(t *testing.T, ctx context.Context, bootstrap, run string) {
+func injectBadAlerts(t *testing.T, ctx context.Context, bootstrap string, conn map[string]string, run string) {
 	t.Helper()
-	p, err := kafka.NewProducer(kclient.ProducerConfig(bootstrap, nil))
+	p, err := kafka.NewProducer(kclient.ProducerConfig(bootstrap, conn))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -242,12 +270,12 @@ type hubAlert struct {
 	visit int64 // from the header
 }
 
-func readHubAlerts(t *testing.T, ctx context.Context, bootstrap string) []hubAlert {
+func readHubAlerts(t *testing.T, ctx context.Context, bootstrap string, conn map[string]string) []hubAlert {
 	t.Helper()
 	var out []hubAlert
 	schema := alert.SyntheticSchema()
 	id := alert.SchemaID(schema)
-	err := kclient.ReadAll(ctx, bootstrap, stream.AlertsTopic, func(m *kafka.Message) error {
+	err := kclient.ReadAll(ctx, bootstrap, conn, stream.AlertsTopic, func(m *kafka.Message) error {
 		if len(m.Value) < 5 || m.Value[0] != 0 || uint32(m.Value[1])<<24|uint32(m.Value[2])<<16|uint32(m.Value[3])<<8|uint32(m.Value[4]) != id {
 			return nil // the injected bad alerts
 		}
@@ -296,11 +324,11 @@ func checkRanks(t *testing.T, name string, rs []pipeline.Received) {
 	}
 }
 
-func checkDeadLetters(t *testing.T, ctx context.Context, bootstrap string, topics []string) {
+func checkDeadLetters(t *testing.T, ctx context.Context, bootstrap string, conn map[string]string, topics []string) {
 	t.Helper()
 	for _, topic := range topics {
 		var got []*kafka.Message
-		if err := kclient.ReadAll(ctx, bootstrap, topic, func(m *kafka.Message) error { got = append(got, m); return nil }); err != nil {
+		if err := kclient.ReadAll(ctx, bootstrap, conn, topic, func(m *kafka.Message) error { got = append(got, m); return nil }); err != nil {
 			t.Fatal(err)
 		}
 		if len(got) != 2 {

@@ -33,7 +33,7 @@ func TestConsumerOutOfGroupStartsANewClient(t *testing.T) {
 	b := kafkabed.StartBrokerT(t)
 	const topic = "rejoin"
 	for _, tp := range []kclient.Topic{{Name: topic, Partitions: 1}, {Name: stream.TimingTopic, Partitions: 1}} {
-		kafkabed.Must(t, kclient.EnsureTopics(ctx, b.Bootstrap(), tp))
+		kafkabed.Must(t, kclient.EnsureTopics(ctx, b.Bootstrap(), nil, tp))
 	}
 
 	var logs syncBuffer
@@ -167,7 +167,7 @@ func TestConsumeUntilEnd(t *testing.T) {
 	b := kafkabed.StartBrokerT(t)
 	const topic = "until-end"
 	for _, tp := range []kclient.Topic{{Name: topic, Partitions: 2}, {Name: stream.TimingTopic, Partitions: 1}} {
-		kafkabed.Must(t, kclient.EnsureTopics(ctx, b.Bootstrap(), tp))
+		kafkabed.Must(t, kclient.EnsureTopics(ctx, b.Bootstrap(), nil, tp))
 	}
 	read := func() []string {
 		t.Helper()

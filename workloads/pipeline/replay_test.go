@@ -30,7 +30,7 @@ func TestReplayRubinAlertsThroughAFilter(t *testing.T) {
 	}
 	defer c.Close()
 	bootstrap := c.ListenAddrs()[0]
-	if err := kclient.EnsureTopics(ctx, bootstrap, kclient.Topic{Name: stream.AlertsTopic, Partitions: 2}); err != nil {
+	if err := kclient.EnsureTopics(ctx, bootstrap, nil, kclient.Topic{Name: stream.AlertsTopic, Partitions: 2}); err != nil {
 		t.Fatal(err)
 	}
 
@@ -81,7 +81,7 @@ func TestReplayRubinAlertsThroughAFilter(t *testing.T) {
 		TimingTopic: stream.TimingTopic, OnVisit: func(v pipeline.VisitResult) { visits = append(visits, v.Visit) }}); err != nil {
 		t.Fatal(err)
 	}
-	evs, err := pipeline.WaitComplete(ctx, bootstrap, stream.TimingTopic, run, 1, 2, time.Minute)
+	evs, err := pipeline.WaitComplete(ctx, bootstrap, nil, stream.TimingTopic, run, 1, 2, time.Minute)
 	if err != nil {
 		t.Fatal(err)
 	}

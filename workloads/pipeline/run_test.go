@@ -62,6 +62,6 @@ func ensureStreamTopics(ctx context.Context, t *testing.T, bootstrap string, mor
 		{Name: stream.SchemasTopic, Partitions: 1, Compacted: true},
 		{Name: stream.TimingTopic, Partitions: 1},
 	}, more...) {
-		kafkabed.Must(t, kclient.EnsureTopics(ctx, bootstrap, tp))
+		kafkabed.Must(t, kclient.EnsureTopics(ctx, bootstrap, nil, tp))
 	}
 }

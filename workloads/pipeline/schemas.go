@@ -25,6 +25,7 @@ const (
 type schemaBook struct {
 	reg       *alert.Registry
 	bootstrap string
+	conn      map[string]string // connection settings (kclient.ConnSettings)
 	topic     string
 	last      time.Time
 	unknown   map[uint32]time.Time // ids still unknown after a re-read, and when
@@ -64,7 +65,7 @@ func (b *schemaBook) refresh(ctx context.Context) error {
 		return nil
 	}
 	b.last = time.Now()
-	err := kclient.ReadAll(ctx, b.bootstrap, b.topic, func(m *kafka.Message) error {
+	err := kclient.ReadAll(ctx, b.bootstrap, b.conn, b.topic, func(m *kafka.Message) error {
 		id, err := b.reg.AddJSON(string(m.Value))
 		if err != nil {
 			return fmt.Errorf("schema at %s: %w", m.TopicPartition, err)

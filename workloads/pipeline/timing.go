@@ -25,12 +25,12 @@ type timingSink struct {
 	reports   chan kafka.Event // delivery reports of EmitTracked
 }
 
-func newTimingSink(bootstrap, topic string, log *slog.Logger) (*timingSink, error) {
+func newTimingSink(bootstrap string, conn map[string]string, topic string, log *slog.Logger) (*timingSink, error) {
 	if topic == "" || bootstrap == "" {
 		return nil, nil
 	}
 	// No delivery timeout: an event waits out a hub outage in the client.
-	p, err := kafka.NewProducer(kclient.ProducerConfig(bootstrap, map[string]string{"linger.ms": "50", "message.timeout.ms": "0"}))
+	p, err := kafka.NewProducer(kclient.ProducerConfig(bootstrap, mergeKafka(map[string]string{"linger.ms": "50", "message.timeout.ms": "0"}, kclient.ConnSettings(conn))))
 	if err != nil {
 		return nil, fmt.Errorf("timing producer for %s: %w", bootstrap, err)
 	}
@@ -139,17 +139,17 @@ func flush(ctx context.Context, p *kafka.Producer) {
 
 // ReadTiming reads every timing event on the topic so far, each once: a
 // workload restarted after a crash may have sent one again (timing.Dedup).
-func ReadTiming(ctx context.Context, bootstrap, topic string) ([]timing.Event, error) {
-	evs, err := ReadTimingRaw(ctx, bootstrap, topic)
+func ReadTiming(ctx context.Context, bootstrap string, conn map[string]string, topic string) ([]timing.Event, error) {
+	evs, err := ReadTimingRaw(ctx, bootstrap, conn, topic)
 	evs, _ = timing.Dedup(evs)
 	return evs, err
 }
 
 // ReadTimingRaw reads every timing event on the topic so far, repeats
 // included.
-func ReadTimingRaw(ctx context.Context, bootstrap, topic string) ([]timing.Event, error) {
+func ReadTimingRaw(ctx context.Context, bootstrap string, conn map[string]string, topic string) ([]timing.Event, error) {
 	var evs []timing.Event
-	err := kclient.ReadAll(ctx, bootstrap, topic, func(m *kafka.Message) error {
+	err := kclient.ReadAll(ctx, bootstrap, conn, topic, func(m *kafka.Message) error {
 		var ev timing.Event
 		if err := json.Unmarshal(m.Value, &ev); err != nil {
 			return fmt.Errorf("timing event at %s: %w", m.TopicPartition, err)

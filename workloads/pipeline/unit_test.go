@@ -293,7 +293,7 @@ func quietLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, n
 func readTopic(t *testing.T, ctx context.Context, addr, topic string) []*kafka.Message {
 	t.Helper()
 	var out []*kafka.Message
-	if err := kclient.ReadAll(ctx, addr, topic, func(m *kafka.Message) error { out = append(out, m); return nil }); err != nil {
+	if err := kclient.ReadAll(ctx, addr, nil, topic, func(m *kafka.Message) error { out = append(out, m); return nil }); err != nil {
 		t.Fatal(err)
 	}
 	return out
@@ -408,7 +408,7 @@ func TestProduceParallelOnKfake(t *testing.T) {
 	}
 
 	// One produce timing event per visit, agreeing with what was sent.
-	evs, err := ReadTiming(ctx, addr, stream.TimingTopic)
+	evs, err := ReadTiming(ctx, addr, nil, stream.TimingTopic)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -442,13 +442,13 @@ func TestFilterDeadLettersGarbage(t *testing.T) {
 	_, addr := fakeCluster(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	if err := kclient.EnsureTopics(ctx, addr,
+	if err := kclient.EnsureTopics(ctx, addr, nil,
 		kclient.Topic{Name: stream.AlertsTopic, Partitions: 1},
 		kclient.Topic{Name: stream.SchemasTopic, Partitions: 1, Compacted: true},
 		kclient.Topic{Name: stream.TimingTopic, Partitions: 1}); err != nil {
 		t.Fatal(err)
 	}
-	if err := PublishSchemas(ctx, addr, stream.SchemasTopic, NewSynthetic(3, 0).Schemas()); err != nil {
+	if err := PublishSchemas(ctx, addr, nil, stream.SchemasTopic, NewSynthetic(3, 0).Schemas()); err != nil {
 		t.Fatal(err)
 	}
 
@@ -521,7 +521,7 @@ func TestFilterDeadLettersGarbage(t *testing.T) {
 			t.Fatal("no filter timing event within the deadline")
 		case <-time.After(100 * time.Millisecond):
 		}
-		evs, err := ReadTiming(ctx, addr, stream.TimingTopic)
+		evs, err := ReadTiming(ctx, addr, nil, stream.TimingTopic)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -28,14 +28,20 @@ const bindAttempts = 3
 // Broker is a running single-node KRaft Kafka (broker and controller in one
 // JVM) listening on 127.0.0.1.
 type Broker struct {
-	libs, java  string
-	dir         string // temp dir: configs, data/, logs
-	bootstrap   string
-	clusterID   string
-	proc        *process
-	spec        jvmSpec // how proc was started, for Restart
-	logf        Logf
-	stopTimeout time.Duration
+	libs, java string
+	dir        string // temp dir: configs, data/, logs
+	bootstrap  string
+	// selfBootstrap is the loopback BROKER listener: PLAINTEXT and a super
+	// user on a secured broker, which the bed's own admin calls use.
+	selfBootstrap string
+	clusterID     string
+	adminPassword string // WithSecurity: the admin user's password
+	tls           bool
+	caPath        string
+	proc          *process
+	spec          jvmSpec // how proc was started, for Restart
+	logf          Logf
+	stopTimeout   time.Duration
 
 	stopOnce sync.Once
 	stopErr  error
@@ -84,7 +90,15 @@ func startBrokerOnce(ctx context.Context, cfg brokerConfig, libs, java string) (
 		return fail(err)
 	}
 	b.bootstrap = "127.0.0.1:" + strconv.Itoa(ports[0])
+	b.selfBootstrap = "127.0.0.1:" + strconv.Itoa(ports[2])
+	var security *kafkaconf.BrokerSecurity
+	if cfg.secure {
+		if security, err = b.prepareSecurity(cfg); err != nil {
+			return fail(err)
+		}
+	}
 	props := kafkaconf.BrokerProperties(kafkaconf.BrokerOptions{
+		Security:        security,
 		ListenerHost:    "127.0.0.1",
 		ListenerPort:    ports[0],
 		ControllerPort:  ports[1],
@@ -123,6 +137,11 @@ func startBrokerOnce(ctx context.Context, cfg brokerConfig, libs, java string) (
 		}
 		return fail(fmt.Errorf("%w%s", err, b.proc.tail()))
 	}
+	if cfg.secure {
+		if err := b.createAdmin(ctx); err != nil {
+			return fail(err)
+		}
+	}
 	cfg.logf("kafkabed: broker %s ready in %s (pid %d, log %s)",
 		b.bootstrap, time.Since(began).Round(time.Millisecond), b.PID(), logPath)
 	return b, nil
@@ -142,7 +161,7 @@ func (b *Broker) waitReady(ctx context.Context) error {
 	}()
 	err := waitTCP(ctx, b.bootstrap)
 	if err == nil {
-		err = waitCluster(ctx, b.bootstrap, b.clusterID)
+		err = waitCluster(ctx, b.selfBootstrap, b.clusterID)
 	}
 	if err == nil {
 		return nil
@@ -172,10 +191,10 @@ func (b *Broker) PID() int { return b.proc.pid() }
 // factor 1 and optional topic configs. An existing topic is not an error.
 // It returns once every partition has a leader.
 func (b *Broker) CreateTopic(ctx context.Context, topic string, partitions int, configs map[string]string) error {
-	if err := createTopic(ctx, b.bootstrap, topic, partitions, configs); err != nil {
+	if err := createTopic(ctx, b.selfBootstrap, topic, partitions, configs); err != nil {
 		return err
 	}
-	if _, err := waitTopic(ctx, b.bootstrap, topic); err != nil {
+	if _, err := waitTopic(ctx, b.selfBootstrap, topic); err != nil {
 		return fmt.Errorf("kafkabed: topic %q on %s has no leader: %w", topic, b.bootstrap, err)
 	}
 	return nil
@@ -185,7 +204,7 @@ func (b *Broker) CreateTopic(ctx context.Context, topic string, partitions int, 
 // the topic, or on the broker as in server.properties), e.g.
 // {"cleanup.policy": "compact", "message.max.bytes": "16777216"}.
 func (b *Broker) TopicConfig(ctx context.Context, topic string) (map[string]string, error) {
-	return topicConfig(ctx, b.bootstrap, topic)
+	return topicConfig(ctx, b.selfBootstrap, topic)
 }
 
 // Kill ends the broker with SIGKILL, as a crash would, and keeps its

@@ -59,6 +59,8 @@ func StartMirrorMaker(ctx context.Context, source, target *Broker, opts ...Mirro
 	mo := kafkaconf.MirrorOptions{
 		SourceBootstrap: source.Bootstrap(),
 		TargetBootstrap: target.Bootstrap(),
+		SourceAuth:      cfg.sourceAuth,
+		TargetAuth:      cfg.targetAuth,
 		Topics:          cfg.topics,
 		Overrides:       cfg.props,
 	}
@@ -152,7 +154,7 @@ func (m *MirrorMaker) Topics() string { return m.topics }
 // MirrorMaker creates it within refresh.topics.interval.seconds (5 s) of the
 // topic appearing on the source. On timeout the error has MM2's log tail.
 func (m *MirrorMaker) WaitTopic(ctx context.Context, topic string) error {
-	if _, err := waitTopic(ctx, m.target.Bootstrap(), topic); err != nil {
+	if _, err := waitTopic(ctx, m.target.selfBootstrap, topic); err != nil {
 		return fmt.Errorf("kafkabed: topic %q did not appear on target %s: %w%s",
 			topic, m.target.Bootstrap(), err, m.proc.tail())
 	}
@@ -182,18 +184,18 @@ func (m *MirrorMaker) WaitReplication(ctx context.Context, topic string) (time.D
 		return fail(err)
 	}
 	began := time.Now()
-	if err := produceOne(ctx, m.source.Bootstrap(), topic, probe); err != nil {
+	if err := produceOne(ctx, m.source.selfBootstrap, topic, probe); err != nil {
 		if reader != nil {
 			reader.Close()
 		}
 		return 0, err
 	}
 	if reader == nil { // not mirrored yet: wait for MM2 to create it, read it all
-		partitions, err := waitTopic(ctx, m.target.Bootstrap(), topic)
+		partitions, err := waitTopic(ctx, m.target.selfBootstrap, topic)
 		if err != nil {
 			return fail(err)
 		}
-		if reader, err = newTopicReader(m.target.Bootstrap(), topic, partitions, false); err != nil {
+		if reader, err = newTopicReader(m.target.selfBootstrap, topic, partitions, false); err != nil {
 			return fail(err)
 		}
 	}
@@ -207,7 +209,7 @@ func (m *MirrorMaker) WaitReplication(ctx context.Context, topic string) (time.D
 // readerAtEnd returns a reader positioned at the end of topic on the target,
 // or nil if the topic is not there (yet).
 func (m *MirrorMaker) readerAtEnd(ctx context.Context, topic string) (*topicReader, error) {
-	a, err := newAdmin(m.target.Bootstrap())
+	a, err := newAdmin(m.target.selfBootstrap)
 	if err != nil {
 		return nil, err
 	}
@@ -216,7 +218,7 @@ func (m *MirrorMaker) readerAtEnd(ctx context.Context, topic string) (*topicRead
 	if err != nil || n == 0 {
 		return nil, err
 	}
-	return newTopicReader(m.target.Bootstrap(), topic, n, true)
+	return newTopicReader(m.target.selfBootstrap, topic, n, true)
 }
 
 // Stop ends MirrorMaker (SIGTERM to its process group, SIGKILL after the stop

@@ -1,6 +1,11 @@
 package kafkabed
 
-import "time"
+import (
+	"time"
+
+	"github.com/minibroker/terraform-provider-minibroker/internal/kafkaconf"
+	"github.com/minibroker/terraform-provider-minibroker/internal/pki"
+)
 
 // Defaults for the processes this package starts.
 const (
@@ -32,10 +37,15 @@ func newProcessConfig(heapMB int) processConfig {
 // Option configures StartBroker.
 type Option func(*brokerConfig)
 
-type brokerConfig struct{ processConfig }
+type brokerConfig struct {
+	processConfig
+	secure, tls   bool     // WithSecurity
+	ca            pki.Pair // signs the broker's certificate when tls
+	adminPassword string
+}
 
 func newBrokerConfig(opts []Option) brokerConfig {
-	c := brokerConfig{newProcessConfig(DefaultBrokerHeapMB)}
+	c := brokerConfig{processConfig: newProcessConfig(DefaultBrokerHeapMB)}
 	for _, o := range opts {
 		o(&c)
 	}
@@ -63,7 +73,14 @@ type MirrorOption func(*mirrorConfig)
 
 type mirrorConfig struct {
 	processConfig
-	topics string
+	topics                 string
+	sourceAuth, targetAuth *kafkaconf.ClientAuth
+}
+
+// WithMirrorAuth is how MirrorMaker 2 authenticates to secured brokers
+// (Broker.ClientAuth); nil for a broker without security.
+func WithMirrorAuth(source, target *kafkaconf.ClientAuth) MirrorOption {
+	return func(c *mirrorConfig) { c.sourceAuth, c.targetAuth = source, target }
 }
 
 func newMirrorConfig(opts []MirrorOption) mirrorConfig {

@@ -12,20 +12,31 @@ type kafkaFlags struct {
 	bootstrap       string
 	timingBootstrap string
 	timingTopic     string
-	settings        stringList
-	config          string
+	settingsFlags
 }
 
 func (k *kafkaFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&k.bootstrap, "bootstrap", "localhost:9092", "Kafka bootstrap servers")
 	fs.StringVar(&k.timingBootstrap, "timing-bootstrap", "", "bootstrap servers of the hub that keeps timing events (default --bootstrap)")
 	fs.StringVar(&k.timingTopic, "timing-topic", stream.TimingTopic, "topic for timing events (empty disables them)")
+	k.settingsFlags.register(fs)
+}
+
+// settingsFlags are the librdkafka settings of a command's clients: how
+// they authenticate (a properties file, as minibroker_filter_group's
+// outputs give it) and any tuning.
+type settingsFlags struct {
+	settings stringList
+	config   string
+}
+
+func (k *settingsFlags) register(fs *flag.FlagSet) {
 	fs.Var(&k.settings, "kafka", "librdkafka setting key=value overriding the defaults (repeatable; wins over --config)")
 	fs.StringVar(&k.config, "config", "", "librdkafka properties file (key=value lines, e.g. security.protocol, sasl.*, ssl.*) "+
 		"applied to every Kafka client of the command")
 }
 
-func (k *kafkaFlags) overrides() (map[string]string, error) {
+func (k *settingsFlags) overrides() (map[string]string, error) {
 	m := map[string]string{}
 	if k.config != "" {
 		file, err := kclient.ReadProperties(k.config)

@@ -55,12 +55,18 @@ func runReport(ctx context.Context, args []string, stdout io.Writer, _ *slog.Log
 	timeout := fs.Duration("timeout", time.Minute, "give up reading after this long")
 	var out reportFlags
 	out.register(fs)
+	var kafkaSettings settingsFlags
+	kafkaSettings.register(fs)
 	if err := parse(fs, args, stdout); err != nil {
+		return err
+	}
+	conn, err := kafkaSettings.overrides()
+	if err != nil {
 		return err
 	}
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
-	evs, err := pipeline.ReadTiming(ctx, *bootstrap, *topic)
+	evs, err := pipeline.ReadTiming(ctx, *bootstrap, conn, *topic)
 	if err != nil {
 		return err
 	}
@@ -88,6 +94,8 @@ func runLocal(ctx context.Context, args []string, stdout io.Writer, log *slog.Lo
 	settle := fs.Duration("settle", time.Minute, "after the last visit, wait at most this long for filters and consumers")
 	var out reportFlags
 	out.register(fs)
+	var kafkaSettings settingsFlags
+	kafkaSettings.register(fs)
 	if err := parse(fs, args, stdout); err != nil {
 		return err
 	}
