@@ -162,8 +162,18 @@ func JAASConfig(username, password string) string {
 	return fmt.Sprintf(`%s required username="%s" password="%s";`, scramLoginModule, q.Replace(username), q.Replace(password))
 }
 
-// ScramConfig is the --add-config value that sets a user's SCRAM
-// credential with kafka-configs.sh (an --add-config-file line).
-func ScramConfig(password string) string {
-	return SASLMechanism + "=[password=" + password + "]"
+// ConfigCommandClass is Kafka's kafka-configs tool (main class; the
+// minibroker/kafka image has no kafka-configs.sh, both images have
+// kafka-run-class.sh).
+const ConfigCommandClass = "kafka.admin.ConfigCommand"
+
+// SetScramArgs are ConfigCommandClass's arguments that set user's
+// SCRAM-SHA-512 password through the broker at bootstrap: run against a
+// broker's loopback BROKER listener (whose principal is a super user),
+// they create the admin user before any SCRAM user exists. The password
+// must not contain ',' or ']' (the tool's syntax), which generated
+// passwords never do.
+func SetScramArgs(bootstrap, user, password string) []string {
+	return []string{"--bootstrap-server", bootstrap, "--alter", "--entity-type", "users", "--entity-name", user,
+		"--add-config", SASLMechanism + "=[iterations=8192,password=" + password + "]"}
 }

@@ -9,9 +9,6 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kadm"
-	"github.com/twmb/franz-go/pkg/kgo"
-
 	"github.com/minibroker/terraform-provider-minibroker/internal/kafkaconf"
 	"github.com/minibroker/terraform-provider-minibroker/internal/pki"
 )
@@ -66,22 +63,15 @@ func (b *Broker) prepareSecurity(cfg brokerConfig) (*kafkaconf.BrokerSecurity, e
 	return sec, nil
 }
 
-// createAdmin sets the admin user's SCRAM credential over the loopback
-// listener, whose ANONYMOUS principal is a super user.
+// createAdmin sets the admin user's SCRAM credential with Kafka's
+// kafka-configs tool over the loopback listener, whose ANONYMOUS
+// principal is a super user: the command the swarm's brokers run at
+// start (internal/swarmspec).
 func (b *Broker) createAdmin(ctx context.Context) error {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(b.selfBootstrap))
-	if err != nil {
-		return err
-	}
-	defer cl.Close()
-	res, err := kadm.NewClient(cl).AlterUserSCRAMs(ctx, nil, []kadm.UpsertSCRAM{{
-		User: AdminUser, Mechanism: kadm.ScramSha512, Iterations: 8192, Password: b.adminPassword,
-	}})
-	if err == nil {
-		err = res.Error()
-	}
-	if err != nil {
-		return fmt.Errorf("kafkabed: create the admin user on %s: %w", b.selfBootstrap, err)
+	spec := jvmSpec{java: b.java, libs: b.libs, heapMB: 128, mainClass: kafkaconf.ConfigCommandClass,
+		args: kafkaconf.SetScramArgs(b.selfBootstrap, AdminUser, b.adminPassword)}
+	if out, err := runTool(ctx, b.dir, spec); err != nil {
+		return fmt.Errorf("kafkabed: create the admin user on %s: %w\n%s", b.selfBootstrap, err, out)
 	}
 	return nil
 }
