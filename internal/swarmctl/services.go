@@ -33,7 +33,7 @@ func (m *Manager) Deploy(ctx context.Context, owner string, desired []swarmspec.
 // configs of owner that are no longer wanted removed. It returns service
 // ids by name and does not wait for tasks.
 func (m *Manager) Apply(ctx context.Context, owner string, desired []swarmspec.Desired) (map[string]string, error) {
-	configIDs, err := m.ensureConfigs(ctx, owner, desired)
+	configIDs, err := m.ensureObjects(ctx, owner, desired)
 	if err != nil {
 		return nil, err
 	}
@@ -67,13 +67,13 @@ func (m *Manager) Apply(ctx context.Context, owner string, desired []swarmspec.D
 	if err := m.removeServices(ctx, stale); err != nil {
 		return ids, err
 	}
-	return ids, m.removeUnusedConfigs(ctx, owner, desired)
+	return ids, m.removeUnusedObjects(ctx, owner, desired)
 }
 
 // put creates the service, or updates it where it differs from the desired
 // spec, and returns its id.
 func (m *Manager) put(ctx context.Context, d swarmspec.Desired, existing map[string]swarm.Service, configIDs map[string]string) (string, error) {
-	spec := withConfigIDs(d.Spec, configIDs)
+	spec := withObjectIDs(d.Spec, configIDs)
 	cur, ok := existing[d.Name()]
 	if !ok {
 		m.log.InfoContext(ctx, LogCreateService, "service", d.Name(), "image", d.Spec.TaskTemplate.ContainerSpec.Image)
@@ -155,8 +155,13 @@ func imageName(ref string) string {
 	return name
 }
 
+// replicas is how many tasks of the service must run, or for a job how
+// many must complete.
 func replicas(s swarm.ServiceSpec) uint64 {
-	if s.Mode.Replicated == nil || s.Mode.Replicated.Replicas == nil {
+	switch {
+	case s.Mode.ReplicatedJob != nil && s.Mode.ReplicatedJob.TotalCompletions != nil:
+		return *s.Mode.ReplicatedJob.TotalCompletions
+	case s.Mode.Replicated == nil || s.Mode.Replicated.Replicas == nil:
 		return 0
 	}
 	return *s.Mode.Replicated.Replicas
@@ -284,77 +289,146 @@ func (m *Manager) owned(ctx context.Context, owner string) (map[string]swarm.Ser
 	return out, nil
 }
 
-// ensureConfigs creates the configs the desired services mount (names are
-// content hashes, so an existing one is reused) and returns ids by name.
-func (m *Manager) ensureConfigs(ctx context.Context, owner string, desired []swarmspec.Desired) (map[string]string, error) {
-	have, err := m.cli.ConfigList(ctx, swarm.ConfigListOptions{Filters: ownerFilter(owner)})
-	if err != nil {
-		return nil, fmt.Errorf("list configs of %s: %w", owner, err)
-	}
+// ensureObjects creates the configs and secrets the desired services
+// mount (names are content hashes, so an existing one is reused) and
+// returns ids by name.
+func (m *Manager) ensureObjects(ctx context.Context, owner string, desired []swarmspec.Desired) (map[string]string, error) {
 	ids := map[string]string{}
-	for _, c := range have {
-		ids[c.Spec.Name] = c.ID
-	}
-	for _, d := range desired {
-		for _, c := range d.Configs {
-			if _, ok := ids[c.Name]; ok {
-				continue
+	for _, kind := range m.objectKinds() {
+		have, err := kind.list(ctx, owner)
+		if err != nil {
+			return nil, err
+		}
+		for name, id := range have {
+			ids[name] = id
+		}
+		for _, d := range desired {
+			for _, c := range kind.of(d) {
+				if _, ok := ids[c.Name]; ok {
+					continue
+				}
+				id, err := kind.create(ctx, owner, c)
+				if err != nil {
+					return nil, err
+				}
+				ids[c.Name] = id
 			}
-			resp, err := m.cli.ConfigCreate(ctx, swarm.ConfigSpec{
-				Annotations: swarm.Annotations{Name: c.Name, Labels: map[string]string{
-					swarmspec.LabelManaged: "true", swarmspec.LabelOwner: owner}},
-				Data: c.Data,
-			})
-			if err != nil {
-				return nil, fmt.Errorf("create config %s: %w", c.Name, err)
-			}
-			ids[c.Name] = resp.ID
 		}
 	}
 	return ids, nil
 }
 
-// withConfigIDs fills in the ids of the configs a spec mounts by name.
-func withConfigIDs(spec swarm.ServiceSpec, ids map[string]string) swarm.ServiceSpec {
+// withObjectIDs fills in the ids of the configs and secrets a spec mounts
+// by name.
+func withObjectIDs(spec swarm.ServiceSpec, ids map[string]string) swarm.ServiceSpec {
 	cs := *spec.TaskTemplate.ContainerSpec
-	cs.Configs = nil
+	cs.Configs, cs.Secrets = nil, nil
 	for _, r := range spec.TaskTemplate.ContainerSpec.Configs {
 		ref := *r
 		ref.ConfigID = ids[r.ConfigName]
 		cs.Configs = append(cs.Configs, &ref)
 	}
+	for _, r := range spec.TaskTemplate.ContainerSpec.Secrets {
+		ref := *r
+		ref.SecretID = ids[r.SecretName]
+		cs.Secrets = append(cs.Secrets, &ref)
+	}
 	spec.TaskTemplate.ContainerSpec = &cs
 	return spec
 }
 
-// removeUnusedConfigs removes configs of owner that no desired service
-// mounts. A config still held by a task that is shutting down is left for
-// the next apply or destroy, which try again.
-func (m *Manager) removeUnusedConfigs(ctx context.Context, owner string, desired []swarmspec.Desired) error {
-	keep := map[string]bool{}
-	for _, d := range desired {
-		for _, c := range d.Configs {
-			keep[c.Name] = true
+// removeUnusedObjects removes configs and secrets of owner that no
+// desired service mounts. One still held by a task that is shutting down
+// is left for the next apply or destroy, which try again.
+func (m *Manager) removeUnusedObjects(ctx context.Context, owner string, desired []swarmspec.Desired) error {
+	for _, kind := range m.objectKinds() {
+		keep := map[string]bool{}
+		for _, d := range desired {
+			for _, c := range kind.of(d) {
+				keep[c.Name] = true
+			}
 		}
-	}
-	have, err := m.cli.ConfigList(ctx, swarm.ConfigListOptions{Filters: ownerFilter(owner)})
-	if err != nil {
-		return fmt.Errorf("list configs of %s: %w", owner, err)
-	}
-	for _, c := range have {
-		if keep[c.Spec.Name] {
-			continue
+		have, err := kind.list(ctx, owner)
+		if err != nil {
+			return err
 		}
-		if err := m.cli.ConfigRemove(ctx, c.ID); err != nil && !errdefs.IsNotFound(err) {
-			m.log.DebugContext(ctx, "config still in use, left for later", "config", c.Spec.Name, "error", err.Error())
+		for name, id := range have {
+			if keep[name] {
+				continue
+			}
+			if err := kind.remove(ctx, id); err != nil && !errdefs.IsNotFound(err) {
+				m.log.DebugContext(ctx, kind.name+" still in use, left for later", kind.name, name, "error", err.Error())
+			}
 		}
 	}
 	return nil
 }
 
-// RemoveOwner removes every service and config of owner, waits until
-// their containers are gone and removes their volumes, so that nothing is
-// left behind.
+// objectKind is what differs between Swarm configs and secrets, which
+// the provider manages alike: content-hashed names, labelled with their
+// owner, removed once unused.
+type objectKind struct {
+	name   string
+	of     func(swarmspec.Desired) []swarmspec.Config
+	list   func(ctx context.Context, owner string) (map[string]string, error) // ids by name
+	create func(ctx context.Context, owner string, c swarmspec.Config) (string, error)
+	remove func(ctx context.Context, id string) error
+}
+
+func (m *Manager) objectKinds() []objectKind {
+	annotations := func(owner, name string) swarm.Annotations {
+		return swarm.Annotations{Name: name, Labels: map[string]string{swarmspec.LabelManaged: "true", swarmspec.LabelOwner: owner}}
+	}
+	return []objectKind{{
+		name: "config",
+		of:   func(d swarmspec.Desired) []swarmspec.Config { return d.Configs },
+		list: func(ctx context.Context, owner string) (map[string]string, error) {
+			have, err := m.cli.ConfigList(ctx, swarm.ConfigListOptions{Filters: ownerFilter(owner)})
+			if err != nil {
+				return nil, fmt.Errorf("list configs of %s: %w", owner, err)
+			}
+			ids := map[string]string{}
+			for _, c := range have {
+				ids[c.Spec.Name] = c.ID
+			}
+			return ids, nil
+		},
+		create: func(ctx context.Context, owner string, c swarmspec.Config) (string, error) {
+			resp, err := m.cli.ConfigCreate(ctx, swarm.ConfigSpec{Annotations: annotations(owner, c.Name), Data: c.Data})
+			if err != nil {
+				return "", fmt.Errorf("create config %s: %w", c.Name, err)
+			}
+			return resp.ID, nil
+		},
+		remove: func(ctx context.Context, id string) error { return m.cli.ConfigRemove(ctx, id) },
+	}, {
+		name: "secret",
+		of:   func(d swarmspec.Desired) []swarmspec.Config { return d.Secrets },
+		list: func(ctx context.Context, owner string) (map[string]string, error) {
+			have, err := m.cli.SecretList(ctx, swarm.SecretListOptions{Filters: ownerFilter(owner)})
+			if err != nil {
+				return nil, fmt.Errorf("list secrets of %s: %w", owner, err)
+			}
+			ids := map[string]string{}
+			for _, c := range have {
+				ids[c.Spec.Name] = c.ID
+			}
+			return ids, nil
+		},
+		create: func(ctx context.Context, owner string, c swarmspec.Config) (string, error) {
+			resp, err := m.cli.SecretCreate(ctx, swarm.SecretSpec{Annotations: annotations(owner, c.Name), Data: c.Data})
+			if err != nil {
+				return "", fmt.Errorf("create secret %s: %w", c.Name, err)
+			}
+			return resp.ID, nil
+		},
+		remove: func(ctx context.Context, id string) error { return m.cli.SecretRemove(ctx, id) },
+	}}
+}
+
+// RemoveOwner removes every service, config and secret of owner, waits
+// until their containers are gone and removes their volumes, so that
+// nothing is left behind.
 func (m *Manager) RemoveOwner(ctx context.Context, owner string) error {
 	existing, err := m.owned(ctx, owner)
 	if err != nil {
@@ -363,13 +437,15 @@ func (m *Manager) RemoveOwner(ctx context.Context, owner string) error {
 	if err := m.removeServices(ctx, slices.Collect(maps.Values(existing))); err != nil {
 		return err
 	}
-	have, err := m.cli.ConfigList(ctx, swarm.ConfigListOptions{Filters: ownerFilter(owner)})
-	if err != nil {
-		return fmt.Errorf("list configs of %s: %w", owner, err)
-	}
-	for _, c := range have {
-		if err := m.cli.ConfigRemove(ctx, c.ID); err != nil && !errdefs.IsNotFound(err) {
-			return fmt.Errorf("remove config %s: %w", c.Spec.Name, err)
+	for _, kind := range m.objectKinds() {
+		have, err := kind.list(ctx, owner)
+		if err != nil {
+			return err
+		}
+		for name, id := range have {
+			if err := kind.remove(ctx, id); err != nil && !errdefs.IsNotFound(err) {
+				return fmt.Errorf("remove %s %s: %w", kind.name, name, err)
+			}
 		}
 	}
 	return nil

@@ -7,6 +7,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/minibroker/terraform-provider-minibroker/workloads/access"
 	"github.com/minibroker/terraform-provider-minibroker/workloads/filter"
 	"github.com/minibroker/terraform-provider-minibroker/workloads/stream"
 )
@@ -57,6 +58,9 @@ type FilterGroup struct {
 	// ConsumerResources of each consumer; zero fields take FilterResources
 	// and ConsumerResources.
 	FilterResources, ConsumerResources Resources
+	// Security, when set, gives every process its own Kafka user and each
+	// filter a reader (ReaderUser) for its owner outside the swarm.
+	Security *Security
 }
 
 // Name limits keep every derived service name within Docker's 63 characters.
@@ -94,30 +98,49 @@ func ConsumerService(group, filter string) string {
 	return "mb-" + group + "-" + FilterSlug(filter) + "-c"
 }
 
-// FilterGroupSpecs returns the filter services and consumers of a group.
+// FilterGroupSpecs returns the filter services and consumers of a group
+// and, secured, the job that applies its Kafka users.
 func FilterGroupSpecs(g FilterGroup) ([]Desired, error) {
 	owner := FilterGroupOwner(g.Name)
 	mirror := Bootstrap(MirrorKafkaService(g.Mirror))
 	hub := Bootstrap(HubService)
 	place := NodeConstraints(RoleFilter, g.MirrorNodeIndex)
+	sec := g.Security
 	var out []Desired
+	var mirrorUsers, hubUsers []access.User
+	// process adds a filter process, its user and its grants.
+	process := func(svc service, user, name, group string, filters []Filter) {
+		sec.secureClient(&svc, user)
+		out = append(out, svc.build())
+		if sec == nil {
+			return
+		}
+		writes := []string{stream.DeadLetterTopic(name), stream.FilterStateTopic(name)}
+		for _, f := range filters {
+			writes = append(writes, f.OutputTopic())
+		}
+		mirrorUsers = append(mirrorUsers, sec.user(user, access.FilterGrants(stream.AlertsTopic, stream.SchemasTopic,
+			writes, group, stream.FilterTransactionalID(group), stream.OffsetsTopic)))
+		hubUsers = append(hubUsers, sec.user(user, access.TimingWriterGrants(stream.TimingTopic)))
+	}
 
 	switch g.Mode {
 	case ModeIsolated:
 		for _, f := range g.Filters {
-			out = append(out, service{
+			group := stream.FilterGroup(g.Name + "-" + f.Name)
+			process(service{
 				name:    FilterService(g.Name, f.Name),
 				image:   g.Image,
 				command: []string{WorkloadsBinary},
 				args: []string{"filter", "--bootstrap", mirror, "--timing-bootstrap", hub,
 					"--name", f.Name, "--expr", f.Expression,
 					"--max-per-visit", itoa(f.MaxPerVisit), "--output", f.OutputTopic(),
-					"--group", stream.FilterGroup(g.Name + "-" + f.Name)},
+					"--group", group},
 				labels:      labels(owner, ComponentFilter, LabelMirror, g.Mirror, LabelFilter, f.Name),
 				constraints: place,
 				network:     g.Network,
 				resources:   g.FilterResources,
-			}.build())
+			}, FilterUser(g.Name, f.Name), f.Name, group, []Filter{f})
 		}
 	case ModeShared:
 		yml, err := filtersYAML(g.Filters)
@@ -126,41 +149,72 @@ func FilterGroupSpecs(g FilterGroup) ([]Desired, error) {
 		}
 		name := SharedFilterService(g.Name)
 		cfg := newConfig(name, yml, ConfigDir+"/filters.yaml")
-		out = append(out, service{
+		group := stream.SharedFiltersGroup(g.Name)
+		process(service{
 			name:    name,
 			image:   g.Image,
 			command: []string{WorkloadsBinary},
 			args: []string{"filter", "--bootstrap", mirror, "--timing-bootstrap", hub,
 				"--name", g.Name, "--filters", cfg.Target,
-				"--group", stream.SharedFiltersGroup(g.Name)},
+				"--group", group},
 			labels:      labels(owner, ComponentFilters, LabelMirror, g.Mirror),
 			constraints: place,
 			network:     g.Network,
 			configs:     []Config{cfg},
 			resources:   g.FilterResources,
-		}.build())
+		}, SharedFiltersUser(g.Name), g.Name, group, g.Filters)
 	default:
 		return nil, fmt.Errorf("filter group mode %q: want %q or %q", g.Mode, ModeIsolated, ModeShared)
 	}
 
 	for _, f := range g.Filters {
+		if sec != nil {
+			reader := ReaderUser(g.Name, f.Name)
+			mirrorUsers = append(mirrorUsers, sec.user(reader, access.ReaderGrants(f.OutputTopic(), reader)))
+		}
 		if f.NoConsumer {
 			continue
 		}
-		out = append(out, service{
+		name, group := "consumer-"+f.Name, stream.ConsumerGroup(g.Name+"-"+f.Name)
+		svc := service{
 			name:    ConsumerService(g.Name, f.Name),
 			image:   g.Image,
 			command: []string{WorkloadsBinary},
 			args: []string{"consume", "--bootstrap", mirror, "--timing-bootstrap", hub,
-				"--topic", f.OutputTopic(), "--name", "consumer-" + f.Name,
-				"--group", stream.ConsumerGroup(g.Name + "-" + f.Name), "--out", "-"},
+				"--topic", f.OutputTopic(), "--name", name, "--group", group, "--out", "-"},
 			labels:      labels(owner, ComponentConsumer, LabelMirror, g.Mirror, LabelFilter, f.Name),
 			constraints: NodeConstraints(RoleConsumer, f.ConsumerNode),
 			network:     g.Network,
 			resources:   g.ConsumerResources,
-		}.build())
+		}
+		user := ConsumerUser(g.Name, f.Name)
+		sec.secureClient(&svc, user)
+		out = append(out, svc.build())
+		if sec != nil {
+			mirrorUsers = append(mirrorUsers, sec.user(user, access.ConsumerGrants(f.OutputTopic(), group)))
+			hubUsers = append(hubUsers, sec.user(user, access.TimingWriterGrants(stream.TimingTopic)))
+		}
+	}
+	if sec != nil {
+		plan := access.Plan{Owner: groupUsers(g.Name), Clusters: []access.ClusterPlan{
+			cluster(mirror, mirrorUsers...), cluster(hub, hubUsers...),
+		}}
+		out = append(out, sec.accessJob(FilterGroupAccessService(g.Name), g.Image, g.Network, owner, plan))
 	}
 	return out, nil
+}
+
+// FilterGroupRemovalSpecs are what a secured filter group leaves while it
+// is being removed: its access job with an empty plan, which removes its
+// users and their ACLs. Nil for a group without security.
+func FilterGroupRemovalSpecs(g FilterGroup) []Desired {
+	if g.Security == nil {
+		return nil
+	}
+	plan := access.Plan{Owner: groupUsers(g.Name), Clusters: []access.ClusterPlan{
+		cluster(Bootstrap(MirrorKafkaService(g.Mirror))), cluster(Bootstrap(HubService)),
+	}}
+	return []Desired{g.Security.accessJob(FilterGroupAccessService(g.Name), g.Image, g.Network, FilterGroupOwner(g.Name), plan)}
 }
 
 // filtersYAML renders the --filters file of a shared group, the

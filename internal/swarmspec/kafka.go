@@ -5,8 +5,11 @@ import (
 	"strings"
 
 	"github.com/docker/docker/api/types/mount"
+	"github.com/docker/docker/api/types/swarm"
 
 	"github.com/minibroker/terraform-provider-minibroker/internal/kafkaconf"
+	"github.com/minibroker/terraform-provider-minibroker/internal/pki"
+	"github.com/minibroker/terraform-provider-minibroker/workloads/access"
 	"github.com/minibroker/terraform-provider-minibroker/workloads/stream"
 )
 
@@ -25,6 +28,13 @@ type Kafka struct {
 	// Resources of the broker's task; zero fields take the defaults
 	// (HubResources or MirrorKafkaResources, the memory limit JVMMemoryMB).
 	Resources Resources
+	// Security, when set, secures the broker; Certificate is then its
+	// certificate (CertificateSANs of its service and External's host).
+	Security    *Security
+	Certificate pki.Pair
+	// External, on a secured mirror, adds the listener for users outside
+	// the swarm.
+	External *External
 }
 
 // Kafka heap and topic defaults.
@@ -85,6 +95,9 @@ type Mirror struct {
 	// MirrorMakerResources of MirrorMaker 2's task; zero fields take
 	// MirrorMakerResources, the memory limit JVMMemoryMB.
 	MirrorMakerResources Resources
+	// AccessImage is the workloads image, which runs the access job of a
+	// secured mirror.
+	AccessImage string
 }
 
 // MirrorSpecs returns the mirror's Kafka and its MirrorMaker 2.
@@ -95,14 +108,20 @@ func MirrorSpecs(m Mirror) []Desired {
 	broker := kafkaService(m.Kafka, kafkaName,
 		labels(owner, ComponentMirrorKafka, LabelMirror, m.Name, LabelIndex, itoa(m.NodeIndex)), place)
 
-	props := kafkaconf.MirrorMakerProperties(kafkaconf.MirrorOptions{
+	opts := kafkaconf.MirrorOptions{
 		SourceBootstrap: Bootstrap(HubService),
 		TargetBootstrap: Bootstrap(kafkaName),
 		Topics:          m.Topics,
 		Overrides:       m.MirrorMakerProperties,
-	})
+	}
+	sec := m.Kafka.Security
+	mmUser := MirrorMakerUser(m.Name)
+	if sec != nil {
+		auth := sec.clientAuth(mmUser)
+		opts.SourceAuth, opts.TargetAuth = &auth, &auth
+	}
+	props := []byte(kafkaconf.MirrorMakerProperties(opts))
 	mmName := MirrorMakerService(m.Name)
-	cfg := newConfig(mmName, []byte(props), ConfigDir+"/mm2.properties")
 	heap := m.MirrorMakerHeapMB
 	if heap == 0 {
 		heap = DefaultMirrorMakerHeapMB
@@ -110,15 +129,45 @@ func MirrorSpecs(m Mirror) []Desired {
 	mm := service{
 		name:        mmName,
 		image:       m.Kafka.Image,
-		command:     []string{"/bin/sh", "-c", "exec /opt/kafka/bin/connect-mirror-maker.sh " + cfg.Target},
 		env:         []string{heapEnv(heap)},
 		resources:   jvmResources(m.MirrorMakerResources, ComponentMirrorMaker, heap),
 		labels:      labels(owner, ComponentMirrorMaker, LabelMirror, m.Name),
 		constraints: place,
 		network:     m.Kafka.Network,
-		configs:     []Config{cfg},
-	}.build()
-	return []Desired{broker, mm}
+	}
+	// Secured, mm2.properties holds MirrorMaker 2's password: a secret.
+	propsPath := ConfigDir + "/mm2.properties"
+	if sec != nil {
+		propsPath = SecretsDir + "/" + mirrorMakerFile
+		mm.configs = []Config{sec.caConfig()}
+		mm.secrets = []Config{newSecret(mmName, props, mirrorMakerFile)}
+	} else {
+		mm.configs = []Config{newConfig(mmName, props, propsPath)}
+	}
+	mm.command = []string{"/bin/sh", "-c", "exec /opt/kafka/bin/connect-mirror-maker.sh " + propsPath}
+	out := []Desired{broker, mm.build()}
+	if sec != nil {
+		plan := access.Plan{Owner: mirrorUsers(m.Name), Clusters: []access.ClusterPlan{
+			cluster(Bootstrap(HubService), sec.user(mmUser, access.MirrorMakerSourceGrants())),
+			cluster(Bootstrap(kafkaName), sec.user(mmUser, access.MirrorMakerTargetGrants())),
+		}}
+		out = append(out, sec.accessJob(MirrorAccessService(m.Name), m.AccessImage, m.Kafka.Network, owner, plan))
+	}
+	return out
+}
+
+// MirrorRemovalSpecs are what a secured mirror leaves while it is being
+// removed: its access job with an empty plan, which removes its users
+// and their ACLs. Nil for a mirror without security.
+func MirrorRemovalSpecs(m Mirror) []Desired {
+	sec := m.Kafka.Security
+	if sec == nil {
+		return nil
+	}
+	plan := access.Plan{Owner: mirrorUsers(m.Name), Clusters: []access.ClusterPlan{
+		cluster(Bootstrap(HubService)), cluster(Bootstrap(MirrorKafkaService(m.Name))),
+	}}
+	return []Desired{sec.accessJob(MirrorAccessService(m.Name), m.AccessImage, m.Kafka.Network, MirrorOwner(m.Name), plan)}
 }
 
 // kafkaService runs kafka-storage format (a no-op once formatted) and then
@@ -135,18 +184,26 @@ func kafkaService(k Kafka, name string, l map[string]string, constraints []strin
 	if partitions == 0 {
 		partitions = stream.DefaultPartitions
 	}
-	props := kafkaconf.BrokerProperties(kafkaconf.BrokerOptions{
+	opts := kafkaconf.BrokerOptions{
 		ListenerHost:   "0.0.0.0",
 		ListenerPort:   KafkaPort,
 		AdvertisedHost: name,
 		LogDirs:        kafkaDataDir,
 		NumPartitions:  partitions,
 		Overrides:      overrides,
-	})
-	cfg := newConfig(name+"-server", []byte(props), ConfigDir+"/server.properties")
+	}
+	var configs, secrets []Config
+	var ports []swarm.PortConfig
+	if k.Security != nil {
+		opts.Security, secrets = k.Security.brokerSecurity(name, k.Certificate, k.External)
+		configs = append(configs, k.Security.caConfig())
+		if e := k.External; e != nil {
+			ports = []swarm.PortConfig{{Protocol: swarm.PortConfigProtocolTCP, TargetPort: uint32(e.Port),
+				PublishedPort: uint32(e.Port), PublishMode: swarm.PortConfigPublishModeHost}}
+		}
+	}
+	cfg := newConfig(name+"-server", []byte(kafkaconf.BrokerProperties(opts)), ConfigDir+"/server.properties")
 	format := strings.Join(kafkaconf.FormatArgs(ClusterID(name), cfg.Target), " ")
-	script := fmt.Sprintf("set -e\n/opt/kafka/bin/kafka-storage.sh %s\nexec /opt/kafka/bin/kafka-server-start.sh %s\n",
-		format, cfg.Target)
 	heap := k.HeapMB
 	if heap == 0 {
 		heap = DefaultKafkaHeapMB
@@ -154,13 +211,15 @@ func kafkaService(k Kafka, name string, l map[string]string, constraints []strin
 	return service{
 		name:        name,
 		image:       k.Image,
-		command:     []string{"/bin/sh", "-c", script},
+		command:     []string{"/bin/sh", "-c", brokerScript(format, cfg.Target, k.Security != nil)},
 		env:         []string{heapEnv(heap)},
 		resources:   jvmResources(k.Resources, l[LabelComponent], heap),
 		labels:      l,
 		constraints: constraints,
 		network:     k.Network,
-		configs:     []Config{cfg},
+		configs:     append([]Config{cfg}, configs...),
+		secrets:     secrets,
+		ports:       ports,
 		mounts:      []mount.Mount{dataVolume(name, l[LabelOwner])},
 	}.build()
 }

@@ -41,6 +41,9 @@ const (
 	ComponentFilter      = "filter"
 	ComponentFilters     = "shared-filters"
 	ComponentConsumer    = "consumer"
+	// ComponentAccess is the one-shot job applying an owner's Kafka users
+	// and ACLs.
+	ComponentAccess = "access"
 )
 
 // Node roles.

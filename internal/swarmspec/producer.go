@@ -5,6 +5,7 @@ import (
 	"path"
 	"time"
 
+	"github.com/minibroker/terraform-provider-minibroker/workloads/access"
 	"github.com/minibroker/terraform-provider-minibroker/workloads/stream"
 )
 
@@ -25,6 +26,8 @@ type Producer struct {
 	Replay []ReplayFile
 	// Resources of the producer's task; zero fields take ProducerResources.
 	Resources Resources
+	// Security, when set, is how the producer authenticates to the hub.
+	Security *Security
 }
 
 // ReplayFile is one Avro container file of real alerts.
@@ -57,7 +60,7 @@ func ProducerSpec(p Producer) Desired {
 		configs = append(configs, c)
 		args = append(args, "--replay", c.Target)
 	}
-	return service{
+	svc := service{
 		name:             ProducerService,
 		image:            p.Image,
 		command:          []string{WorkloadsBinary},
@@ -68,5 +71,17 @@ func ProducerSpec(p Producer) Desired {
 		configs:          configs,
 		resources:        p.Resources,
 		restartOnFailure: p.Visits > 0,
-	}.build()
+	}
+	p.Security.secureClient(&svc, ProducerUser)
+	return svc.build()
+}
+
+// SwarmAccessSpec is the access job of the swarm's own users on the hub:
+// the producer and the report reader.
+func SwarmAccessSpec(image, network string, sec *Security) Desired {
+	plan := access.Plan{Owner: swarmUsers, Clusters: []access.ClusterPlan{cluster(Bootstrap(HubService),
+		sec.user(ProducerUser, access.ProducerGrants(stream.AlertsTopic, stream.SchemasTopic, stream.TimingTopic)),
+		sec.user(ReportUser, access.TimingReaderGrants(stream.TimingTopic)),
+	)}}
+	return sec.accessJob(SwarmAccessService, image, network, OwnerSwarm, plan)
 }

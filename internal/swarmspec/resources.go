@@ -70,6 +70,9 @@ var (
 	// line per alert (40 MiB, 0.01 of a core, with the default cap of 20
 	// alerts a visit; an uncapped filter passes it more).
 	ConsumerResources = Resources{CPUs: 1, MemoryMB: 256, ReserveCPUs: 0.005, ReserveMemoryMB: 32}
+	// AccessResources: the one-shot job that applies an access plan (one
+	// admin client per cluster, for seconds).
+	AccessResources = Resources{CPUs: 0.5, MemoryMB: 128, ReserveCPUs: 0.005, ReserveMemoryMB: 16}
 )
 
 // JVM memory: a Kafka broker's or MirrorMaker 2's limit follows its heap.
@@ -117,6 +120,8 @@ func DefaultResources(component string) Resources {
 		return FilterResources
 	case ComponentConsumer:
 		return ConsumerResources
+	case ComponentAccess:
+		return AccessResources
 	}
 	return Resources{}
 }

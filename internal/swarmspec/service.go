@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"slices"
 	"strconv"
 	"time"
 
@@ -36,6 +37,9 @@ const (
 type Desired struct {
 	Spec    swarm.ServiceSpec
 	Configs []Config
+	// Secrets are Swarm secrets, mounted like Configs but under
+	// SecretsDir, with Target the file name there.
+	Secrets []Config
 }
 
 // Name returns the service name.
@@ -73,9 +77,12 @@ type service struct {
 	constraints      []string
 	network          string
 	configs          []Config
+	secrets          []Config      // Swarm secrets (see newSecret)
 	mounts           []mount.Mount // named volumes (see dataVolume)
+	ports            []swarm.PortConfig
 	replicas         uint64
 	restartOnFailure bool // a producer with a finite number of visits ends
+	job              bool // runs once to completion (a replicated job), again on each change
 }
 
 func (s service) build() Desired {
@@ -90,6 +97,19 @@ func (s service) build() Desired {
 			File:       &swarm.ConfigReferenceFileTarget{Name: c.Target, UID: "0", GID: "0", Mode: 0o444},
 		})
 	}
+	var secretRefs []*swarm.SecretReference
+	for _, c := range s.secrets {
+		secretRefs = append(secretRefs, &swarm.SecretReference{
+			SecretName: c.Name,
+			File:       &swarm.SecretReferenceFileTarget{Name: c.Target, UID: "0", GID: "0", Mode: 0o400},
+		})
+	}
+	mode := swarm.ServiceMode{Replicated: &swarm.ReplicatedService{Replicas: &replicas}}
+	if s.job {
+		one := uint64(1)
+		mode = swarm.ServiceMode{ReplicatedJob: &swarm.ReplicatedJob{MaxConcurrent: &one, TotalCompletions: &one}}
+	}
+	endpoint := &swarm.EndpointSpec{Mode: swarm.ResolutionModeDNSRR, Ports: s.ports}
 	spec := swarm.ServiceSpec{
 		Annotations: swarm.Annotations{Name: s.name, Labels: s.labels},
 		TaskTemplate: swarm.TaskSpec{
@@ -100,21 +120,24 @@ func (s service) build() Desired {
 				Env:      s.env,
 				Hostname: s.name,
 				Configs:  refs,
+				Secrets:  secretRefs,
 				Mounts:   s.mounts,
 				Labels:   map[string]string{LabelManaged: "true", LabelOwner: s.labels[LabelOwner]},
 			},
 			Resources:     s.resources.Or(DefaultResources(s.labels[LabelComponent])).requirements(),
-			RestartPolicy: restartPolicy(s.restartOnFailure),
+			RestartPolicy: restartPolicy(s.restartOnFailure || s.job),
 			Placement:     &swarm.Placement{Constraints: s.constraints},
 			Networks:      []swarm.NetworkAttachmentConfig{{Target: s.network, Aliases: []string{s.name}}},
 		},
-		Mode: swarm.ServiceMode{Replicated: &swarm.ReplicatedService{Replicas: &replicas}},
-		// No IPVS is needed: clients resolve the service name to its tasks.
-		EndpointSpec: &swarm.EndpointSpec{Mode: swarm.ResolutionModeDNSRR},
+		Mode: mode,
+		// No IPVS is needed: clients resolve the service name to its tasks;
+		// a published port is on its node only (host mode).
+		EndpointSpec: endpoint,
 	}
-	spec.TaskTemplate.ContainerSpec.Labels[LabelTaskHash] = TaskHash(spec.TaskTemplate, s.configs)
-	spec.Labels[LabelSpecHash] = Hash(spec, s.configs)
-	return Desired{Spec: spec, Configs: s.configs}
+	all := append(slices.Clone(s.configs), s.secrets...)
+	spec.TaskTemplate.ContainerSpec.Labels[LabelTaskHash] = TaskHash(spec.TaskTemplate, all)
+	spec.Labels[LabelSpecHash] = Hash(spec, all)
+	return Desired{Spec: spec, Configs: s.configs, Secrets: s.secrets}
 }
 
 // RestartDelay is how long Swarm waits before it restarts a task.

@@ -11,6 +11,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/minibroker/terraform-provider-minibroker/workloads/stream"
 )
 
 // Hanging transactions (KIP-664).
@@ -80,10 +82,6 @@ func (c ClosedTxn) String() string {
 	return fmt.Sprintf("%s-%d from offset %d (producer %d epoch %d) %s", c.Topic, c.Partition, c.StartOffset, c.ProducerID, c.Epoch, outcome)
 }
 
-// OffsetsTopic is Kafka's topic of consumer-group offsets, where a
-// transaction's offset commit is written.
-const OffsetsTopic = "__consumer_offsets"
-
 // newAdmin is a franz-go admin client for bootstrap (host:port,...) with
 // the command's connection settings. It serves the Admin API calls
 // librdkafka lacks.
@@ -150,10 +148,10 @@ func CloseHanging(ctx context.Context, bootstrap string, conn map[string]string,
 	set.MergeTopics(topics) // every partition of each
 	// Only the group's own partition of the offsets topic: the others are
 	// other groups' business, and an error there must not stop this one.
-	if n, err := partitionCount(ctx, ad, OffsetsTopic); err != nil {
+	if n, err := partitionCount(ctx, ad, stream.OffsetsTopic); err != nil {
 		return nil, err
 	} else if n > 0 {
-		set.Add(OffsetsTopic, GroupOffsetsPartition(group, n))
+		set.Add(stream.OffsetsTopic, GroupOffsetsPartition(group, n))
 	}
 	described, err := ad.DescribeProducers(ctx, set)
 	if err != nil {

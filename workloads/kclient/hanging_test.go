@@ -10,6 +10,7 @@ import (
 
 	"github.com/minibroker/terraform-provider-minibroker/internal/testbed/kafkabed"
 	"github.com/minibroker/terraform-provider-minibroker/workloads/kclient"
+	"github.com/minibroker/terraform-provider-minibroker/workloads/stream"
 )
 
 // TestCloseHanging leaves transactions hanging on a real broker the way
@@ -68,8 +69,8 @@ func TestCloseHanging(t *testing.T) {
 	topics := []string{"registered", "hang-c", "hang-a", "never-created"}
 	closedC := closeAll("txn-c", "group-c", topics...)
 	closedA := closeAll("txn-a", "group-a", topics...)
-	checkClosed(t, "txn-c", closedC, true, kclient.OffsetsTopic, "hang-c-0")
-	checkClosed(t, "txn-a", closedA, false, kclient.OffsetsTopic, "hang-a-0")
+	checkClosed(t, "txn-c", closedC, true, stream.OffsetsTopic, "hang-c-0")
+	checkClosed(t, "txn-a", closedA, false, stream.OffsetsTopic, "hang-a-0")
 
 	if off, err := committed(b.Bootstrap(), "group-c", "input", 10*time.Second); err != nil || off != 42 {
 		t.Errorf("group-c after closing: committed offset %d, %v; want 42 (the transaction was committed)", off, err)
@@ -96,7 +97,7 @@ func checkClosed(t *testing.T, txnID string, closed []kclient.ClosedTxn, commit 
 	var got []string
 	for _, c := range closed {
 		got = append(got, c.Topic)
-		if c.Topic != kclient.OffsetsTopic {
+		if c.Topic != stream.OffsetsTopic {
 			got[len(got)-1] += "-0"
 		}
 		if c.Committed != commit {

@@ -150,7 +150,7 @@ func newSecuredBed(ctx context.Context, t *testing.T) (pipelineBed, securedPlans
 		group := stream.FilterGroup(p.name)
 		hubUsers = append(hubUsers, user(compFilter(p.name), access.TimingWriterGrants(stream.TimingTopic)))
 		mirrorUsers = append(mirrorUsers, user(compFilter(p.name), access.FilterGrants(stream.AlertsTopic, stream.SchemasTopic,
-			writes, group, stream.FilterTransactionalID(group), kclient.OffsetsTopic)))
+			writes, group, stream.FilterTransactionalID(group), stream.OffsetsTopic)))
 	}
 	for _, f := range append(append([]testFilter(nil), isolated...), shared...) {
 		topic := f.spec.Name

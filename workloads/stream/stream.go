@@ -75,3 +75,7 @@ func MirrorGroup(name string) string        { return "minibroker-mirror-" + name
 // ReaderGroup is the group of readers that read a topic to its end and
 // commit nothing (schemas, timing events).
 const ReaderGroup = "minibroker-reader"
+
+// OffsetsTopic is Kafka's topic of consumer-group offsets, where a
+// transaction's offset commit is written.
+const OffsetsTopic = "__consumer_offsets"

@@ -1,0 +1,232 @@
+package swarmspec
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"strings"
+
+	"github.com/minibroker/terraform-provider-minibroker/internal/kafkaconf"
+	"github.com/minibroker/terraform-provider-minibroker/internal/pki"
+	"github.com/minibroker/terraform-provider-minibroker/workloads/access"
+)
+
+// Security is how a swarm's Kafka is secured: every listener requires
+// SASL/SCRAM-SHA-512 and the authorizer allows each component only its
+// grants (package access). A nil *Security leaves Kafka PLAINTEXT and open
+// (kafka_auth = false).
+type Security struct {
+	// CA signs the brokers' certificates. Its key is needed only where a
+	// certificate is issued (the hub, a mirror).
+	CA pki.Pair
+	// Seed derives every user's password (Password), so that no password
+	// is stored per user and changing the seed rotates them all.
+	Seed string
+	// InternalTLS makes the overlay listeners SASL_SSL (else
+	// SASL_PLAINTEXT, for an overlay network IPsec encrypts).
+	InternalTLS bool
+}
+
+// External is a mirror's listener for users outside the swarm: SASL_SSL
+// on Port of its node, published there (host mode) and advertised at
+// Host, the address users dial.
+type External struct {
+	Host string
+	Port int
+}
+
+// Bootstrap is the address users give their clients.
+func (e *External) Bootstrap() string { return fmt.Sprintf("%s:%d", e.Host, e.Port) }
+
+// Secret files, under /run/secrets in a container.
+const (
+	SecretsDir = "/run/secrets"
+	// ClientPropertiesFile is a workload's librdkafka properties
+	// (`minibroker --config`): its user, password and CA.
+	ClientPropertiesFile = "kafka.properties"
+	keystoreFile         = "keystore.pem"
+	adminPasswordFile    = "admin-password"
+	mirrorMakerFile      = "mm2.properties"
+	accessPlanFile       = "access-plan.json"
+	adminPropertiesFile  = "admin.properties"
+	// CAFile is the CA certificate, a Swarm config (it is public).
+	CAFile = ConfigDir + "/ca.pem"
+)
+
+// AdminUser is the super user that applies access plans.
+const AdminUser = "admin"
+
+// Owners of Kafka users (access.Plan.Owner): the prefix of every user
+// name of the swarm, a mirror or a filter group.
+const swarmUsers = "swarm" + access.UserSeparator
+
+func mirrorUsers(mirror string) string { return "mirror" + access.UserSeparator + mirror + access.UserSeparator }
+func groupUsers(group string) string   { return "group" + access.UserSeparator + group + access.UserSeparator }
+
+// Kafka user names, declared once.
+var (
+	ProducerUser = access.UserName(swarmUsers, "producer")
+	ReportUser   = access.UserName(swarmUsers, "report")
+)
+
+// MirrorMakerUser is the user of a mirror's MirrorMaker 2.
+func MirrorMakerUser(mirror string) string { return access.UserName(mirrorUsers(mirror), "mm2") }
+
+// FilterUser is the user of one filter's process (isolated mode).
+func FilterUser(group, filter string) string {
+	return access.UserName(groupUsers(group), "filter", FilterSlug(filter))
+}
+
+// SharedFiltersUser is the user of a shared group's process.
+func SharedFiltersUser(group string) string { return access.UserName(groupUsers(group), "filters") }
+
+// ConsumerUser is the user of a filter's consumer in the swarm.
+func ConsumerUser(group, filter string) string {
+	return access.UserName(groupUsers(group), "consumer", FilterSlug(filter))
+}
+
+// ReaderUser is the user a filter's owner reads its stream with from
+// outside the swarm.
+func ReaderUser(group, filter string) string {
+	return access.UserName(groupUsers(group), "reader", FilterSlug(filter))
+}
+
+// Password derives a user's password from the seed: HMAC-SHA256, base64
+// URL encoding (43 characters, none of which the Kafka tools' syntax
+// reserves).
+func (s *Security) Password(user string) string {
+	mac := hmac.New(sha256.New, []byte(s.Seed))
+	mac.Write([]byte("minibroker/scram/" + user))
+	return base64.RawURLEncoding.EncodeToString(mac.Sum(nil))
+}
+
+// clientAuth is how a workload authenticates as user inside the swarm.
+func (s *Security) clientAuth(user string) kafkaconf.ClientAuth {
+	return kafkaconf.ClientAuth{Username: user, Password: s.Password(user), TLS: s.InternalTLS, CAPath: CAFile}
+}
+
+// CertificateSANs are the names a broker's certificate must carry: its
+// service name and the addresses users dial (a mirror's external host).
+func CertificateSANs(service string, external ...string) []string {
+	return append([]string{service}, external...)
+}
+
+// caConfig is the CA certificate as the Swarm config every secured
+// service mounts at CAFile.
+func (s *Security) caConfig() Config {
+	return newConfig("mb-ca", []byte(s.CA.CertPEM), CAFile)
+}
+
+// newSecret is a Swarm secret mounted at /run/secrets/file; its name
+// carries a hash of its content, as configs' do.
+func newSecret(base string, data []byte, file string) Config {
+	c := newConfig(base, data, file)
+	c.Target = file
+	return c
+}
+
+// secureClient mounts a workload's credentials: the CA and its
+// properties file, and passes that file with --config.
+func (s *Security) secureClient(svc *service, user string) {
+	if s == nil {
+		return
+	}
+	props := kafkaconf.LibrdkafkaProperties(s.clientAuth(user)).Render("Kafka client settings of " + user + ".")
+	svc.configs = append(svc.configs, s.caConfig())
+	svc.secrets = append(svc.secrets, newSecret(svc.name+"-kafka", []byte(props), ClientPropertiesFile))
+	svc.args = append(svc.args, "--config", SecretsDir+"/"+ClientPropertiesFile)
+}
+
+// brokerSecurity is a secured broker's server.properties security and
+// the secrets it mounts: its keystore (cert, issued by the provider for
+// CertificateSANs) and the admin password its start script sets over the
+// loopback listener.
+func (s *Security) brokerSecurity(service string, cert pki.Pair, external *External) (*kafkaconf.BrokerSecurity, []Config) {
+	sec := &kafkaconf.BrokerSecurity{AdminUser: AdminUser, InternalTLS: s.InternalTLS,
+		KeystorePath: SecretsDir + "/" + keystoreFile}
+	if external != nil {
+		sec.ExternalPort, sec.ExternalHost = external.Port, external.Host
+	}
+	secrets := []Config{
+		newSecret(service+"-keystore", []byte(cert.KeystorePEM()), keystoreFile),
+		newSecret(service+"-admin", []byte(s.Password(AdminUser)), adminPasswordFile),
+	}
+	return sec, secrets
+}
+
+// brokerScript formats the storage, starts the broker and, on a secured
+// broker, sets the admin user's password through the loopback listener
+// (whose principal is a super user) once the broker serves: a new
+// broker, one upgraded from plaintext and a rotated seed all end with
+// the admin user the access plans use. kafka-configs takes the password
+// as an argument, so it is visible only inside this container, which
+// holds the secret file anyway; SIGTERM reaches the broker.
+func brokerScript(format, props string, secure bool) string {
+	if !secure {
+		return fmt.Sprintf("set -e\n/opt/kafka/bin/kafka-storage.sh %s\nexec /opt/kafka/bin/kafka-server-start.sh %s\n", format, props)
+	}
+	setAdmin := strings.Join(kafkaconf.SetScramArgs(fmt.Sprintf("127.0.0.1:%d", kafkaconf.DefaultInterBrokerPort), AdminUser, "PASSWORD"), " ")
+	setAdmin = strings.Replace(setAdmin, "password=PASSWORD", `password=$(cat `+SecretsDir+"/"+adminPasswordFile+`)`, 1)
+	return fmt.Sprintf(`set -e
+/opt/kafka/bin/kafka-storage.sh %s
+/opt/kafka/bin/kafka-server-start.sh %s &
+broker=$!
+trap 'kill -TERM $broker' TERM INT
+until KAFKA_HEAP_OPTS=-Xmx128m KAFKA_JMX_OPTS=" " /opt/kafka/bin/kafka-run-class.sh %s %s >/tmp/set-admin.log 2>&1; do
+  kill -0 $broker 2>/dev/null || break
+  sleep 2
+done
+echo "minibroker: admin user set"
+set +e
+wait $broker; status=$?
+if kill -0 $broker 2>/dev/null; then wait $broker; status=$?; fi
+exit $status
+`, format, props, kafkaconf.ConfigCommandClass, setAdmin)
+}
+
+// Access job services, one per owner of Kafka users.
+const SwarmAccessService = "mb-access.swarm"
+
+func MirrorAccessService(mirror string) string    { return "mb-access.mirror." + mirror }
+func FilterGroupAccessService(group string) string { return "mb-access.group." + group }
+
+// accessJob is the one-shot service that applies plan as the admin
+// (`minibroker admin`); it runs again whenever the plan changes. The plan
+// and the admin's settings are secrets.
+func (s *Security) accessJob(name, image, network string, owner string, plan access.Plan) Desired {
+	data, _ := json.Marshal(plan) // plain strings: cannot fail
+	admin := kafkaconf.LibrdkafkaProperties(s.clientAuth(AdminUser)).Render("Kafka admin settings.")
+	svc := service{
+		name:    name,
+		image:   image,
+		command: []string{WorkloadsBinary},
+		args: []string{"admin", "--plan", SecretsDir + "/" + accessPlanFile,
+			"--config", SecretsDir + "/" + adminPropertiesFile},
+		labels:      labels(owner, ComponentAccess),
+		constraints: NodeConstraints(RoleManager, -1),
+		network:     network,
+		configs:     []Config{s.caConfig()},
+		secrets: []Config{
+			newSecret(name+"-plan", data, accessPlanFile),
+			newSecret(name+"-admin", []byte(admin), adminPropertiesFile),
+		},
+		job: true,
+	}
+	return svc.build()
+}
+
+// cluster is the plan of one cluster with the given users.
+func cluster(bootstrap string, users ...access.User) access.ClusterPlan {
+	return access.ClusterPlan{Bootstrap: bootstrap, Users: users}
+}
+
+// user is a plan's user with its derived password.
+func (s *Security) user(name string, grants ...[]access.Grant) access.User {
+	var all []access.Grant
+	for _, g := range grants {
+		all = append(all, g...)
+	}
+	return access.User{Name: name, Password: s.Password(name), Grants: all}
+}
