@@ -1009,7 +1009,10 @@ func (r *resourceBase) restoreComponent(ctx context.Context, what string, sw *sw
 }
 
 // deleteComponent removes everything of the component from its swarm.
-func (r *resourceBase) deleteComponent(ctx context.Context, what string, req resource.DeleteRequest, resp *resource.DeleteResponse, state component) {
+// removal, when it returns services, runs them first (alone: the
+// component's other services go) until they complete: the access job that
+// removes the component's Kafka users.
+func (r *resourceBase) deleteComponent(ctx context.Context, what string, req resource.DeleteRequest, resp *resource.DeleteResponse, state component, removal placeFunc) {
 	if resp.Diagnostics.Append(req.State.Get(ctx, state)...); resp.Diagnostics.HasError() {
 		return
 	}
@@ -1020,10 +1023,19 @@ func (r *resourceBase) deleteComponent(ctx context.Context, what string, req res
 		return
 	}
 	sw, err := r.pd.ctl.OpenSwarm(ctx, c.SwarmID.ValueString(), c.ManagerAddress.ValueString(), c.ManagerHostKey.ValueString())
-	if err == nil {
-		err = sw.RemoveOwner(ctx, state.owner())
+	if err != nil {
+		resp.Diagnostics.AddError("Cannot delete "+what, err.Error())
+		return
+	}
+	last, err := removal(ctx, sw)
+	if err == nil && len(last) > 0 {
+		_, err = sw.Deploy(ctx, state.owner(), last)
 	}
 	if err != nil {
+		resp.Diagnostics.AddError("Cannot delete "+what, fmt.Sprintf("removing its Kafka users: %v", err))
+		return
+	}
+	if err := sw.RemoveOwner(ctx, state.owner()); err != nil {
 		resp.Diagnostics.AddError("Cannot delete "+what, err.Error())
 	}
 }

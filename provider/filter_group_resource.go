@@ -9,11 +9,13 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework-validators/int64validator"
 	"github.com/hashicorp/terraform-plugin-framework-validators/listvalidator"
 	"github.com/hashicorp/terraform-plugin-framework-validators/stringvalidator"
+	"github.com/hashicorp/terraform-plugin-framework/attr"
 	"github.com/hashicorp/terraform-plugin-framework/path"
 	"github.com/hashicorp/terraform-plugin-framework/resource"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema/booldefault"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema/int64default"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema/mapplanmodifier"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema/planmodifier"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema/stringdefault"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema/stringplanmodifier"
@@ -27,13 +29,31 @@ import (
 
 type filterGroupModel struct {
 	componentModel
-	Mirror         types.String  `tfsdk:"mirror"`
-	Mode           types.String  `tfsdk:"mode"`
-	WorkloadsImage types.String  `tfsdk:"workloads_image"`
-	Filters        []filterModel `tfsdk:"filters"`
-	Resources      types.Object  `tfsdk:"resources"`
-	OutputTopics   types.Map     `tfsdk:"output_topics"`
+	Mirror           types.String  `tfsdk:"mirror"`
+	Mode             types.String  `tfsdk:"mode"`
+	WorkloadsImage   types.String  `tfsdk:"workloads_image"`
+	Filters          []filterModel `tfsdk:"filters"`
+	Resources        types.Object  `tfsdk:"resources"`
+	OutputTopics     types.Map     `tfsdk:"output_topics"`
+	KafkaCredentials types.String  `tfsdk:"kafka_credentials"`
+	Readers          types.Map     `tfsdk:"readers"`
 }
+
+// readerModel is one filter's connection details for its owner outside
+// the swarm (readers).
+type readerModel struct {
+	Bootstrap     types.String `tfsdk:"bootstrap"`
+	Topic         types.String `tfsdk:"topic"`
+	Username      types.String `tfsdk:"username"`
+	Password      types.String `tfsdk:"password"`
+	CACertificate types.String `tfsdk:"ca_certificate"`
+	Properties    types.String `tfsdk:"properties"`
+}
+
+var readerType = types.ObjectType{AttrTypes: map[string]attr.Type{
+	"bootstrap": types.StringType, "topic": types.StringType, "username": types.StringType,
+	"password": types.StringType, "ca_certificate": types.StringType, "properties": types.StringType,
+}}
 
 func (m *filterGroupModel) owner() string { return swarmspec.FilterGroupOwner(m.Name.ValueString()) }
 
@@ -120,6 +140,22 @@ func filterGroupSchema(ctx context.Context) schema.Schema {
 			resourceRole{name: "consumer", what: "each consumer", def: swarmspec.ConsumerResources}),
 		"output_topics": schema.MapAttribute{Computed: true, ElementType: types.StringType,
 			MarkdownDescription: "Output topic of every filter, by filter name."},
+		"kafka_credentials": kafkaCredentialsAttribute(),
+		"readers": schema.MapNestedAttribute{Computed: true, Sensitive: true,
+			MarkdownDescription: "With `kafka_credentials`, by filter name: how the filter's owner reads its stream from outside the swarm, " +
+				"over the mirror's external listener (SASL_SSL). The user may read only that topic, in consumer groups named after it " +
+				"(`username` or `username.*`). Sensitive (it holds the password). Write `ca_certificate` to `" + CAFileName + "` and give " +
+				"`properties` to `minibroker consume --config`, or to any librdkafka client. Empty without an external listener.",
+			PlanModifiers: []planmodifier.Map{mapplanmodifier.UseStateForUnknown()},
+			NestedObject: schema.NestedAttributeObject{Attributes: map[string]schema.Attribute{
+				"bootstrap":      schema.StringAttribute{Computed: true, MarkdownDescription: "The mirror's external bootstrap address."},
+				"topic":          schema.StringAttribute{Computed: true, MarkdownDescription: "The filter's output topic."},
+				"username":       schema.StringAttribute{Computed: true, MarkdownDescription: "SCRAM-SHA-512 user name."},
+				"password":       schema.StringAttribute{Computed: true, Sensitive: true, MarkdownDescription: "Its password."},
+				"ca_certificate": schema.StringAttribute{Computed: true, MarkdownDescription: "PEM certificate of the CA to trust."},
+				"properties": schema.StringAttribute{Computed: true, Sensitive: true,
+					MarkdownDescription: "librdkafka properties: bootstrap, SASL_SSL, user, password, `ssl.ca.location=" + CAFileName + "`, `group.id`."},
+			}}},
 	})
 	return schema.Schema{
 		MarkdownDescription: "Filters on a mirror's node and one consumer per filter on the consumer nodes. Each " +
@@ -182,15 +218,10 @@ func describeCompileError(i int, name string, err error) string {
 
 // desired returns the group's services on the mirror's node (mirrorIndex),
 // the resource's settings riding on every service as a label, for import.
-func (r *filterGroupResource) desired(ctx context.Context, m *filterGroupModel, network string, mirrorIndex int) ([]swarmspec.Desired, error) {
-	g := swarmspec.FilterGroup{
-		Name: m.Name.ValueString(), Mode: m.Mode.ValueString(), Image: m.WorkloadsImage.ValueString(),
-		Network: network, Mirror: m.Mirror.ValueString(), MirrorNodeIndex: mirrorIndex,
-		FilterResources:   roleResources(ctx, m.Resources, "filter"),
-		ConsumerResources: roleResources(ctx, m.Resources, "consumer"),
-	}
-	for _, f := range m.Filters {
-		g.Filters = append(g.Filters, f.spec())
+func (r *filterGroupResource) desired(ctx context.Context, sw *swarmctl.Swarm, m *filterGroupModel, mirror swarmctl.MirrorInfo) ([]swarmspec.Desired, error) {
+	g, err := r.group(ctx, sw, m, mirror)
+	if err != nil {
+		return nil, err
 	}
 	out, err := swarmspec.FilterGroupSpecs(g)
 	if err != nil {
@@ -204,6 +235,40 @@ func (r *filterGroupResource) desired(ctx context.Context, m *filterGroupModel, 
 		out[i].SetSettings(settings)
 	}
 	return out, nil
+}
+
+// group is the group's spec with the swarm's Kafka security; it records
+// the readers' connection details in m.Readers.
+func (r *filterGroupResource) group(ctx context.Context, sw *swarmctl.Swarm, m *filterGroupModel, mirror swarmctl.MirrorInfo) (swarmspec.FilterGroup, error) {
+	g := swarmspec.FilterGroup{
+		Name: m.Name.ValueString(), Mode: m.Mode.ValueString(), Image: m.WorkloadsImage.ValueString(),
+		Network: sw.Network, Mirror: m.Mirror.ValueString(), MirrorNodeIndex: mirror.NodeIndex,
+		FilterResources:   roleResources(ctx, m.Resources, "filter"),
+		ConsumerResources: roleResources(ctx, m.Resources, "consumer"),
+	}
+	for _, f := range m.Filters {
+		g.Filters = append(g.Filters, f.spec())
+	}
+	sec, err := componentSecurity(ctx, sw, m.KafkaCredentials)
+	if err != nil {
+		return g, err
+	}
+	g.Security = sec
+	readers := map[string]readerModel{}
+	if sec != nil && mirror.External != "" {
+		for _, f := range g.Filters {
+			user := swarmspec.ReaderUser(g.Name, f.Name)
+			pw := sec.Password(user)
+			readers[f.Name] = readerModel{
+				Bootstrap: types.StringValue(mirror.External), Topic: types.StringValue(f.OutputTopic()),
+				Username: types.StringValue(user), Password: types.StringValue(pw),
+				CACertificate: types.StringValue(sec.CA.CertPEM),
+				Properties:    types.StringValue(clientProperties(mirror.External, user, pw, CAFileName)),
+			}
+		}
+	}
+	m.Readers, _ = types.MapValueFrom(ctx, readerType, readers)
+	return g, nil
 }
 
 func (r *filterGroupResource) ModifyPlan(ctx context.Context, req resource.ModifyPlanRequest, resp *resource.ModifyPlanResponse) {
@@ -232,6 +297,9 @@ func (r *filterGroupResource) ModifyPlan(ctx context.Context, req resource.Modif
 		resp.Diagnostics.Append(req.State.Get(ctx, &state)...)
 		if hasDrift(state.Services) || !sameFilterSet(plan.Filters, state.Filters) || plan.Mode.ValueString() != state.Mode.ValueString() {
 			plan.Services = types.MapUnknown(types.StringType)
+		}
+		if !plan.OutputTopics.Equal(state.OutputTopics) || !plan.KafkaCredentials.Equal(state.KafkaCredentials) || !sameFilterSet(plan.Filters, state.Filters) {
+			plan.Readers = types.MapUnknown(readerType)
 		}
 	}
 	resp.Diagnostics.Append(resp.Plan.Set(ctx, &plan)...)
@@ -267,7 +335,7 @@ func (r *filterGroupResource) Update(ctx context.Context, req resource.UpdateReq
 // place finds the mirror's node, checks the consumer nodes the filters pin
 // and returns the group's services.
 func (r *filterGroupResource) place(ctx context.Context, sw *swarmctl.Swarm, m *filterGroupModel) ([]swarmspec.Desired, error) {
-	idx, err := sw.MirrorNodeIndex(ctx, m.Mirror.ValueString())
+	mirror, err := sw.Mirror(ctx, m.Mirror.ValueString())
 	if err != nil {
 		return nil, err
 	}
@@ -278,13 +346,13 @@ func (r *filterGroupResource) place(ctx context.Context, sw *swarmctl.Swarm, m *
 			}
 		}
 	}
-	return r.desired(ctx, m, sw.Network, idx)
+	return r.desired(ctx, sw, m, mirror)
 }
 
 func (r *filterGroupResource) Read(ctx context.Context, req resource.ReadRequest, resp *resource.ReadResponse) {
 	var state filterGroupModel
 	r.readComponent(ctx, "filter group", req, resp, &state, func(ctx context.Context, sw *swarmctl.Swarm) ([]swarmspec.Desired, error) {
-		idx, err := sw.MirrorNodeIndex(ctx, state.Mirror.ValueString())
+		mirror, err := sw.Mirror(ctx, state.Mirror.ValueString())
 		if errors.Is(err, swarmctl.ErrNoMirror) {
 			return nil, errComponentGone // the mirror is gone, and with it the group's purpose
 		}
@@ -294,12 +362,26 @@ func (r *filterGroupResource) Read(ctx context.Context, req resource.ReadRequest
 		if topics, ok := state.outputTopics(); ok {
 			state.OutputTopics = stringMap(topics)
 		}
-		return r.desired(ctx, &state, sw.Network, idx)
+		return r.desired(ctx, sw, &state, mirror)
 	})
 }
 
 func (r *filterGroupResource) Delete(ctx context.Context, req resource.DeleteRequest, resp *resource.DeleteResponse) {
-	r.deleteComponent(ctx, "filter group", req, resp, &filterGroupModel{})
+	var state filterGroupModel
+	r.deleteComponent(ctx, "filter group", req, resp, &state, func(ctx context.Context, sw *swarmctl.Swarm) ([]swarmspec.Desired, error) {
+		mirror, err := sw.Mirror(ctx, state.Mirror.ValueString())
+		if errors.Is(err, swarmctl.ErrNoMirror) {
+			return nil, nil // the mirror, and the group's users there, are gone
+		}
+		if err != nil {
+			return nil, err
+		}
+		g, err := r.group(ctx, sw, &state, mirror)
+		if err != nil {
+			return nil, err
+		}
+		return swarmspec.FilterGroupRemovalSpecs(g), nil
+	})
 }
 
 func (r *filterGroupResource) ImportState(ctx context.Context, req resource.ImportStateRequest, resp *resource.ImportStateResponse) {

@@ -12,6 +12,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema/int64planmodifier"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema/planmodifier"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema/stringdefault"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema/stringplanmodifier"
 	"github.com/hashicorp/terraform-plugin-framework/schema/validator"
 	"github.com/hashicorp/terraform-plugin-framework/types"
 
@@ -34,6 +35,10 @@ type mirrorModel struct {
 	MirrorMakerProperties types.Map    `tfsdk:"mirror_maker_properties"`
 	Resources             types.Object `tfsdk:"resources"`
 	Bootstrap             types.String `tfsdk:"bootstrap"`
+	KafkaCredentials      types.String `tfsdk:"kafka_credentials"`
+	ExternalAddress       types.String `tfsdk:"external_address"`
+	ExternalPort          types.Int64  `tfsdk:"external_port"`
+	ExternalBootstrap     types.String `tfsdk:"external_bootstrap"`
 }
 
 func (m *mirrorModel) owner() string { return swarmspec.MirrorOwner(m.Name.ValueString()) }
@@ -112,6 +117,19 @@ func mirrorSchema(ctx context.Context) schema.Schema {
 		"resources": resourcesSchema("", mirrorRoles...),
 		"bootstrap": schema.StringAttribute{Computed: true,
 			MarkdownDescription: "Bootstrap address of the mirror Kafka on the overlay network."},
+		"kafka_credentials": kafkaCredentialsAttribute(),
+		"external_address": schema.StringAttribute{Optional: true,
+			MarkdownDescription: "Address (host name or IP) users outside the swarm dial to read their filtered streams; it is in the " +
+				"broker's certificate. Default: the host of the mirror node's SSH address (`hosts[*].address`; on EC2 the public or " +
+				"private address per `connect_via`)."},
+		"external_port": schema.Int64Attribute{Optional: true, Computed: true,
+			Default:    int64default.StaticInt64(kafkaconf.DefaultExternalPort),
+			Validators: []validator.Int64{int64validator.Between(0, 65535)},
+			MarkdownDescription: fmt.Sprintf("Port of the listener for users outside the swarm (SASL_SSL), published on the mirror's node. "+
+				"Default %d; 0 publishes none. Only with `kafka_credentials`.", kafkaconf.DefaultExternalPort)},
+		"external_bootstrap": schema.StringAttribute{Computed: true,
+			MarkdownDescription: "Bootstrap address users outside the swarm give their clients (empty without an external listener).",
+			PlanModifiers:       []planmodifier.String{stringplanmodifier.UseStateForUnknown()}},
 	})
 	return schema.Schema{
 		MarkdownDescription: "A downstream Kafka on one filter node, filled from the hub by MirrorMaker 2 " +
@@ -131,14 +149,43 @@ func (r *mirrorResource) ValidateConfig(ctx context.Context, req resource.Valida
 
 // desired returns the mirror's services, the resource's settings riding on
 // the Kafka service as a label, for import.
-func (r *mirrorResource) desired(ctx context.Context, m *mirrorModel, network string) ([]swarmspec.Desired, error) {
+func (r *mirrorResource) desired(ctx context.Context, sw *swarmctl.Swarm, m *mirrorModel) ([]swarmspec.Desired, error) {
+	spec, err := r.secured(ctx, sw, m)
+	if err != nil {
+		return nil, err
+	}
 	settings, err := r.settings.encode(ctx, m)
 	if err != nil {
 		return nil, err
 	}
-	out := swarmspec.MirrorSpecs(m.spec(ctx, network))
+	out := swarmspec.MirrorSpecs(spec)
 	out[0].SetSettings(settings)
 	return out, nil
+}
+
+// secured is the mirror's spec with the swarm's Kafka security and its
+// external listener, whose address it records in external_bootstrap.
+func (r *mirrorResource) secured(ctx context.Context, sw *swarmctl.Swarm, m *mirrorModel) (swarmspec.Mirror, error) {
+	spec := m.spec(ctx, sw.Network)
+	spec.AccessImage = r.pd.workloadsImage
+	sec, err := componentSecurity(ctx, sw, m.KafkaCredentials)
+	if err != nil {
+		return spec, err
+	}
+	spec.Kafka.Security = sec
+	m.ExternalBootstrap = types.StringValue("")
+	if sec == nil || m.ExternalPort.ValueInt64() == 0 {
+		return spec, nil
+	}
+	host := m.ExternalAddress.ValueString()
+	if host == "" {
+		if host, err = sw.NodeHost(ctx, swarmspec.RoleFilter, spec.NodeIndex); err != nil {
+			return spec, fmt.Errorf("the mirror's external address: %w (or set external_address)", err)
+		}
+	}
+	spec.Kafka.External = &swarmspec.External{Host: host, Port: int(m.ExternalPort.ValueInt64())}
+	m.ExternalBootstrap = types.StringValue(spec.Kafka.External.Bootstrap())
+	return spec, nil
 }
 
 func (r *mirrorResource) ModifyPlan(ctx context.Context, req resource.ModifyPlanRequest, resp *resource.ModifyPlanResponse) {
@@ -164,6 +211,10 @@ func (r *mirrorResource) ModifyPlan(ctx context.Context, req resource.ModifyPlan
 		if hasDrift(state.Services) {
 			plan.Services = types.MapUnknown(types.StringType)
 		}
+		if !plan.ExternalAddress.Equal(state.ExternalAddress) || !plan.ExternalPort.Equal(state.ExternalPort) ||
+			plan.KafkaCredentials.IsNull() != state.KafkaCredentials.IsNull() {
+			plan.ExternalBootstrap = types.StringUnknown()
+		}
 	}
 	resp.Diagnostics.Append(resp.Plan.Set(ctx, &plan)...)
 }
@@ -188,19 +239,26 @@ func (r *mirrorResource) place(ctx context.Context, sw *swarmctl.Swarm, m *mirro
 	if err := sw.CheckNode(ctx, swarmspec.RoleFilter, int(m.NodeIndex.ValueInt64())); err != nil {
 		return nil, err
 	}
-	return r.desired(ctx, m, sw.Network)
+	return r.desired(ctx, sw, m)
 }
 
 func (r *mirrorResource) Read(ctx context.Context, req resource.ReadRequest, resp *resource.ReadResponse) {
 	var state mirrorModel
 	r.readComponent(ctx, "mirror", req, resp, &state, func(ctx context.Context, sw *swarmctl.Swarm) ([]swarmspec.Desired, error) {
 		state.Bootstrap = types.StringValue(swarmspec.Bootstrap(swarmspec.MirrorKafkaService(state.Name.ValueString())))
-		return r.desired(ctx, &state, sw.Network)
+		return r.desired(ctx, sw, &state)
 	})
 }
 
 func (r *mirrorResource) Delete(ctx context.Context, req resource.DeleteRequest, resp *resource.DeleteResponse) {
-	r.deleteComponent(ctx, "mirror", req, resp, &mirrorModel{})
+	var state mirrorModel
+	r.deleteComponent(ctx, "mirror", req, resp, &state, func(ctx context.Context, sw *swarmctl.Swarm) ([]swarmspec.Desired, error) {
+		spec, err := r.secured(ctx, sw, &state)
+		if err != nil {
+			return nil, err
+		}
+		return swarmspec.MirrorRemovalSpecs(spec), nil
+	})
 }
 
 func (r *mirrorResource) ImportState(ctx context.Context, req resource.ImportStateRequest, resp *resource.ImportStateResponse) {

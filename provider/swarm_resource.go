@@ -96,6 +96,30 @@ func swarmSchema(ctx context.Context) schema.Schema {
 						resp.RequiresReplace = req.PlanValue.ValueBool() != req.StateValue.ValueBool()
 					}, "Changing the network's encryption replaces the swarm.", "Changing the network's encryption replaces the swarm.")},
 			},
+			"kafka_auth": schema.BoolAttribute{
+				Optional: true, Computed: true, Default: booldefault.StaticBool(true),
+				MarkdownDescription: "Require authentication on every Kafka listener (SASL/SCRAM-SHA-512; TLS as well unless the overlay network " +
+					"is encrypted) and authorize each service only what it needs (Kafka's StandardAuthorizer, ACLs per service). " +
+					"Default true. Mirrors and filter groups then need `kafka_credentials`. Changing it restarts every Kafka service.",
+			},
+			"credentials_generation": schema.Int64Attribute{
+				Optional: true, Computed: true, Default: int64default.StaticInt64(1),
+				Validators: []validator.Int64{int64validator.AtLeast(1)},
+				MarkdownDescription: "Change it (e.g. add one) to rotate the Kafka credentials: a new CA, new broker certificates and a new " +
+					"password for every Kafka user, readers included. Mirrors and filter groups take them on their next apply. Default 1.",
+			},
+			"kafka_credentials": schema.StringAttribute{
+				Computed: true, Sensitive: true,
+				MarkdownDescription: "What mirrors and filter groups need to join the swarm's Kafka (the CA and the seed every Kafka " +
+					"user's password derives from); give it to their `kafka_credentials`. Sensitive; not kept in the swarm's labels, " +
+					"so an import makes new ones on the next apply.",
+				PlanModifiers: []planmodifier.String{regenerateOnGeneration{}},
+			},
+			"ca_certificate": schema.StringAttribute{
+				Computed:            true,
+				MarkdownDescription: "PEM certificate of the CA that signs the brokers' certificates: what clients outside the swarm trust.",
+				PlanModifiers:       []planmodifier.String{regenerateOnGeneration{}},
+			},
 			"address_pool": schema.StringAttribute{
 				Optional: true,
 				MarkdownDescription: "CIDR the swarm takes overlay subnets from (`docker swarm init " +
@@ -340,15 +364,19 @@ func (legacyUnencrypted) PlanModifyBool(_ context.Context, req planmodifier.Bool
 // swarmServicesModel configures the network, the images and the services
 // of the swarm itself.
 type swarmServicesModel struct {
-	Network        types.String `tfsdk:"network"`
-	EncryptNetwork types.Bool   `tfsdk:"encrypt_network"`
-	AddressPool    types.String `tfsdk:"address_pool"`
-	KafkaImage     types.String `tfsdk:"kafka_image"`
-	WorkloadsImage types.String `tfsdk:"workloads_image"`
-	ImageArchives  types.List   `tfsdk:"image_archives"`
-	Hub            types.Object `tfsdk:"hub"`
-	Producer       types.Object `tfsdk:"producer"`
-	Resources      types.Object `tfsdk:"resources"`
+	Network               types.String `tfsdk:"network"`
+	EncryptNetwork        types.Bool   `tfsdk:"encrypt_network"`
+	KafkaAuth             types.Bool   `tfsdk:"kafka_auth"`
+	CredentialsGeneration types.Int64  `tfsdk:"credentials_generation"`
+	KafkaCredentials      types.String `tfsdk:"kafka_credentials"`
+	CACertificate         types.String `tfsdk:"ca_certificate"`
+	AddressPool           types.String `tfsdk:"address_pool"`
+	KafkaImage            types.String `tfsdk:"kafka_image"`
+	WorkloadsImage        types.String `tfsdk:"workloads_image"`
+	ImageArchives         types.List   `tfsdk:"image_archives"`
+	Hub                   types.Object `tfsdk:"hub"`
+	Producer              types.Object `tfsdk:"producer"`
+	Resources             types.Object `tfsdk:"resources"`
 }
 
 // hubModel is the hub block.
@@ -474,13 +502,50 @@ func (r *swarmResource) desired(ctx context.Context, m swarmModel) ([]swarmspec.
 	if err != nil {
 		return nil, err
 	}
-	hub := swarmspec.HubSpec(m.hub(ctx))
+	sec, err := m.security()
+	if err != nil {
+		return nil, err
+	}
+	hubKafka := m.hub(ctx)
+	hubKafka.Security = sec
+	hub := swarmspec.HubSpec(hubKafka)
 	hub.SetSettings(settings)
 	out := []swarmspec.Desired{hub}
 	if prod != nil {
+		prod.Security = sec
 		out = append(out, swarmspec.ProducerSpec(*prod))
 	}
+	if sec != nil {
+		out = append(out, swarmspec.SwarmAccessSpec(m.WorkloadsImage.ValueString(), m.Network.ValueString(), sec))
+	}
 	return out, nil
+}
+
+// security is the swarm's Kafka security: nil with kafka_auth = false.
+func (m swarmServicesModel) security() (*swarmspec.Security, error) {
+	if !m.KafkaAuth.ValueBool() {
+		return nil, nil
+	}
+	return security(m.KafkaCredentials.ValueString())
+}
+
+// ensureCredentials makes the Kafka credentials the plan leaves unknown
+// (a new swarm, a new credentials_generation).
+func (m *swarmServicesModel) ensureCredentials() error {
+	if !m.KafkaCredentials.IsUnknown() && !m.KafkaCredentials.IsNull() {
+		return nil
+	}
+	creds, err := newKafkaCredentials(m.CredentialsGeneration.ValueInt64(), !m.EncryptNetwork.ValueBool())
+	if err != nil {
+		return fmt.Errorf("kafka credentials: %w", err)
+	}
+	m.KafkaCredentials = types.StringValue(creds)
+	sec, err := security(creds)
+	if err != nil {
+		return err
+	}
+	m.CACertificate = types.StringValue(sec.CA.CertPEM)
+	return nil
 }
 
 // formSpec is what swarmctl.Form makes of the hosts; prior is the state
@@ -770,6 +835,9 @@ func (r *swarmResource) converge(ctx context.Context, plan, prior *swarmModel, r
 	if err != nil {
 		return err
 	}
+	if err := plan.ensureCredentials(); err != nil {
+		return err
+	}
 	desired, err := r.desired(ctx, *plan)
 	if err != nil {
 		return err
@@ -929,6 +997,19 @@ func (r *swarmResource) Read(ctx context.Context, req resource.ReadRequest, resp
 		return
 	}
 	state.NetworkID = idValue(netID)
+	if state.KafkaAuth.ValueBool() && state.KafkaCredentials.IsNull() {
+		// Imported: the credentials are not in any label. The services
+		// cannot be compared; the next apply makes new credentials and
+		// puts every service right.
+		drifted := map[string]string{}
+		for name := range stringsOf(state.Services) {
+			drifted[name] = ""
+		}
+		drifted[swarmspec.HubService] = ""
+		state.Services = idMap(drifted)
+		resp.Diagnostics.Append(resp.State.Set(ctx, &state)...)
+		return
+	}
 	desired, err := r.desired(ctx, state)
 	if err != nil {
 		resp.Diagnostics.AddError("Cannot read swarm", err.Error())

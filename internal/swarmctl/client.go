@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"strconv"
 	"sync"
 
@@ -212,19 +213,72 @@ var ErrNoMirror = errors.New("no mirror")
 
 // MirrorNodeIndex finds the filter node a mirror runs on.
 func (s *Swarm) MirrorNodeIndex(ctx context.Context, mirror string) (int, error) {
+	m, err := s.Mirror(ctx, mirror)
+	return m.NodeIndex, err
+}
+
+// MirrorInfo is what a filter group learns of its mirror from the
+// mirror's Kafka service.
+type MirrorInfo struct {
+	NodeIndex int
+	// External is the bootstrap address of the mirror's listener for
+	// users outside the swarm ("" when it has none).
+	External string
+}
+
+// Mirror describes a mirror from its Kafka service's labels.
+func (s *Swarm) Mirror(ctx context.Context, mirror string) (MirrorInfo, error) {
 	services, err := s.owned(ctx, swarmspec.MirrorOwner(mirror))
 	if err != nil {
-		return 0, err
+		return MirrorInfo{}, err
 	}
 	svc, ok := services[swarmspec.MirrorKafkaService(mirror)]
 	if !ok {
-		return 0, fmt.Errorf("%w %q in swarm %s: create it with minibroker_mirror first", ErrNoMirror, mirror, s.ID)
+		return MirrorInfo{}, fmt.Errorf("%w %q in swarm %s: create it with minibroker_mirror first", ErrNoMirror, mirror, s.ID)
 	}
 	idx, err := strconv.Atoi(svc.Spec.Labels[swarmspec.LabelIndex])
 	if err != nil {
-		return 0, fmt.Errorf("mirror %q: service %s has no node index label", mirror, svc.Spec.Name)
+		return MirrorInfo{}, fmt.Errorf("mirror %q: service %s has no node index label", mirror, svc.Spec.Name)
 	}
-	return idx, nil
+	return MirrorInfo{NodeIndex: idx, External: svc.Spec.Labels[swarmspec.LabelExternal]}, nil
+}
+
+// KafkaCA returns the fingerprint of the CA of the swarm's secured Kafka,
+// as the hub's label gives it; "" when the swarm's Kafka is not secured.
+func (s *Swarm) KafkaCA(ctx context.Context) (string, error) {
+	services, err := s.owned(ctx, swarmspec.OwnerSwarm)
+	if err != nil {
+		return "", err
+	}
+	hub, ok := services[swarmspec.HubService]
+	if !ok {
+		return "", fmt.Errorf("swarm %s has no hub service %s: apply minibroker_swarm first", s.ID, swarmspec.HubService)
+	}
+	return hub.Spec.Labels[swarmspec.LabelKafkaCA], nil
+}
+
+// NodeHost returns the host part of the SSH address the provider reaches
+// the node of role and index at (its minibroker.ssh-address label).
+func (s *Swarm) NodeHost(ctx context.Context, role string, index int) (string, error) {
+	nodes, err := s.cli.NodeList(ctx, swarm.NodeListOptions{Filters: filters.NewArgs(
+		filters.Arg("node.label", swarmspec.LabelRole+"="+role))})
+	if err != nil {
+		return "", fmt.Errorf("list nodes: %w", err)
+	}
+	for _, n := range nodes {
+		if n.Spec.Labels[swarmspec.LabelIndex] != strconv.Itoa(index) {
+			continue
+		}
+		addr := n.Spec.Labels[swarmspec.LabelSSHAddress]
+		if host, _, err := net.SplitHostPort(addr); err == nil {
+			return host, nil
+		}
+		if addr == "" {
+			return "", fmt.Errorf("%s node %d has no %s label", role, index, swarmspec.LabelSSHAddress)
+		}
+		return addr, nil
+	}
+	return "", fmt.Errorf("swarm %s has no %s node with index %d", s.ID, role, index)
 }
 
 // CheckNode fails, saying what there is, when no node has the role and

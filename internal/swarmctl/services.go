@@ -307,6 +307,12 @@ func (m *Manager) ensureObjects(ctx context.Context, owner string, desired []swa
 				if _, ok := ids[c.Name]; ok {
 					continue
 				}
+				if c.Data == nil && c.Generate != nil {
+					var err error
+					if c.Data, err = c.Generate(); err != nil {
+						return nil, err
+					}
+				}
 				id, err := kind.create(ctx, owner, c)
 				if err != nil {
 					return nil, err

@@ -8,7 +8,6 @@ import (
 	"github.com/docker/docker/api/types/swarm"
 
 	"github.com/minibroker/terraform-provider-minibroker/internal/kafkaconf"
-	"github.com/minibroker/terraform-provider-minibroker/internal/pki"
 	"github.com/minibroker/terraform-provider-minibroker/workloads/access"
 	"github.com/minibroker/terraform-provider-minibroker/workloads/stream"
 )
@@ -28,12 +27,10 @@ type Kafka struct {
 	// Resources of the broker's task; zero fields take the defaults
 	// (HubResources or MirrorKafkaResources, the memory limit JVMMemoryMB).
 	Resources Resources
-	// Security, when set, secures the broker; Certificate is then its
-	// certificate (CertificateSANs of its service and External's host).
-	Security    *Security
-	Certificate pki.Pair
+	// Security, when set, secures the broker.
+	Security *Security
 	// External, on a secured mirror, adds the listener for users outside
-	// the swarm.
+	// the swarm (ignored without Security).
 	External *External
 }
 
@@ -47,7 +44,11 @@ const (
 
 // HubSpec is the hub Kafka, placed on the manager node.
 func HubSpec(k Kafka) Desired {
-	return kafkaService(k, HubService, labels(OwnerSwarm, ComponentHub), NodeConstraints(RoleManager, -1))
+	l := labels(OwnerSwarm, ComponentHub)
+	if k.Security != nil {
+		l[LabelKafkaCA] = k.Security.CAFingerprint()
+	}
+	return kafkaService(k, HubService, l, NodeConstraints(RoleManager, -1))
 }
 
 // DataVolume names the local volume that keeps a Kafka service's data (its
@@ -105,8 +106,11 @@ func MirrorSpecs(m Mirror) []Desired {
 	owner := MirrorOwner(m.Name)
 	place := NodeConstraints(RoleFilter, m.NodeIndex)
 	kafkaName := MirrorKafkaService(m.Name)
-	broker := kafkaService(m.Kafka, kafkaName,
-		labels(owner, ComponentMirrorKafka, LabelMirror, m.Name, LabelIndex, itoa(m.NodeIndex)), place)
+	l := labels(owner, ComponentMirrorKafka, LabelMirror, m.Name, LabelIndex, itoa(m.NodeIndex))
+	if e := m.Kafka.External; e != nil && m.Kafka.Security != nil {
+		l[LabelExternal] = e.Bootstrap()
+	}
+	broker := kafkaService(m.Kafka, kafkaName, l, place)
 
 	opts := kafkaconf.MirrorOptions{
 		SourceBootstrap: Bootstrap(HubService),
@@ -139,7 +143,7 @@ func MirrorSpecs(m Mirror) []Desired {
 	propsPath := ConfigDir + "/mm2.properties"
 	if sec != nil {
 		propsPath = SecretsDir + "/" + mirrorMakerFile
-		mm.configs = []Config{sec.caConfig()}
+		mm.configs = []Config{sec.caConfig(mmName)}
 		mm.secrets = []Config{newSecret(mmName, props, mirrorMakerFile)}
 	} else {
 		mm.configs = []Config{newConfig(mmName, props, propsPath)}
@@ -157,16 +161,15 @@ func MirrorSpecs(m Mirror) []Desired {
 }
 
 // MirrorRemovalSpecs are what a secured mirror leaves while it is being
-// removed: its access job with an empty plan, which removes its users
-// and their ACLs. Nil for a mirror without security.
+// removed: its access job with an empty plan for the hub, which removes
+// its MirrorMaker 2's user and ACLs there (the mirror's own users go with
+// its broker and volume). Nil for a mirror without security.
 func MirrorRemovalSpecs(m Mirror) []Desired {
 	sec := m.Kafka.Security
 	if sec == nil {
 		return nil
 	}
-	plan := access.Plan{Owner: mirrorUsers(m.Name), Clusters: []access.ClusterPlan{
-		cluster(Bootstrap(HubService)), cluster(Bootstrap(MirrorKafkaService(m.Name))),
-	}}
+	plan := access.Plan{Owner: mirrorUsers(m.Name), Clusters: []access.ClusterPlan{cluster(Bootstrap(HubService))}}
 	return []Desired{sec.accessJob(MirrorAccessService(m.Name), m.AccessImage, m.Kafka.Network, MirrorOwner(m.Name), plan)}
 }
 
@@ -195,8 +198,8 @@ func kafkaService(k Kafka, name string, l map[string]string, constraints []strin
 	var configs, secrets []Config
 	var ports []swarm.PortConfig
 	if k.Security != nil {
-		opts.Security, secrets = k.Security.brokerSecurity(name, k.Certificate, k.External)
-		configs = append(configs, k.Security.caConfig())
+		opts.Security, secrets = k.Security.brokerSecurity(name, k.External)
+		configs = append(configs, k.Security.caConfig(name))
 		if e := k.External; e != nil {
 			ports = []swarm.PortConfig{{Protocol: swarm.PortConfigProtocolTCP, TargetPort: uint32(e.Port),
 				PublishedPort: uint32(e.Port), PublishMode: swarm.PortConfigPublishModeHost}}

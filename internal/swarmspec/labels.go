@@ -30,6 +30,14 @@ const (
 	// the manager's address.
 	LabelSSHAddress   = "minibroker.ssh-address"
 	LabelDockerSocket = "minibroker.docker-socket"
+
+	// LabelKafkaCA is, on the hub of a swarm whose Kafka is secured, the
+	// fingerprint of its CA (CAFingerprint), by which mirrors and filter
+	// groups check the credentials they are given.
+	LabelKafkaCA = "minibroker.kafka-ca"
+	// LabelExternal is, on a mirror's Kafka, the bootstrap address of its
+	// listener for users outside the swarm.
+	LabelExternal = "minibroker.external"
 )
 
 // Components.

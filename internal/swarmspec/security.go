@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/minibroker/terraform-provider-minibroker/internal/kafkaconf"
 	"github.com/minibroker/terraform-provider-minibroker/internal/pki"
@@ -27,6 +28,12 @@ type Security struct {
 	// InternalTLS makes the overlay listeners SASL_SSL (else
 	// SASL_PLAINTEXT, for an overlay network IPsec encrypts).
 	InternalTLS bool
+}
+
+// CAFingerprint identifies the CA: the SHA-256 of its certificate, hex.
+func (s *Security) CAFingerprint() string {
+	sum := sha256.Sum256([]byte(s.CA.CertPEM))
+	return fmt.Sprintf("%x", sum[:])
 }
 
 // External is a mirror's listener for users outside the swarm: SASL_SSL
@@ -113,10 +120,10 @@ func CertificateSANs(service string, external ...string) []string {
 	return append([]string{service}, external...)
 }
 
-// caConfig is the CA certificate as the Swarm config every secured
-// service mounts at CAFile.
-func (s *Security) caConfig() Config {
-	return newConfig("mb-ca", []byte(s.CA.CertPEM), CAFile)
+// caConfig is the CA certificate as the Swarm config a secured service
+// mounts at CAFile (Swarm config names are global: one per service).
+func (s *Security) caConfig(service string) Config {
+	return newConfig(service+"-ca", []byte(s.CA.CertPEM), CAFile)
 }
 
 // newSecret is a Swarm secret mounted at /run/secrets/file; its name
@@ -134,26 +141,45 @@ func (s *Security) secureClient(svc *service, user string) {
 		return
 	}
 	props := kafkaconf.LibrdkafkaProperties(s.clientAuth(user)).Render("Kafka client settings of " + user + ".")
-	svc.configs = append(svc.configs, s.caConfig())
+	svc.configs = append(svc.configs, s.caConfig(svc.name))
 	svc.secrets = append(svc.secrets, newSecret(svc.name+"-kafka", []byte(props), ClientPropertiesFile))
 	svc.args = append(svc.args, "--config", SecretsDir+"/"+ClientPropertiesFile)
 }
 
 // brokerSecurity is a secured broker's server.properties security and
-// the secrets it mounts: its keystore (cert, issued by the provider for
-// CertificateSANs) and the admin password its start script sets over the
-// loopback listener.
-func (s *Security) brokerSecurity(service string, cert pki.Pair, external *External) (*kafkaconf.BrokerSecurity, []Config) {
+// the secrets it mounts: its keystore and the admin password its start
+// script sets over the loopback listener.
+func (s *Security) brokerSecurity(service string, external *External) (*kafkaconf.BrokerSecurity, []Config) {
 	sec := &kafkaconf.BrokerSecurity{AdminUser: AdminUser, InternalTLS: s.InternalTLS,
 		KeystorePath: SecretsDir + "/" + keystoreFile}
+	var sans []string
 	if external != nil {
 		sec.ExternalPort, sec.ExternalHost = external.Port, external.Host
+		sans = append(sans, external.Host)
 	}
-	secrets := []Config{
-		newSecret(service+"-keystore", []byte(cert.KeystorePEM()), keystoreFile),
+	return sec, []Config{
+		s.keystore(service, CertificateSANs(service, sans...)),
 		newSecret(service+"-admin", []byte(s.Password(AdminUser)), adminPasswordFile),
 	}
-	return sec, secrets
+}
+
+// keystore is a broker's key and certificate for sans, signed by the CA.
+// The secret is named after the CA and the names, and generated only when
+// no such secret exists: applying again keeps the key, a new CA or a new
+// name issues a new one.
+func (s *Security) keystore(service string, sans []string) Config {
+	id := sha256.Sum256([]byte(s.CA.CertPEM + "\x00" + strings.Join(sans, "\x00")))
+	return Config{
+		Name:   fmt.Sprintf("%s-keystore-%x", service, id[:5]),
+		Target: keystoreFile,
+		Generate: func() ([]byte, error) {
+			cert, err := pki.Issue(s.CA, service, sans, time.Now(), pki.DefaultValidity)
+			if err != nil {
+				return nil, fmt.Errorf("certificate of %s: %w", service, err)
+			}
+			return []byte(cert.KeystorePEM()), nil
+		},
+	}
 }
 
 // brokerScript formats the storage, starts the broker and, on a secured
@@ -207,7 +233,7 @@ func (s *Security) accessJob(name, image, network string, owner string, plan acc
 		labels:      labels(owner, ComponentAccess),
 		constraints: NodeConstraints(RoleManager, -1),
 		network:     network,
-		configs:     []Config{s.caConfig()},
+		configs:     []Config{s.caConfig(name)},
 		secrets: []Config{
 			newSecret(name+"-plan", data, accessPlanFile),
 			newSecret(name+"-admin", []byte(admin), adminPropertiesFile),

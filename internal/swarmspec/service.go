@@ -58,6 +58,11 @@ type Config struct {
 	Name   string
 	Data   []byte
 	Target string // file path inside the container
+	// Generate, when set, makes Data the first time the object is
+	// created; the name then identifies what it is for rather than its
+	// content (a broker's keystore: a new key only for a new CA or new
+	// names). Not part of any hash.
+	Generate func() ([]byte, error) `json:"-"`
 }
 
 // newConfig names a config after its base name and a hash of its content.

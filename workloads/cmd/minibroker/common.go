@@ -17,7 +17,7 @@ type kafkaFlags struct {
 
 func (k *kafkaFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&k.bootstrap, "bootstrap", "localhost:9092", "Kafka bootstrap servers")
-	fs.StringVar(&k.timingBootstrap, "timing-bootstrap", "", "bootstrap servers of the hub that keeps timing events (default --bootstrap)")
+	fs.StringVar(&k.timingBootstrap, "timing-bootstrap", "", "bootstrap servers of the hub that keeps timing events (produce, filter: default --bootstrap; consume sends none without it)")
 	fs.StringVar(&k.timingTopic, "timing-topic", stream.TimingTopic, "topic for timing events (empty disables them)")
 	k.settingsFlags.register(fs)
 }
@@ -53,4 +53,11 @@ func (k *settingsFlags) overrides() (map[string]string, error) {
 		m[key] = v
 	}
 	return m, nil
+}
+
+// flagSet reports whether the command line set the named flag.
+func flagSet(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
 }

@@ -34,6 +34,20 @@ func runConsume(ctx context.Context, args []string, stdout io.Writer, log *slog.
 	if err != nil {
 		return err
 	}
+	// A reader's properties file (minibroker_filter_group.readers) names
+	// the bootstrap servers and the group it may use: they apply unless
+	// the flags say otherwise.
+	if !flagSet(fs, "bootstrap") && over["bootstrap.servers"] != "" {
+		k.bootstrap = over["bootstrap.servers"]
+	}
+	if *group == "" {
+		*group = over["group.id"]
+	}
+	// Timing events go to the hub: only when told where it is (the swarm's
+	// consumers are); a user's own consumer cannot write there.
+	if k.timingBootstrap == "" {
+		k.timingTopic = ""
+	}
 	var onAlert func(pipeline.Received) error
 	var handled []pipeline.AlertRef
 	if *out != "" {
