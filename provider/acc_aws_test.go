@@ -104,6 +104,7 @@ resource "minibroker_swarm" "ec2" {
 resource "minibroker_mirror" "m" {
   swarm_id             = minibroker_swarm.ec2.id
   manager_address      = minibroker_swarm.ec2.manager_address
+  kafka_credentials = minibroker_swarm.ec2.kafka_credentials
   name                 = "m0"
   node_index           = 0
   heap_mb              = 384
@@ -113,6 +114,7 @@ resource "minibroker_mirror" "m" {
 resource "minibroker_filter_group" "g0" {
   swarm_id        = minibroker_swarm.ec2.id
   manager_address = minibroker_swarm.ec2.manager_address
+  kafka_credentials = minibroker_swarm.ec2.kafka_credentials
   name            = "g0"
   mirror          = minibroker_mirror.m.name
   mode            = "isolated"

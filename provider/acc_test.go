@@ -88,6 +88,7 @@ resource "minibroker_mirror" "m" {
   count                = 2
   swarm_id             = minibroker_swarm.lab.id
   manager_address      = minibroker_swarm.lab.manager_address
+  kafka_credentials = minibroker_swarm.lab.kafka_credentials
   name                 = "m${count.index}"
   node_index           = count.index
   heap_mb              = 384
@@ -97,6 +98,7 @@ resource "minibroker_mirror" "m" {
 resource "minibroker_filter_group" "g0" {
   swarm_id        = minibroker_swarm.lab.id
   manager_address = minibroker_swarm.lab.manager_address
+  kafka_credentials = minibroker_swarm.lab.kafka_credentials
   name            = "g0"
   mirror          = minibroker_mirror.m[0].name
   mode            = "isolated"
@@ -108,6 +110,7 @@ resource "minibroker_filter_group" "g0" {
 resource "minibroker_filter_group" "g1" {
   swarm_id        = minibroker_swarm.lab.id
   manager_address = minibroker_swarm.lab.manager_address
+  kafka_credentials = minibroker_swarm.lab.kafka_credentials
   name            = "g1"
   mirror          = minibroker_mirror.m[1].name
   mode            = "shared"

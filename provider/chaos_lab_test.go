@@ -25,6 +25,7 @@ import (
 
 	"github.com/minibroker/terraform-provider-minibroker/internal/images"
 	"github.com/minibroker/terraform-provider-minibroker/internal/swarmctl"
+	"github.com/minibroker/terraform-provider-minibroker/internal/kafkaconf"
 	"github.com/minibroker/terraform-provider-minibroker/internal/swarmspec"
 	"github.com/minibroker/terraform-provider-minibroker/internal/testbed/lab"
 	"github.com/minibroker/terraform-provider-minibroker/internal/testbed/report"
@@ -140,6 +141,7 @@ resource "minibroker_swarm" "lab" {
 resource "minibroker_mirror" "m0" {
   swarm_id             = minibroker_swarm.lab.id
   manager_address      = minibroker_swarm.lab.manager_address
+  kafka_credentials = minibroker_swarm.lab.kafka_credentials
   name                 = "m0"
   node_index           = 0
   heap_mb              = 384
@@ -149,6 +151,7 @@ resource "minibroker_mirror" "m0" {
 resource "minibroker_filter_group" "gs" {
   swarm_id        = minibroker_swarm.lab.id
   manager_address = minibroker_swarm.lab.manager_address
+  kafka_credentials = minibroker_swarm.lab.kafka_credentials
   name            = "gs"
   mirror          = minibroker_mirror.m0.name
   mode            = "shared"
@@ -160,6 +163,7 @@ resource "minibroker_filter_group" "gs" {
 resource "minibroker_filter_group" "gi" {
   swarm_id        = minibroker_swarm.lab.id
   manager_address = minibroker_swarm.lab.manager_address
+  kafka_credentials = minibroker_swarm.lab.kafka_credentials
   name            = "gi"
   mirror          = minibroker_mirror.m0.name
   mode            = "isolated"
@@ -642,7 +646,7 @@ func (b *chaosLab) noteHangingTransactions(ctx context.Context, when string) {
 	var hanging []string
 	for _, p := range parts {
 		out, _, _, err := execIn(ctx, b.filterNode, id, []string{images.KafkaRunClassScript,
-			"org.apache.kafka.tools.TransactionsCommand", "--bootstrap-server", "localhost:9092",
+			"org.apache.kafka.tools.TransactionsCommand", "--bootstrap-server", loopbackBroker,
 			"describe-producers", "--topic", p.topic, "--partition", strconv.Itoa(p.n)},
 			[]string{"KAFKA_HEAP_OPTS=-Xmx128m", "KAFKA_JMX_OPTS=-Dcom.sun.management.jmxremote=false"})
 		if err != nil {
@@ -1078,7 +1082,7 @@ func (b *chaosLab) timingEvents(ctx context.Context) ([]timing.Event, error) {
 		id = c
 	}
 	stdout, stderr, code, err := execIn(ctx, b.mgr, id, []string{images.KafkaRunClassScript,
-		"org.apache.kafka.tools.consumer.ConsoleConsumer", "--bootstrap-server", "localhost:9092",
+		"org.apache.kafka.tools.consumer.ConsoleConsumer", "--bootstrap-server", loopbackBroker,
 		"--topic", stream.TimingTopic, "--from-beginning", "--timeout-ms", "8000"},
 		[]string{"KAFKA_HEAP_OPTS=-Xmx128m", "KAFKA_JMX_OPTS=-Dcom.sun.management.jmxremote=false"})
 	if err != nil {
@@ -1698,3 +1702,7 @@ func chaosEnvInt(t *testing.T, name string, def int) int {
 	}
 	return n
 }
+
+// loopbackBroker is a broker's own loopback listener, inside its
+// container: PLAINTEXT, and a super user on a secured broker.
+var loopbackBroker = fmt.Sprintf("127.0.0.1:%d", kafkaconf.DefaultInterBrokerPort)

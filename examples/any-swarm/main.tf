@@ -45,6 +45,7 @@ resource "minibroker_mirror" "node" {
 
   swarm_id        = minibroker_swarm.main.id
   manager_address = minibroker_swarm.main.manager_address
+  kafka_credentials = minibroker_swarm.main.kafka_credentials
   name            = each.key
   node_index      = each.value.index
   heap_mb         = var.mirror_heap_mb
@@ -57,6 +58,7 @@ resource "minibroker_filter_group" "node" {
 
   swarm_id        = minibroker_swarm.main.id
   manager_address = minibroker_swarm.main.manager_address
+  kafka_credentials = minibroker_swarm.main.kafka_credentials
   name            = each.key
   mirror          = minibroker_mirror.node[each.key].name
   mode            = var.filter_mode

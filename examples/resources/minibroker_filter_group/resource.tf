@@ -3,6 +3,7 @@
 resource "minibroker_filter_group" "g0" {
   swarm_id        = minibroker_swarm.main.id
   manager_address = minibroker_swarm.main.manager_address
+  kafka_credentials = minibroker_swarm.main.kafka_credentials
   name            = "g0"
   mirror          = minibroker_mirror.m0.name
   mode            = "isolated"
@@ -32,6 +33,7 @@ resource "minibroker_filter_group" "g0" {
 resource "minibroker_filter_group" "shared" {
   swarm_id        = minibroker_swarm.main.id
   manager_address = minibroker_swarm.main.manager_address
+  kafka_credentials = minibroker_swarm.main.kafka_credentials
   name            = "shared"
   mirror          = minibroker_mirror.m0.name
   mode            = "shared"

@@ -3,6 +3,7 @@
 resource "minibroker_mirror" "m0" {
   swarm_id        = minibroker_swarm.main.id
   manager_address = minibroker_swarm.main.manager_address
+  kafka_credentials = minibroker_swarm.main.kafka_credentials
   name            = "m0"
   node_index      = 0
 

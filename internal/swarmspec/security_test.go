@@ -1,0 +1,165 @@
+package swarmspec
+
+import (
+	"encoding/json"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/docker/docker/api/types/swarm"
+
+	"github.com/minibroker/terraform-provider-minibroker/internal/pki"
+	"github.com/minibroker/terraform-provider-minibroker/workloads/access"
+)
+
+func testSecurity(t *testing.T) *Security {
+	t.Helper()
+	ca, err := pki.NewCA("test", time.Now(), time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &Security{CA: ca, Seed: "a-seed-for-tests", InternalTLS: true}
+}
+
+// securedSwarm is every service of a secured swarm with one mirror (with
+// an external listener) and a shared and an isolated group on it.
+func securedSwarm(t *testing.T, sec *Security) []Desired {
+	t.Helper()
+	k := hub()
+	k.Security = sec
+	out := []Desired{HubSpec(k), ProducerSpec(Producer{Image: "w:1", Network: "net", Security: sec}), SwarmAccessSpec("w:1", "net", sec)}
+	mk := hub()
+	mk.Security, mk.External = sec, &External{Host: "198.51.100.7", Port: 9095}
+	out = append(out, MirrorSpecs(Mirror{Name: "m1", NodeIndex: 0, Kafka: mk, AccessImage: "w:1"})...)
+	for _, mode := range []string{ModeIsolated, ModeShared} {
+		g, err := FilterGroupSpecs(FilterGroup{Name: "g" + mode[:1], Mode: mode, Image: "w:1", Network: "net", Mirror: "m1",
+			Filters: []Filter{{Name: "Bright", Expression: "true"}, {Name: "Faint", Expression: "false", NoConsumer: true}},
+			Security: sec})
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, g...)
+	}
+	return out
+}
+
+// No password, key or seed appears where `docker service inspect` shows
+// it (labels, args, env, command); every workload reads its own
+// properties file from a secret; every password is in some secret.
+func TestSecuredSpecsKeepSecretsInSecrets(t *testing.T) {
+	sec := testSecurity(t)
+	all := securedSwarm(t, sec)
+	var users []string
+	for _, d := range all {
+		cs := d.Spec.TaskTemplate.ContainerSpec
+		visible, _ := json.Marshal(struct {
+			Labels, ContainerLabels map[string]string
+			Command, Args, Env      []string
+		}{d.Spec.Labels, cs.Labels, cs.Command, cs.Args, cs.Env})
+		for _, c := range d.Configs {
+			visible = append(visible, c.Data...) // configs are readable with docker config inspect
+		}
+		for _, secret := range []string{sec.Seed, strings.Split(sec.CA.KeyPEM, "\n")[1], sec.Password(AdminUser)} {
+			if strings.Contains(string(visible), secret) {
+				t.Errorf("%s shows a secret outside its secrets", d.Name())
+			}
+		}
+		if d.Name() == HubService || d.Name() == MirrorKafkaService("m1") || strings.HasSuffix(d.Name(), "-mm2") {
+			continue
+		}
+		if !slices.Contains(cs.Args, "--config") {
+			t.Errorf("%s: no --config in %v", d.Name(), cs.Args)
+		}
+		for _, s := range d.Secrets {
+			if s.Target == accessPlanFile {
+				var p access.Plan
+				if err := json.Unmarshal(s.Data, &p); err != nil {
+					t.Fatal(err)
+				}
+				for _, c := range p.Clusters {
+					for _, u := range c.Users {
+						users = append(users, u.Name)
+						if strings.Contains(string(visible), u.Password) {
+							t.Errorf("%s shows %s's password", d.Name(), u.Name)
+						}
+					}
+				}
+			}
+		}
+	}
+	for _, want := range []string{ProducerUser, ReportUser, MirrorMakerUser("m1"), FilterUser("gi", "Bright"), FilterUser("gi", "Faint"),
+		SharedFiltersUser("gs"), ConsumerUser("gi", "Bright"), ReaderUser("gi", "Bright"), ReaderUser("gs", "Faint")} {
+		if !slices.Contains(users, want) {
+			t.Errorf("no access plan creates %s (plans: %v)", want, users)
+		}
+	}
+	if slices.Contains(users, ConsumerUser("gi", "Faint")) {
+		t.Error("a filter without a consumer has a consumer user")
+	}
+}
+
+// The mirror publishes its external listener on its node only, advertises
+// it at the address users dial, and names it in a label for the filter
+// groups; its keystore is generated once, named by CA and names.
+func TestSecuredMirror(t *testing.T) {
+	sec := testSecurity(t)
+	mk := hub()
+	mk.Security, mk.External = sec, &External{Host: "198.51.100.7", Port: 9095}
+	ds := MirrorSpecs(Mirror{Name: "m1", Kafka: mk, AccessImage: "w:1"})
+	broker := ds[0]
+	ports := broker.Spec.EndpointSpec.Ports
+	if len(ports) != 1 || ports[0].PublishMode != swarm.PortConfigPublishModeHost || ports[0].PublishedPort != 9095 {
+		t.Errorf("ports %+v", ports)
+	}
+	if broker.Spec.Labels[LabelExternal] != "198.51.100.7:9095" {
+		t.Errorf("external label %q", broker.Spec.Labels[LabelExternal])
+	}
+	server := string(broker.Configs[0].Data)
+	for _, want := range []string{"EXTERNAL://198.51.100.7:9095", "authorizer.class.name="} {
+		if !strings.Contains(server, want) {
+			t.Errorf("server.properties lacks %q:\n%s", want, server)
+		}
+	}
+	var keystore Config
+	for _, s := range broker.Secrets {
+		if s.Target == keystoreFile {
+			keystore = s
+		}
+	}
+	pem, err := keystore.Generate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert := string(pem[strings.Index(string(pem), "-----BEGIN CERTIFICATE"):])
+	if !pki.Covers(sec.CA, cert, []string{MirrorKafkaService("m1"), "198.51.100.7"}) {
+		t.Error("the keystore's certificate does not cover the mirror's names")
+	}
+	again := MirrorSpecs(Mirror{Name: "m1", Kafka: mk, AccessImage: "w:1"})
+	if again[0].Spec.Labels[LabelSpecHash] != broker.Spec.Labels[LabelSpecHash] {
+		t.Error("the same mirror hashes differently: every apply would restart it")
+	}
+	mm := ds[1]
+	if len(mm.Secrets) != 1 || !strings.Contains(string(mm.Secrets[0].Data), "hub.sasl.jaas.config") ||
+		strings.Contains(strings.Join(mm.Spec.TaskTemplate.ContainerSpec.Command, " "), "password") {
+		t.Errorf("MirrorMaker 2: secrets %d, command %v", len(mm.Secrets), mm.Spec.TaskTemplate.ContainerSpec.Command)
+	}
+	if ds[2].Spec.Mode.ReplicatedJob == nil {
+		t.Error("the access service is not a job")
+	}
+	if rm := MirrorRemovalSpecs(Mirror{Name: "m1", Kafka: mk, AccessImage: "w:1"}); len(rm) != 1 {
+		t.Errorf("removal specs: %d", len(rm))
+	}
+}
+
+// Passwords differ per user and per seed, and avoid the Kafka tools'
+// reserved characters.
+func TestPasswords(t *testing.T) {
+	a, b := &Security{Seed: "one"}, &Security{Seed: "two"}
+	if a.Password("x") == a.Password("y") || a.Password("x") == b.Password("x") || a.Password("x") != a.Password("x") {
+		t.Error("passwords do not follow user and seed")
+	}
+	if strings.ContainsAny(a.Password(AdminUser), ",]= ") || len(a.Password("x")) < 32 {
+		t.Errorf("password %q", a.Password(AdminUser))
+	}
+}
