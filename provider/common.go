@@ -961,6 +961,19 @@ func (r *resourceBase) readComponent(ctx context.Context, what string, req resou
 		resp.State.RemoveResource(ctx)
 		return
 	}
+	if errors.Is(err, errNoCredentials) && c.Services.IsNull() {
+		// Imported from a secured swarm: without the credentials (in no
+		// label) the specs cannot be compared; the services are taken as
+		// they run, and the first apply with kafka_credentials checks them.
+		ids, err := sw.ServiceIDs(ctx, state.owner())
+		if err != nil {
+			resp.Diagnostics.AddError("Cannot read "+what, err.Error())
+			return
+		}
+		c.Services = idMap(ids)
+		resp.Diagnostics.Append(resp.State.Set(ctx, state)...)
+		return
+	}
 	if err != nil {
 		resp.Diagnostics.AddError("Cannot read "+what, err.Error())
 		return

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -71,7 +72,7 @@ func componentSecurity(ctx context.Context, sw *swarmctl.Swarm, credentials type
 	case ca == "":
 		return nil, fmt.Errorf("swarm %s runs Kafka without authentication (kafka_auth = false): leave kafka_credentials unset", sw.ID)
 	case given == "":
-		return nil, fmt.Errorf("swarm %s requires authentication on Kafka: set kafka_credentials = minibroker_swarm.NAME.kafka_credentials", sw.ID)
+		return nil, fmt.Errorf("%w: swarm %s requires authentication on Kafka: set kafka_credentials = minibroker_swarm.NAME.kafka_credentials", errNoCredentials, sw.ID)
 	}
 	sec, err := security(given)
 	if err != nil {
@@ -82,6 +83,10 @@ func componentSecurity(ctx context.Context, sw *swarmctl.Swarm, credentials type
 	}
 	return sec, nil
 }
+
+// errNoCredentials: the swarm's Kafka is secured and the component has no
+// credentials, as after an import (they are in no label).
+var errNoCredentials = errors.New("no kafka_credentials")
 
 // kafkaCredentialsAttribute is the components' input.
 func kafkaCredentialsAttribute() schema.StringAttribute {

@@ -998,15 +998,15 @@ func (r *swarmResource) Read(ctx context.Context, req resource.ReadRequest, resp
 	}
 	state.NetworkID = idValue(netID)
 	if state.KafkaAuth.ValueBool() && state.KafkaCredentials.IsNull() {
-		// Imported: the credentials are not in any label. The services
-		// cannot be compared; the next apply makes new credentials and
-		// puts every service right.
-		drifted := map[string]string{}
-		for name := range stringsOf(state.Services) {
-			drifted[name] = ""
+		// Imported: the credentials are in no label, so the specs cannot
+		// be compared. The services are taken as they run; the next apply
+		// makes new credentials and puts every service right.
+		ids, err := mgr.ServiceIDs(ctx, swarmspec.OwnerSwarm)
+		if err != nil {
+			resp.Diagnostics.AddError("Cannot read services", err.Error())
+			return
 		}
-		drifted[swarmspec.HubService] = ""
-		state.Services = idMap(drifted)
+		state.Services = idMap(ids)
 		resp.Diagnostics.Append(resp.State.Set(ctx, &state)...)
 		return
 	}

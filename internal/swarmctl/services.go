@@ -260,6 +260,16 @@ func (m *Manager) HasServices(ctx context.Context, owner string) (bool, error) {
 	return len(existing) > 0, err
 }
 
+// ServiceIDs returns the ids of owner's services by name, as they run.
+func (m *Manager) ServiceIDs(ctx context.Context, owner string) (map[string]string, error) {
+	existing, err := m.owned(ctx, owner)
+	ids := make(map[string]string, len(existing))
+	for name, s := range existing {
+		ids[name] = s.ID
+	}
+	return ids, err
+}
+
 // Settings returns the settings label (swarmspec.LabelSettings) that
 // owner's services carry (the first in name order that has one); ok is
 // false when none does.

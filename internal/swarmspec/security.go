@@ -69,8 +69,12 @@ const AdminUser = "admin"
 // name of the swarm, a mirror or a filter group.
 const swarmUsers = "swarm" + access.UserSeparator
 
-func mirrorUsers(mirror string) string { return "mirror" + access.UserSeparator + mirror + access.UserSeparator }
-func groupUsers(group string) string   { return "group" + access.UserSeparator + group + access.UserSeparator }
+func mirrorUsers(mirror string) string {
+	return "mirror" + access.UserSeparator + mirror + access.UserSeparator
+}
+func groupUsers(group string) string {
+	return "group" + access.UserSeparator + group + access.UserSeparator
+}
 
 // Kafka user names, declared once.
 var (
@@ -123,15 +127,26 @@ func CertificateSANs(service string, external ...string) []string {
 // caConfig is the CA certificate as the Swarm config a secured service
 // mounts at CAFile (Swarm config names are global: one per service).
 func (s *Security) caConfig(service string) Config {
-	return newConfig(service+"-ca", []byte(s.CA.CertPEM), CAFile)
+	c := newSecret(service+"-ca", []byte(s.CA.CertPEM), "")
+	c.Target = CAFile
+	return c
 }
 
 // newSecret is a Swarm secret mounted at /run/secrets/file; its name
 // carries a hash of its content, as configs' do.
 func newSecret(base string, data []byte, file string) Config {
-	c := newConfig(base, data, file)
-	c.Target = file
-	return c
+	sum := sha256.Sum256(append([]byte(base+"\x00"), data...))
+	return Config{Name: secretName(base, sum[:5]), Data: data, Target: file}
+}
+
+// secretName keeps a secret's name within Swarm's 64 characters: the
+// base (a service name and what the secret is), cut to 40, and a hash
+// that tells apart whatever the cut made alike.
+func secretName(base string, hash []byte) string {
+	if len(base) > 40 {
+		base = base[:40]
+	}
+	return fmt.Sprintf("%s-%x", base, hash)
 }
 
 // secureClient mounts a workload's credentials: the CA and its
@@ -168,9 +183,9 @@ func (s *Security) brokerSecurity(service string, external *External) (*kafkacon
 // no such secret exists: applying again keeps the key, a new CA or a new
 // name issues a new one.
 func (s *Security) keystore(service string, sans []string) Config {
-	id := sha256.Sum256([]byte(s.CA.CertPEM + "\x00" + strings.Join(sans, "\x00")))
+	id := sha256.Sum256([]byte(service + "\x00" + s.CA.CertPEM + "\x00" + strings.Join(sans, "\x00")))
 	return Config{
-		Name:   fmt.Sprintf("%s-keystore-%x", service, id[:5]),
+		Name:   secretName(service+"-keystore", id[:5]),
 		Target: keystoreFile,
 		Generate: func() ([]byte, error) {
 			cert, err := pki.Issue(s.CA, service, sans, time.Now(), pki.DefaultValidity)
@@ -212,11 +227,13 @@ exit $status
 `, format, props, kafkaconf.ConfigCommandClass, setAdmin)
 }
 
-// Access job services, one per owner of Kafka users.
-const SwarmAccessService = "mb-access.swarm"
+// Access job services, one per owner of Kafka users. Names of mirrors
+// and groups never start with a dash, so "mb--" is no other service's
+// prefix (Swarm names must be DNS labels: no dots).
+const SwarmAccessService = "mb--access-swarm"
 
-func MirrorAccessService(mirror string) string    { return "mb-access.mirror." + mirror }
-func FilterGroupAccessService(group string) string { return "mb-access.group." + group }
+func MirrorAccessService(mirror string) string     { return "mb--access-mirror-" + mirror }
+func FilterGroupAccessService(group string) string { return "mb--access-group-" + group }
 
 // accessJob is the one-shot service that applies plan as the admin
 // (`minibroker admin`); it runs again whenever the plan changes. The plan

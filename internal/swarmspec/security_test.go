@@ -34,7 +34,7 @@ func securedSwarm(t *testing.T, sec *Security) []Desired {
 	out = append(out, MirrorSpecs(Mirror{Name: "m1", NodeIndex: 0, Kafka: mk, AccessImage: "w:1"})...)
 	for _, mode := range []string{ModeIsolated, ModeShared} {
 		g, err := FilterGroupSpecs(FilterGroup{Name: "g" + mode[:1], Mode: mode, Image: "w:1", Network: "net", Mirror: "m1",
-			Filters: []Filter{{Name: "Bright", Expression: "true"}, {Name: "Faint", Expression: "false", NoConsumer: true}},
+			Filters:  []Filter{{Name: "Bright", Expression: "true"}, {Name: "Faint", Expression: "false", NoConsumer: true}},
 			Security: sec})
 		if err != nil {
 			t.Fatal(err)
@@ -149,6 +149,35 @@ func TestSecuredMirror(t *testing.T) {
 	}
 	if rm := MirrorRemovalSpecs(Mirror{Name: "m1", Kafka: mk, AccessImage: "w:1"}); len(rm) != 1 {
 		t.Errorf("removal specs: %d", len(rm))
+	}
+}
+
+// Every config and secret name fits Swarm's 64 characters, with the
+// longest names the schema allows.
+func TestObjectNamesFit(t *testing.T) {
+	sec := testSecurity(t)
+	long30, long20 := strings.Repeat("m", MaxMirrorNameLen), strings.Repeat("g", MaxGroupNameLen)
+	k := hub()
+	k.Security, k.External = sec, &External{Host: "h", Port: 9095}
+	all := MirrorSpecs(Mirror{Name: long30, Kafka: k, AccessImage: "w"})
+	all = append(all, MirrorRemovalSpecs(Mirror{Name: long30, Kafka: k, AccessImage: "w"})...)
+	for _, mode := range []string{ModeIsolated, ModeShared} {
+		g, err := FilterGroupSpecs(FilterGroup{Name: long20, Mode: mode, Image: "w", Mirror: long30, Security: sec,
+			Filters: []Filter{{Name: strings.Repeat("f", MaxFilterNameLen), Expression: "true"}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		all = append(all, g...)
+	}
+	for _, d := range all {
+		if len(d.Name()) > 63 {
+			t.Errorf("service %s: %d characters", d.Name(), len(d.Name()))
+		}
+		for _, c := range append(slices.Clone(d.Configs), d.Secrets...) {
+			if len(c.Name) > 64 {
+				t.Errorf("%s of %s: %d characters", c.Name, d.Name(), len(c.Name))
+			}
+		}
 	}
 }
 
