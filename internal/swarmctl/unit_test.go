@@ -35,7 +35,7 @@ func TestArchivesGoWhereTheirImagesRun(t *testing.T) {
 	work := archive{path: "w.tar", images: []images.ArchiveImage{{ID: "sha256:w", RepoTags: []string{"w:1"}}}}
 	all := []archive{kafka, work}
 	for role, want := range map[string][]string{
-		"manager": {"k.tar"}, "filter": {"k.tar", "w.tar"}, "producer": {"w.tar"}, "consumer": {"w.tar"},
+		"manager": {"k.tar", "w.tar"}, "filter": {"k.tar", "w.tar"}, "producer": {"w.tar"}, "consumer": {"w.tar"},
 	} {
 		var got []string
 		for _, a := range archivesFor(all, role, "k:1", "w:1") {

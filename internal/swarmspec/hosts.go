@@ -64,12 +64,12 @@ func HostPart(addr string) string {
 
 // ImagesOfRole lists the images the services on a node of role run: the
 // Kafka image for the hub (manager) and the mirrors (filter nodes), the
-// workloads image for the producer, filters and consumers.
+// workloads image for the producer, filters, consumers and the access
+// jobs (on the manager).
 func ImagesOfRole(role, kafka, workloads string) []string {
 	switch role {
-	case RoleManager:
-		return []string{kafka}
-	case RoleFilter:
+	case RoleManager, RoleFilter:
+		// The manager runs the hub and the access jobs (minibroker admin).
 		return []string{kafka, workloads}
 	default:
 		return []string{workloads}
