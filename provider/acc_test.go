@@ -118,7 +118,7 @@ resource "minibroker_filter_group" "g1" {
     { name = "{{.Name}}", expression = "{{.Expr}}", max_per_visit = {{.Cap}} },{{end}}
   ]
 }
-`
+` + accOutputs
 
 // TestAccMiniBrokerOnLabSwarm applies the whole mini-broker with the real
 // Terraform CLI onto a 5-node Swarm of real Docker Engines reached over SSH,
@@ -154,6 +154,11 @@ func TestAccMiniBrokerOnLabSwarm(t *testing.T) {
 	changed.G0 = slices.Clone(withProducer.G0)
 	changed.G0[0].Expr = "alert.diaSource.snr > 40.0"
 
+	removed := changed
+	removed.G0 = slices.Delete(slices.Clone(changed.G0), 1, 2) // low_detectors goes
+	minibroker := buildMinibroker(t)
+	var oldReaders map[string]reader // readers_g0 before low_detectors goes
+
 	var bright0 string // service id of the filter whose expression changes
 	resource.Test(t, resource.TestCase{
 		ProtoV6ProviderFactories: factories,
@@ -185,7 +190,16 @@ func TestAccMiniBrokerOnLabSwarm(t *testing.T) {
 				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
 					plancheck.ExpectResourceAction("minibroker_swarm.lab", plancheck.ResourceActionUpdate),
 				}},
-				Check: checkAlertsFlow(t, mgr, withProducer),
+				Check: resource.ComposeTestCheckFunc(
+					checkAlertsFlow(t, mgr, withProducer),
+					checkOutsideReaders(t, withProducer, minibroker),
+					checkNoSecretInSpecs(t, mgr),
+					checkNoAnonymousAccess(t, withProducer),
+					func(s *terraform.State) (err error) {
+						oldReaders, err = readersOutput(s, "readers_g0")
+						return err
+					},
+				),
 			},
 			{
 				// One expression changes: the same service, updated in place.
@@ -217,7 +231,7 @@ func TestAccMiniBrokerOnLabSwarm(t *testing.T) {
 				ImportStateVerify:       true,
 				// Sensitive values are in no label: an import has none (and
 				// makes new credentials on its next apply).
-				ImportStateVerifyIgnore: []string{"image_archives", "timeouts", "kafka_credentials"},
+				ImportStateVerifyIgnore: []string{"image_archives", "timeouts", "kafka_credentials", "report_properties"},
 			},
 			{
 				ResourceName:            "minibroker_mirror.m[1]",
@@ -274,6 +288,32 @@ func TestAccMiniBrokerOnLabSwarm(t *testing.T) {
 						return fmt.Errorf("changed filter not restored: %v", svc.Spec.TaskTemplate.ContainerSpec.Args)
 					}
 					return checkResources(t, nodes)(nil)
+				},
+			},
+			{
+				// A filter removed in place: its Kafka users and ACLs go, and
+				// the credentials its owner was given stop working.
+				Config: render(t, accTemplate, removed),
+				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+					plancheck.ExpectResourceAction("minibroker_filter_group.g0", plancheck.ResourceActionUpdate),
+				}},
+				Check: func(s *terraform.State) error {
+					ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+					defer cancel()
+					gone := oldReaders[changed.G0[1].Name]
+					dir, props := readerDir(t, gone)
+					if _, code, stderr := pythonReader(ctx, t, dir, props, gone.Topic); code != 3 || !strings.Contains(strings.ToLower(stderr), "authentication") {
+						return fmt.Errorf("the removed filter's reader: exit %d, %s; want an authentication failure", code, stderr)
+					}
+					readers, err := readersOutput(s, "readers_g0")
+					if err != nil {
+						return err
+					}
+					if _, ok := readers[gone.Topic]; ok || len(readers) != len(removed.G0) {
+						return fmt.Errorf("readers after the removal: %v", slices.Sorted(maps.Keys(readers)))
+					}
+					t.Logf("the removed filter's reader is refused at authentication")
+					return nil
 				},
 			},
 		},

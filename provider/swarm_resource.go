@@ -115,6 +115,13 @@ func swarmSchema(ctx context.Context) schema.Schema {
 					"so an import makes new ones on the next apply.",
 				PlanModifiers: []planmodifier.String{regenerateOnGeneration{}},
 			},
+			"report_properties": schema.StringAttribute{
+				Computed: true, Sensitive: true,
+				MarkdownDescription: "librdkafka properties of the report's Kafka user (read-only on the timing topic), the CA inline: " +
+					"`minibroker report --config -` reads them from standard input in a container on the overlay network (see the " +
+					"examples' `report_command`). Unused with `kafka_auth = false`.",
+				PlanModifiers: []planmodifier.String{regenerateOnGeneration{}},
+			},
 			"ca_certificate": schema.StringAttribute{
 				Computed:            true,
 				MarkdownDescription: "PEM certificate of the CA that signs the brokers' certificates: what clients outside the swarm trust.",
@@ -369,6 +376,7 @@ type swarmServicesModel struct {
 	KafkaAuth             types.Bool   `tfsdk:"kafka_auth"`
 	CredentialsGeneration types.Int64  `tfsdk:"credentials_generation"`
 	KafkaCredentials      types.String `tfsdk:"kafka_credentials"`
+	ReportProperties      types.String `tfsdk:"report_properties"`
 	CACertificate         types.String `tfsdk:"ca_certificate"`
 	AddressPool           types.String `tfsdk:"address_pool"`
 	KafkaImage            types.String `tfsdk:"kafka_image"`
@@ -545,6 +553,7 @@ func (m *swarmServicesModel) ensureCredentials() error {
 		return err
 	}
 	m.CACertificate = types.StringValue(sec.CA.CertPEM)
+	m.ReportProperties = types.StringValue(swarmspec.ReportProperties(sec))
 	return nil
 }
 

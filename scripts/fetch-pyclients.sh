@@ -34,4 +34,4 @@ trap 'rm -rf "$dir"' ERR
 "$dir/bin/python" -m pip install --quiet --disable-pip-version-check "confluent-kafka==$confluent" "fastavro==$fastavro"
 trap - ERR
 installed || { echo "fetch-pyclients: clients not importable from $dir after install" >&2; exit 1; }
-"$dir/bin/python" -c 'import confluent_kafka as c; print("confluent-kafka", c.version()[0], "librdkafka", c.libversion()[0])'
+"$dir/bin/python" -c 'import importlib.metadata as m, confluent_kafka as c; print("confluent-kafka", m.version("confluent-kafka"), "with librdkafka", c.libversion()[0])'

@@ -29,11 +29,15 @@ func (m *Manager) Deploy(ctx context.Context, owner string, desired []swarmspec.
 }
 
 // Apply makes the services of owner exactly the desired ones: configs
-// first, then services created or updated concurrently, then services and
-// configs of owner that are no longer wanted removed. It returns service
-// ids by name and does not wait for tasks.
+// and secrets first; then the brokers and the access jobs, whose
+// completion it waits for (the job creates the Kafka users every other
+// service of the owner logs in as, and it waits itself for its brokers);
+// then the other services; then services, configs and secrets of owner
+// that are no longer wanted are removed. Services are created or updated
+// concurrently. It returns service ids by name and does not wait for the
+// tasks of services other than jobs.
 func (m *Manager) Apply(ctx context.Context, owner string, desired []swarmspec.Desired) (map[string]string, error) {
-	configIDs, err := m.ensureObjects(ctx, owner, desired)
+	objectIDs, err := m.ensureObjects(ctx, owner, desired)
 	if err != nil {
 		return nil, err
 	}
@@ -44,17 +48,32 @@ func (m *Manager) Apply(ctx context.Context, owner string, desired []swarmspec.D
 
 	ids := make(map[string]string, len(desired))
 	var mu sync.Mutex
-	err = parallel.ForEach(ctx, maxParallel, desired, func(ctx context.Context, d swarmspec.Desired) error {
-		id, err := m.put(ctx, d, existing, configIDs)
-		if err != nil {
-			return err
+	put := func(batch []swarmspec.Desired) error {
+		return parallel.ForEach(ctx, maxParallel, batch, func(ctx context.Context, d swarmspec.Desired) error {
+			id, err := m.put(ctx, d, existing, objectIDs)
+			if err != nil {
+				return err
+			}
+			mu.Lock()
+			ids[d.Name()] = id
+			mu.Unlock()
+			return nil
+		})
+	}
+	first, rest := firstPhase(desired)
+	if err := put(first); err != nil {
+		return ids, err
+	}
+	jobs := map[string]string{}
+	for _, d := range first {
+		if d.Spec.Mode.ReplicatedJob != nil {
+			jobs[d.Name()] = ids[d.Name()]
 		}
-		mu.Lock()
-		ids[d.Name()] = id
-		mu.Unlock()
-		return nil
-	})
-	if err != nil {
+	}
+	if err := m.WaitRunning(ctx, jobs); err != nil {
+		return ids, err
+	}
+	if err := put(rest); err != nil {
 		return ids, err
 	}
 
@@ -70,10 +89,24 @@ func (m *Manager) Apply(ctx context.Context, owner string, desired []swarmspec.D
 	return ids, m.removeUnusedObjects(ctx, owner, desired)
 }
 
+// firstPhase splits desired into what Apply puts first, the brokers and
+// the access jobs, and the rest.
+func firstPhase(desired []swarmspec.Desired) (first, rest []swarmspec.Desired) {
+	for _, d := range desired {
+		switch d.Spec.Labels[swarmspec.LabelComponent] {
+		case swarmspec.ComponentHub, swarmspec.ComponentMirrorKafka, swarmspec.ComponentAccess:
+			first = append(first, d)
+		default:
+			rest = append(rest, d)
+		}
+	}
+	return first, rest
+}
+
 // put creates the service, or updates it where it differs from the desired
 // spec, and returns its id.
-func (m *Manager) put(ctx context.Context, d swarmspec.Desired, existing map[string]swarm.Service, configIDs map[string]string) (string, error) {
-	spec := withObjectIDs(d.Spec, configIDs)
+func (m *Manager) put(ctx context.Context, d swarmspec.Desired, existing map[string]swarm.Service, objectIDs map[string]string) (string, error) {
+	spec := withObjectIDs(d.Spec, objectIDs)
 	cur, ok := existing[d.Name()]
 	if !ok {
 		m.log.InfoContext(ctx, LogCreateService, "service", d.Name(), "image", d.Spec.TaskTemplate.ContainerSpec.Image)

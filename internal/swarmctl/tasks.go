@@ -237,8 +237,10 @@ func LogLines(r io.Reader) []string {
 // is one API call, however many services there are.
 func (m *Manager) waitTasksGone(ctx context.Context, services []swarm.Service) error {
 	removed := make(map[string]string, len(services)) // names by id
+	jobs := map[string]bool{}
 	for _, s := range services {
 		removed[s.ID] = s.Spec.Name
+		jobs[s.ID] = s.Spec.Mode.ReplicatedJob != nil
 	}
 	for len(removed) > 0 {
 		// The "service" filter refuses a removed service: filter here.
@@ -248,6 +250,11 @@ func (m *Manager) waitTasksGone(ctx context.Context, services []swarm.Service) e
 		}
 		left := map[string]int{} // tasks by service name
 		for _, t := range all {
+			// Swarm keeps the finished tasks of a removed job for a while;
+			// they hold no running container and a job mounts no volume.
+			if jobs[t.ServiceID] && terminal(t.Status.State) {
+				continue
+			}
 			if name, ok := removed[t.ServiceID]; ok {
 				left[name]++
 			}
@@ -265,4 +272,14 @@ func (m *Manager) waitTasksGone(ctx context.Context, services []swarm.Service) e
 		}
 	}
 	return nil
+}
+
+// terminal reports whether a task in state s has ended for good.
+func terminal(s swarm.TaskState) bool {
+	switch s {
+	case swarm.TaskStateComplete, swarm.TaskStateFailed, swarm.TaskStateRejected,
+		swarm.TaskStateShutdown, swarm.TaskStateOrphaned, swarm.TaskStateRemove:
+		return true
+	}
+	return false
 }

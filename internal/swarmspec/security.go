@@ -118,6 +118,20 @@ func (s *Security) clientAuth(user string) kafkaconf.ClientAuth {
 	return kafkaconf.ClientAuth{Username: user, Password: s.Password(user), TLS: s.InternalTLS, CAPath: CAFile}
 }
 
+// ReportProperties are the librdkafka settings of the report's user, for
+// a `minibroker report --config -` in a container on the overlay network:
+// the hub's bootstrap and, with TLS, the CA inline (ssl.ca.pem).
+func ReportProperties(s *Security) string {
+	auth := s.clientAuth(ReportUser)
+	auth.CAPath = ""
+	p := kafkaconf.LibrdkafkaProperties(auth)
+	p["bootstrap.servers"] = Bootstrap(HubService)
+	if s.InternalTLS {
+		p["ssl.ca.pem"] = s.CA.CertPEM
+	}
+	return p.Render("minibroker report's Kafka user: minibroker report --config -")
+}
+
 // CertificateSANs are the names a broker's certificate must carry: its
 // service name and the addresses users dial (a mirror's external host).
 func CertificateSANs(service string, external ...string) []string {

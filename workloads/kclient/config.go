@@ -185,25 +185,74 @@ func ParseOverrides(kvs []string) (map[string]string, error) {
 // ReadProperties reads a librdkafka properties file: key=value lines, with
 // blank lines and lines starting with # or ! ignored, as Kafka's own
 // .properties files and librdkafka's examples have them. Values keep
-// everything after the first '=' (a JAAS line may contain more).
+// everything after the first '=' (a JAAS line may contain more); Java's
+// escapes (\n, \t, \\, \=, ...) are undone, so a PEM certificate fits on
+// one line (ssl.ca.pem).
 func ReadProperties(path string) (map[string]string, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("read Kafka properties: %w", err)
 	}
+	return ParseProperties(path, data)
+}
+
+// ParseProperties is ReadProperties for data read elsewhere (name says
+// where, in errors).
+func ParseProperties(name string, data []byte) (map[string]string, error) {
 	out := map[string]string{}
 	for i, line := range strings.Split(string(data), "\n") {
 		line = strings.TrimSpace(line)
 		if line == "" || line[0] == '#' || line[0] == '!' {
 			continue
 		}
-		k, v, ok := strings.Cut(line, "=")
+		k, v, ok := cutUnescaped(line)
 		if !ok || strings.TrimSpace(k) == "" {
-			return nil, fmt.Errorf("%s line %d: want key=value, got %q", path, i+1, line)
+			return nil, fmt.Errorf("%s line %d: want key=value, got %q", name, i+1, line)
 		}
-		out[strings.TrimSpace(k)] = strings.TrimSpace(v)
+		out[unescapeProperty(strings.TrimSpace(k))] = unescapeProperty(strings.TrimSpace(v))
 	}
 	return out, nil
+}
+
+// cutUnescaped cuts a line at its first '=' that no backslash escapes.
+func cutUnescaped(line string) (key, value string, ok bool) {
+	for i := 0; i < len(line); i++ {
+		switch line[i] {
+		case '\\':
+			i++
+		case '=':
+			return line[:i], line[i+1:], true
+		}
+	}
+	return line, "", false
+}
+
+// unescapeProperty undoes java.util.Properties escaping.
+func unescapeProperty(s string) string {
+	if !strings.Contains(s, "\\") {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] != '\\' || i+1 == len(s) {
+			b.WriteByte(s[i])
+			continue
+		}
+		i++
+		switch s[i] {
+		case 'n':
+			b.WriteByte('\n')
+		case 'r':
+			b.WriteByte('\r')
+		case 't':
+			b.WriteByte('\t')
+		case 'f':
+			b.WriteByte('\f')
+		default:
+			b.WriteByte(s[i])
+		}
+	}
+	return b.String()
 }
 
 // ConnSettings picks, from a command's librdkafka settings, those that

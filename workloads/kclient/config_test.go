@@ -504,3 +504,28 @@ func TestReadAll(t *testing.T) {
 		t.Errorf("ReadAll with a cancelled context = %v, want context.Canceled", err)
 	}
 }
+
+// Properties written with Java's escaping (as kafkaconf renders them and
+// minibroker_swarm.report_properties holds them) read back whole: a PEM
+// certificate on one line, an escaped '=' in a key, a password with a
+// backslash.
+func TestParsePropertiesEscapes(t *testing.T) {
+	text := "# written by kafkaconf\n" +
+		`ssl.ca.pem=-----BEGIN CERTIFICATE-----\nMIIBxx\n-----END CERTIFICATE-----\n` + "\n" +
+		`odd\=key=v` + "\n" +
+		`sasl.password=a\\b=c` + "\n"
+	got, err := ParseProperties("test", []byte(text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{
+		"ssl.ca.pem":    "-----BEGIN CERTIFICATE-----\nMIIBxx\n-----END CERTIFICATE-----\n",
+		"odd=key":       "v",
+		"sasl.password": `a\b=c`,
+	}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("%s = %q, want %q", k, got[k], v)
+		}
+	}
+}

@@ -2,6 +2,8 @@ package main
 
 import (
 	"flag"
+	"io"
+	"os"
 
 	"github.com/minibroker/terraform-provider-minibroker/workloads/kclient"
 	"github.com/minibroker/terraform-provider-minibroker/workloads/stream"
@@ -32,14 +34,23 @@ type settingsFlags struct {
 
 func (k *settingsFlags) register(fs *flag.FlagSet) {
 	fs.Var(&k.settings, "kafka", "librdkafka setting key=value overriding the defaults (repeatable; wins over --config)")
-	fs.StringVar(&k.config, "config", "", "librdkafka properties file (key=value lines, e.g. security.protocol, sasl.*, ssl.*) "+
+	fs.StringVar(&k.config, "config", "", "librdkafka properties file (key=value lines, e.g. security.protocol, sasl.*, ssl.*; - reads standard input) "+
 		"applied to every Kafka client of the command")
 }
 
 func (k *settingsFlags) overrides() (map[string]string, error) {
 	m := map[string]string{}
 	if k.config != "" {
-		file, err := kclient.ReadProperties(k.config)
+		var file map[string]string
+		var err error
+		if k.config == "-" {
+			var data []byte
+			if data, err = io.ReadAll(os.Stdin); err == nil {
+				file, err = kclient.ParseProperties("standard input", data)
+			}
+		} else {
+			file, err = kclient.ReadProperties(k.config)
+		}
 		if err != nil {
 			return nil, usageError{err}
 		}

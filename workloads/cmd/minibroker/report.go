@@ -64,6 +64,9 @@ func runReport(ctx context.Context, args []string, stdout io.Writer, _ *slog.Log
 	if err != nil {
 		return err
 	}
+	if !flagSet(fs, "bootstrap") && conn["bootstrap.servers"] != "" {
+		*bootstrap = conn["bootstrap.servers"] // minibroker_swarm.report_properties
+	}
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
 	evs, err := pipeline.ReadTiming(ctx, *bootstrap, conn, *topic)

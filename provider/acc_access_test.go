@@ -1,0 +1,326 @@
+package provider
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/docker/docker/api/types/swarm"
+	"github.com/docker/docker/client"
+	"github.com/hashicorp/terraform-plugin-testing/terraform"
+
+	"github.com/minibroker/terraform-provider-minibroker/internal/swarmspec"
+)
+
+// accOutputs are the test configuration's outputs, as `terraform output
+// -json` gives them to a user.
+const accOutputs = `
+output "readers_g0" {
+  value     = minibroker_filter_group.g0.readers
+  sensitive = true
+}
+
+output "kafka_credentials" {
+  value     = minibroker_swarm.lab.kafka_credentials
+  sensitive = true
+}
+`
+
+// reader is one entry of minibroker_filter_group.readers.
+type reader struct {
+	Bootstrap     string `json:"bootstrap"`
+	Topic         string `json:"topic"`
+	Username      string `json:"username"`
+	Password      string `json:"password"`
+	CACertificate string `json:"ca_certificate"`
+	Properties    string `json:"properties"`
+}
+
+// readersOutput decodes the readers output from the state.
+func readersOutput(s *terraform.State, name string) (map[string]reader, error) {
+	out, ok := s.RootModule().Outputs[name]
+	if !ok {
+		return nil, fmt.Errorf("no output %q", name)
+	}
+	b, err := json.Marshal(out.Value)
+	if err != nil {
+		return nil, err
+	}
+	var readers map[string]reader
+	return readers, json.Unmarshal(b, &readers)
+}
+
+// readerDir writes what a user writes on their laptop from the outputs:
+// the CA file the properties name and the properties themselves.
+func readerDir(t *testing.T, r reader) (dir, props string) {
+	t.Helper()
+	dir = t.TempDir()
+	props = filepath.Join(dir, "reader.properties")
+	if err := os.WriteFile(filepath.Join(dir, CAFileName), []byte(r.CACertificate), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(props, []byte(r.Properties), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return dir, props
+}
+
+// pythonReader runs testdata/outside_reader.py, Python's confluent-kafka
+// from PyPI (`make pyclients`), from the host: outside every node's
+// network namespace, as a user's laptop is. It returns the alerts read by
+// visit, the exit code and standard error.
+func pythonReader(ctx context.Context, t *testing.T, dir, props, topic string, overrides ...string) (map[int64]map[string]bool, int, string) {
+	t.Helper()
+	python := filepath.Join(repoRoot(t), ".cache/pyclients/bin/python")
+	if !fileExists(python) {
+		t.Fatalf("%s is missing: run `make pyclients` (make test does)", python)
+	}
+	script := filepath.Join(repoRoot(t), "provider/testdata/outside_reader.py")
+	cmd := exec.CommandContext(ctx, python, append([]string{script, props, topic}, overrides...)...)
+	cmd.Dir = dir
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatalf("python reader: %v", err)
+	}
+	got := map[int64]map[string]bool{}
+	sc := bufio.NewScanner(&stdout)
+	for sc.Scan() {
+		var a struct {
+			Visit int64  `json:"visit"`
+			ID    string `json:"id"`
+		}
+		if err := json.Unmarshal(sc.Bytes(), &a); err != nil {
+			t.Fatalf("python reader printed %q: %v", sc.Text(), err)
+		}
+		if got[a.Visit] == nil {
+			got[a.Visit] = map[string]bool{}
+		}
+		got[a.Visit][a.ID] = true
+	}
+	return got, code, stderr.String()
+}
+
+// buildMinibroker builds the workloads binary for the host, the user's
+// client on their laptop.
+func buildMinibroker(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "minibroker")
+	cmd := exec.Command("go", "build", "-o", bin, "./workloads/cmd/minibroker")
+	cmd.Dir = repoRoot(t)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("build minibroker: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// checkOutsideReaders reads a filter's stream from outside the swarm as
+// its owner would, with the readers output only: with Python's
+// confluent-kafka it gets exactly the filter's selection; the same
+// credentials are refused another filter's topic; a wrong password and a
+// plaintext connection get nothing; `minibroker consume` with the same
+// properties file writes the same alerts to a file.
+func checkOutsideReaders(t *testing.T, cfg accConfig, minibroker string) func(*terraform.State) error {
+	return func(s *terraform.State) error {
+		ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
+		defer cancel()
+		readers, err := readersOutput(s, "readers_g0")
+		if err != nil {
+			return err
+		}
+		f := cfg.G0[0]
+		r, ok := readers[f.Name]
+		if !ok {
+			return fmt.Errorf("no reader for %s in %v", f.Name, readers)
+		}
+		if want := fmt.Sprintf("%s:%d", cfg.Nodes[nFilter0].Addr, 9095); r.Bootstrap != want || r.Topic != f.Name {
+			return fmt.Errorf("reader of %s: bootstrap %s, topic %s; want %s, %s", f.Name, r.Bootstrap, r.Topic, want, f.Name)
+		}
+		dir, props := readerDir(t, r)
+
+		got, code, stderr := pythonReader(ctx, t, dir, props, r.Topic)
+		if code != 0 {
+			return fmt.Errorf("python confluent-kafka reading %s: exit %d: %s", r.Topic, code, stderr)
+		}
+		visits := slices.Sorted(func(yield func(int64) bool) {
+			for v := range got {
+				if !yield(v) {
+					return
+				}
+			}
+		})
+		if len(visits) < cfg.Visits-1 {
+			return fmt.Errorf("python reader saw visits %v, want %d", visits, cfg.Visits)
+		}
+		var problems []string
+		for i, v := range visits {
+			problems = append(problems, compare(f, v, i == 0, selected(t, f.Expr, v, cfg.Alerts), got[v])...)
+		}
+		if len(problems) > 0 {
+			return fmt.Errorf("python reader of %s:\n  %s", f.Name, strings.Join(problems, "\n  "))
+		}
+		t.Logf("outside reader (python confluent-kafka): %d visits of %s, each exactly the filter's selection", len(visits), f.Name)
+
+		other := cfg.G0[1].Name
+		if _, code, stderr := pythonReader(ctx, t, dir, props, other); code != 3 || !strings.Contains(stderr, "TOPIC_AUTHORIZATION_FAILED") {
+			return fmt.Errorf("the reader of %s reading %s: exit %d, %s; want TOPIC_AUTHORIZATION_FAILED", f.Name, other, code, stderr)
+		}
+		if _, code, stderr := pythonReader(ctx, t, dir, props, r.Topic, "sasl.password=not-"+r.Password); code != 3 ||
+			!strings.Contains(strings.ToLower(stderr), "authentication") {
+			return fmt.Errorf("a wrong password: exit %d, %s; want an authentication failure", code, stderr)
+		}
+		if got, code, stderr := pythonReader(ctx, t, dir, props, r.Topic, "security.protocol=PLAINTEXT"); code == 0 || len(got) > 0 {
+			return fmt.Errorf("plaintext to the external port read %d visits (exit %d, %s)", len(got), code, stderr)
+		}
+		t.Logf("outside reader: another filter's topic, a wrong password and plaintext are refused")
+
+		out := filepath.Join(dir, "alerts.jsonl")
+		cmd := exec.CommandContext(ctx, minibroker, "consume", "--config", props, "--topic", r.Topic,
+			"--group", r.Username+".cli", "--from-beginning", "--until-end", "--out", out)
+		cmd.Dir = dir
+		if b, err := cmd.CombinedOutput(); err != nil {
+			return fmt.Errorf("minibroker consume with the reader's properties: %v\n%s", err, b)
+		}
+		lines, err := os.ReadFile(out)
+		if err != nil {
+			return err
+		}
+		written := map[int64]map[string]bool{}
+		for _, line := range strings.Split(strings.TrimSpace(string(lines)), "\n") {
+			var a struct {
+				Visit int64  `json:"visit"`
+				ID    string `json:"id"`
+			}
+			if err := json.Unmarshal([]byte(line), &a); err != nil {
+				return fmt.Errorf("consume --out line %q: %w", line, err)
+			}
+			if written[a.Visit] == nil {
+				written[a.Visit] = map[string]bool{}
+			}
+			written[a.Visit][a.ID] = true
+		}
+		for _, v := range visits {
+			if !mapsEqual(written[v], got[v]) {
+				return fmt.Errorf("minibroker consume wrote %d alerts of visit %d, python read %d", len(written[v]), v, len(got[v]))
+			}
+		}
+		t.Logf("minibroker consume with the reader's properties wrote the same %d visits", len(visits))
+		return nil
+	}
+}
+
+func mapsEqual(a, b map[string]bool) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k := range a {
+		if !b[k] {
+			return false
+		}
+	}
+	return true
+}
+
+// checkNoSecretInSpecs checks every service as `docker service inspect`
+// shows it: no password of any Kafka user (derived, as the provider does,
+// from the credentials output), no seed and no CA key in labels, command,
+// args or env.
+func checkNoSecretInSpecs(t *testing.T, mgr *client.Client) func(*terraform.State) error {
+	return func(s *terraform.State) error {
+		out, ok := s.RootModule().Outputs["kafka_credentials"]
+		if !ok {
+			return fmt.Errorf("no kafka_credentials output")
+		}
+		sec, err := security(fmt.Sprint(out.Value))
+		if err != nil {
+			return err
+		}
+		services, err := mgr.ServiceList(context.Background(), swarm.ServiceListOptions{})
+		if err != nil {
+			return err
+		}
+		secrets := []string{sec.Seed, strings.Split(sec.CA.KeyPEM, "\n")[1], sec.Password(swarmspec.AdminUser), sec.Password(swarmspec.ProducerUser),
+			sec.Password(swarmspec.MirrorMakerUser("m0")), sec.Password(swarmspec.SharedFiltersUser("g1")), sec.Password(swarmspec.ReaderUser("g0", "bright"))}
+		for _, svc := range services {
+			cs := svc.Spec.TaskTemplate.ContainerSpec
+			shown, _ := json.Marshal([]any{svc.Spec.Labels, cs.Labels, cs.Command, cs.Args, cs.Env})
+			for _, secret := range secrets {
+				if strings.Contains(string(shown), secret) {
+					return fmt.Errorf("service %s shows a secret in its labels, command, args or env", svc.Spec.Name)
+				}
+			}
+		}
+		t.Logf("no secret in the labels, command, args or env of %d services", len(services))
+		return nil
+	}
+}
+
+// checkNoAnonymousAccess runs clients without credentials inside the
+// overlay network: Kafka's own console consumer and topic tool in
+// MirrorMaker 2's container (the Kafka image) read nothing of a filtered
+// stream and can neither create nor delete a topic, on the hub or a
+// mirror; `minibroker produce` in a consumer's container (the workloads
+// image) cannot write to the hub.
+func checkNoAnonymousAccess(t *testing.T, cfg accConfig) func(*terraform.State) error {
+	return func(*terraform.State) error {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
+		run := func(cli *client.Client, service string, cmd, env []string) (string, int, error) {
+			for id := range runningContainers(ctx, cli, service) {
+				stdout, stderr, code, err := execIn(ctx, cli, id, cmd, env)
+				return stdout + stderr, code, err
+			}
+			return "", 0, fmt.Errorf("no running container of %s", service)
+		}
+		kafkaTool := func(class string, args ...string) (string, int, error) {
+			script := "printf 'default.api.timeout.ms=15000\\nrequest.timeout.ms=5000\\n' > /tmp/anonymous.properties && exec timeout 60 " +
+				"/opt/kafka/bin/kafka-run-class.sh " + class + " " + strings.Join(args, " ")
+			return run(engine(t, cfg.Nodes[nFilter0]), swarmspec.MirrorMakerService("m0"), []string{"/bin/sh", "-c", script},
+				[]string{"KAFKA_HEAP_OPTS=-Xmx128m", "KAFKA_JMX_OPTS=-Dcom.sun.management.jmxremote=false"})
+		}
+		out, _, err := kafkaTool("org.apache.kafka.tools.consumer.ConsoleConsumer", "--bootstrap-server", "mb-mirror-m0:9092",
+			"--topic", cfg.G0[0].Name, "--from-beginning", "--timeout-ms", "15000", "--consumer.config", "/tmp/anonymous.properties")
+		if err != nil {
+			return err
+		}
+		if !strings.Contains(out, "Processed a total of 0 messages") {
+			return fmt.Errorf("a console consumer without credentials on the overlay:\n%s", lastLines(out, 5))
+		}
+		for _, target := range []string{"mb-hub:9092", "mb-mirror-m0:9092"} {
+			for _, op := range []string{"--create --topic intruder", "--delete --topic alerts"} {
+				out, code, err := kafkaTool("org.apache.kafka.tools.TopicCommand", "--bootstrap-server", target,
+					"--command-config", "/tmp/anonymous.properties", op)
+				if err != nil {
+					return err
+				}
+				if code == 0 {
+					return fmt.Errorf("kafka-topics %s on %s without credentials succeeded:\n%s", op, target, lastLines(out, 5))
+				}
+			}
+		}
+		out, code, err := run(engine(t, cfg.Nodes[nConsumer]), swarmspec.ConsumerService("g0", cfg.G0[0].Name),
+			[]string{swarmspec.WorkloadsBinary, "produce", "--bootstrap", "mb-hub:9092", "--visits", "1", "--alerts-per-visit", "1",
+				"--interval", "1s", "--timing-topic", ""}, nil)
+		if err != nil {
+			return err
+		}
+		if code == 0 {
+			return fmt.Errorf("a producer without credentials on the overlay wrote to the hub:\n%s", lastLines(out, 5))
+		}
+		t.Logf("without credentials, inside the overlay: nothing read, nothing produced, no topic created or deleted on the hub or a mirror")
+		return nil
+	}
+}
