@@ -21,20 +21,6 @@ import (
 	"github.com/minibroker/terraform-provider-minibroker/internal/swarmspec"
 )
 
-// accOutputs are the test configuration's outputs, as `terraform output
-// -json` gives them to a user.
-const accOutputs = `
-output "readers_g0" {
-  value     = minibroker_filter_group.g0.readers
-  sensitive = true
-}
-
-output "kafka_credentials" {
-  value     = minibroker_swarm.lab.kafka_credentials
-  sensitive = true
-}
-`
-
 // reader is one entry of minibroker_filter_group.readers.
 type reader struct {
 	Bootstrap     string `json:"bootstrap"`
@@ -45,18 +31,32 @@ type reader struct {
 	Properties    string `json:"properties"`
 }
 
-// readersOutput decodes the readers output from the state.
-func readersOutput(s *terraform.State, name string) (map[string]reader, error) {
-	out, ok := s.RootModule().Outputs[name]
+// readersOutput reads a filter group's readers from the state, all of
+// it, as `terraform output -json` would give a user an output of it.
+func readersOutput(s *terraform.State, group string) (map[string]reader, error) {
+	rs, ok := s.RootModule().Resources[group]
 	if !ok {
-		return nil, fmt.Errorf("no output %q", name)
+		return nil, fmt.Errorf("no %s in the state", group)
 	}
-	b, err := json.Marshal(out.Value)
-	if err != nil {
-		return nil, err
+	fields := map[string]map[string]string{}
+	for k, v := range rs.Primary.Attributes {
+		rest, ok := strings.CutPrefix(k, "readers.")
+		if !ok || rest == "%" {
+			continue
+		}
+		i := strings.LastIndex(rest, ".")
+		name, field := rest[:i], rest[i+1:]
+		if fields[name] == nil {
+			fields[name] = map[string]string{}
+		}
+		fields[name][field] = v
 	}
-	var readers map[string]reader
-	return readers, json.Unmarshal(b, &readers)
+	readers := map[string]reader{}
+	for name, f := range fields {
+		readers[name] = reader{Bootstrap: f["bootstrap"], Topic: f["topic"], Username: f["username"], Password: f["password"],
+			CACertificate: f["ca_certificate"], Properties: f["properties"]}
+	}
+	return readers, nil
 }
 
 // readerDir writes what a user writes on their laptop from the outputs:
@@ -137,7 +137,7 @@ func checkOutsideReaders(t *testing.T, cfg accConfig, minibroker string) func(*t
 	return func(s *terraform.State) error {
 		ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
 		defer cancel()
-		readers, err := readersOutput(s, "readers_g0")
+		readers, err := readersOutput(s, "minibroker_filter_group.g0")
 		if err != nil {
 			return err
 		}
@@ -240,11 +240,11 @@ func mapsEqual(a, b map[string]bool) bool {
 // args or env.
 func checkNoSecretInSpecs(t *testing.T, mgr *client.Client) func(*terraform.State) error {
 	return func(s *terraform.State) error {
-		out, ok := s.RootModule().Outputs["kafka_credentials"]
+		sw, ok := s.RootModule().Resources["minibroker_swarm.lab"]
 		if !ok {
-			return fmt.Errorf("no kafka_credentials output")
+			return fmt.Errorf("no minibroker_swarm.lab in the state")
 		}
-		sec, err := security(fmt.Sprint(out.Value))
+		sec, err := security(sw.Primary.Attributes["kafka_credentials"])
 		if err != nil {
 			return err
 		}

@@ -84,6 +84,7 @@ resource "minibroker_swarm" "ec2" {
     subnet_id         = "{{.Subnet}}"
     public_key        = "{{.PublicKey}}"
     admin_cidr_blocks = ["{{.AdminCIDR}}"]
+    consumer_cidr_blocks = ["198.51.100.0/24"]
     root_volume_size  = 30
     connect_via       = "private_ip"
     tags              = { project = "minibroker-acc" }
@@ -411,8 +412,10 @@ func (b *ec2Bed) checkFleetInMoto(t *testing.T, swarmID *string, cfg awsAccConfi
 			}
 		}
 		slices.Sort(rules)
+		// SSH from the admins, the mirrors' external listener from the
+		// consumers only, Swarm and Kafka between members.
 		wantRules := []string{"tcp 22-22 " + cfg.AdminCIDR, "tcp 2377-2377 members", "tcp 7946-7946 members",
-			"tcp 9092-9093 members", "udp 4789-4789 members", "udp 7946-7946 members"}
+			"tcp 9092-9093 members", "tcp 9095-9095 198.51.100.0/24", "udp 4789-4789 members", "udp 7946-7946 members"}
 		if !slices.Equal(rules, wantRules) {
 			problems = append(problems, fmt.Sprintf("security group rules\n    %v\n  want\n    %v", rules, wantRules))
 		}

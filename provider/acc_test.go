@@ -118,7 +118,7 @@ resource "minibroker_filter_group" "g1" {
     { name = "{{.Name}}", expression = "{{.Expr}}", max_per_visit = {{.Cap}} },{{end}}
   ]
 }
-` + accOutputs
+`
 
 // TestAccMiniBrokerOnLabSwarm applies the whole mini-broker with the real
 // Terraform CLI onto a 5-node Swarm of real Docker Engines reached over SSH,
@@ -157,7 +157,7 @@ func TestAccMiniBrokerOnLabSwarm(t *testing.T) {
 	removed := changed
 	removed.G0 = slices.Delete(slices.Clone(changed.G0), 1, 2) // low_detectors goes
 	minibroker := buildMinibroker(t)
-	var oldReaders map[string]reader // readers_g0 before low_detectors goes
+	var oldReaders map[string]reader // g0's readers before low_detectors goes
 
 	var bright0 string // service id of the filter whose expression changes
 	resource.Test(t, resource.TestCase{
@@ -196,7 +196,7 @@ func TestAccMiniBrokerOnLabSwarm(t *testing.T) {
 					checkNoSecretInSpecs(t, mgr),
 					checkNoAnonymousAccess(t, withProducer),
 					func(s *terraform.State) (err error) {
-						oldReaders, err = readersOutput(s, "readers_g0")
+						oldReaders, err = readersOutput(s, "minibroker_filter_group.g0")
 						return err
 					},
 				),
@@ -305,7 +305,7 @@ func TestAccMiniBrokerOnLabSwarm(t *testing.T) {
 					if _, code, stderr := pythonReader(ctx, t, dir, props, gone.Topic); code != 3 || !strings.Contains(strings.ToLower(stderr), "authentication") {
 						return fmt.Errorf("the removed filter's reader: exit %d, %s; want an authentication failure", code, stderr)
 					}
-					readers, err := readersOutput(s, "readers_g0")
+					readers, err := readersOutput(s, "minibroker_filter_group.g0")
 					if err != nil {
 						return err
 					}

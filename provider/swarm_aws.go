@@ -110,6 +110,7 @@ type awsAccessModel struct {
 	PublicKey       types.String `tfsdk:"public_key"`
 	AdminCIDRBlocks types.List   `tfsdk:"admin_cidr_blocks"`
 	AdminAnywhere   types.Bool   `tfsdk:"allow_admin_from_anywhere"`
+	ConsumerCIDRs   types.List   `tfsdk:"consumer_cidr_blocks"`
 	ConnectVia      types.String `tfsdk:"connect_via"`
 }
 
@@ -225,6 +226,11 @@ func awsSchema() schema.SingleNestedAttribute {
 			"allow_admin_from_anywhere": schema.BoolAttribute{Optional: true, Computed: true, Default: booldefault.StaticBool(false),
 				MarkdownDescription: "Accept `0.0.0.0/0` in `admin_cidr_blocks`, opening the nodes' SSH port to the whole Internet " +
 					"(key authentication only). Default false. Updates in place."},
+			"consumer_cidr_blocks": schema.ListAttribute{Optional: true, ElementType: types.StringType,
+				Validators: []validator.List{listvalidator.ValueStringsAre(cidrValidator())},
+				MarkdownDescription: fmt.Sprintf("IPv4 CIDR blocks allowed to reach the mirrors' external Kafka listener (%d/tcp, SASL_SSL: "+
+					"each filter's owner reads their stream there with the credentials in `minibroker_filter_group.readers`). Default none: "+
+					"nobody outside the swarm reaches Kafka. Mirrors on EC2 keep the default `external_port`. Updates in place.", awsfleet.ConsumerPort)},
 			"root_volume_size": schema.Int64Attribute{Optional: true, Computed: true,
 				Default: int64default.StaticInt64(defaultRootVolumeGiB), Validators: []validator.Int64{int64validator.Between(8, 16384)},
 				PlanModifiers:       []planmodifier.Int64{int64planmodifier.RequiresReplace()},
@@ -374,6 +380,7 @@ func (a awsModel) want(ctx context.Context, swarmID, sshUser string, prior *swar
 	}
 	a.Tags.ElementsAs(ctx, &w.Tags, false)
 	a.AdminCIDRBlocks.ElementsAs(ctx, &w.AdminCIDRs, false)
+	a.ConsumerCIDRs.ElementsAs(ctx, &w.ConsumerCIDRs, false)
 	if prior != nil && prior.awsMode() {
 		w.OldTags = map[string]string{}
 		prior.awsConfig().Tags.ElementsAs(ctx, &w.OldTags, false)

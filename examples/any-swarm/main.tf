@@ -43,12 +43,12 @@ resource "minibroker_swarm" "main" {
 resource "minibroker_mirror" "node" {
   for_each = local.filter_nodes
 
-  swarm_id        = minibroker_swarm.main.id
-  manager_address = minibroker_swarm.main.manager_address
+  swarm_id          = minibroker_swarm.main.id
+  manager_address   = minibroker_swarm.main.manager_address
   kafka_credentials = minibroker_swarm.main.kafka_credentials
-  name            = each.key
-  node_index      = each.value.index
-  heap_mb         = var.mirror_heap_mb
+  name              = each.key
+  node_index        = each.value.index
+  heap_mb           = var.mirror_heap_mb
 
   mirror_maker_heap_mb = var.mirror_maker_heap_mb
 }
@@ -56,12 +56,12 @@ resource "minibroker_mirror" "node" {
 resource "minibroker_filter_group" "node" {
   for_each = local.filter_nodes
 
-  swarm_id        = minibroker_swarm.main.id
-  manager_address = minibroker_swarm.main.manager_address
+  swarm_id          = minibroker_swarm.main.id
+  manager_address   = minibroker_swarm.main.manager_address
   kafka_credentials = minibroker_swarm.main.kafka_credentials
-  name            = each.key
-  mirror          = minibroker_mirror.node[each.key].name
-  mode            = var.filter_mode
+  name              = each.key
+  mirror            = minibroker_mirror.node[each.key].name
+  mode              = var.filter_mode
 
   # Filter001..Filter020 on node1, Filter021..Filter040 on node2, ...; the
   # consumers of a host's filters all run on one consumer host.

@@ -33,24 +33,25 @@ resource "minibroker_swarm" "main" {
   # filter_nodes filter and consumer_nodes consumer instances: 12 m4.4xlarge
   # with the defaults, as in 2018.
   aws = {
-    region            = var.region
-    profile           = var.aws_profile
-    instance_type     = var.instance_type
-    producer_nodes    = var.producer_nodes
-    filter_nodes      = var.filter_nodes
-    consumer_nodes    = var.consumer_nodes
-    ami               = var.ami
-    ami_ssm_parameter = var.ami_ssm_parameter
-    subnet_id         = var.subnet_id
-    key_name          = var.key_name
-    public_key        = local.public_key
-    admin_cidr_blocks = var.admin_cidr_blocks
-    root_volume_size  = var.root_volume_size
-    root_volume_type  = var.root_volume_type
-    tags              = length(var.tags) > 0 ? var.tags : null
-    connect_via       = var.connect_via
-    name_prefix       = var.name_prefix
-    ready_timeout     = var.ready_timeout
+    region               = var.region
+    profile              = var.aws_profile
+    instance_type        = var.instance_type
+    producer_nodes       = var.producer_nodes
+    filter_nodes         = var.filter_nodes
+    consumer_nodes       = var.consumer_nodes
+    ami                  = var.ami
+    ami_ssm_parameter    = var.ami_ssm_parameter
+    subnet_id            = var.subnet_id
+    key_name             = var.key_name
+    public_key           = local.public_key
+    admin_cidr_blocks    = var.admin_cidr_blocks
+    consumer_cidr_blocks = length(var.consumer_cidr_blocks) > 0 ? var.consumer_cidr_blocks : null
+    root_volume_size     = var.root_volume_size
+    root_volume_type     = var.root_volume_type
+    tags                 = length(var.tags) > 0 ? var.tags : null
+    connect_via          = var.connect_via
+    name_prefix          = var.name_prefix
+    ready_timeout        = var.ready_timeout
   }
 
   image_archives = length(var.image_archives) > 0 ? [for f in var.image_archives : pathexpand(f)] : null
@@ -78,12 +79,12 @@ resource "minibroker_swarm" "main" {
 resource "minibroker_mirror" "node" {
   for_each = local.filter_nodes
 
-  swarm_id        = minibroker_swarm.main.id
-  manager_address = minibroker_swarm.main.manager_address
+  swarm_id          = minibroker_swarm.main.id
+  manager_address   = minibroker_swarm.main.manager_address
   kafka_credentials = minibroker_swarm.main.kafka_credentials
-  name            = each.key
-  node_index      = each.value.index
-  heap_mb         = var.mirror_heap_mb
+  name              = each.key
+  node_index        = each.value.index
+  heap_mb           = var.mirror_heap_mb
 
   mirror_maker_heap_mb = var.mirror_maker_heap_mb
 }
@@ -91,12 +92,12 @@ resource "minibroker_mirror" "node" {
 resource "minibroker_filter_group" "node" {
   for_each = local.filter_nodes
 
-  swarm_id        = minibroker_swarm.main.id
-  manager_address = minibroker_swarm.main.manager_address
+  swarm_id          = minibroker_swarm.main.id
+  manager_address   = minibroker_swarm.main.manager_address
   kafka_credentials = minibroker_swarm.main.kafka_credentials
-  name            = each.key
-  mirror          = minibroker_mirror.node[each.key].name
-  mode            = var.filter_mode
+  name              = each.key
+  mirror            = minibroker_mirror.node[each.key].name
+  mode              = var.filter_mode
 
   # Filter001..Filter020 on node1, Filter021..Filter040 on node2, ...; the
   # consumers of a node's filters all run on one consumer node.

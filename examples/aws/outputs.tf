@@ -43,12 +43,6 @@ locals {
     var.bastion == null ? [] : ["-J", "${var.bastion.user}@${var.bastion.address}"],
   ))
 
-  # `minibroker report` must run on the overlay network (it reads the
-  # timing topic on mb-hub:9092), in the workloads image, whose entrypoint
-  # is the minibroker binary. The workloads image is loaded onto producer,
-  # filter and consumer nodes, not the manager (it runs only Kafka): use the
-  # producer, or the first filter node when there is no producer.
-  report_node = var.producer_nodes > 0 ? "producer-0" : "filter-0"
 }
 
 output "ssh_commands" {
@@ -62,6 +56,23 @@ output "ssh_manager" {
 }
 
 output "report_command" {
-  description = "Prints the timing report (per visit: producer send time, filter lag, time to the 20th filtered alert at each consumer). It runs `minibroker report` in a throw-away container of the workloads image on the attachable overlay network, on the producer node (the manager has only the Kafka image)."
-  value       = "${local.ssh} ${var.ssh_user}@${local.node_address[local.report_node]} docker run --rm --network ${minibroker_swarm.main.network} ${minibroker_swarm.main.workloads_image} report --bootstrap ${minibroker_swarm.main.hub_bootstrap}"
+  description = "Prints the timing report (per visit: producer send time, filter lag, time to the 20th filtered alert at each consumer): run it with sh -c \"$(terraform output -raw report_command)\". `minibroker report` must run on the overlay network (it reads the timing topic on mb-hub:9092); this pipes report_properties into it in a throw-away container of the workloads image on the manager."
+  value       = "terraform output -raw report_properties | ${local.ssh} ${var.ssh_user}@${local.node_address["manager-0"]} docker run -i --rm --network ${minibroker_swarm.main.network} ${minibroker_swarm.main.workloads_image} report --config -"
+}
+
+output "ca_certificate" {
+  description = "PEM certificate of the CA the brokers' certificates are signed by: write it to minibroker-ca.pem beside a reader's properties."
+  value       = minibroker_swarm.main.ca_certificate
+}
+
+output "readers" {
+  description = "By filter name: how its owner reads the filtered stream from outside AWS (bootstrap, topic, username, password, ca_certificate, and a librdkafka `properties` block for `minibroker consume --config`). Sensitive. Needs consumer_cidr_blocks to include the reader's address."
+  value       = merge([for g in minibroker_filter_group.node : g.readers]...)
+  sensitive   = true
+}
+
+output "report_properties" {
+  description = "Kafka settings of the report's read-only user; report_command pipes them in."
+  value       = minibroker_swarm.main.report_properties
+  sensitive   = true
 }

@@ -107,6 +107,12 @@ variable "admin_cidr_blocks" {
   }
 }
 
+variable "consumer_cidr_blocks" {
+  description = "IPv4 CIDR blocks the filters' owners read their streams from (the mirrors' SASL_SSL listener, 9095/tcp), e.g. [\"203.0.113.0/24\"]. Default none: no reader outside AWS."
+  type        = list(string)
+  default     = []
+}
+
 variable "tags" {
   description = "Extra tags on every instance, volume, security group and key pair; changing them updates in place. The provider sets `Name` and the `minibroker:` tags itself."
   type        = map(string)

@@ -11,19 +11,35 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
+
+	"github.com/minibroker/terraform-provider-minibroker/internal/kafkaconf"
 )
 
+// Ingress is who may reach the fleet from outside it.
+type Ingress struct {
+	// AdminCIDRs may reach SSH (22/tcp).
+	AdminCIDRs []string
+	// ConsumerCIDRs may reach the mirrors' external Kafka listener
+	// (ConsumerPort/tcp), where filters' owners read their streams.
+	ConsumerCIDRs []string
+}
+
+// ConsumerPort is the mirrors' external listener port the group opens to
+// Ingress.ConsumerCIDRs: the mirrors' default.
+const ConsumerPort = kafkaconf.DefaultExternalPort
+
 // EnsureSecurityGroup returns the fleet's security group in vpcID, creating
-// it if needed, and makes its ingress rules exactly: SSH from adminCIDRs,
-// and the Swarm and Kafka ports from members of the group.
-func (c *Client) EnsureSecurityGroup(ctx context.Context, swarmID, namePrefix, vpcID string, adminCIDRs []string, tags map[string]string) (string, error) {
-	return c.ensureGroup(ctx, swarmID, namePrefix, vpcID, adminCIDRs, tags, false)
+// it if needed, and makes its ingress rules exactly: SSH from the admins,
+// the mirrors' external Kafka listener from the consumers, and the Swarm
+// and Kafka ports from members of the group.
+func (c *Client) EnsureSecurityGroup(ctx context.Context, swarmID, namePrefix, vpcID string, in Ingress, tags map[string]string) (string, error) {
+	return c.ensureGroup(ctx, swarmID, namePrefix, vpcID, in, tags, false)
 }
 
 // ensureGroup is EnsureSecurityGroup; when fresh (the swarm is being
 // created), a group marked created (MarkCreated) is refused with a
 // *TakenError before anything about it changes.
-func (c *Client) ensureGroup(ctx context.Context, swarmID, namePrefix, vpcID string, adminCIDRs []string, tags map[string]string, fresh bool) (string, error) {
+func (c *Client) ensureGroup(ctx context.Context, swarmID, namePrefix, vpcID string, in Ingress, tags map[string]string, fresh bool) (string, error) {
 	groups, err := c.securityGroups(ctx, swarmID)
 	if err != nil {
 		return "", err
@@ -47,7 +63,7 @@ func (c *Client) ensureGroup(ctx context.Context, swarmID, namePrefix, vpcID str
 	if created := tagValue(g.Tags, TagCreated); fresh && created != "" {
 		return "", &TakenError{SwarmID: swarmID, SecurityGroup: id, Created: created}
 	}
-	return id, c.syncIngress(ctx, id, adminCIDRs)
+	return id, c.syncIngress(ctx, id, in)
 }
 
 // createGroup creates the fleet's security group name in vpcID. A group of
@@ -135,10 +151,13 @@ func (r rule) permission() ec2types.IpPermission {
 }
 
 // IngressRules returns the rules a fleet's group must hold.
-func IngressRules(groupID string, adminCIDRs []string) []rule {
+func IngressRules(groupID string, in Ingress) []rule {
 	var out []rule
-	for _, cidr := range adminCIDRs {
+	for _, cidr := range in.AdminCIDRs {
 		out = append(out, rule{proto: "tcp", from: 22, to: 22, cidr: cidr, what: "ssh from admins"})
+	}
+	for _, cidr := range in.ConsumerCIDRs {
+		out = append(out, rule{proto: "tcp", from: ConsumerPort, to: ConsumerPort, cidr: cidr, what: "kafka (SASL_SSL) from filter owners"})
 	}
 	for _, p := range memberPorts {
 		out = append(out, rule{proto: p.Proto, from: p.From, to: p.To, group: groupID, what: p.What})
@@ -146,7 +165,7 @@ func IngressRules(groupID string, adminCIDRs []string) []rule {
 	return out
 }
 
-func (c *Client) syncIngress(ctx context.Context, groupID string, adminCIDRs []string) error {
+func (c *Client) syncIngress(ctx context.Context, groupID string, in Ingress) error {
 	out, err := c.ec2.DescribeSecurityGroups(ctx, &ec2.DescribeSecurityGroupsInput{GroupIds: []string{groupID}})
 	if err != nil {
 		return fmt.Errorf("describe security group %s: %w", groupID, err)
@@ -170,7 +189,7 @@ func (c *Client) syncIngress(ctx context.Context, groupID string, adminCIDRs []s
 	}
 	var add, remove []ec2types.IpPermission
 	want := map[string]bool{}
-	for _, r := range IngressRules(groupID, adminCIDRs) {
+	for _, r := range IngressRules(groupID, in) {
 		want[r.key()] = true
 		if _, ok := have[r.key()]; !ok {
 			add = append(add, r.permission())

@@ -94,7 +94,8 @@ func TestSecurityGroupRulesAreExact(t *testing.T) {
 	b := newBed(t)
 	ctx := context.Background()
 	tags := map[string]string{"project": "alerts"}
-	sg, err := b.fleet.EnsureSecurityGroup(ctx, "mb-test1", "minibroker", b.vpc, []string{"203.0.113.0/24", "198.51.100.7/32"}, tags)
+	sg, err := b.fleet.EnsureSecurityGroup(ctx, "mb-test1", "minibroker", b.vpc,
+		awsfleet.Ingress{AdminCIDRs: []string{"203.0.113.0/24", "198.51.100.7/32"}, ConsumerCIDRs: []string{"198.51.100.0/24"}}, tags)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -102,19 +103,21 @@ func TestSecurityGroupRulesAreExact(t *testing.T) {
 	want := []string{
 		"tcp 22-22 from 198.51.100.7/32", "tcp 22-22 from 203.0.113.0/24",
 		"tcp 2377-2377 from " + sg, "tcp 7946-7946 from " + sg, "tcp 9092-9093 from " + sg,
+		"tcp 9095-9095 from 198.51.100.0/24", // the mirrors' external listener, from the consumers only
 		"udp 4789-4789 from " + sg, "udp 7946-7946 from " + sg,
 	}
 	if !slices.Equal(got, want) {
 		t.Errorf("rules\n got %q\nwant %q", got, want)
 	}
 	// Ensuring again finds the same group; a changed admin list is applied
-	// in place.
-	again, err := b.fleet.EnsureSecurityGroup(ctx, "mb-test1", "minibroker", b.vpc, []string{"192.0.2.0/28"}, tags)
+	// in place, and no consumer CIDR closes the external listener.
+	again, err := b.fleet.EnsureSecurityGroup(ctx, "mb-test1", "minibroker", b.vpc, awsfleet.Ingress{AdminCIDRs: []string{"192.0.2.0/28"}}, tags)
 	if err != nil || again != sg {
 		t.Fatalf("second ensure = %s, %v; want %s", again, err, sg)
 	}
 	got = rules(t, b, sg)
-	if slices.Contains(got, "tcp 22-22 from 203.0.113.0/24") || !slices.Contains(got, "tcp 22-22 from 192.0.2.0/28") || len(got) != 6 {
+	if slices.Contains(got, "tcp 22-22 from 203.0.113.0/24") || !slices.Contains(got, "tcp 22-22 from 192.0.2.0/28") || len(got) != 6 ||
+		slices.ContainsFunc(got, func(r string) bool { return strings.HasPrefix(r, "tcp 9095") }) {
 		t.Errorf("after changing admin CIDRs: %q", got)
 	}
 	out, err := b.ec2.DescribeSecurityGroups(ctx, &ec2.DescribeSecurityGroupsInput{GroupIds: []string{sg}})
@@ -131,7 +134,7 @@ func TestInstancesLifecycleAndSweep(t *testing.T) {
 	ctx := context.Background()
 	const id = "mb-test2"
 	tags := map[string]string{"project": "alerts"}
-	sg, err := b.fleet.EnsureSecurityGroup(ctx, id, "mb", b.vpc, []string{"203.0.113.0/24"}, tags)
+	sg, err := b.fleet.EnsureSecurityGroup(ctx, id, "mb", b.vpc, awsfleet.Ingress{AdminCIDRs: []string{"203.0.113.0/24"}}, tags)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -27,8 +27,10 @@ type Want struct {
 	AMIParameter string
 	// PublicKey, when set, is imported as the key pair NamePrefix-SwarmID
 	// that the fleet owns.
-	PublicKey  string
-	AdminCIDRs []string
+	PublicKey string
+	// AdminCIDRs may reach SSH, ConsumerCIDRs the mirrors' external
+	// Kafka listener (see Ingress).
+	AdminCIDRs, ConsumerCIDRs []string
 	// OldTags are the user's tags of an earlier Provision, replaced by
 	// Spec.Tags on everything of the fleet; nil on the first one.
 	OldTags map[string]string
@@ -77,7 +79,7 @@ func (c *Client) Provision(ctx context.Context, w Want) (Provisioned, error) {
 	}
 	p.SubnetID, w.SubnetID = subnet.ID, subnet.ID
 	p.Touched = true
-	if p.SecurityGroup, err = c.ensureGroup(ctx, w.SwarmID, w.NamePrefix, subnet.VpcID, w.AdminCIDRs, w.Tags, w.Fresh); err != nil {
+	if p.SecurityGroup, err = c.ensureGroup(ctx, w.SwarmID, w.NamePrefix, subnet.VpcID, Ingress{AdminCIDRs: w.AdminCIDRs, ConsumerCIDRs: w.ConsumerCIDRs}, w.Tags, w.Fresh); err != nil {
 		// Refused before anything was created: nothing to keep.
 		var taken *TakenError
 		if errors.As(err, &taken) {

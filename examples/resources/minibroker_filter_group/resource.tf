@@ -1,12 +1,12 @@
 # Three filters on mirror m0's node, one container per filter, each with a
 # consumer of its output topic on a consumer node.
 resource "minibroker_filter_group" "g0" {
-  swarm_id        = minibroker_swarm.main.id
-  manager_address = minibroker_swarm.main.manager_address
+  swarm_id          = minibroker_swarm.main.id
+  manager_address   = minibroker_swarm.main.manager_address
   kafka_credentials = minibroker_swarm.main.kafka_credentials
-  name            = "g0"
-  mirror          = minibroker_mirror.m0.name
-  mode            = "isolated"
+  name              = "g0"
+  mirror            = minibroker_mirror.m0.name
+  mode              = "isolated"
 
   filters = [
     {
@@ -31,12 +31,12 @@ resource "minibroker_filter_group" "g0" {
 
 # Many filters sharing one read and one decode of the stream.
 resource "minibroker_filter_group" "shared" {
-  swarm_id        = minibroker_swarm.main.id
-  manager_address = minibroker_swarm.main.manager_address
+  swarm_id          = minibroker_swarm.main.id
+  manager_address   = minibroker_swarm.main.manager_address
   kafka_credentials = minibroker_swarm.main.kafka_credentials
-  name            = "shared"
-  mirror          = minibroker_mirror.m0.name
-  mode            = "shared"
+  name              = "shared"
+  mirror            = minibroker_mirror.m0.name
+  mode              = "shared"
 
   filters = [for i in range(20) : {
     name       = format("Shared%03d", i + 1)

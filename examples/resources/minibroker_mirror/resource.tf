@@ -1,11 +1,11 @@
 # A Kafka mirror of the hub on the first filter node (node_index 0), filled by
 # MirrorMaker 2. Its broker is reachable on the overlay network as mb-mirror-m0.
 resource "minibroker_mirror" "m0" {
-  swarm_id        = minibroker_swarm.main.id
-  manager_address = minibroker_swarm.main.manager_address
+  swarm_id          = minibroker_swarm.main.id
+  manager_address   = minibroker_swarm.main.manager_address
   kafka_credentials = minibroker_swarm.main.kafka_credentials
-  name            = "m0"
-  node_index      = 0
+  name              = "m0"
+  node_index        = 0
 
   heap_mb              = 1024
   retention_minutes    = 60
