@@ -91,22 +91,42 @@ func runAll(b *testing.B) {
 			if only != "" && !strings.Contains(name, only) {
 				continue
 			}
-			prods = append(prods, measureProducer(b, ctx, hub, k, par))
+			prods = append(prods, measureProducer(b, ctx, kafkaBed{hub: hub}, k, par))
 		}
 	}
 	out.producers(prods, ceil)
 
 	// The pipeline: producer → hub → MirrorMaker 2 → mirror → filters → consumers.
 	var scens []scenarioResult
+	plain := kafkaBed{hub: hub, mirror: mirror, mm: mm}
 	for _, sc := range scenarios(visits, interval) {
 		if only != "" && !strings.Contains(sc.name(), only) {
 			continue
 		}
-		r := runScenario(b, ctx, hub, mirror, mm, sc)
+		r := runScenario(b, ctx, plain, sc)
 		scens = append(scens, r)
 		b.Logf("%s: %s", sc.name(), r.summary())
 	}
 	out.pipeline(scens, prods, ceil)
+
+	// The producer and the pipeline's targets again on brokers secured as
+	// the swarm's are, beside the plaintext figures of this run.
+	var secProds []producerResult
+	var secScens []scenarioResult
+	if only == "" || strings.Contains(securedName+" producer pipeline 80KB small", only) || strings.Contains(only, securedName) {
+		secured := startSecuredBed(b, ctx)
+		for _, k := range kinds {
+			p := measureProducer(b, ctx, secured, k, 2)
+			p.secured = true
+			secProds = append(secProds, p)
+		}
+		for _, sc := range securedScenarios(visits, interval) {
+			r := runScenario(b, ctx, secured, sc)
+			secScens = append(secScens, r)
+			b.Logf("%s: %s", sc.name(), r.summary())
+		}
+	}
+	out.secured(secProds, secScens, prods, scens)
 
 	text := out.String()
 	b.Log("\n" + text)
@@ -301,16 +321,46 @@ type producerResult struct {
 	// CPU time of this process (the producer) and of the hub over the
 	// visits counted.
 	cpu, hub time.Duration
+	secured  bool // on SASL_SSL brokers
+}
+
+// kafkaBed is a hub, a mirror and MirrorMaker 2 between them, and the
+// librdkafka settings clients connect with (nil on plaintext brokers).
+type kafkaBed struct {
+	hub, mirror *kafkabed.Broker
+	mm          *kafkabed.MirrorMaker
+	conn        map[string]string
+}
+
+// startSecuredBed starts a second hub, mirror and MirrorMaker 2, secured
+// as the swarm's brokers are: SASL_SSL with SCRAM-SHA-512 and the
+// StandardAuthorizer. Every client is the admin user: authorization costs
+// one lookup per request either way, and TLS and SCRAM are what is
+// measured.
+func startSecuredBed(b *testing.B, ctx context.Context) kafkaBed {
+	ca, err := kafkabed.NewCA()
+	must(b, err)
+	pw := fmt.Sprintf("bench-admin-%d", time.Now().UnixNano())
+	hub := kafkabed.StartBrokerT(b, kafkabed.WithHeapMB(1536), kafkabed.WithSecurity(ca, true, pw))
+	mirror := kafkabed.StartBrokerT(b, kafkabed.WithHeapMB(1536), kafkabed.WithSecurity(ca, true, pw))
+	conn := hub.AdminSettings()
+	must(b, kclient.EnsureTopics(ctx, hub.Bootstrap(), conn,
+		kclient.Topic{Name: stream.SchemasTopic, Partitions: 1, Compacted: true},
+		kclient.Topic{Name: stream.TimingTopic, Partitions: 1}))
+	mm := kafkabed.StartMirrorMakerT(b, hub, mirror, kafkabed.WithMirrorTopics("alerts-.*|minibroker-schemas"),
+		kafkabed.WithMirrorHeapMB(1024), kafkabed.WithMirrorAuth(hub.ClientAuth(kafkabed.AdminUser, pw), mirror.ClientAuth(kafkabed.AdminUser, pw)))
+	return kafkaBed{hub: hub, mirror: mirror, mm: mm, conn: conn}
 }
 
 // measureProducer sends visits back to back to a topic no one reads.
-func measureProducer(b *testing.B, ctx context.Context, hub *kafkabed.Broker, k alertKind, parallel int) producerResult {
+func measureProducer(b *testing.B, ctx context.Context, kb kafkaBed, k alertKind, parallel int) producerResult {
+	hub := kb.hub
 	topic := fmt.Sprintf("produce-%s-p%d", strings.ToLower(k.name), parallel)
 	res := producerResult{kind: k, parallel: parallel}
 	var cpu0, hub0 time.Duration
 	err := pipeline.Produce(ctx, pipeline.ProduceConfig{
 		Bootstrap: hub.Bootstrap(), Topic: topic, Partitions: stream.DefaultPartitions, Source: pipeline.NewSynthetic(1, k.cutoutBytes),
-		AlertsPerVisit: alertsPerVisit, Interval: time.Millisecond, Visits: 4, Parallel: parallel, Log: quietLog(),
+		AlertsPerVisit: alertsPerVisit, Interval: time.Millisecond, Visits: 4, Parallel: parallel, Log: quietLog(), Kafka: kb.conn,
 		OnVisit: func(v pipeline.VisitResult) {
 			if len(res.visits) == 0 {
 				cpu0, hub0 = cpuTime(), hubCPU(hub)

@@ -320,3 +320,48 @@ func kafkaVersion() string {
 	}
 	return "unknown"
 }
+
+// secured sets the runs on SASL_SSL brokers beside the same runs on
+// plaintext brokers of this run.
+func (r *kafkaReport) secured(prods []producerResult, scens []scenarioResult, plainProds []producerResult, plainScens []scenarioResult) {
+	if len(prods)+len(scens) == 0 {
+		return
+	}
+	r.F("## SASL_SSL beside plaintext\n\n")
+	r.F("The same producer and pipeline on a second hub, mirror and MirrorMaker 2 secured as the swarm's brokers are:\n")
+	r.F("SASL_SSL (TLS, SCRAM-SHA-512) on every client listener and the StandardAuthorizer.\n\n")
+	r.F("| run | plaintext | SASL_SSL |\n|---|---:|---:|\n")
+	for _, p := range prods {
+		_, rate := p.stats()
+		plain := "not run"
+		for _, q := range plainProds {
+			if q.kind.name == p.kind.name && q.parallel == p.parallel {
+				_, pr := q.stats()
+				plain = fmt.Sprintf("%.1f MiB/s", pr)
+			}
+		}
+		r.F("| producer, %s alerts, %d senders | %s | %.1f MiB/s |\n", p.kind.name, p.parallel, plain, rate)
+	}
+	for _, s := range scens {
+		plain := "not run"
+		for _, q := range plainScens {
+			if q.sc.kind == s.sc.kind && q.sc.filters == s.sc.filters && q.sc.shared == s.sc.shared && !q.sc.atLeastOnce {
+				plain = fmt.Sprintf("lag p50 %.0f ms, max %.0f ms; done max %.1f s", ms(q.rep.FilterLag.P50), ms(q.rep.FilterLag.Max), q.rep.FilterDone.Max.Seconds())
+			}
+		}
+		sec := fmt.Sprintf("lag p50 %.0f ms, max %.0f ms; done max %.1f s", ms(s.rep.FilterLag.P50), ms(s.rep.FilterLag.Max), s.rep.FilterDone.Max.Seconds())
+		if s.err != nil {
+			sec += " (incomplete: " + s.err.Error() + ")"
+		}
+		r.F("| pipeline, %s alerts, %d filters shared | %s | %s |\n", s.sc.kind.name, s.sc.filters, plain, sec)
+	}
+	r.F("\n| target | measured | met |\n|---|---|---|\n")
+	for _, s := range scens {
+		if s.sc.kind.name == "80KB" && s.sc.filters == 100 {
+			r.row("SASL_SSL: every visit done inside the 39 s cadence (100 shared filters, 80 KB alerts)",
+				fmt.Sprintf("last filter done %.1f s after the visit's start at most", s.rep.FilterDone.Max.Seconds()),
+				s.err == nil && s.rep.FilterDone.Max < stream.DefaultInterval)
+		}
+	}
+	r.F("\n")
+}

@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/minibroker/terraform-provider-minibroker/internal/testbed/kafkabed"
 	"github.com/minibroker/terraform-provider-minibroker/workloads/filter"
 	"github.com/minibroker/terraform-provider-minibroker/workloads/kclient"
 	"github.com/minibroker/terraform-provider-minibroker/workloads/pipeline"
@@ -28,6 +27,9 @@ type scenario struct {
 	// atLeastOnce runs the filters without transactions (the path before
 	// exactly-once), to show what exactly-once costs in the same run.
 	atLeastOnce bool
+	// secured runs on brokers secured as the swarm's are (SASL_SSL), to
+	// show what authentication and TLS cost in the same run.
+	secured bool
 }
 
 func (s scenario) mode() string {
@@ -38,7 +40,24 @@ func (s scenario) mode() string {
 	if s.atLeastOnce {
 		m += ", at least once"
 	}
+	if s.secured {
+		m += ", " + securedName
+	}
 	return m
+}
+
+// securedName marks the secured runs' names (MINIBROKER_BENCH_ONLY=SASL_SSL
+// runs only them).
+const securedName = "SASL_SSL"
+
+// securedScenarios are the pipeline's two targets on secured brokers: 20
+// shared filters of small alerts (lag) and 100 shared filters of 80 KB
+// alerts (keeping up with the cadence).
+func securedScenarios(visits int, interval time.Duration) []scenario {
+	return []scenario{
+		{kind: kinds[1], filters: 20, shared: true, visits: visits, interval: interval, secured: true},
+		{kind: kinds[0], filters: 100, shared: true, visits: visits, interval: interval, secured: true},
+	}
 }
 
 func (s scenario) name() string {
@@ -107,12 +126,13 @@ func (r scenarioResult) summary() string {
 
 // runScenario runs filters and consumers on the mirror, sends the visits to
 // a topic of the scenario's own on the hub and returns the timing report.
-func runScenario(b *testing.B, ctx context.Context, hub, mirror *kafkabed.Broker, mm *kafkabed.MirrorMaker, sc scenario) scenarioResult {
+func runScenario(b *testing.B, ctx context.Context, kb kafkaBed, sc scenario) scenarioResult {
 	began := time.Now()
+	hub, mirror, conn := kb.hub, kb.mirror, kb.conn
 	id := sc.id()
 	topic := "alerts-" + id
-	must(b, kclient.EnsureTopics(ctx, hub.Bootstrap(), nil, kclient.Topic{Name: topic, Partitions: stream.DefaultPartitions}))
-	must(b, mm.WaitTopic(ctx, topic))
+	must(b, kclient.EnsureTopics(ctx, hub.Bootstrap(), conn, kclient.Topic{Name: topic, Partitions: stream.DefaultPartitions}))
+	must(b, kb.mm.WaitTopic(ctx, topic))
 
 	specs := pipeline.DemoSpecs(sc.filters)
 	for i := range specs {
@@ -148,12 +168,12 @@ func runScenario(b *testing.B, ctx context.Context, hub, mirror *kafkabed.Broker
 	for k, g := range groups {
 		cfg := pipeline.FilterConfig{Bootstrap: mirror.Bootstrap(), Input: topic, Specs: g, SchemasTopic: stream.SchemasTopic,
 			FromBeginning: true, TimingBootstrap: hub.Bootstrap(), TimingTopic: stream.TimingTopic, Log: log,
-			Name: fmt.Sprintf("%s-%d", id, k+1), AtLeastOnce: sc.atLeastOnce}
+			Name: fmt.Sprintf("%s-%d", id, k+1), AtLeastOnce: sc.atLeastOnce, Kafka: conn}
 		launch(func(ready func()) error { cfg.Ready = ready; return pipeline.RunFilters(runCtx, cfg) })
 	}
 	for _, s := range specs {
 		cfg := pipeline.ConsumeConfig{Bootstrap: mirror.Bootstrap(), Topic: s.Output, Name: "consumer-" + s.Output, FromBeginning: true,
-			TimingBootstrap: hub.Bootstrap(), TimingTopic: stream.TimingTopic, Log: log}
+			TimingBootstrap: hub.Bootstrap(), TimingTopic: stream.TimingTopic, Log: log, Kafka: conn}
 		launch(func(ready func()) error { cfg.Ready = ready; return pipeline.Consume(runCtx, cfg) })
 	}
 	readyWG.Wait()
@@ -168,9 +188,9 @@ func runScenario(b *testing.B, ctx context.Context, hub, mirror *kafkabed.Broker
 	must(b, pipeline.Produce(ctx, pipeline.ProduceConfig{
 		Bootstrap: hub.Bootstrap(), Topic: topic, SchemasTopic: stream.SchemasTopic, Source: pipeline.NewSynthetic(1, sc.kind.cutoutBytes),
 		AlertsPerVisit: alertsPerVisit, Interval: sc.interval, Visits: sc.visits, Run: run,
-		TimingTopic: stream.TimingTopic, Log: log,
+		TimingTopic: stream.TimingTopic, Log: log, Kafka: conn,
 	}))
-	evs, err := pipeline.WaitComplete(ctx, hub.Bootstrap(), nil, stream.TimingTopic, run, sc.filters, sc.visits, 3*time.Minute)
+	evs, err := pipeline.WaitComplete(ctx, hub.Bootstrap(), conn, stream.TimingTopic, run, sc.filters, sc.visits, 3*time.Minute)
 	cpu := cpuTime() - cpu0
 	stop()
 	wg.Wait()
