@@ -52,7 +52,7 @@ func runAll(b *testing.B) {
 	defer cancel()
 	visits := envInt("MINIBROKER_BENCH_VISITS", 2)
 	interval := envDuration("MINIBROKER_BENCH_INTERVAL", stream.DefaultInterval)
-	only := os.Getenv("MINIBROKER_BENCH_ONLY")
+	only := selector(os.Getenv("MINIBROKER_BENCH_ONLY"))
 
 	hub := kafkabed.StartBrokerT(b, kafkabed.WithHeapMB(1536))
 	mirror := kafkabed.StartBrokerT(b, kafkabed.WithHeapMB(1536))
@@ -74,7 +74,7 @@ func runAll(b *testing.B) {
 	}
 	ceil := map[string]ceiling{}
 	for _, k := range kinds {
-		if only != "" && !strings.Contains("ceiling producer "+k.name, only) {
+		if !only.runs("ceiling producer " + k.name) {
 			continue
 		}
 		c := measureCeiling(b, ctx, hub, k.name, sizes[k.name])
@@ -88,7 +88,7 @@ func runAll(b *testing.B) {
 	for _, k := range kinds {
 		for _, par := range []int{1, 2, 4} {
 			name := fmt.Sprintf("producer %s parallel %d", k.name, par)
-			if only != "" && !strings.Contains(name, only) {
+			if !only.runs(name) {
 				continue
 			}
 			prods = append(prods, measureProducer(b, ctx, kafkaBed{hub: hub}, k, par))
@@ -100,7 +100,7 @@ func runAll(b *testing.B) {
 	var scens []scenarioResult
 	plain := kafkaBed{hub: hub, mirror: mirror, mm: mm}
 	for _, sc := range scenarios(visits, interval) {
-		if only != "" && !strings.Contains(sc.name(), only) {
+		if !only.runs(sc.name()) {
 			continue
 		}
 		r := runScenario(b, ctx, plain, sc)
@@ -113,15 +113,24 @@ func runAll(b *testing.B) {
 	// the swarm's are, beside the plaintext figures of this run.
 	var secProds []producerResult
 	var secScens []scenarioResult
-	if only == "" || strings.Contains(securedName+" producer pipeline 80KB small", only) || strings.Contains(only, securedName) {
-		secured := startSecuredBed(b, ctx)
-		for _, k := range kinds {
-			p := measureProducer(b, ctx, secured, k, 2)
+	var secured *kafkaBed
+	bed := func() kafkaBed {
+		if secured == nil {
+			kb := startSecuredBed(b, ctx)
+			secured = &kb
+		}
+		return *secured
+	}
+	for _, k := range kinds {
+		if only.runs(fmt.Sprintf("%s producer %s parallel 2", securedName, k.name)) {
+			p := measureProducer(b, ctx, bed(), k, 2)
 			p.secured = true
 			secProds = append(secProds, p)
 		}
-		for _, sc := range securedScenarios(visits, interval) {
-			r := runScenario(b, ctx, secured, sc)
+	}
+	for _, sc := range securedScenarios(visits, interval) {
+		if only.runs(sc.name()) {
+			r := runScenario(b, ctx, bed(), sc)
 			secScens = append(secScens, r)
 			b.Logf("%s: %s", sc.name(), r.summary())
 		}
@@ -134,6 +143,22 @@ func runAll(b *testing.B) {
 		must(b, report.Save(path, text))
 		b.Logf("wrote %s", path)
 	}
+}
+
+// selector is MINIBROKER_BENCH_ONLY: comma-separated parts of the names
+// of the runs to make; empty runs everything.
+type selector string
+
+func (s selector) runs(name string) bool {
+	if s == "" {
+		return true
+	}
+	for _, part := range strings.Split(string(s), ",") {
+		if part = strings.TrimSpace(part); part != "" && strings.Contains(name, part) {
+			return true
+		}
+	}
+	return false
 }
 
 // alertSize is the mean encoded size of a synthetic alert of this kind.

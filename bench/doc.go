@@ -13,9 +13,10 @@
 // Environment:
 //   - MINIBROKER_BENCH_VISITS: visits per pipeline scenario (default 2)
 //   - MINIBROKER_BENCH_INTERVAL: time between visits (default 39s, the LSST cadence)
-//   - MINIBROKER_BENCH_ONLY: run only the parts whose name contains this:
-//     "ceiling producer 80KB", "producer small parallel 2",
-//     "pipeline 80KB 50 filters shared"... E.g. the ceilings alone (Kafka's
+//   - MINIBROKER_BENCH_ONLY: run only the parts whose name contains one of
+//     these comma-separated strings: "ceiling producer 80KB", "producer
+//     small parallel 2", "pipeline 80KB 50 filters shared", "SASL_SSL"
+//     (the runs on secured brokers)... E.g. the ceilings alone (Kafka's
 //     perf tools as they come and tuned, a few minutes):
 //     MINIBROKER_BENCH_ONLY=ceiling go test -run '^$' -bench MiniBroker -benchtime 1x -v ./bench/
 package bench

@@ -2,6 +2,7 @@ package provider
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/hashicorp/terraform-plugin-framework-validators/int64validator"
@@ -169,6 +170,12 @@ func (r *mirrorResource) secured(ctx context.Context, sw *swarmctl.Swarm, m *mir
 	spec := m.spec(ctx, sw.Network)
 	spec.AccessImage = r.pd.workloadsImage
 	sec, err := componentSecurity(ctx, sw, m.KafkaCredentials)
+	if errors.Is(err, errNoCredentials) {
+		// Imported: what runs says where the external listener is.
+		if info, ierr := sw.Mirror(ctx, spec.Name); ierr == nil {
+			m.ExternalBootstrap = types.StringValue(info.External)
+		}
+	}
 	if err != nil {
 		return spec, err
 	}
