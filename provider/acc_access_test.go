@@ -131,8 +131,8 @@ func buildMinibroker(t *testing.T) string {
 // its owner would, with the readers output only: with Python's
 // confluent-kafka it gets exactly the filter's selection; the same
 // credentials are refused another filter's topic; a wrong password and a
-// plaintext connection get nothing; `minibroker consume` with the same
-// properties file writes the same alerts to a file.
+// plaintext connection get nothing; `minibroker consume --format json`
+// with the same properties file writes the same alerts, decoded, to a file.
 func checkOutsideReaders(t *testing.T, cfg accConfig, minibroker string) func(*terraform.State) error {
 	return func(s *terraform.State) error {
 		ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
@@ -189,7 +189,7 @@ func checkOutsideReaders(t *testing.T, cfg accConfig, minibroker string) func(*t
 
 		out := filepath.Join(dir, "alerts.jsonl")
 		cmd := exec.CommandContext(ctx, minibroker, "consume", "--config", props, "--topic", r.Topic,
-			"--group", r.Username+".cli", "--from-beginning", "--until-end", "--out", out)
+			"--group", r.Username+".cli", "--from-beginning", "--until-end", "--format", "json", "--out", out)
 		cmd.Dir = dir
 		if b, err := cmd.CombinedOutput(); err != nil {
 			return fmt.Errorf("minibroker consume with the reader's properties: %v\n%s", err, b)
@@ -203,9 +203,15 @@ func checkOutsideReaders(t *testing.T, cfg accConfig, minibroker string) func(*t
 			var a struct {
 				Visit int64  `json:"visit"`
 				ID    string `json:"id"`
+				Alert struct {
+					DiaSourceID json.Number `json:"diaSourceId"`
+				} `json:"alert"`
 			}
 			if err := json.Unmarshal([]byte(line), &a); err != nil {
 				return fmt.Errorf("consume --out line %q: %w", line, err)
+			}
+			if a.Alert.DiaSourceID.String() != a.ID {
+				return fmt.Errorf("consume --format json: alert %s decoded with diaSourceId %q", a.ID, a.Alert.DiaSourceID)
 			}
 			if written[a.Visit] == nil {
 				written[a.Visit] = map[string]bool{}
@@ -217,7 +223,7 @@ func checkOutsideReaders(t *testing.T, cfg accConfig, minibroker string) func(*t
 				return fmt.Errorf("minibroker consume wrote %d alerts of visit %d, python read %d", len(written[v]), v, len(got[v]))
 			}
 		}
-		t.Logf("minibroker consume with the reader's properties wrote the same %d visits", len(visits))
+		t.Logf("minibroker consume --format json with the reader's properties wrote the same %d visits, each alert decoded", len(visits))
 		return nil
 	}
 }

@@ -170,7 +170,7 @@ func FilterGroupSpecs(g FilterGroup) ([]Desired, error) {
 	for _, f := range g.Filters {
 		if sec != nil {
 			reader := ReaderUser(g.Name, f.Name)
-			mirrorUsers = append(mirrorUsers, sec.user(reader, access.ReaderGrants(f.OutputTopic(), reader)))
+			mirrorUsers = append(mirrorUsers, sec.user(reader, access.ReaderGrants(f.OutputTopic(), stream.SchemasTopic, reader)))
 		}
 		if f.NoConsumer {
 			continue

@@ -8,7 +8,7 @@ import (
 // A plan may only touch its owner's users, and refuses what Kafka would.
 func TestPlanCheck(t *testing.T) {
 	ok := Plan{Owner: "group.g.", Clusters: []ClusterPlan{{Bootstrap: "mb-mirror-a:9092", Users: []User{
-		{Name: UserName("group.g.", "reader", "f"), Password: strings.Repeat("x", 16), Grants: ReaderGrants("F", "group.g.reader.f")},
+		{Name: UserName("group.g.", "reader", "f"), Password: strings.Repeat("x", 16), Grants: ReaderGrants("F", "minibroker-schemas", "group.g.reader.f")},
 	}}}}
 	if err := ok.Check(); err != nil {
 		t.Fatal(err)

@@ -66,10 +66,12 @@ func ConsumerGrants(output, group string) []Grant {
 
 // ReaderGrants: a filter's outside reader reads its output topic, in
 // consumer groups named after the user: the user name itself or any
-// name starting with it and a dot.
-func ReaderGrants(output, user string) []Grant {
+// name starting with it and a dot; and the schemas, to decode the alerts
+// (`minibroker consume --format json`).
+func ReaderGrants(output, schemas, user string) []Grant {
 	return []Grant{
 		topic(output, Describe, Read),
+		topic(schemas, Describe, Read),
 		{Resource: Group, Name: user, Pattern: Literal, Operations: Ops(Describe, Read)},
 		{Resource: Group, Name: user + UserSeparator, Pattern: Prefixed, Operations: Ops(Describe, Read)},
 	}

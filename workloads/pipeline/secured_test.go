@@ -38,7 +38,7 @@ func TestPipelineOnSecuredKafka(t *testing.T) {
 	// An outside reader of Filter001, as minibroker_filter_group gives one.
 	reader := access.UserName(testOwner, "reader", "filter001")
 	pw := password(t)
-	readerGrants := access.ReaderGrants("Filter001", reader)
+	readerGrants := access.ReaderGrants("Filter001", stream.SchemasTopic, reader)
 	plans.mirror.Clusters[0].Users = append(plans.mirror.Clusters[0].Users, access.User{Name: reader, Password: pw, Grants: readerGrants})
 	plans.apply(ctx, t, bed)
 	settings := bed.mirror.ClientSettings(reader, pw)

@@ -11,6 +11,7 @@ import (
 	"github.com/minibroker/terraform-provider-minibroker/internal/kafkaconf"
 	"github.com/minibroker/terraform-provider-minibroker/internal/testbed/kafkabed"
 	"github.com/minibroker/terraform-provider-minibroker/workloads/access"
+	"github.com/minibroker/terraform-provider-minibroker/workloads/stream"
 )
 
 // `minibroker admin` applies a plan file with the admin's properties
@@ -54,7 +55,7 @@ func TestAdminAppliesAPlan(t *testing.T) {
 	}
 
 	plan := access.Plan{Owner: "ops.", Clusters: []access.ClusterPlan{{Bootstrap: b.Bootstrap(), Users: []access.User{
-		{Name: user, Password: pw, Grants: access.ReaderGrants(topic, user)},
+		{Name: user, Password: pw, Grants: access.ReaderGrants(topic, stream.SchemasTopic, user)},
 	}}}}
 	data, _ := json.Marshal(plan)
 	if r := runCLI(t, time.Minute, "admin", "--plan", write("plan.json", data), "--config", adminProps); r.code != 0 {

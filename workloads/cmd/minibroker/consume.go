@@ -10,10 +10,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"os"
 	"time"
 
 	"github.com/minibroker/terraform-provider-minibroker/workloads/pipeline"
+	"github.com/minibroker/terraform-provider-minibroker/workloads/stream"
 )
 
 func runConsume(ctx context.Context, args []string, stdout io.Writer, log *slog.Logger) error {
@@ -27,6 +29,9 @@ func runConsume(ctx context.Context, args []string, stdout io.Writer, log *slog.
 	untilEnd := fs.Bool("until-end", false, "stop once the topic has been read to its end, committing what was written")
 	out := fs.String("out", "", "append one JSON line per received alert to this file (- for stdout); "+
 		"a restarted consumer drops the alerts (by id and rank) the file already has")
+	format := fs.String("format", formatReceipts, "what --out writes per alert: "+formatReceipts+" (topic, run, visit, rank, id, arrival, size) or "+
+		formatJSON+" (the same and the decoded alert, its schema read from --schemas-topic; NaN and infinities become null, bytes base64)")
+	schemasTopic := fs.String("schemas-topic", stream.SchemasTopic, "topic of the alerts' schemas, for --format "+formatJSON)
 	if err := parse(fs, args, stdout); err != nil {
 		return err
 	}
@@ -48,6 +53,13 @@ func runConsume(ctx context.Context, args []string, stdout io.Writer, log *slog.
 	if k.timingBootstrap == "" {
 		k.timingTopic = ""
 	}
+	if *format != formatReceipts && *format != formatJSON {
+		return usagef("consume: --format %q: want %s or %s", *format, formatReceipts, formatJSON)
+	}
+	var decoder *pipeline.AlertDecoder
+	if *format == formatJSON {
+		decoder = pipeline.NewAlertDecoder(k.bootstrap, over, *schemasTopic)
+	}
 	var onAlert func(pipeline.Received) error
 	var handled []pipeline.AlertRef
 	if *out != "" {
@@ -65,9 +77,17 @@ func runConsume(ctx context.Context, args []string, stdout io.Writer, log *slog.
 		}
 		enc := json.NewEncoder(w)
 		onAlert = func(r pipeline.Received) error {
+			line := outLine{r.Topic, r.Run, r.Visit, r.Rank, r.ID, r.Arrived, len(r.Value), nil}
+			if decoder != nil {
+				rec, err := decoder.Decode(ctx, r.Value)
+				if err != nil {
+					return fmt.Errorf("decode alert %s of visit %d: %w", r.ID, r.Visit, err)
+				}
+				line.Alert = jsonSafe(rec)
+			}
 			// One write per line: a killed consumer leaves whole lines, or
 			// one torn last line, which readOutLines cuts.
-			return enc.Encode(outLine{r.Topic, r.Run, r.Visit, r.Rank, r.ID, r.Arrived, len(r.Value)})
+			return enc.Encode(line)
 		}
 	}
 	return pipeline.Consume(ctx, pipeline.ConsumeConfig{
@@ -76,6 +96,12 @@ func runConsume(ctx context.Context, args []string, stdout io.Writer, log *slog.
 		OnAlert: onAlert, Handled: handled, UntilEnd: *untilEnd,
 	})
 }
+
+// Formats of consume --out.
+const (
+	formatReceipts = "receipts"
+	formatJSON     = "json"
+)
 
 // outLine is one line of consume --out.
 type outLine struct {
@@ -86,6 +112,36 @@ type outLine struct {
 	ID      string    `json:"id"`
 	Arrived time.Time `json:"arrived"`
 	Bytes   int       `json:"bytes"`
+	Alert   any       `json:"alert,omitempty"` // --format json: the decoded alert
+}
+
+// jsonSafe returns a decoded record that encoding/json can write: NaN and
+// infinite floats (which JSON has no words for; Rubin's alerts use NaN for
+// missing measurements) become null.
+func jsonSafe(v any) any {
+	switch x := v.(type) {
+	case map[string]any:
+		out := make(map[string]any, len(x))
+		for k, e := range x {
+			out[k] = jsonSafe(e)
+		}
+		return out
+	case []any:
+		out := make([]any, len(x))
+		for i, e := range x {
+			out[i] = jsonSafe(e)
+		}
+		return out
+	case float64:
+		if math.IsNaN(x) || math.IsInf(x, 0) {
+			return nil
+		}
+	case float32:
+		if f := float64(x); math.IsNaN(f) || math.IsInf(f, 0) {
+			return nil
+		}
+	}
+	return v
 }
 
 // readOutLines returns the alerts an earlier run wrote to path (none if it
