@@ -174,6 +174,16 @@ func checkOutsideReaders(t *testing.T, cfg accConfig, minibroker string) func(*t
 		}
 		t.Logf("outside reader (python confluent-kafka): %d visits of %s, each exactly the filter's selection", len(visits), f.Name)
 
+		alice, ok := readers[f.Name+"/alice"]
+		if !ok || alice.Username == r.Username || alice.Password == r.Password || alice.Topic != r.Topic {
+			return fmt.Errorf("named reader alice of %s: %+v", f.Name, alice.Username)
+		}
+		adir, aprops := readerDir(t, alice)
+		if got, code, stderr := pythonReader(ctx, t, adir, aprops, r.Topic); code != 0 || len(got) < len(visits) {
+			return fmt.Errorf("named reader alice of %s: exit %d, %d visits: %s", f.Name, code, len(got), stderr)
+		}
+		t.Logf("the named reader %s reads the same stream with its own credentials", alice.Username)
+
 		other := cfg.G0[1].Name
 		if _, code, stderr := pythonReader(ctx, t, dir, props, other); code != 3 || !strings.Contains(stderr, "TOPIC_AUTHORIZATION_FAILED") {
 			return fmt.Errorf("the reader of %s reading %s: exit %d, %s; want TOPIC_AUTHORIZATION_FAILED", f.Name, other, code, stderr)

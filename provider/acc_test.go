@@ -103,7 +103,7 @@ resource "minibroker_filter_group" "g0" {
   mirror          = minibroker_mirror.m[0].name
   mode            = "isolated"
   filters = [{{range .G0}}
-    { name = "{{.Name}}", expression = "{{.Expr}}", max_per_visit = {{.Cap}} },{{end}}
+    { name = "{{.Name}}", expression = "{{.Expr}}", max_per_visit = {{.Cap}}, readers = ["alice"] },{{end}}
   ]
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"regexp"
 	"strings"
 
 	"github.com/hashicorp/terraform-plugin-framework-validators/int64validator"
@@ -77,6 +78,7 @@ type filterModel struct {
 	Output       types.String `tfsdk:"output"`
 	Consumer     types.Bool   `tfsdk:"consumer"`
 	ConsumerNode types.Int64  `tfsdk:"consumer_node"`
+	Readers      types.List   `tfsdk:"readers"`
 }
 
 func (f filterModel) spec() swarmspec.Filter {
@@ -84,10 +86,12 @@ func (f filterModel) spec() swarmspec.Filter {
 	if !f.ConsumerNode.IsNull() {
 		node = int(f.ConsumerNode.ValueInt64())
 	}
+	var readers []string
+	f.Readers.ElementsAs(context.Background(), &readers, false)
 	return swarmspec.Filter{
 		Name: f.Name.ValueString(), Expression: f.Expression.ValueString(),
 		MaxPerVisit: int(f.MaxPerVisit.ValueInt64()), Output: f.Output.ValueString(),
-		ConsumerNode: node, NoConsumer: !f.Consumer.ValueBool(),
+		ConsumerNode: node, NoConsumer: !f.Consumer.ValueBool(), Readers: readers,
 	}
 }
 
@@ -133,6 +137,11 @@ func filterGroupSchema(ctx context.Context) schema.Schema {
 				"consumer_node": schema.Int64Attribute{Optional: true,
 					Validators:          []validator.Int64{int64validator.AtLeast(0)},
 					MarkdownDescription: "Pin the consumer to this consumer node (0-based). Default: Swarm spreads consumers."},
+				"readers": schema.ListAttribute{Optional: true, ElementType: types.StringType,
+					Validators: []validator.List{listvalidator.UniqueValues(), listvalidator.ValueStringsAre(
+						stringvalidator.RegexMatches(readerName, "1 to 20 lower-case letters, digits or inner dashes"))},
+					MarkdownDescription: "Named readers of the filter's stream outside the swarm, besides its default one, e.g. `[\"alice\", \"laptop\"]`: " +
+						"each gets its own user and password in `readers` under `FILTER/NAME`. Removing a name removes its user."},
 			}},
 		},
 		"resources": resourcesSchema("",
@@ -142,7 +151,7 @@ func filterGroupSchema(ctx context.Context) schema.Schema {
 			MarkdownDescription: "Output topic of every filter, by filter name."},
 		"kafka_credentials": kafkaCredentialsAttribute(),
 		"readers": schema.MapNestedAttribute{Computed: true, Sensitive: true,
-			MarkdownDescription: "With `kafka_credentials`, by filter name: how the filter's owner reads its stream from outside the swarm, " +
+			MarkdownDescription: "With `kafka_credentials`, by filter name (and `FILTER/NAME` for a filter's named `readers`): how the filter's owner reads its stream from outside the swarm, " +
 				"over the mirror's external listener (SASL_SSL). The user may read only that topic, in consumer groups named after it " +
 				"(`username` or `username.*`). Sensitive (it holds the password). Write `ca_certificate` to `" + CAFileName + "` and give " +
 				"`properties` to `minibroker consume --config`, or to any librdkafka client. Empty without an external listener.",
@@ -166,6 +175,9 @@ func filterGroupSchema(ctx context.Context) schema.Schema {
 		Attributes: attrs,
 	}
 }
+
+// readerName is a named reader's name, part of its Kafka user name.
+var readerName = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,18}[a-z0-9])?$`)
 
 // ValidateConfig compiles every expression, so a bad one fails the plan
 // with the position in the expression.
@@ -257,13 +269,18 @@ func (r *filterGroupResource) group(ctx context.Context, sw *swarmctl.Swarm, m *
 	readers := map[string]readerModel{}
 	if sec != nil && mirror.External != "" {
 		for _, f := range g.Filters {
-			user := swarmspec.ReaderUser(g.Name, f.Name)
-			pw := sec.Password(user)
-			readers[f.Name] = readerModel{
-				Bootstrap: types.StringValue(mirror.External), Topic: types.StringValue(f.OutputTopic()),
-				Username: types.StringValue(user), Password: types.StringValue(pw),
-				CACertificate: types.StringValue(sec.CA.CertPEM),
-				Properties:    types.StringValue(clientProperties(mirror.External, user, pw, CAFileName)),
+			users := map[string]string{f.Name: swarmspec.ReaderUser(g.Name, f.Name)}
+			for _, name := range f.Readers {
+				users[f.Name+"/"+name] = swarmspec.NamedReaderUser(g.Name, f.Name, name)
+			}
+			for key, user := range users {
+				pw := sec.Password(user)
+				readers[key] = readerModel{
+					Bootstrap: types.StringValue(mirror.External), Topic: types.StringValue(f.OutputTopic()),
+					Username: types.StringValue(user), Password: types.StringValue(pw),
+					CACertificate: types.StringValue(sec.CA.CertPEM),
+					Properties:    types.StringValue(clientProperties(mirror.External, user, pw, CAFileName)),
+				}
 			}
 		}
 	}
@@ -298,11 +315,22 @@ func (r *filterGroupResource) ModifyPlan(ctx context.Context, req resource.Modif
 		if hasDrift(state.Services) || !sameFilterSet(plan.Filters, state.Filters) || plan.Mode.ValueString() != state.Mode.ValueString() {
 			plan.Services = types.MapUnknown(types.StringType)
 		}
-		if !plan.OutputTopics.Equal(state.OutputTopics) || !plan.KafkaCredentials.Equal(state.KafkaCredentials) || !sameFilterSet(plan.Filters, state.Filters) {
+		if !plan.OutputTopics.Equal(state.OutputTopics) || !plan.KafkaCredentials.Equal(state.KafkaCredentials) ||
+			!sameFilterSet(plan.Filters, state.Filters) || namedReaders(plan.Filters) != namedReaders(state.Filters) {
 			plan.Readers = types.MapUnknown(readerType)
 		}
 	}
 	resp.Diagnostics.Append(resp.Plan.Set(ctx, &plan)...)
+}
+
+// namedReaders lists every filter's named readers, to tell when the
+// readers attribute changes.
+func namedReaders(fs []filterModel) string {
+	var parts []string
+	for _, f := range fs {
+		parts = append(parts, f.Name.ValueString()+"="+f.Readers.String())
+	}
+	return strings.Join(parts, ",")
 }
 
 // sameFilterSet reports whether both lists name the same filters with the

@@ -2,6 +2,7 @@ package provider
 
 import (
 	"context"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -63,7 +64,7 @@ func TestSettingsLabelRoundTrips(t *testing.T) {
 	g.Mirror, g.Mode, g.WorkloadsImage = types.StringValue("m0"), types.StringValue("shared"), types.StringValue("w:1")
 	g.Filters = []filterModel{{Name: types.StringValue("bright"), Expression: types.StringValue("alert.x > 1.0"),
 		MaxPerVisit: types.Int64Value(-1), Output: types.StringNull(), Consumer: types.BoolValue(false),
-		ConsumerNode: types.Int64Value(2)}}
+		ConsumerNode: types.Int64Value(2), Readers: types.ListValueMust(types.StringType, []attr.Value{types.StringValue("alice")})}}
 	g.Name = types.StringValue("g0")
 	g.SwarmID = types.StringValue("not-carried")
 	label, err = fg.settings.encode(ctx, &g)
@@ -78,7 +79,7 @@ func TestSettingsLabelRoundTrips(t *testing.T) {
 	if err := fg.settings.decode(ctx, label, &gg); err != nil {
 		t.Fatal(err)
 	}
-	if len(gg.Filters) != 1 || gg.Filters[0] != g.Filters[0] || gg.Mode != g.Mode || gg.Name != g.Name {
+	if len(gg.Filters) != 1 || !reflect.DeepEqual(gg.Filters[0], g.Filters[0]) || gg.Mode != g.Mode || gg.Name != g.Name {
 		t.Errorf("filter group: wrote %+v, read back %+v", g, gg)
 	}
 

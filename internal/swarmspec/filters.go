@@ -35,6 +35,9 @@ type Filter struct {
 	ConsumerNode int
 	// NoConsumer runs no consumer for this filter.
 	NoConsumer bool
+	// Readers are named readers of the filter's stream outside the swarm,
+	// besides its default one (NamedReaderUser).
+	Readers []string
 }
 
 // Spec is the filter as the filter process reads it (--filters YAML).
@@ -169,8 +172,9 @@ func FilterGroupSpecs(g FilterGroup) ([]Desired, error) {
 
 	for _, f := range g.Filters {
 		if sec != nil {
-			reader := ReaderUser(g.Name, f.Name)
-			mirrorUsers = append(mirrorUsers, sec.user(reader, access.ReaderGrants(f.OutputTopic(), stream.SchemasTopic, reader)))
+			for _, reader := range append([]string{ReaderUser(g.Name, f.Name)}, namedReaders(g.Name, f)...) {
+				mirrorUsers = append(mirrorUsers, sec.user(reader, access.ReaderGrants(f.OutputTopic(), stream.SchemasTopic, reader)))
+			}
 		}
 		if f.NoConsumer {
 			continue
@@ -202,6 +206,15 @@ func FilterGroupSpecs(g FilterGroup) ([]Desired, error) {
 		out = append(out, sec.accessJob(FilterGroupAccessService(g.Name), g.Image, g.Network, owner, plan))
 	}
 	return out, nil
+}
+
+// namedReaders are the users of a filter's named readers.
+func namedReaders(group string, f Filter) []string {
+	var out []string
+	for _, name := range f.Readers {
+		out = append(out, NamedReaderUser(group, f.Name, name))
+	}
+	return out
 }
 
 // FilterGroupRemovalSpecs are what a secured filter group leaves while it

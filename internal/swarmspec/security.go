@@ -104,6 +104,12 @@ func ReaderUser(group, filter string) string {
 	return access.UserName(groupUsers(group), "reader", FilterSlug(filter))
 }
 
+// NamedReaderUser is the user of a named reader of a filter's stream
+// (readers = ["alice"] on the filter).
+func NamedReaderUser(group, filter, name string) string {
+	return access.UserName(groupUsers(group), "reader", FilterSlug(filter), name)
+}
+
 // Password derives a user's password from the seed: HMAC-SHA256, base64
 // URL encoding (43 characters, none of which the Kafka tools' syntax
 // reserves).

@@ -34,7 +34,7 @@ func securedSwarm(t *testing.T, sec *Security) []Desired {
 	out = append(out, MirrorSpecs(Mirror{Name: "m1", NodeIndex: 0, Kafka: mk, AccessImage: "w:1"})...)
 	for _, mode := range []string{ModeIsolated, ModeShared} {
 		g, err := FilterGroupSpecs(FilterGroup{Name: "g" + mode[:1], Mode: mode, Image: "w:1", Network: "net", Mirror: "m1",
-			Filters:  []Filter{{Name: "Bright", Expression: "true"}, {Name: "Faint", Expression: "false", NoConsumer: true}},
+			Filters:  []Filter{{Name: "Bright", Expression: "true", Readers: []string{"alice"}}, {Name: "Faint", Expression: "false", NoConsumer: true}},
 			Security: sec})
 		if err != nil {
 			t.Fatal(err)
@@ -89,7 +89,8 @@ func TestSecuredSpecsKeepSecretsInSecrets(t *testing.T) {
 		}
 	}
 	for _, want := range []string{ProducerUser, ReportUser, MirrorMakerUser("m1"), FilterUser("gi", "Bright"), FilterUser("gi", "Faint"),
-		SharedFiltersUser("gs"), ConsumerUser("gi", "Bright"), ReaderUser("gi", "Bright"), ReaderUser("gs", "Faint")} {
+		SharedFiltersUser("gs"), ConsumerUser("gi", "Bright"), ReaderUser("gi", "Bright"), ReaderUser("gs", "Faint"),
+		NamedReaderUser("gi", "Bright", "alice")} {
 		if !slices.Contains(users, want) {
 			t.Errorf("no access plan creates %s (plans: %v)", want, users)
 		}
