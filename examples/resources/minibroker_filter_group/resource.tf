@@ -19,6 +19,7 @@ resource "minibroker_filter_group" "g0" {
       expression    = "alert.diaSource.snr > 10.0 && alert.diaSource.band == 'r'"
       max_per_visit = 50
       output        = "bright-r-band"
+      readers       = ["alice"] # a second reader, besides the filter's own
     },
     {
       name          = "dimmings"
@@ -53,4 +54,11 @@ resource "minibroker_filter_group" "shared" {
 
 output "output_topics" {
   value = minibroker_filter_group.g0.output_topics
+}
+
+# How each filter's owner reads their stream from outside the swarm:
+# terraform output -json readers | jq -r '.Filter001.properties'
+output "readers" {
+  value     = minibroker_filter_group.g0.readers
+  sensitive = true
 }

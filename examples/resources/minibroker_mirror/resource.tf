@@ -6,6 +6,9 @@ resource "minibroker_mirror" "m0" {
   kafka_credentials = minibroker_swarm.main.kafka_credentials
   name              = "m0"
   node_index        = 0
+  # Users read their streams at the node's address, port 9095 (SASL_SSL);
+  # set external_address when they dial another name.
+  external_port = 9095
 
   heap_mb              = 1024
   retention_minutes    = 60
@@ -24,4 +27,8 @@ resource "minibroker_mirror" "m0" {
 
 output "mirror_bootstrap" {
   value = minibroker_mirror.m0.bootstrap # "mb-mirror-m0:9092"
+}
+
+output "mirror_external_bootstrap" {
+  value = minibroker_mirror.m0.external_bootstrap # e.g. "10.0.0.12:9095"
 }
