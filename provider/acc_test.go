@@ -53,6 +53,7 @@ type accConfig struct {
 	Visits, Alerts                        int
 	Interval                              string
 	G0, G1                                []accFilter
+	Generation                            int // credentials_generation
 }
 
 const accTemplate = `
@@ -65,6 +66,7 @@ provider "minibroker" {
 
 resource "minibroker_swarm" "lab" {
   encrypt_network = false # the lab's kernel cannot install IPsec states (docs/security.md)
+  credentials_generation = {{.Generation}}
   hosts = [
     { address = "{{(index .Nodes 0).Addr}}", role = "manager" },
     { address = "{{(index .Nodes 1).Addr}}", role = "producer" },
@@ -136,7 +138,7 @@ func TestAccMiniBrokerOnLabSwarm(t *testing.T) {
 
 	cfg := accConfig{
 		KeyFile: l.PrivateKeyFile(), KnownHosts: l.KnownHostsFile(), Workloads: workloads, Kafka: kafka,
-		Nodes: nodes, Alerts: 300, Interval: "8s", Visits: 4,
+		Nodes: nodes, Alerts: 300, Interval: "8s", Visits: 4, Generation: 1,
 		G0: []accFilter{
 			{"bright", "alert.diaSource.snr > 50.0", -1},
 			{"low_detectors", "alert.diaSource.detector < 10", 20},
@@ -156,6 +158,8 @@ func TestAccMiniBrokerOnLabSwarm(t *testing.T) {
 
 	removed := changed
 	removed.G0 = slices.Delete(slices.Clone(changed.G0), 1, 2) // low_detectors goes
+	rotated := removed
+	rotated.Generation = 2
 	minibroker := buildMinibroker(t)
 	var oldReaders map[string]reader // g0's readers before low_detectors goes
 
@@ -313,6 +317,39 @@ func TestAccMiniBrokerOnLabSwarm(t *testing.T) {
 						return fmt.Errorf("readers after the removal: %v", slices.Sorted(maps.Keys(readers)))
 					}
 					t.Logf("the removed filter's reader is refused at authentication")
+					return nil
+				},
+			},
+			{
+				// New credentials: a new CA, certificates and passwords, on
+				// every resource in one apply; the old ones stop working, the
+				// new ones read the stream.
+				Config: render(t, accTemplate, rotated),
+				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+					plancheck.ExpectResourceAction("minibroker_swarm.lab", plancheck.ResourceActionUpdate),
+					plancheck.ExpectResourceAction("minibroker_filter_group.g1", plancheck.ResourceActionUpdate),
+				}},
+				Check: func(s *terraform.State) error {
+					ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+					defer cancel()
+					readers, err := readersOutput(s, "minibroker_filter_group.g0")
+					if err != nil {
+						return err
+					}
+					name := rotated.G0[0].Name
+					old, now := oldReaders[name], readers[name]
+					if now.Password == old.Password || now.CACertificate == old.CACertificate {
+						return fmt.Errorf("the reader of %s kept its password or CA across the rotation", name)
+					}
+					dir, props := readerDir(t, old)
+					if _, code, stderr := pythonReader(ctx, t, dir, props, old.Topic); code != 3 {
+						return fmt.Errorf("the old credentials after the rotation: exit %d, %s; want a refusal", code, stderr)
+					}
+					dir, props = readerDir(t, now)
+					if got, code, stderr := pythonReader(ctx, t, dir, props, now.Topic); code != 0 || len(got) == 0 {
+						return fmt.Errorf("the new credentials after the rotation: exit %d, %d visits, %s", code, len(got), stderr)
+					}
+					t.Logf("after credentials_generation = 2: the old credentials are refused, the new ones read %s", name)
 					return nil
 				},
 			},

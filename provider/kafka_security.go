@@ -13,6 +13,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema/planmodifier"
 	"github.com/hashicorp/terraform-plugin-framework/types"
+	"github.com/hashicorp/terraform-plugin-framework/types/basetypes"
 
 	"github.com/minibroker/terraform-provider-minibroker/internal/kafkaconf"
 	"github.com/minibroker/terraform-provider-minibroker/internal/pki"
@@ -32,10 +33,17 @@ type kafkaCredentials struct {
 	InternalTLS bool   `json:"internal_tls"`
 }
 
-// newKafkaCredentials makes a new CA and seed. internalTLS is whether the
-// overlay listeners need TLS (an unencrypted overlay network).
-func newKafkaCredentials(generation int64, internalTLS bool) (string, error) {
-	ca, err := pki.NewCA(fmt.Sprintf("minibroker CA %d", generation), time.Now(), pki.DefaultValidity)
+// newKafkaCredentials makes a new seed and, unless the user gave their
+// own (userCA), a new CA. internalTLS is whether the overlay listeners
+// need TLS (an unencrypted overlay network).
+func newKafkaCredentials(generation int64, internalTLS bool, userCA *pki.Pair) (string, error) {
+	var ca pki.Pair
+	var err error
+	if userCA != nil {
+		ca, err = *userCA, pki.CheckCA(*userCA)
+	} else {
+		ca, err = pki.NewCA(fmt.Sprintf("minibroker CA %d", generation), time.Now(), pki.DefaultValidity)
+	}
 	if err != nil {
 		return "", err
 	}
@@ -106,6 +114,36 @@ func clientProperties(bootstrap, user, password, caFile string) string {
 		"Write the CA certificate to " + caFile + " first. Consumer groups must be named " + user + " or start with " + user + ".")
 }
 
+// caModel is the swarm's ca attribute: a CA of the user's own.
+type caModel struct {
+	Certificate types.String `tfsdk:"certificate"`
+	PrivateKey  types.String `tfsdk:"private_key"`
+}
+
+// caAttribute is minibroker_swarm.ca.
+func caAttribute() schema.SingleNestedAttribute {
+	return schema.SingleNestedAttribute{Optional: true, Sensitive: true,
+		MarkdownDescription: "A CA of your own to sign the brokers' certificates instead of one the swarm makes (e.g. your " +
+			"observatory's): PEM `certificate` and its unencrypted `private_key` (PKCS#8, PKCS#1 or SEC 1). Changing it " +
+			"re-issues every certificate and password. Sensitive.",
+		Attributes: map[string]schema.Attribute{
+			"certificate": schema.StringAttribute{Required: true, MarkdownDescription: "PEM certificate of the CA."},
+			"private_key": schema.StringAttribute{Required: true, Sensitive: true, MarkdownDescription: "Its PEM private key."},
+		}}
+}
+
+// userCA reads the ca attribute (nil when unset).
+func userCA(ctx context.Context, o types.Object) (*pki.Pair, error) {
+	if o.IsNull() || o.IsUnknown() {
+		return nil, nil
+	}
+	var m caModel
+	if diags := o.As(ctx, &m, basetypes.ObjectAsOptions{}); diags.HasError() {
+		return nil, fmt.Errorf("ca: %v", diags)
+	}
+	return &pki.Pair{CertPEM: m.Certificate.ValueString(), KeyPEM: m.PrivateKey.ValueString()}, nil
+}
+
 // CAFileName is the CA file the properties blocks name.
 const CAFileName = "minibroker-ca.pem"
 
@@ -115,7 +153,7 @@ const CAFileName = "minibroker-ca.pem"
 type regenerateOnGeneration struct{}
 
 func (regenerateOnGeneration) Description(context.Context) string {
-	return "New credentials for a new swarm or a new credentials_generation; the state's otherwise."
+	return "New credentials for a new swarm, a new credentials_generation or a new ca; the state's otherwise."
 }
 
 func (m regenerateOnGeneration) MarkdownDescription(ctx context.Context) string {
@@ -128,10 +166,13 @@ func (regenerateOnGeneration) PlanModifyString(ctx context.Context, req planmodi
 	}
 	var planGen, stateGen types.Int64
 	var stateCreds types.String
+	var planCA, stateCA types.Object
 	req.Plan.GetAttribute(ctx, path.Root("credentials_generation"), &planGen)
 	req.State.GetAttribute(ctx, path.Root("credentials_generation"), &stateGen)
 	req.State.GetAttribute(ctx, path.Root("kafka_credentials"), &stateCreds)
-	if planGen.IsUnknown() || planGen.ValueInt64() != stateGen.ValueInt64() || stateCreds.IsNull() {
+	req.Plan.GetAttribute(ctx, path.Root("ca"), &planCA)
+	req.State.GetAttribute(ctx, path.Root("ca"), &stateCA)
+	if planGen.IsUnknown() || planGen.ValueInt64() != stateGen.ValueInt64() || stateCreds.IsNull() || !planCA.Equal(stateCA) {
 		return // an imported swarm has no credentials in state: new ones
 	}
 	resp.PlanValue = req.StateValue

@@ -32,6 +32,7 @@ import (
 
 	"github.com/minibroker/terraform-provider-minibroker/internal/awsfleet"
 	"github.com/minibroker/terraform-provider-minibroker/internal/dockerssh"
+	"github.com/minibroker/terraform-provider-minibroker/internal/pki"
 	"github.com/minibroker/terraform-provider-minibroker/internal/swarmctl"
 	"github.com/minibroker/terraform-provider-minibroker/internal/swarmspec"
 	"github.com/minibroker/terraform-provider-minibroker/workloads/alert"
@@ -108,6 +109,7 @@ func swarmSchema(ctx context.Context) schema.Schema {
 				MarkdownDescription: "Change it (e.g. add one) to rotate the Kafka credentials: a new CA, new broker certificates and a new " +
 					"password for every Kafka user, readers included. Mirrors and filter groups take them on their next apply. Default 1.",
 			},
+			"ca": caAttribute(),
 			"kafka_credentials": schema.StringAttribute{
 				Computed: true, Sensitive: true,
 				MarkdownDescription: "What mirrors and filter groups need to join the swarm's Kafka (the CA and the seed every Kafka " +
@@ -375,6 +377,7 @@ type swarmServicesModel struct {
 	EncryptNetwork        types.Bool   `tfsdk:"encrypt_network"`
 	KafkaAuth             types.Bool   `tfsdk:"kafka_auth"`
 	CredentialsGeneration types.Int64  `tfsdk:"credentials_generation"`
+	CA                    types.Object `tfsdk:"ca"`
 	KafkaCredentials      types.String `tfsdk:"kafka_credentials"`
 	ReportProperties      types.String `tfsdk:"report_properties"`
 	CACertificate         types.String `tfsdk:"ca_certificate"`
@@ -543,7 +546,11 @@ func (m *swarmServicesModel) ensureCredentials() error {
 	if !m.KafkaCredentials.IsUnknown() && !m.KafkaCredentials.IsNull() {
 		return nil
 	}
-	creds, err := newKafkaCredentials(m.CredentialsGeneration.ValueInt64(), !m.EncryptNetwork.ValueBool())
+	ca, err := userCA(context.Background(), m.CA)
+	if err != nil {
+		return err
+	}
+	creds, err := newKafkaCredentials(m.CredentialsGeneration.ValueInt64(), !m.EncryptNetwork.ValueBool(), ca)
 	if err != nil {
 		return fmt.Errorf("kafka credentials: %w", err)
 	}
@@ -629,6 +636,17 @@ func fillUnknown(m *swarmModel) {
 
 func (r *swarmResource) ValidateConfig(ctx context.Context, req resource.ValidateConfigRequest, resp *resource.ValidateConfigResponse) {
 	validateJVMResources(ctx, req.Config, swarmRoles, &resp.Diagnostics)
+	var caCfg types.Object
+	resp.Diagnostics.Append(req.Config.GetAttribute(ctx, path.Root("ca"), &caCfg)...)
+	if fullyKnown(ctx, req.Config, path.Root("ca"), types.ObjectType{}) {
+		if ca, err := userCA(ctx, caCfg); err != nil {
+			resp.Diagnostics.AddAttributeError(path.Root("ca"), "Invalid CA", err.Error())
+		} else if ca != nil {
+			if err := pki.CheckCA(*ca); err != nil {
+				resp.Diagnostics.AddAttributeError(path.Root("ca"), "Invalid CA", err.Error()+": give a CA certificate and its own private key")
+			}
+		}
+	}
 	var enabled types.Bool
 	resp.Diagnostics.Append(req.Config.GetAttribute(ctx, path.Root("producer").AtName("enabled"), &enabled)...)
 	producerOn := enabled.IsNull() || enabled.IsUnknown() || enabled.ValueBool()

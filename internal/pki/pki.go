@@ -6,6 +6,7 @@
 package pki
 
 import (
+	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -104,7 +105,7 @@ func Covers(ca Pair, certPEM string, sans []string) bool {
 	return true
 }
 
-func sign(tmpl, parent *x509.Certificate, key, parentKey *ecdsa.PrivateKey) (Pair, error) {
+func sign(tmpl, parent *x509.Certificate, key *ecdsa.PrivateKey, parentKey crypto.Signer) (Pair, error) {
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, &key.PublicKey, parentKey)
 	if err != nil {
 		return Pair{}, fmt.Errorf("sign certificate %q: %w", tmpl.Subject.CommonName, err)
@@ -119,7 +120,9 @@ func sign(tmpl, parent *x509.Certificate, key, parentKey *ecdsa.PrivateKey) (Pai
 	}, nil
 }
 
-func parse(p Pair) (*x509.Certificate, *ecdsa.PrivateKey, error) {
+// parse reads a CA's certificate and key: PKCS#8, PKCS#1 (RSA) or SEC 1
+// (EC) PEM, as a CA of the user's own may come.
+func parse(p Pair) (*x509.Certificate, crypto.Signer, error) {
 	cb, _ := pem.Decode([]byte(p.CertPEM))
 	kb, _ := pem.Decode([]byte(p.KeyPEM))
 	if cb == nil || kb == nil {
@@ -129,18 +132,36 @@ func parse(p Pair) (*x509.Certificate, *ecdsa.PrivateKey, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	k, err := x509.ParsePKCS8PrivateKey(kb.Bytes)
+	var k any
+	switch kb.Type {
+	case "RSA PRIVATE KEY":
+		k, err = x509.ParsePKCS1PrivateKey(kb.Bytes)
+	case "EC PRIVATE KEY":
+		k, err = x509.ParseECPrivateKey(kb.Bytes)
+	default:
+		k, err = x509.ParsePKCS8PrivateKey(kb.Bytes)
+	}
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, fmt.Errorf("the CA key: %w", err)
 	}
-	key, ok := k.(*ecdsa.PrivateKey)
+	key, ok := k.(crypto.Signer)
 	if !ok {
-		return nil, nil, errors.New("the CA key is not ECDSA")
+		return nil, nil, errors.New("the CA key cannot sign")
 	}
-	if !key.PublicKey.Equal(cert.PublicKey) {
+	if pub, ok := key.Public().(interface{ Equal(crypto.PublicKey) bool }); !ok || !pub.Equal(cert.PublicKey) {
 		return nil, nil, errors.New("the CA key does not match its certificate")
 	}
+	if !cert.IsCA {
+		return nil, nil, errors.New("the certificate is not a CA's (basic constraints)")
+	}
 	return cert, key, nil
+}
+
+// CheckCA tells why a CA of the user's own cannot sign the brokers'
+// certificates, or nil.
+func CheckCA(ca Pair) error {
+	_, _, err := parse(ca)
+	return err
 }
 
 func serial() *big.Int {
