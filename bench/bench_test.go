@@ -373,7 +373,7 @@ func startSecuredBed(b *testing.B, ctx context.Context) kafkaBed {
 		kclient.Topic{Name: stream.SchemasTopic, Partitions: 1, Compacted: true},
 		kclient.Topic{Name: stream.TimingTopic, Partitions: 1}))
 	mm := kafkabed.StartMirrorMakerT(b, hub, mirror, kafkabed.WithMirrorTopics("alerts-.*|minibroker-schemas"),
-		kafkabed.WithMirrorHeapMB(1024), kafkabed.WithMirrorAuth(hub.ClientAuth(kafkabed.AdminUser, pw), mirror.ClientAuth(kafkabed.AdminUser, pw)))
+		kafkabed.WithMirrorHeapMB(1024), kafkabed.WithMirrorAuth(hub.AdminAuth(), mirror.AdminAuth()))
 	return kafkaBed{hub: hub, mirror: mirror, mm: mm, conn: conn}
 }
 

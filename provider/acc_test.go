@@ -229,10 +229,10 @@ func TestAccMiniBrokerOnLabSwarm(t *testing.T) {
 				},
 			},
 			{
-				ResourceName:            "minibroker_swarm.lab",
-				ImportState:             true,
-				ImportStateId:           nodes[nManager].Addr,
-				ImportStateVerify:       true,
+				ResourceName:      "minibroker_swarm.lab",
+				ImportState:       true,
+				ImportStateId:     nodes[nManager].Addr,
+				ImportStateVerify: true,
 				// Sensitive values are in no label: an import has none (and
 				// makes new credentials on its next apply).
 				ImportStateVerifyIgnore: []string{"image_archives", "timeouts", "kafka_credentials", "report_properties", "ca_certificate"},

@@ -24,8 +24,8 @@ import (
 	"github.com/docker/docker/pkg/stdcopy"
 
 	"github.com/minibroker/terraform-provider-minibroker/internal/images"
-	"github.com/minibroker/terraform-provider-minibroker/internal/swarmctl"
 	"github.com/minibroker/terraform-provider-minibroker/internal/kafkaconf"
+	"github.com/minibroker/terraform-provider-minibroker/internal/swarmctl"
 	"github.com/minibroker/terraform-provider-minibroker/internal/swarmspec"
 	"github.com/minibroker/terraform-provider-minibroker/internal/testbed/lab"
 	"github.com/minibroker/terraform-provider-minibroker/internal/testbed/report"

@@ -961,14 +961,21 @@ func (r *resourceBase) readComponent(ctx context.Context, what string, req resou
 		resp.State.RemoveResource(ctx)
 		return
 	}
-	if errors.Is(err, errNoCredentials) && c.Services.IsNull() {
-		// Imported from a secured swarm: without the credentials (in no
-		// label) the specs cannot be compared; the services are taken as
-		// they run, and the first apply with kafka_credentials checks them.
+	if errors.Is(err, errCredentials) {
+		// Credentials that are not the swarm's (none after an import or an
+		// upgrade, older ones after a rotation): the specs cannot be
+		// compared. An import takes the services as they run; otherwise
+		// they show as changed, and the plan updates them with the
+		// configuration's kafka_credentials.
 		ids, err := sw.ServiceIDs(ctx, state.owner())
 		if err != nil {
 			resp.Diagnostics.AddError("Cannot read "+what, err.Error())
 			return
+		}
+		if !c.Services.IsNull() {
+			for name := range ids {
+				ids[name] = ""
+			}
 		}
 		c.Services = idMap(ids)
 		resp.Diagnostics.Append(resp.State.Set(ctx, state)...)
@@ -1041,6 +1048,12 @@ func (r *resourceBase) deleteComponent(ctx context.Context, what string, req res
 		return
 	}
 	last, err := removal(ctx, sw)
+	if errors.Is(err, errCredentials) {
+		// Without the swarm's credentials its users cannot be removed;
+		// the services go all the same.
+		tflog.Warn(ctx, "removing "+what+" without removing its Kafka users", map[string]any{"reason": err.Error()})
+		last, err = nil, nil
+	}
 	if err == nil && len(last) > 0 {
 		_, err = sw.Deploy(ctx, state.owner(), last)
 	}

@@ -254,7 +254,7 @@ func (r *filterGroupResource) desired(ctx context.Context, sw *swarmctl.Swarm, m
 func (r *filterGroupResource) group(ctx context.Context, sw *swarmctl.Swarm, m *filterGroupModel, mirror swarmctl.MirrorInfo) (swarmspec.FilterGroup, error) {
 	g := swarmspec.FilterGroup{
 		Name: m.Name.ValueString(), Mode: m.Mode.ValueString(), Image: m.WorkloadsImage.ValueString(),
-		Network: sw.Network, Mirror: m.Mirror.ValueString(), MirrorNodeIndex: mirror.NodeIndex,
+		Network: sw.Network, Mirror: m.Mirror.ValueString(), MirrorNodeIndex: mirror.NodeIndex, MirrorID: mirror.ServiceID,
 		FilterResources:   roleResources(ctx, m.Resources, "filter"),
 		ConsumerResources: roleResources(ctx, m.Resources, "consumer"),
 	}
@@ -312,25 +312,18 @@ func (r *filterGroupResource) ModifyPlan(ctx context.Context, req resource.Modif
 	if !req.State.Raw.IsNull() {
 		var state filterGroupModel
 		resp.Diagnostics.Append(req.State.Get(ctx, &state)...)
-		if hasDrift(state.Services) || !sameFilterSet(plan.Filters, state.Filters) || plan.Mode.ValueString() != state.Mode.ValueString() {
+		// kafka_credentials set or unset adds or removes the access job.
+		if hasDrift(state.Services) || !sameFilterSet(plan.Filters, state.Filters) || plan.Mode.ValueString() != state.Mode.ValueString() ||
+			plan.KafkaCredentials.IsNull() != state.KafkaCredentials.IsNull() {
 			plan.Services = types.MapUnknown(types.StringType)
 		}
-		if !plan.OutputTopics.Equal(state.OutputTopics) || !plan.KafkaCredentials.Equal(state.KafkaCredentials) ||
-			!sameFilterSet(plan.Filters, state.Filters) || namedReaders(plan.Filters) != namedReaders(state.Filters) {
+		// The readers follow the mirror's external address too, known at
+		// apply: any update may change them.
+		if !req.Plan.Raw.Equal(req.State.Raw) {
 			plan.Readers = types.MapUnknown(readerType)
 		}
 	}
 	resp.Diagnostics.Append(resp.Plan.Set(ctx, &plan)...)
-}
-
-// namedReaders lists every filter's named readers, to tell when the
-// readers attribute changes.
-func namedReaders(fs []filterModel) string {
-	var parts []string
-	for _, f := range fs {
-		parts = append(parts, f.Name.ValueString()+"="+f.Readers.String())
-	}
-	return strings.Join(parts, ",")
 }
 
 // sameFilterSet reports whether both lists name the same filters with the
@@ -398,17 +391,15 @@ func (r *filterGroupResource) Delete(ctx context.Context, req resource.DeleteReq
 	var state filterGroupModel
 	r.deleteComponent(ctx, "filter group", req, resp, &state, func(ctx context.Context, sw *swarmctl.Swarm) ([]swarmspec.Desired, error) {
 		mirror, err := sw.Mirror(ctx, state.Mirror.ValueString())
-		if errors.Is(err, swarmctl.ErrNoMirror) {
-			return nil, nil // the mirror, and the group's users there, are gone
-		}
-		if err != nil {
+		gone := errors.Is(err, swarmctl.ErrNoMirror) // its users there went with the mirror; those on the hub stay to remove
+		if err != nil && !gone {
 			return nil, err
 		}
 		g, err := r.group(ctx, sw, &state, mirror)
 		if err != nil {
 			return nil, err
 		}
-		return swarmspec.FilterGroupRemovalSpecs(g), nil
+		return swarmspec.FilterGroupRemovalSpecs(g, gone), nil
 	})
 }
 

@@ -78,7 +78,7 @@ func componentSecurity(ctx context.Context, sw *swarmctl.Swarm, credentials type
 	case ca == "" && given == "":
 		return nil, nil
 	case ca == "":
-		return nil, fmt.Errorf("swarm %s runs Kafka without authentication (kafka_auth = false): leave kafka_credentials unset", sw.ID)
+		return nil, fmt.Errorf("%w: swarm %s runs Kafka without authentication (kafka_auth = false): leave kafka_credentials unset", errCredentials, sw.ID)
 	case given == "":
 		return nil, fmt.Errorf("%w: swarm %s requires authentication on Kafka: set kafka_credentials = minibroker_swarm.NAME.kafka_credentials", errNoCredentials, sw.ID)
 	}
@@ -87,14 +87,19 @@ func componentSecurity(ctx context.Context, sw *swarmctl.Swarm, credentials type
 		return nil, err
 	}
 	if sec.CAFingerprint() != ca {
-		return nil, fmt.Errorf("kafka_credentials are not those swarm %s runs with (its CA differs: were they rotated and the swarm not applied yet?)", sw.ID)
+		return nil, fmt.Errorf("%w: kafka_credentials are not those swarm %s runs with (its CA differs: were they rotated and the swarm not applied yet?)", errCredentials, sw.ID)
 	}
 	return sec, nil
 }
 
-// errNoCredentials: the swarm's Kafka is secured and the component has no
-// credentials, as after an import (they are in no label).
-var errNoCredentials = errors.New("no kafka_credentials")
+// errCredentials: a component's credentials are not what its swarm runs
+// with (rotated, turned on or off); errNoCredentials, one of them: the
+// swarm's Kafka is secured and the component has none, as after an import
+// (they are in no label) or an upgrade.
+var (
+	errCredentials   = errors.New("kafka_credentials do not match the swarm")
+	errNoCredentials = fmt.Errorf("%w: no kafka_credentials", errCredentials)
+)
 
 // kafkaCredentialsAttribute is the components' input.
 func kafkaCredentialsAttribute() schema.StringAttribute {
@@ -161,8 +166,14 @@ func (m regenerateOnGeneration) MarkdownDescription(ctx context.Context) string 
 }
 
 func (regenerateOnGeneration) PlanModifyString(ctx context.Context, req planmodifier.StringRequest, resp *planmodifier.StringResponse) {
-	if req.StateValue.IsNull() || req.State.Raw.IsNull() {
-		return // unknown: made at apply
+	if req.State.Raw.IsNull() {
+		return // a new swarm: unknown, made at apply
+	}
+	if req.StateValue.IsNull() {
+		// A swarm from before the credentials, or imported: new ones, even
+		// when nothing else changes.
+		resp.PlanValue = types.StringUnknown()
+		return
 	}
 	var planGen, stateGen types.Int64
 	var stateCreds types.String

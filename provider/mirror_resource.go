@@ -164,11 +164,21 @@ func (r *mirrorResource) desired(ctx context.Context, sw *swarmctl.Swarm, m *mir
 	return out, nil
 }
 
+// accessImage is the image of the mirror's access job: the swarm's own
+// access job's, which the manager has; the provider's workloads image for
+// a swarm without one.
+func (r *mirrorResource) accessImage(ctx context.Context, sw *swarmctl.Swarm) string {
+	if image, ok := sw.ServiceImage(ctx, swarmspec.OwnerSwarm, swarmspec.SwarmAccessService); ok {
+		return image
+	}
+	return r.pd.workloadsImage
+}
+
 // secured is the mirror's spec with the swarm's Kafka security and its
 // external listener, whose address it records in external_bootstrap.
 func (r *mirrorResource) secured(ctx context.Context, sw *swarmctl.Swarm, m *mirrorModel) (swarmspec.Mirror, error) {
 	spec := m.spec(ctx, sw.Network)
-	spec.AccessImage = r.pd.workloadsImage
+	spec.AccessImage = r.accessImage(ctx, sw)
 	sec, err := componentSecurity(ctx, sw, m.KafkaCredentials)
 	if errors.Is(err, errNoCredentials) {
 		// Imported: what runs says where the external listener is.
@@ -215,11 +225,13 @@ func (r *mirrorResource) ModifyPlan(ctx context.Context, req resource.ModifyPlan
 	if !req.State.Raw.IsNull() {
 		var state mirrorModel
 		resp.Diagnostics.Append(req.State.Get(ctx, &state)...)
-		if hasDrift(state.Services) {
+		// kafka_credentials set or unset adds or removes the access job.
+		if hasDrift(state.Services) || plan.KafkaCredentials.IsNull() != state.KafkaCredentials.IsNull() {
 			plan.Services = types.MapUnknown(types.StringType)
 		}
-		if !plan.ExternalAddress.Equal(state.ExternalAddress) || !plan.ExternalPort.Equal(state.ExternalPort) ||
-			plan.KafkaCredentials.IsNull() != state.KafkaCredentials.IsNull() {
+		// The default external address is the node's, known at apply:
+		// any update may change it.
+		if !req.Plan.Raw.Equal(req.State.Raw) {
 			plan.ExternalBootstrap = types.StringUnknown()
 		}
 	}
@@ -260,10 +272,13 @@ func (r *mirrorResource) Read(ctx context.Context, req resource.ReadRequest, res
 func (r *mirrorResource) Delete(ctx context.Context, req resource.DeleteRequest, resp *resource.DeleteResponse) {
 	var state mirrorModel
 	r.deleteComponent(ctx, "mirror", req, resp, &state, func(ctx context.Context, sw *swarmctl.Swarm) ([]swarmspec.Desired, error) {
-		spec, err := r.secured(ctx, sw, &state)
+		// Only the credentials: the mirror's node may be gone already.
+		sec, err := componentSecurity(ctx, sw, state.KafkaCredentials)
 		if err != nil {
 			return nil, err
 		}
+		spec := state.spec(ctx, sw.Network)
+		spec.Kafka.Security, spec.AccessImage = sec, r.accessImage(ctx, sw)
 		return swarmspec.MirrorRemovalSpecs(spec), nil
 	})
 }

@@ -745,8 +745,10 @@ func (r *swarmResource) ModifyPlan(ctx context.Context, req resource.ModifyPlanR
 			plan.NodesByRole = types.MapUnknown(types.ListType{ElemType: types.StringType})
 			plan.HostKeys = types.MapUnknown(types.StringType)
 		}
+		// kafka_auth adds or removes the access job.
 		servicesChanged := !plan.Hub.Equal(state.Hub) || !plan.Producer.Equal(state.Producer) ||
-			!plan.KafkaImage.Equal(state.KafkaImage) || !plan.WorkloadsImage.Equal(state.WorkloadsImage)
+			!plan.KafkaImage.Equal(state.KafkaImage) || !plan.WorkloadsImage.Equal(state.WorkloadsImage) ||
+			plan.KafkaAuth.ValueBool() != state.KafkaAuth.ValueBool()
 		for _, role := range swarmRoles { // as numbers: 0.05 configured and 0.05 imported differ in precision
 			servicesChanged = servicesChanged || roleResources(ctx, plan.Resources, role.name) != roleResources(ctx, state.Resources, role.name)
 		}

@@ -7,9 +7,14 @@ import (
 
 // Security names shared by brokers, MirrorMaker 2 and every client.
 const (
-	// SASLMechanism is the only mechanism the brokers enable: passwords
-	// never cross the wire and Kafka keeps only salted hashes.
+	// SASLMechanism is the mechanism of every user: passwords never cross
+	// the wire and Kafka keeps only salted hashes.
 	SASLMechanism = "SCRAM-SHA-512"
+	// AdminMechanism is the admin user's alone, on the overlay listener
+	// only: its password is in the broker's configuration (a secret), so
+	// the admin exists from the broker's first start, before any SCRAM
+	// user, without a tool run that would show the password.
+	AdminMechanism = "PLAIN"
 	// StandardAuthorizer is KRaft's ACL authorizer. With it, a request that
 	// no ACL allows is denied (allow.everyone.if.no.acl.found=false).
 	StandardAuthorizer = "org.apache.kafka.metadata.authorizer.StandardAuthorizer"
@@ -27,14 +32,17 @@ const (
 	ExternalListener = "EXTERNAL"
 
 	scramLoginModule = "org.apache.kafka.common.security.scram.ScramLoginModule"
+	plainLoginModule = "org.apache.kafka.common.security.plain.PlainLoginModule"
 )
 
 // BrokerSecurity turns on authentication and authorization for a broker:
 // every client listener requires SASL/SCRAM-SHA-512, and Kafka's
 // StandardAuthorizer denies whatever no ACL allows.
 type BrokerSecurity struct {
-	// AdminUser is the super user that creates users and ACLs.
-	AdminUser string
+	// AdminUser is the super user that creates users and ACLs, with
+	// AdminPassword (SASL/PLAIN on the overlay listener). The rendered
+	// server.properties then holds the password: deliver it as a secret.
+	AdminUser, AdminPassword string
 	// KeystorePath is a PEM file with the broker's private key (PKCS#8,
 	// unencrypted) followed by its certificate chain. Required when
 	// InternalTLS is set or an external listener exists.
@@ -59,8 +67,8 @@ func (s BrokerSecurity) internalProtocol() string {
 // Check refuses a configuration Kafka would refuse at start-up, in terms
 // of these fields.
 func (s BrokerSecurity) Check() error {
-	if s.AdminUser == "" {
-		return fmt.Errorf("broker security: an admin user is required")
+	if s.AdminUser == "" || s.AdminPassword == "" {
+		return fmt.Errorf("broker security: an admin user and password are required")
 	}
 	if (s.InternalTLS || s.ExternalPort != 0) && s.KeystorePath == "" {
 		return fmt.Errorf("broker security: TLS needs a keystore (PEM key and certificate chain)")
@@ -80,13 +88,15 @@ func securedListeners(o BrokerOptions, self, ctrl string) Properties {
 	advertised := []string{InternalListener + "://" + hostPort(o.AdvertisedHost, o.AdvertisedPort)}
 	protocols := []string{InternalListener + ":" + s.internalProtocol()}
 	p := Properties{
-		"sasl.enabled.mechanisms":                                                          SASLMechanism,
-		"listener.name." + in + ".sasl.enabled.mechanisms":                                 SASLMechanism,
+		"sasl.enabled.mechanisms":                                                          SASLMechanism + "," + AdminMechanism,
+		"listener.name." + in + ".sasl.enabled.mechanisms":                                 SASLMechanism + "," + AdminMechanism,
 		"listener.name." + in + "." + strings.ToLower(SASLMechanism) + ".sasl.jaas.config": scramLoginModule + " required;",
-		"authorizer.class.name":                                                            StandardAuthorizer,
-		"allow.everyone.if.no.acl.found":                                                   "false",
-		"super.users":                                                                      LoopbackPrincipal + ";User:" + s.AdminUser,
-		"ssl.client.auth":                                                                  "none",
+		"listener.name." + in + "." + strings.ToLower(AdminMechanism) + ".sasl.jaas.config": fmt.Sprintf(`%s required user_%s="%s";`,
+			plainLoginModule, s.AdminUser, jaasQuote(s.AdminPassword)),
+		"authorizer.class.name":          StandardAuthorizer,
+		"allow.everyone.if.no.acl.found": "false",
+		"super.users":                    LoopbackPrincipal + ";User:" + s.AdminUser,
+		"ssl.client.auth":                "none",
 	}
 	if s.KeystorePath != "" {
 		p["ssl.keystore.type"] = "PEM"
@@ -109,6 +119,8 @@ func securedListeners(o BrokerOptions, self, ctrl string) Properties {
 // ClientAuth is how a client authenticates to a secured broker.
 type ClientAuth struct {
 	Username, Password string
+	// Mechanism is SASLMechanism unless set (AdminMechanism for the admin).
+	Mechanism string
 	// TLS selects SASL_SSL (else SASL_PLAINTEXT).
 	TLS bool
 	// CAPath is the PEM file of the CA that signed the brokers'
@@ -130,7 +142,7 @@ func (a ClientAuth) protocol() string {
 func LibrdkafkaProperties(a ClientAuth) Properties {
 	p := Properties{
 		"security.protocol": a.protocol(),
-		"sasl.mechanism":    SASLMechanism,
+		"sasl.mechanism":    a.mechanism(),
 		"sasl.username":     a.Username,
 		"sasl.password":     a.Password,
 	}
@@ -143,10 +155,14 @@ func LibrdkafkaProperties(a ClientAuth) Properties {
 // JavaClientProperties returns the settings of a Java Kafka client (and of
 // MirrorMaker 2's clients, under a cluster alias) authenticating as a.
 func JavaClientProperties(a ClientAuth) Properties {
+	module := scramLoginModule
+	if a.mechanism() == AdminMechanism {
+		module = plainLoginModule
+	}
 	p := Properties{
 		"security.protocol": a.protocol(),
-		"sasl.mechanism":    SASLMechanism,
-		"sasl.jaas.config":  JAASConfig(a.Username, a.Password),
+		"sasl.mechanism":    a.mechanism(),
+		"sasl.jaas.config":  fmt.Sprintf(`%s required username="%s" password="%s";`, module, jaasQuote(a.Username), jaasQuote(a.Password)),
 	}
 	if a.TLS && a.CAPath != "" {
 		p["ssl.truststore.type"] = "PEM"
@@ -155,25 +171,14 @@ func JavaClientProperties(a ClientAuth) Properties {
 	return p
 }
 
-// JAASConfig is a SCRAM login line for Java clients; quotes and
-// backslashes in the credentials are escaped as JAAS requires.
-func JAASConfig(username, password string) string {
-	q := strings.NewReplacer(`\`, `\\`, `"`, `\"`)
-	return fmt.Sprintf(`%s required username="%s" password="%s";`, scramLoginModule, q.Replace(username), q.Replace(password))
+func (a ClientAuth) mechanism() string {
+	if a.Mechanism == "" {
+		return SASLMechanism
+	}
+	return a.Mechanism
 }
 
-// ConfigCommandClass is Kafka's kafka-configs tool (main class; the
-// minibroker/kafka image has no kafka-configs.sh, both images have
-// kafka-run-class.sh).
-const ConfigCommandClass = "kafka.admin.ConfigCommand"
-
-// SetScramArgs are ConfigCommandClass's arguments that set user's
-// SCRAM-SHA-512 password through the broker at bootstrap: run against a
-// broker's loopback BROKER listener (whose principal is a super user),
-// they create the admin user before any SCRAM user exists. The password
-// must not contain ',' or ']' (the tool's syntax), which generated
-// passwords never do.
-func SetScramArgs(bootstrap, user, password string) []string {
-	return []string{"--bootstrap-server", bootstrap, "--alter", "--entity-type", "users", "--entity-name", user,
-		"--add-config", SASLMechanism + "=[iterations=8192,password=" + password + "]"}
+// jaasQuote escapes quotes and backslashes as a JAAS string requires.
+func jaasQuote(s string) string {
+	return strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(s)
 }

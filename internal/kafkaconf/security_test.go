@@ -17,12 +17,14 @@ func TestSecuredBrokerProperties(t *testing.T) {
 	}{
 		{
 			name: "encrypted overlay: SASL_PLAINTEXT inside, no keystore",
-			sec:  BrokerSecurity{AdminUser: "admin"},
+			sec:  BrokerSecurity{AdminUser: "admin", AdminPassword: `pa"ss`},
 			want: map[string]string{
 				"listeners":                      "INTERNAL://0.0.0.0:9092,BROKER://127.0.0.1:9094,CONTROLLER://127.0.0.1:9093",
 				"advertised.listeners":           "INTERNAL://mb-hub:9092,BROKER://127.0.0.1:9094",
 				"listener.security.protocol.map": "INTERNAL:SASL_PLAINTEXT,BROKER:PLAINTEXT,CONTROLLER:PLAINTEXT",
-				"sasl.enabled.mechanisms":        "SCRAM-SHA-512",
+				"sasl.enabled.mechanisms":        "SCRAM-SHA-512,PLAIN",
+				// The admin alone logs in with PLAIN, on the overlay listener.
+				"listener.name.internal.plain.sasl.jaas.config":         `org.apache.kafka.common.security.plain.PlainLoginModule required user_admin="pa\"ss";`,
 				"listener.name.internal.scram-sha-512.sasl.jaas.config": "org.apache.kafka.common.security.scram.ScramLoginModule required;",
 				"authorizer.class.name":                                 StandardAuthorizer,
 				"allow.everyone.if.no.acl.found":                        "false",
@@ -33,7 +35,7 @@ func TestSecuredBrokerProperties(t *testing.T) {
 		},
 		{
 			name: "TLS inside and an external listener",
-			sec: BrokerSecurity{AdminUser: "admin", KeystorePath: "/run/secrets/keystore.pem", InternalTLS: true,
+			sec: BrokerSecurity{AdminUser: "admin", AdminPassword: "pw", KeystorePath: "/run/secrets/keystore.pem", InternalTLS: true,
 				ExternalPort: 9095, ExternalHost: "203.0.113.7"},
 			want: map[string]string{
 				"listeners":                      "INTERNAL://0.0.0.0:9092,EXTERNAL://0.0.0.0:9095,BROKER://127.0.0.1:9094,CONTROLLER://127.0.0.1:9093",
@@ -42,6 +44,7 @@ func TestSecuredBrokerProperties(t *testing.T) {
 				"ssl.keystore.type":              "PEM",
 				"ssl.keystore.location":          "/run/secrets/keystore.pem",
 				"listener.name.external.scram-sha-512.sasl.jaas.config": "org.apache.kafka.common.security.scram.ScramLoginModule required;",
+				"listener.name.external.sasl.enabled.mechanisms":        "SCRAM-SHA-512",
 			},
 		},
 	} {
@@ -71,8 +74,9 @@ func TestSecuredBrokerProperties(t *testing.T) {
 func TestBrokerSecurityCheck(t *testing.T) {
 	for _, s := range []BrokerSecurity{
 		{},
-		{AdminUser: "admin", InternalTLS: true},
-		{AdminUser: "admin", ExternalPort: 9095, KeystorePath: "k.pem"},
+		{AdminUser: "admin"},
+		{AdminUser: "admin", AdminPassword: "pw", InternalTLS: true},
+		{AdminUser: "admin", AdminPassword: "pw", ExternalPort: 9095, KeystorePath: "k.pem"},
 	} {
 		if s.Check() == nil {
 			t.Errorf("%+v accepted", s)
@@ -91,6 +95,13 @@ func TestClientProperties(t *testing.T) {
 	java := JavaClientProperties(a)
 	if want := `org.apache.kafka.common.security.scram.ScramLoginModule required username="group.g.reader.f" password="p\"a\\ss";`; java["sasl.jaas.config"] != want {
 		t.Errorf("jaas %s, want %s", java["sasl.jaas.config"], want)
+	}
+	admin := ClientAuth{Username: "admin", Password: "pw", Mechanism: AdminMechanism}
+	if p := LibrdkafkaProperties(admin); p["sasl.mechanism"] != "PLAIN" {
+		t.Errorf("admin: %v", p)
+	}
+	if p := JavaClientProperties(admin); !strings.HasPrefix(p["sasl.jaas.config"], "org.apache.kafka.common.security.plain.PlainLoginModule") {
+		t.Errorf("admin jaas: %v", p)
 	}
 	if java["ssl.truststore.type"] != "PEM" || java["ssl.truststore.location"] != "/ca.pem" {
 		t.Errorf("java: %v", java)

@@ -220,6 +220,8 @@ func (s *Swarm) MirrorNodeIndex(ctx context.Context, mirror string) (int, error)
 // MirrorInfo is what a filter group learns of its mirror from the
 // mirror's Kafka service.
 type MirrorInfo struct {
+	// ServiceID is the mirror Kafka's service id.
+	ServiceID string
 	NodeIndex int
 	// External is the bootstrap address of the mirror's listener for
 	// users outside the swarm ("" when it has none).
@@ -240,7 +242,7 @@ func (s *Swarm) Mirror(ctx context.Context, mirror string) (MirrorInfo, error) {
 	if err != nil {
 		return MirrorInfo{}, fmt.Errorf("mirror %q: service %s has no node index label", mirror, svc.Spec.Name)
 	}
-	return MirrorInfo{NodeIndex: idx, External: svc.Spec.Labels[swarmspec.LabelExternal]}, nil
+	return MirrorInfo{ServiceID: svc.ID, NodeIndex: idx, External: svc.Spec.Labels[swarmspec.LabelExternal]}, nil
 }
 
 // KafkaCA returns the fingerprint of the CA of the swarm's secured Kafka,

@@ -293,6 +293,20 @@ func (m *Manager) HasServices(ctx context.Context, owner string) (bool, error) {
 	return len(existing) > 0, err
 }
 
+// ServiceImage returns the image a service of owner runs, as its spec
+// names it (without a digest).
+func (m *Manager) ServiceImage(ctx context.Context, owner, service string) (string, bool) {
+	existing, err := m.owned(ctx, owner)
+	if err != nil {
+		return "", false
+	}
+	s, ok := existing[service]
+	if !ok || s.Spec.TaskTemplate.ContainerSpec == nil {
+		return "", false
+	}
+	return imageName(s.Spec.TaskTemplate.ContainerSpec.Image), true
+}
+
 // ServiceIDs returns the ids of owner's services by name, as they run.
 func (m *Manager) ServiceIDs(ctx context.Context, owner string) (map[string]string, error) {
 	existing, err := m.owned(ctx, owner)

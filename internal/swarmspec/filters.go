@@ -56,6 +56,9 @@ type FilterGroup struct {
 	Network         string
 	Mirror          string // mirror name
 	MirrorNodeIndex int    // the mirror's filter node
+	// MirrorID is the mirror Kafka's service id: the access job runs again
+	// for a new broker.
+	MirrorID string
 	Filters         []Filter
 	// FilterResources of each filter task (isolated) or of the shared one,
 	// ConsumerResources of each consumer; zero fields take FilterResources
@@ -203,7 +206,7 @@ func FilterGroupSpecs(g FilterGroup) ([]Desired, error) {
 		plan := access.Plan{Owner: groupUsers(g.Name), Clusters: []access.ClusterPlan{
 			cluster(mirror, mirrorUsers...), cluster(hub, hubUsers...),
 		}}
-		out = append(out, sec.accessJob(FilterGroupAccessService(g.Name), g.Image, g.Network, owner, plan))
+		out = append(out, sec.accessJob(FilterGroupAccessService(g.Name), g.Image, g.Network, owner, plan, g.MirrorID))
 	}
 	return out, nil
 }
@@ -219,14 +222,17 @@ func namedReaders(group string, f Filter) []string {
 
 // FilterGroupRemovalSpecs are what a secured filter group leaves while it
 // is being removed: its access job with an empty plan, which removes its
-// users and their ACLs. Nil for a group without security.
-func FilterGroupRemovalSpecs(g FilterGroup) []Desired {
+// users and their ACLs on the hub and, unless mirrorGone (its users went
+// with the mirror's broker), on its mirror. Nil for a group without
+// security.
+func FilterGroupRemovalSpecs(g FilterGroup, mirrorGone bool) []Desired {
 	if g.Security == nil {
 		return nil
 	}
-	plan := access.Plan{Owner: groupUsers(g.Name), Clusters: []access.ClusterPlan{
-		cluster(Bootstrap(MirrorKafkaService(g.Mirror))), cluster(Bootstrap(HubService)),
-	}}
+	plan := access.Plan{Owner: groupUsers(g.Name), Clusters: []access.ClusterPlan{cluster(Bootstrap(HubService))}}
+	if !mirrorGone {
+		plan.Clusters = append(plan.Clusters, cluster(Bootstrap(MirrorKafkaService(g.Mirror))))
+	}
 	return []Desired{g.Security.accessJob(FilterGroupAccessService(g.Name), g.Image, g.Network, FilterGroupOwner(g.Name), plan)}
 }
 

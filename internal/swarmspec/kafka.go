@@ -205,22 +205,31 @@ func kafkaService(k Kafka, name string, l map[string]string, constraints []strin
 				PublishedPort: uint32(e.Port), PublishMode: swarm.PortConfigPublishModeHost}}
 		}
 	}
-	cfg := newConfig(name+"-server", []byte(kafkaconf.BrokerProperties(opts)), ConfigDir+"/server.properties")
-	format := strings.Join(kafkaconf.FormatArgs(ClusterID(name), cfg.Target), " ")
+	// Secured, server.properties holds the admin's password: a secret.
+	server := []byte(kafkaconf.BrokerProperties(opts))
+	cfg, propsPath := newConfig(name+"-server", server, ConfigDir+"/server.properties"), ConfigDir+"/server.properties"
+	if k.Security != nil {
+		secrets = append(secrets, newSecret(name+"-server", server, serverPropertiesFile))
+		propsPath = SecretsDir + "/" + serverPropertiesFile
+	} else {
+		configs = append(configs, cfg)
+	}
+	format := strings.Join(kafkaconf.FormatArgs(ClusterID(name), propsPath), " ")
 	heap := k.HeapMB
 	if heap == 0 {
 		heap = DefaultKafkaHeapMB
 	}
 	return service{
-		name:        name,
-		image:       k.Image,
-		command:     []string{"/bin/sh", "-c", brokerScript(format, cfg.Target, k.Security != nil)},
+		name:  name,
+		image: k.Image,
+		command: []string{"/bin/sh", "-c", fmt.Sprintf("set -e\n/opt/kafka/bin/kafka-storage.sh %s\nexec /opt/kafka/bin/kafka-server-start.sh %s\n",
+			format, propsPath)},
 		env:         []string{heapEnv(heap)},
 		resources:   jvmResources(k.Resources, l[LabelComponent], heap),
 		labels:      l,
 		constraints: constraints,
 		network:     k.Network,
-		configs:     append([]Config{cfg}, configs...),
+		configs:     configs,
 		secrets:     secrets,
 		ports:       ports,
 		mounts:      []mount.Mount{dataVolume(name, l[LabelOwner])},

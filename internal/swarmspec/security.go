@@ -54,7 +54,7 @@ const (
 	// (`minibroker --config`): its user, password and CA.
 	ClientPropertiesFile = "kafka.properties"
 	keystoreFile         = "keystore.pem"
-	adminPasswordFile    = "admin-password"
+	serverPropertiesFile = "server.properties"
 	mirrorMakerFile      = "mm2.properties"
 	accessPlanFile       = "access-plan.json"
 	adminPropertiesFile  = "admin.properties"
@@ -62,7 +62,9 @@ const (
 	CAFile = ConfigDir + "/ca.pem"
 )
 
-// AdminUser is the super user that applies access plans.
+// AdminUser is the super user that applies access plans; it logs in with
+// SASL/PLAIN (kafkaconf.AdminMechanism), its password in the brokers'
+// server.properties.
 const AdminUser = "admin"
 
 // Owners of Kafka users (access.Plan.Owner): the prefix of every user
@@ -105,9 +107,10 @@ func ReaderUser(group, filter string) string {
 }
 
 // NamedReaderUser is the user of a named reader of a filter's stream
-// (readers = ["alice"] on the filter).
+// (readers = ["alice"] on the filter). Not under ReaderUser: a reader's
+// consumer groups are the names that start with its user name.
 func NamedReaderUser(group, filter, name string) string {
-	return access.UserName(groupUsers(group), "reader", FilterSlug(filter), name)
+	return access.UserName(groupUsers(group), "named", FilterSlug(filter), name)
 }
 
 // Password derives a user's password from the seed: HMAC-SHA256, base64
@@ -181,21 +184,18 @@ func (s *Security) secureClient(svc *service, user string) {
 	svc.args = append(svc.args, "--config", SecretsDir+"/"+ClientPropertiesFile)
 }
 
-// brokerSecurity is a secured broker's server.properties security and
-// the secrets it mounts: its keystore and the admin password its start
-// script sets over the loopback listener.
+// brokerSecurity is a secured broker's server.properties security (it
+// holds the admin's password: server.properties is then a secret) and
+// the keystore it mounts.
 func (s *Security) brokerSecurity(service string, external *External) (*kafkaconf.BrokerSecurity, []Config) {
-	sec := &kafkaconf.BrokerSecurity{AdminUser: AdminUser, InternalTLS: s.InternalTLS,
+	sec := &kafkaconf.BrokerSecurity{AdminUser: AdminUser, AdminPassword: s.Password(AdminUser), InternalTLS: s.InternalTLS,
 		KeystorePath: SecretsDir + "/" + keystoreFile}
 	var sans []string
 	if external != nil {
 		sec.ExternalPort, sec.ExternalHost = external.Port, external.Host
 		sans = append(sans, external.Host)
 	}
-	return sec, []Config{
-		s.keystore(service, CertificateSANs(service, sans...)),
-		newSecret(service+"-admin", []byte(s.Password(AdminUser)), adminPasswordFile),
-	}
+	return sec, []Config{s.keystore(service, CertificateSANs(service, sans...))}
 }
 
 // keystore is a broker's key and certificate for sans, signed by the CA.
@@ -217,36 +217,6 @@ func (s *Security) keystore(service string, sans []string) Config {
 	}
 }
 
-// brokerScript formats the storage, starts the broker and, on a secured
-// broker, sets the admin user's password through the loopback listener
-// (whose principal is a super user) once the broker serves: a new
-// broker, one upgraded from plaintext and a rotated seed all end with
-// the admin user the access plans use. kafka-configs takes the password
-// as an argument, so it is visible only inside this container, which
-// holds the secret file anyway; SIGTERM reaches the broker.
-func brokerScript(format, props string, secure bool) string {
-	if !secure {
-		return fmt.Sprintf("set -e\n/opt/kafka/bin/kafka-storage.sh %s\nexec /opt/kafka/bin/kafka-server-start.sh %s\n", format, props)
-	}
-	setAdmin := strings.Join(kafkaconf.SetScramArgs(fmt.Sprintf("127.0.0.1:%d", kafkaconf.DefaultInterBrokerPort), AdminUser, "PASSWORD"), " ")
-	setAdmin = strings.Replace(setAdmin, "password=PASSWORD", `password=$(cat `+SecretsDir+"/"+adminPasswordFile+`)`, 1)
-	return fmt.Sprintf(`set -e
-/opt/kafka/bin/kafka-storage.sh %s
-/opt/kafka/bin/kafka-server-start.sh %s &
-broker=$!
-trap 'kill -TERM $broker' TERM INT
-until KAFKA_HEAP_OPTS=-Xmx128m KAFKA_JMX_OPTS=" " /opt/kafka/bin/kafka-run-class.sh %s %s >/tmp/set-admin.log 2>&1; do
-  kill -0 $broker 2>/dev/null || break
-  sleep 2
-done
-echo "minibroker: admin user set"
-set +e
-wait $broker; status=$?
-if kill -0 $broker 2>/dev/null; then wait $broker; status=$?; fi
-exit $status
-`, format, props, kafkaconf.ConfigCommandClass, setAdmin)
-}
-
 // Access job services, one per owner of Kafka users. Names of mirrors
 // and groups never start with a dash, so "mb--" is no other service's
 // prefix (Swarm names must be DNS labels: no dots).
@@ -258,9 +228,15 @@ func FilterGroupAccessService(group string) string { return "mb--access-group-" 
 // accessJob is the one-shot service that applies plan as the admin
 // (`minibroker admin`); it runs again whenever the plan changes. The plan
 // and the admin's settings are secrets.
-func (s *Security) accessJob(name, image, network string, owner string, plan access.Plan) Desired {
+//
+// brokers identify the brokers the plan is for as they run now (their
+// service ids): a broker replaced with an empty volume has none of the
+// users, and a new id in the job's spec runs the job again.
+func (s *Security) accessJob(name, image, network string, owner string, plan access.Plan, brokers ...string) Desired {
 	data, _ := json.Marshal(plan) // plain strings: cannot fail
-	admin := kafkaconf.LibrdkafkaProperties(s.clientAuth(AdminUser)).Render("Kafka admin settings.")
+	auth := s.clientAuth(AdminUser)
+	auth.Mechanism = kafkaconf.AdminMechanism
+	admin := kafkaconf.LibrdkafkaProperties(auth).Render("Kafka admin settings.")
 	svc := service{
 		name:    name,
 		image:   image,
@@ -268,6 +244,7 @@ func (s *Security) accessJob(name, image, network string, owner string, plan acc
 		args: []string{"admin", "--plan", SecretsDir + "/" + accessPlanFile,
 			"--config", SecretsDir + "/" + adminPropertiesFile},
 		labels:      labels(owner, ComponentAccess),
+		env:         []string{"MINIBROKER_ACCESS_BROKERS=" + strings.Join(brokers, ",")},
 		constraints: NodeConstraints(RoleManager, -1),
 		network:     network,
 		configs:     []Config{s.caConfig(name)},

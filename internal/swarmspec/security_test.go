@@ -116,7 +116,17 @@ func TestSecuredMirror(t *testing.T) {
 	if broker.Spec.Labels[LabelExternal] != "198.51.100.7:9095" {
 		t.Errorf("external label %q", broker.Spec.Labels[LabelExternal])
 	}
-	server := string(broker.Configs[0].Data)
+	var server string
+	for _, c := range broker.Secrets {
+		if c.Target == serverPropertiesFile {
+			server = string(c.Data) // it holds the admin's password: a secret, not a config
+		}
+	}
+	for _, c := range broker.Configs {
+		if strings.Contains(string(c.Data), "listeners") {
+			t.Errorf("server.properties of a secured broker in a readable config %s", c.Name)
+		}
+	}
 	for _, want := range []string{"EXTERNAL://198.51.100.7:9095", "authorizer.class.name="} {
 		if !strings.Contains(server, want) {
 			t.Errorf("server.properties lacks %q:\n%s", want, server)

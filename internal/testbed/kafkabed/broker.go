@@ -137,11 +137,6 @@ func startBrokerOnce(ctx context.Context, cfg brokerConfig, libs, java string) (
 		}
 		return fail(fmt.Errorf("%w%s", err, b.proc.tail()))
 	}
-	if cfg.secure {
-		if err := b.createAdmin(ctx); err != nil {
-			return fail(err)
-		}
-	}
 	cfg.logf("kafkabed: broker %s ready in %s (pid %d, log %s)",
 		b.bootstrap, time.Since(began).Round(time.Millisecond), b.PID(), logPath)
 	return b, nil

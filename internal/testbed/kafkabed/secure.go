@@ -1,7 +1,6 @@
 package kafkabed
 
 import (
-	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
@@ -19,10 +18,10 @@ const AdminUser = "admin"
 // WithSecurity starts the broker secured as the swarm's brokers are:
 // SASL/SCRAM-SHA-512 on its client listener (SASL_SSL with a certificate
 // from ca for 127.0.0.1 and localhost, or SASL_PLAINTEXT when tls is
-// false) and the StandardAuthorizer. The admin user, with adminPassword,
-// is created over the loopback BROKER listener, as the swarm's start
-// script does. Share one CA and admin password between the brokers of a
-// test (NewCA), as a swarm does.
+// false) and the StandardAuthorizer. The admin user logs in with
+// SASL/PLAIN and adminPassword (random when empty), as the swarm's do.
+// Share one CA and admin password between the brokers of a test (NewCA),
+// as a swarm does.
 func WithSecurity(ca pki.Pair, tls bool, adminPassword string) Option {
 	return func(c *brokerConfig) { c.ca, c.tls, c.secure, c.adminPassword = ca, tls, true, adminPassword }
 }
@@ -44,7 +43,7 @@ func (b *Broker) prepareSecurity(cfg brokerConfig) (*kafkaconf.BrokerSecurity, e
 		b.adminPassword = hex.EncodeToString(pw)
 	}
 	b.tls = cfg.tls
-	sec := &kafkaconf.BrokerSecurity{AdminUser: AdminUser, InternalTLS: cfg.tls}
+	sec := &kafkaconf.BrokerSecurity{AdminUser: AdminUser, AdminPassword: b.adminPassword, InternalTLS: cfg.tls}
 	if !cfg.tls {
 		return sec, nil
 	}
@@ -61,19 +60,6 @@ func (b *Broker) prepareSecurity(cfg brokerConfig) (*kafkaconf.BrokerSecurity, e
 		return nil, fmt.Errorf("kafkabed: write CA: %w", err)
 	}
 	return sec, nil
-}
-
-// createAdmin sets the admin user's SCRAM credential with Kafka's
-// kafka-configs tool over the loopback listener, whose ANONYMOUS
-// principal is a super user: the command the swarm's brokers run at
-// start (internal/swarmspec).
-func (b *Broker) createAdmin(ctx context.Context) error {
-	spec := jvmSpec{java: b.java, libs: b.libs, heapMB: 128, mainClass: kafkaconf.ConfigCommandClass,
-		args: kafkaconf.SetScramArgs(b.selfBootstrap, AdminUser, b.adminPassword)}
-	if out, err := runTool(ctx, b.dir, spec); err != nil {
-		return fmt.Errorf("kafkabed: create the admin user on %s: %w\n%s", b.selfBootstrap, err, out)
-	}
-	return nil
 }
 
 // Secure reports whether the broker requires authentication.

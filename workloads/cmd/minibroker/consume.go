@@ -48,6 +48,8 @@ func runConsume(ctx context.Context, args []string, stdout io.Writer, log *slog.
 	if *group == "" {
 		*group = over["group.id"]
 	}
+	delete(over, "bootstrap.servers") // the flags have them now, and win
+	delete(over, "group.id")
 	// Timing events go to the hub: only when told where it is (the swarm's
 	// consumers are); a user's own consumer cannot write there.
 	if k.timingBootstrap == "" {
