@@ -86,7 +86,19 @@ func (b *Broker) ClientAuth(user, password string) *kafkaconf.ClientAuth {
 	return &kafkaconf.ClientAuth{Username: user, Password: password, TLS: b.tls, CAPath: b.caPath}
 }
 
-// AdminSettings are ClientSettings of the admin user.
+// AdminAuth is how the admin user logs in (SASL/PLAIN).
+func (b *Broker) AdminAuth() *kafkaconf.ClientAuth {
+	a := b.ClientAuth(AdminUser, b.adminPassword)
+	if a != nil {
+		a.Mechanism = kafkaconf.AdminMechanism
+	}
+	return a
+}
+
+// AdminSettings are the librdkafka settings of the admin user.
 func (b *Broker) AdminSettings() map[string]string {
-	return b.ClientSettings(AdminUser, b.adminPassword)
+	if !b.Secure() {
+		return nil
+	}
+	return kafkaconf.LibrdkafkaProperties(*b.AdminAuth())
 }
