@@ -1,11 +1,13 @@
 package provider
 
 import (
+	"context"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema"
 	"github.com/hashicorp/terraform-plugin-testing/helper/resource"
 
 	"github.com/minibroker/terraform-provider-minibroker/internal/pki"
@@ -70,4 +72,41 @@ resource "minibroker_swarm" "s" {
 			ExpectError: regexp.MustCompile(`(?s)Invalid CA.*does not match its certificate`),
 		}},
 	})
+}
+
+// Every attribute that holds a Kafka credential is Sensitive, so plans,
+// `terraform show` and outputs never print it in clear; the CA
+// certificate, public, is not.
+func TestCredentialAttributesAreSensitive(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		schema    schema.Schema
+		sensitive []string
+		public    []string
+	}{
+		{swarmSchema(ctx), []string{"kafka_credentials", "report_properties", "ca"}, []string{"ca_certificate"}},
+		{mirrorSchema(ctx), []string{"kafka_credentials"}, []string{"external_bootstrap"}},
+		{filterGroupSchema(ctx), []string{"kafka_credentials", "readers"}, nil},
+	} {
+		for _, name := range tc.sensitive {
+			if !tc.schema.Attributes[name].IsSensitive() {
+				t.Errorf("%s is not Sensitive", name)
+			}
+		}
+		for _, name := range tc.public {
+			if tc.schema.Attributes[name].IsSensitive() {
+				t.Errorf("%s is Sensitive, but public", name)
+			}
+		}
+	}
+	readers := filterGroupSchema(ctx).Attributes["readers"].(schema.MapNestedAttribute).NestedObject.Attributes
+	for _, name := range []string{"password", "properties"} {
+		if !readers[name].IsSensitive() {
+			t.Errorf("readers.%s is not Sensitive", name)
+		}
+	}
+	ca := swarmSchema(ctx).Attributes["ca"].(schema.SingleNestedAttribute).Attributes
+	if !ca["private_key"].IsSensitive() {
+		t.Error("ca.private_key is not Sensitive")
+	}
 }
