@@ -317,13 +317,23 @@ func (r *filterGroupResource) ModifyPlan(ctx context.Context, req resource.Modif
 			plan.KafkaCredentials.IsNull() != state.KafkaCredentials.IsNull() {
 			plan.Services = types.MapUnknown(types.StringType)
 		}
-		// The readers follow the mirror's external address too, known at
-		// apply: any update may change them.
-		if !req.Plan.Raw.Equal(req.State.Raw) {
+		// The readers follow the filters, their outputs and named readers,
+		// and the credentials (the mirror's address is read back on
+		// refresh).
+		if readersKey(plan.Filters) != readersKey(state.Filters) || !plan.KafkaCredentials.Equal(state.KafkaCredentials) {
 			plan.Readers = types.MapUnknown(readerType)
 		}
 	}
 	resp.Diagnostics.Append(resp.Plan.Set(ctx, &plan)...)
+}
+
+// readersKey is what of the filters the readers attribute follows.
+func readersKey(fs []filterModel) string {
+	var parts []string
+	for _, f := range fs {
+		parts = append(parts, f.Name.ValueString()+"|"+f.spec().OutputTopic()+"|"+f.Readers.String())
+	}
+	return strings.Join(parts, ",")
 }
 
 // sameFilterSet reports whether both lists name the same filters with the

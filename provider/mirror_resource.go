@@ -229,9 +229,8 @@ func (r *mirrorResource) ModifyPlan(ctx context.Context, req resource.ModifyPlan
 		if hasDrift(state.Services) || plan.KafkaCredentials.IsNull() != state.KafkaCredentials.IsNull() {
 			plan.Services = types.MapUnknown(types.StringType)
 		}
-		// The default external address is the node's, known at apply:
-		// any update may change it.
-		if !req.Plan.Raw.Equal(req.State.Raw) {
+		if !plan.ExternalAddress.Equal(state.ExternalAddress) || !plan.ExternalPort.Equal(state.ExternalPort) ||
+			plan.KafkaCredentials.IsNull() != state.KafkaCredentials.IsNull() {
 			plan.ExternalBootstrap = types.StringUnknown()
 		}
 	}
