@@ -41,6 +41,9 @@ provider "minibroker" {
 
 resource "minibroker_swarm" "ec2" {
   encrypt_network = false # the lab's kernel cannot install IPsec states (docs/security.md)
+  # Only the Kafka image is loaded: no workloads image for the access job,
+  # and this test is about the nodes, not Kafka's users.
+  kafka_auth = false
   aws = {
     region            = "us-east-1"
     instance_type     = "m5.large"

@@ -30,6 +30,9 @@ provider "minibroker" {
 
 resource "minibroker_swarm" "s" {
   encrypt_network = false # the lab's kernel cannot install IPsec states (docs/security.md)
+  # Only the Kafka image is loaded: no workloads image for the access job,
+  # and this test is about the nodes, not Kafka's users.
+  kafka_auth = false
   hosts = [
     { address = "{{(index .Nodes 0).Addr}}", role = "manager" },{{range $i, $n := .Nodes}}{{if and (gt $i 0) (le $i $.Consumers)}}
     { address = "{{$n.Addr}}", role = "consumer" },{{end}}{{end}}

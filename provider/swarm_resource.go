@@ -604,6 +604,12 @@ func fillUnknown(m *swarmModel) {
 			*s = types.StringValue("")
 		}
 	}
+	// Credentials not made yet: null, which the next plan makes.
+	for _, s := range []*types.String{&m.KafkaCredentials, &m.CACertificate, &m.ReportProperties} {
+		if s.IsUnknown() {
+			*s = types.StringNull()
+		}
+	}
 	if m.Hosts.IsUnknown() {
 		m.Hosts = hostList(nil)
 	}
@@ -853,6 +859,10 @@ func (r *swarmResource) Update(ctx context.Context, req resource.UpdateRequest, 
 // swarm formed, the network and the services in place. It fills the
 // plan's computed attributes with what it learned, also on failure.
 func (r *swarmResource) converge(ctx context.Context, plan, prior *swarmModel, rec *swarmctl.Record) error {
+	// First, so that the state has them whatever fails later.
+	if err := plan.ensureCredentials(); err != nil {
+		return err
+	}
 	var fleet *provisioned
 	if plan.awsMode() {
 		var err error
@@ -862,9 +872,6 @@ func (r *swarmResource) converge(ctx context.Context, plan, prior *swarmModel, r
 	}
 	hosts, err := plan.hosts()
 	if err != nil {
-		return err
-	}
-	if err := plan.ensureCredentials(); err != nil {
 		return err
 	}
 	desired, err := r.desired(ctx, *plan)
