@@ -35,9 +35,18 @@ func TestEncryptedNetwork(t *testing.T) {
 	if _, err := mgr.EnsureNetwork(ctx, name, true); err != nil {
 		t.Fatal(err)
 	}
-	n, err := labEngine(t, nodes[0]).NetworkInspect(ctx, name, network.InspectOptions{})
-	if err != nil {
-		t.Fatal(err)
+	// The manager's engine shows a new swarm network's options once its
+	// own copy is in place: ask for a few seconds (CI once saw none at
+	// first).
+	var n network.Inspect
+	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(500 * time.Millisecond) {
+		var err error
+		if n, err = labEngine(t, nodes[0]).NetworkInspect(ctx, name, network.InspectOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := n.Options[overlayEncrypted]; ok || time.Now().After(deadline) {
+			break
+		}
 	}
 	if _, ok := n.Options[overlayEncrypted]; !ok {
 		t.Fatalf("network options %v: not encrypted", n.Options)
