@@ -193,7 +193,7 @@ func TestAccSwarmOnEC2(t *testing.T) {
 				ImportStateIdFunc: func(s *terraform.State) (string, error) {
 					return s.RootModule().Resources["minibroker_swarm.ec2"].Primary.Attributes["manager_address"], nil
 				},
-				ImportStateVerify:       true,
+				ImportStateVerify: true,
 				// Sensitive and derived credentials are in no label (see acc_test.go).
 				ImportStateVerifyIgnore: []string{"image_archives", "timeouts", "kafka_credentials", "report_properties", "ca_certificate"},
 			},

@@ -59,7 +59,7 @@ type FilterGroup struct {
 	// MirrorID is the mirror Kafka's service id: the access job runs again
 	// for a new broker.
 	MirrorID string
-	Filters         []Filter
+	Filters  []Filter
 	// FilterResources of each filter task (isolated) or of the shared one,
 	// ConsumerResources of each consumer; zero fields take FilterResources
 	// and ConsumerResources.
