@@ -123,9 +123,7 @@ func runAll(b *testing.B) {
 	}
 	for _, k := range kinds {
 		if only.runs(fmt.Sprintf("%s producer %s parallel 2", securedName, k.name)) {
-			p := measureProducer(b, ctx, bed(), k, 2)
-			p.secured = true
-			secProds = append(secProds, p)
+			secProds = append(secProds, measureProducer(b, ctx, bed(), k, 2))
 		}
 	}
 	for _, sc := range securedScenarios(visits, interval) {
@@ -346,7 +344,6 @@ type producerResult struct {
 	// CPU time of this process (the producer) and of the hub over the
 	// visits counted.
 	cpu, hub time.Duration
-	secured  bool // on SASL_SSL brokers
 }
 
 // kafkaBed is a hub, a mirror and MirrorMaker 2 between them, and the
