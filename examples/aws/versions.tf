@@ -3,7 +3,8 @@ terraform {
 
   required_providers {
     minibroker = {
-      source = "minibroker/minibroker"
+      source  = "minibroker/minibroker"
+      version = ">= 0.1.0"
     }
   }
 }
