@@ -208,9 +208,12 @@ func TestDecodeAllTypesMatchesHambaReference(t *testing.T) {
 }
 
 func TestDecodeFakeAlertNormalised(t *testing.T) {
-	schema, recs, err := ReadOCFRecords(fakeAlertPath(t))
+	schema, recs, warnings, err := ReadOCFRecords(fakeAlertPath(t))
 	if err != nil {
 		t.Fatal(err)
+	}
+	if len(warnings) != 0 {
+		t.Fatalf("warnings for the real Rubin alert's valid schema: %v", warnings)
 	}
 	if len(recs) != 1 {
 		t.Fatalf("%d records in fakeAlert.avro, want 1", len(recs))

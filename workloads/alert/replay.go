@@ -23,8 +23,16 @@ const (
 // fill visits of any size. It is immutable after LoadOCF and safe for
 // concurrent use.
 type Replay struct {
-	recs    []replayRec
-	schemas []avro.Schema
+	recs     []replayRec
+	schemas  []avro.Schema
+	warnings []FileWarning
+}
+
+// FileWarning is an invalid default that reading a file's schema ignored
+// (see ParseSchemaLenient).
+type FileWarning struct {
+	File string
+	SchemaWarning
 }
 
 type replayRec struct {
@@ -36,21 +44,34 @@ type replayRec struct {
 
 // LoadOCF reads Avro Object Container Files, each with its own schema
 // (files may differ; the schema is kept per record), in the order given.
-// It fails on a missing or invalid file, or a file without records.
+// It fails on a missing or invalid file, or a file without records. A
+// schema's invalid defaults are ignored, as Java Avro 1.8 ignores them
+// (see ParseSchemaLenient), and listed by Warnings.
 func LoadOCF(paths ...string) (*Replay, error) {
 	if len(paths) == 0 {
 		return nil, errors.New("load alert files: no files given")
 	}
 	rp := &Replay{}
-	seen := map[uint32]bool{}
+	seen := map[uint32]string{} // id -> SchemaText
+	warned := map[string]bool{}
 	for _, p := range paths {
 		f, err := readOCF(p)
 		if err != nil {
 			return nil, fmt.Errorf("load alert files: %w", err)
 		}
-		if id := SchemaID(f.schema); !seen[id] {
-			seen[id] = true
+		if !warned[p] {
+			warned[p] = true
+			for _, w := range f.warnings {
+				rp.warnings = append(rp.warnings, FileWarning{File: p, SchemaWarning: w})
+			}
+		}
+		id, text := SchemaID(f.schema), SchemaText(f.schema)
+		if prev, ok := seen[id]; !ok {
+			seen[id] = text
 			rp.schemas = append(rp.schemas, f.schema)
+		} else if prev != text {
+			return nil, fmt.Errorf("load alert files: %s: its schema differs from an earlier file's with the same id %d "+
+				"(the two differ only in what the id leaves out, such as logical types)", p, id)
 		}
 		for i := range f.generic {
 			rp.recs = append(rp.recs, replayRec{
@@ -60,6 +81,11 @@ func LoadOCF(paths ...string) (*Replay, error) {
 	}
 	return rp, nil
 }
+
+// Warnings returns the invalid defaults of the files' schemas that were
+// ignored, once per file (a file given twice is listed once), in file
+// order: for the caller to report.
+func (rp *Replay) Warnings() []FileWarning { return append([]FileWarning(nil), rp.warnings...) }
 
 // Len returns the number of records loaded.
 func (rp *Replay) Len() int { return len(rp.recs) }

@@ -239,7 +239,7 @@ func TestLoadOCFErrors(t *testing.T) {
 	if _, err := LoadOCF(empty); err == nil || !strings.Contains(err.Error(), "no records") {
 		t.Errorf("empty file: %v", err)
 	}
-	if _, _, err := ReadOCFRecords(empty); err == nil {
+	if _, _, _, err := ReadOCFRecords(empty); err == nil {
 		t.Error("ReadOCFRecords accepted an empty file")
 	}
 	// A truncated real file.

@@ -75,3 +75,7 @@ func (s *Replay) Alert(dst []byte, visit int64, index int) ([]byte, error) {
 }
 
 func (s *Replay) Schemas() []avro.Schema { return s.r.Schemas() }
+
+// Warnings lists the invalid defaults of the files' schemas that loading
+// ignored (see alert.ParseSchemaLenient), once per file, to report.
+func (s *Replay) Warnings() []alert.FileWarning { return s.r.Warnings() }

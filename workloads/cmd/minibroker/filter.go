@@ -43,7 +43,7 @@ func runFilter(ctx context.Context, args []string, stdout io.Writer, log *slog.L
 		return err
 	}
 	if *dryRun {
-		return dryRunFilter(stdout, *expr, *idPath, fs.Args())
+		return dryRunFilter(stdout, log, *expr, *idPath, fs.Args())
 	}
 	if fs.NArg() > 0 {
 		return usagef("unexpected arguments %q (Avro files are read only with --dry-run)", fs.Args())
@@ -78,8 +78,9 @@ func runFilter(ctx context.Context, args []string, stdout io.Writer, log *slog.L
 	})
 }
 
-// dryRunFilter evaluates expr over the alerts of Avro container files.
-func dryRunFilter(stdout io.Writer, expr, idPath string, files []string) error {
+// dryRunFilter evaluates expr over the alerts of Avro container files,
+// logging once per file the invalid schema defaults that reading ignored.
+func dryRunFilter(stdout io.Writer, log *slog.Logger, expr, idPath string, files []string) error {
 	if len(files) == 0 {
 		return usagef("--dry-run needs one or more Avro files")
 	}
@@ -88,15 +89,29 @@ func dryRunFilter(stdout io.Writer, expr, idPath string, files []string) error {
 		return usageError{err}
 	}
 	var records []map[string]any
+	warned := map[string]bool{}
 	for _, f := range files {
-		_, recs, err := alert.ReadOCFRecords(f)
+		_, recs, warnings, err := alert.ReadOCFRecords(f)
 		if err != nil {
 			return err
+		}
+		if !warned[f] {
+			warned[f] = true
+			for _, w := range warnings {
+				warnIgnoredDefault(log, alert.FileWarning{File: f, SchemaWarning: w})
+			}
 		}
 		records = append(records, recs...)
 	}
 	_, _, err = filter.DryRun(stdout, prog, records, idPath)
 	return err
+}
+
+// warnIgnoredDefault logs an invalid default of an alert file's schema
+// that reading the file ignored.
+func warnIgnoredDefault(log *slog.Logger, w alert.FileWarning) {
+	log.Warn("alert file: ignoring an invalid default in its schema (defaults play no part in reading a file)",
+		"file", w.File, "field", w.Field, "problem", w.Problem)
 }
 
 func loadSchemas(files []string) ([]avro.Schema, error) {

@@ -1,0 +1,344 @@
+package alert
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+
+	"github.com/hamba/avro/v2"
+	"github.com/hamba/avro/v2/ocf"
+
+	"github.com/minibroker/terraform-provider-minibroker/internal/testbed/outsideavro"
+)
+
+// appendAvroString appends s as an Avro string (or bytes).
+func appendAvroString(b []byte, s string) []byte {
+	return append(appendVarlong(b, int64(len(s))), s...)
+}
+
+// ocfHeaderBytes returns a container file header with the given metadata
+// (key, value, key, value...) and sync marker.
+func ocfHeaderBytes(sync []byte, meta ...string) []byte {
+	b := appendVarlong([]byte(ocfMagic), int64(len(meta)/2))
+	for _, s := range meta {
+		b = appendAvroString(b, s)
+	}
+	return append(appendVarlong(b, 0), sync...)
+}
+
+// ocfBlockBytes returns a block: count, size, data and sync marker.
+func ocfBlockBytes(count, size int64, data, sync []byte) []byte {
+	b := appendVarlong(appendVarlong(nil, count), size)
+	return append(append(b, data...), sync...)
+}
+
+var testSync = []byte("0123456789abcdef")
+
+// withHeaderSchema returns the container file data with its header's
+// schema replaced: the same codec, sync marker and blocks.
+func withHeaderSchema(t testing.TB, data []byte, schema string) []byte {
+	t.Helper()
+	h, err := readOCFHeader(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return append(ocfHeaderBytes(h.sync[:], "avro.schema", schema, "avro.codec", h.codec), data[h.end:]...)
+}
+
+func writeTemp(t testing.TB, data []byte) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "alerts.avro")
+	if err := os.WriteFile(p, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// An archive written by another tool, fastavro, whose schema has defaults
+// that hamba/avro (and Java Avro since 1.9, and fastavro itself without a
+// reader schema) reject: it reads, with a warning naming each field, and
+// its records are what fastavro reads from the same file.
+func TestReadOCFOutsideArchiveWithInvalidDefaults(t *testing.T) {
+	fx, err := outsideavro.Write(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(fx.Bad)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := readOCFHeader(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ParseSchema(h.schema); err == nil {
+		t.Fatal("the strict parser accepts bad.avro's schema: the fixture tests nothing")
+	}
+	if _, err := NewRegistry().AddJSON(h.schema); err == nil {
+		t.Fatal("the registry accepted bad.avro's schema")
+	}
+
+	checkRecords := func(t *testing.T, path string, recs []map[string]any) {
+		t.Helper()
+		if len(recs) != len(fx.Records) {
+			t.Fatalf("%s: %d records, fastavro read %d", path, len(recs), len(fx.Records))
+		}
+		for i := range recs {
+			if err := outsideavro.Compare(fx.Records[i], recs[i]); err != nil {
+				t.Fatalf("%s record %d: %v", path, i, err)
+			}
+		}
+	}
+
+	schema, recs, warnings, err := ReadOCFRecords(fx.Bad)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkRecords(t, fx.Bad, recs)
+	got := map[string]string{}
+	for _, w := range warnings {
+		if _, dup := got[w.Field]; dup {
+			t.Errorf("two warnings for %s", w.Field)
+		}
+		got[w.Field] = w.Problem
+	}
+	for field, word := range outsideavro.BadDefaults {
+		if !strings.Contains(got[field], word) {
+			t.Errorf("warning for %s: %q, want one saying %q", field, got[field], word)
+		}
+	}
+	if len(got) != len(outsideavro.BadDefaults) {
+		t.Errorf("warnings for %d fields, want %d: %v", len(got), len(outsideavro.BadDefaults), warnings)
+	}
+
+	goodSchema, goodRecs, goodWarnings, err := ReadOCFRecords(fx.Good)
+	if err != nil || len(goodWarnings) != 0 {
+		t.Fatalf("fastavro's valid file: %v, warnings %v", err, goodWarnings)
+	}
+	checkRecords(t, fx.Good, goodRecs)
+	if SchemaID(schema) != SchemaID(goodSchema) {
+		t.Errorf("dropping the invalid defaults changed the schema id: %d, valid %d", SchemaID(schema), SchemaID(goodSchema))
+	}
+
+	_, enumRecs, enumWarnings, err := ReadOCFRecords(fx.EnumDefault)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkRecords(t, fx.EnumDefault, enumRecs)
+	if len(enumWarnings) != 1 || enumWarnings[0].Field != outsideavro.EnumDefaultField ||
+		!strings.Contains(enumWarnings[0].Problem, `enum lsst.v7_0.quality's own default "UNKNOWN"`) {
+		t.Errorf("warnings %v, want one for the enum's own default at %s", enumWarnings, outsideavro.EnumDefaultField)
+	}
+
+	// Replay: warnings once per file, records as fastavro read them with
+	// the visit rewritten.
+	rp, err := LoadOCF(fx.Bad, fx.EnumDefault, fx.Bad)
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := map[string]int{}
+	for _, w := range rp.Warnings() {
+		files[w.File]++
+	}
+	if files[fx.Bad] != len(outsideavro.BadDefaults) || files[fx.EnumDefault] != 1 || len(files) != 2 {
+		t.Errorf("replay warnings per file %v, want %d for bad.avro and 1 for enumdefault.avro", files, len(outsideavro.BadDefaults))
+	}
+	if rp.Len() != 3*len(fx.Records) || len(rp.Schemas()) != 1 {
+		t.Fatalf("replay of 3 files: %d records, %d schemas", rp.Len(), len(rp.Schemas()))
+	}
+	for i := range rp.Len() {
+		p, s, err := rp.Alert(nil, 4242, i, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		rec, err := Decode(s, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		src := rec["diaSource"].(map[string]any)
+		if src["visit"] != int64(4242) {
+			t.Fatalf("alert %d: visit %v", i, src["visit"])
+		}
+		src["visit"] = recs[i%len(recs)]["diaSource"].(map[string]any)["visit"]
+		if err := outsideavro.Compare(fx.Records[i%len(recs)], rec); err != nil {
+			t.Fatalf("replayed alert %d: %v", i, err)
+		}
+	}
+}
+
+// The real Rubin sample reads exactly as hamba/avro's own container file
+// decoder reads it, without warnings.
+func TestReadOCFRubinAsHamba(t *testing.T) {
+	path := fakeAlertPath(t)
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	dec, err := ocf.NewDecoder(f, ocf.WithDecoderSchemaCache(&avro.SchemaCache{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want []any
+	for dec.HasNext() {
+		var v any
+		if err := dec.Decode(&v); err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, v)
+	}
+	rp, err := LoadOCF(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rp.Warnings()) != 0 || rp.Len() != len(want) {
+		t.Fatalf("warnings %v, %d records; want none and %d", rp.Warnings(), rp.Len(), len(want))
+	}
+	for i := range want {
+		s, rec := rp.Record(i)
+		if SchemaText(s) != SchemaText(dec.Schema()) {
+			t.Fatal("schema differs from hamba's")
+		}
+		if !bytes.Equal(mustMarshal(t, s, rec), mustMarshal(t, s, want[i])) {
+			t.Fatalf("record %d differs from hamba's", i)
+		}
+	}
+}
+
+// Every codec hamba/avro writes: null, deflate, snappy, zstandard.
+func TestReadOCFCodecs(t *testing.T) {
+	g := NewGenerator(3, 50)
+	var payloads [][]byte
+	for i := range 7 {
+		p, _, err := g.Alert(nil, 5, i)
+		if err != nil {
+			t.Fatal(err)
+		}
+		payloads = append(payloads, p)
+	}
+	for _, codec := range []ocf.CodecName{ocf.Null, ocf.Deflate, ocf.Snappy, ocf.ZStandard} {
+		t.Run(string(codec), func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "alerts.avro")
+			f, err := os.Create(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			enc, err := ocf.NewEncoderWithSchema(g.Schema(), f, ocf.WithCodec(codec), ocf.WithBlockLength(3),
+				ocf.WithEncoderSchemaCache(&avro.SchemaCache{}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, p := range payloads {
+				if _, err := enc.Write(p); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := enc.Close(); err != nil {
+				t.Fatal(err)
+			}
+			f.Close()
+			rp, err := LoadOCF(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rp.Len() != len(payloads) {
+				t.Fatalf("%d records, want %d", rp.Len(), len(payloads))
+			}
+			for i, want := range payloads {
+				if got, _, err := rp.Alert(nil, 5, i, ""); err != nil || !bytes.Equal(got, want) {
+					t.Fatalf("record %d differs (err %v)", i, err)
+				}
+			}
+		})
+	}
+}
+
+const smallSchema = `{"type":"record","name":"r","fields":[{"name":"a","type":"long"},{"name":"s","type":"string"}]}`
+
+// smallRecord encodes {a, s} of smallSchema.
+func smallRecord(a int64, s string) []byte { return appendAvroString(appendVarlong(nil, a), s) }
+
+// A file that is truly corrupt is an error that says what and where.
+func TestReadOCFCorrupt(t *testing.T) {
+	hdr := ocfHeaderBytes(testSync, "avro.schema", smallSchema)
+	rec := smallRecord(7, "seven")
+	two := append(append([]byte(nil), rec...), smallRecord(8, "eight")...)
+	block0 := ocfBlockBytes(1, int64(len(rec)), rec, testSync)
+	block1 := ocfBlockBytes(2, int64(len(two)), two, testSync)
+	good := append(append(append([]byte(nil), hdr...), block0...), block1...)
+	at1 := len(hdr) + len(block0) // block 1's offset
+	if rp, err := LoadOCF(writeTemp(t, good)); err != nil || rp.Len() != 3 {
+		t.Fatalf("the uncorrupted file: %v", err)
+	}
+	flip := func(i int) []byte {
+		b := append([]byte(nil), good...)
+		b[i] ^= 0xff
+		return b
+	}
+	cat := func(parts ...[]byte) []byte { return bytes.Join(parts, nil) }
+	zstdClaim := []byte{0x28, 0xb5, 0x2f, 0xfd, 0xe0}
+	zstdClaim = binary.LittleEndian.AppendUint64(zstdClaim, 1<<40)
+	zstdClaim = append(zstdClaim, 1, 0, 0)
+	snappyClaim := append(binary.AppendUvarint(nil, 1<<30), make([]byte, 14)...)
+
+	for _, tc := range []struct {
+		name string
+		data []byte
+		want []string
+	}{
+		{"bad magic", flip(0), []string{"not a valid Avro Object Container File", `magic bytes "Obj\x01"`}},
+		{"empty file", nil, []string{"not a valid Avro Object Container File"}},
+		{"header cut short", good[:20], []string{"not a valid Avro Object Container File", "at byte"}},
+		{"header without a schema", cat(ocfHeaderBytes(testSync, "avro.codec", "null"), block0), []string{"no avro.schema"}},
+		{"block cut short", good[:len(good)-20], []string{fmt.Sprintf("block 1 at byte %d", at1), "exceeds the", "left in the file (truncated"}},
+		{"sync marker cut short", good[:len(good)-5], []string{fmt.Sprintf("block 1 at byte %d: truncated", at1), "sync marker"}},
+		{"bad sync marker", flip(len(good) - 1), []string{fmt.Sprintf("block 1 at byte %d: the sync marker at byte %d does not match", at1, len(good)-16)}},
+		{"bad sync marker of the first block", flip(at1 - 3), []string{fmt.Sprintf("block 0 at byte %d: the sync marker at byte %d", len(hdr), at1-16)}},
+		{"block size beyond the file", cat(hdr, ocfBlockBytes(1, 1<<60, rec, testSync)), []string{fmt.Sprintf("block 0 at byte %d", len(hdr)), "1152921504606846976 bytes", "exceeds"}},
+		{"negative count", cat(hdr, ocfBlockBytes(-1, int64(len(rec)), rec, testSync)), []string{"negative record count"}},
+		{"negative size", cat(hdr, ocfBlockBytes(1, -5, rec, testSync)), []string{"negative block size"}},
+		{"count beyond the data", cat(hdr, ocfBlockBytes(1<<40, int64(len(rec)), rec, testSync)), []string{"1099511627776 records cannot fit"}},
+		{"record cut short", cat(hdr, ocfBlockBytes(2, int64(len(rec)+2), append(append([]byte(nil), rec...), 16, 'e'), testSync)), []string{"record 1 of the block", "at byte"}},
+		{"bytes after the records", cat(hdr, ocfBlockBytes(1, int64(len(two)), two, testSync)), []string{"bytes of the block's data left after its 1 records"}},
+		{"unsupported codec", cat(ocfHeaderBytes(testSync, "avro.schema", smallSchema, "avro.codec", "xz"), block0), []string{`unsupported codec "xz"`}},
+		{"bad deflate data", cat(ocfHeaderBytes(testSync, "avro.schema", smallSchema, "avro.codec", "deflate"), ocfBlockBytes(1, 3, []byte{0xff, 0xff, 0xff}, testSync)), []string{"block 0", "deflate data"}},
+		{"snappy claiming a huge block", cat(ocfHeaderBytes(testSync, "avro.schema", smallSchema, "avro.codec", "snappy"), ocfBlockBytes(1, int64(len(snappyClaim)), snappyClaim, testSync)), []string{"snappy data", "claims to expand to 1073741824 bytes"}},
+		{"zstandard claiming a huge block", cat(ocfHeaderBytes(testSync, "avro.schema", smallSchema, "avro.codec", "zstandard"), ocfBlockBytes(1, int64(len(zstdClaim)), zstdClaim, testSync)), []string{"zstandard frame", "claims to expand to 1099511627776 bytes"}},
+		{"schema not JSON", withHeaderSchema(t, good, `{"type":"record","name":"r","fields":[`), []string{"the schema in its header", "not valid JSON"}},
+		{"schema with an unknown type", withHeaderSchema(t, good, `{"type":"record","name":"r","fields":[{"name":"a","type":"lsst.nosuch"}]}`), []string{"the schema in its header", "unknown type"}},
+		{"schema not a record", withHeaderSchema(t, good, `"long"`), []string{"want a record"}},
+		{"no records", hdr, []string{"no records"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := writeTemp(t, tc.data)
+			var before, after runtime.MemStats
+			runtime.GC()
+			runtime.ReadMemStats(&before)
+			_, err := LoadOCF(path)
+			runtime.ReadMemStats(&after)
+			if err == nil {
+				t.Fatal("accepted")
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q lacks %q", err, w)
+				}
+			}
+			if !strings.Contains(err.Error(), path) {
+				t.Errorf("error %q does not name the file", err)
+			}
+			// Whatever a corrupt file claims, reading it allocates little.
+			if n := after.TotalAlloc - before.TotalAlloc; n > 4<<20 {
+				t.Errorf("reading a %d-byte corrupt file allocated %d bytes", len(tc.data), n)
+			}
+			if _, _, _, err2 := ReadOCFRecords(path); err2 == nil || !strings.HasSuffix(err.Error(), err2.Error()) {
+				t.Errorf("ReadOCFRecords: %v, LoadOCF: %v", err2, err)
+			}
+		})
+	}
+}
