@@ -19,6 +19,8 @@ import (
 	"github.com/hashicorp/terraform-plugin-testing/terraform"
 
 	"github.com/minibroker/terraform-provider-minibroker/internal/swarmspec"
+	"github.com/minibroker/terraform-provider-minibroker/internal/testbed/pyclients"
+	"github.com/minibroker/terraform-provider-minibroker/workloads/alert"
 )
 
 // reader is one entry of minibroker_filter_group.readers.
@@ -80,16 +82,16 @@ func readerDir(t *testing.T, r reader) (dir, props string) {
 // visit, the exit code and standard error.
 func pythonReader(ctx context.Context, t *testing.T, dir, props, topic string, overrides ...string) (map[int64]map[string]bool, int, string) {
 	t.Helper()
-	python := filepath.Join(repoRoot(t), ".cache/pyclients/bin/python")
-	if !fileExists(python) {
-		t.Fatalf("%s is missing: run `make pyclients` (make test does)", python)
+	python, err := pyclients.Python(repoRoot(t))
+	if err != nil {
+		t.Fatal(err)
 	}
 	script := filepath.Join(repoRoot(t), "provider/testdata/outside_reader.py")
 	cmd := exec.CommandContext(ctx, python, append([]string{script, props, topic}, overrides...)...)
 	cmd.Dir = dir
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
+	err = cmd.Run()
 	code := 0
 	if ee, ok := err.(*exec.ExitError); ok {
 		code = ee.ExitCode()
@@ -100,11 +102,20 @@ func pythonReader(ctx context.Context, t *testing.T, dir, props, topic string, o
 	sc := bufio.NewScanner(&stdout)
 	for sc.Scan() {
 		var a struct {
-			Visit int64  `json:"visit"`
-			ID    string `json:"id"`
+			Visit    int64  `json:"visit"`
+			ID       string `json:"id"`
+			Decoded  string `json:"decoded"`
+			SchemaID uint32 `json:"schema_id"`
 		}
 		if err := json.Unmarshal(sc.Bytes(), &a); err != nil {
 			t.Fatalf("python reader printed %q: %v", sc.Text(), err)
+		}
+		if slices.Contains(overrides, "--registry") {
+			// Decoded through the registry: the alert is the one its
+			// headers name, written with the synthetic schema's id.
+			if a.Decoded != a.ID || a.SchemaID != alert.SchemaID(alert.SyntheticSchema()) {
+				t.Errorf("AvroDeserializer decoded alert %s as diaSourceId %q with schema id %d", a.ID, a.Decoded, a.SchemaID)
+			}
 		}
 		if got[a.Visit] == nil {
 			got[a.Visit] = map[string]bool{}
@@ -173,6 +184,23 @@ func checkOutsideReaders(t *testing.T, cfg accConfig, minibroker string) func(*t
 			return fmt.Errorf("python reader of %s:\n  %s", f.Name, strings.Join(problems, "\n  "))
 		}
 		t.Logf("outside reader (python confluent-kafka): %d visits of %s, each exactly the filter's selection", len(visits), f.Name)
+
+		// The same, decoding each alert with Confluent's AvroDeserializer
+		// and the swarm's schema registry, configured from the swarm's
+		// schema_registry_properties only (the CA file is the same).
+		sw := s.RootModule().Resources["minibroker_swarm.lab"].Primary.Attributes
+		regProps := filepath.Join(dir, "registry.properties")
+		if err := os.WriteFile(regProps, []byte(sw["schema_registry_properties"]), 0o600); err != nil {
+			return err
+		}
+		if want := fmt.Sprintf("https://%s:%d", cfg.Nodes[nManager].Addr, swarmspec.DefaultRegistryPort); sw["schema_registry_url"] != want {
+			return fmt.Errorf("schema_registry_url %q, want %q", sw["schema_registry_url"], want)
+		}
+		decoded, code, stderr := pythonReader(ctx, t, dir, props, r.Topic, "--registry", regProps)
+		if code != 0 || len(decoded) < len(visits) {
+			return fmt.Errorf("python AvroDeserializer with the schema registry: exit %d, %d visits: %s", code, len(decoded), stderr)
+		}
+		t.Logf("outside reader (python AvroDeserializer, schema registry at %s): %d visits decoded", sw["schema_registry_url"], len(decoded))
 
 		alice, ok := readers[f.Name+"/alice"]
 		if !ok || alice.Username == r.Username || alice.Password == r.Password || alice.Topic != r.Topic {

@@ -195,7 +195,8 @@ func TestAccSwarmOnEC2(t *testing.T) {
 				},
 				ImportStateVerify: true,
 				// Sensitive and derived credentials are in no label (see acc_test.go).
-				ImportStateVerifyIgnore: []string{"image_archives", "timeouts", "kafka_credentials", "report_properties", "ca_certificate"},
+				ImportStateVerifyIgnore: []string{"image_archives", "timeouts", "kafka_credentials", "report_properties", "ca_certificate",
+					"schema_registry_properties"},
 			},
 			{
 				// One more consumer node: an in-place update that starts an
@@ -413,10 +414,11 @@ func (b *ec2Bed) checkFleetInMoto(t *testing.T, swarmID *string, cfg awsAccConfi
 			}
 		}
 		slices.Sort(rules)
-		// SSH from the admins, the mirrors' external listener from the
-		// consumers only, Swarm and Kafka between members.
+		// SSH from the admins, the schema registry and the mirrors'
+		// external listener from the consumers only, Swarm and Kafka
+		// between members.
 		wantRules := []string{"tcp 22-22 " + cfg.AdminCIDR, "tcp 2377-2377 members", "tcp 7946-7946 members",
-			"tcp 9092-9093 members", "tcp 9095-9095 198.51.100.0/24", "udp 4789-4789 members", "udp 7946-7946 members"}
+			"tcp 8081-8081 198.51.100.0/24", "tcp 9092-9093 members", "tcp 9095-9095 198.51.100.0/24", "udp 4789-4789 members", "udp 7946-7946 members"}
 		if !slices.Equal(rules, wantRules) {
 			problems = append(problems, fmt.Sprintf("security group rules\n    %v\n  want\n    %v", rules, wantRules))
 		}

@@ -235,7 +235,8 @@ func TestAccMiniBrokerOnLabSwarm(t *testing.T) {
 				ImportStateVerify: true,
 				// Sensitive values are in no label: an import has none (and
 				// makes new credentials on its next apply).
-				ImportStateVerifyIgnore: []string{"image_archives", "timeouts", "kafka_credentials", "report_properties", "ca_certificate"},
+				ImportStateVerifyIgnore: []string{"image_archives", "timeouts", "kafka_credentials", "report_properties", "ca_certificate",
+					"schema_registry_properties"},
 			},
 			{
 				ResourceName:            "minibroker_mirror.m[1]",

@@ -229,8 +229,9 @@ func awsSchema() schema.SingleNestedAttribute {
 			"consumer_cidr_blocks": schema.ListAttribute{Optional: true, ElementType: types.StringType,
 				Validators: []validator.List{listvalidator.ValueStringsAre(cidrValidator())},
 				MarkdownDescription: fmt.Sprintf("IPv4 CIDR blocks allowed to reach the mirrors' external Kafka listener (%d/tcp, SASL_SSL: "+
-					"each filter's owner reads their stream there with the credentials in `minibroker_filter_group.readers`). Default none: "+
-					"nobody outside the swarm reaches Kafka. Mirrors on EC2 keep the default `external_port`. Updates in place.", awsfleet.ConsumerPort)},
+					"each filter's owner reads their stream there with the credentials in `minibroker_filter_group.readers`) and the schema "+
+					"registry (%d/tcp, HTTPS). Default none: nobody outside the swarm reaches Kafka. Mirrors and the registry on EC2 keep "+
+					"their default ports. Updates in place.", awsfleet.ConsumerPort, awsfleet.RegistryPort)},
 			"root_volume_size": schema.Int64Attribute{Optional: true, Computed: true,
 				Default: int64default.StaticInt64(defaultRootVolumeGiB), Validators: []validator.Int64{int64validator.Between(8, 16384)},
 				PlanModifiers:       []planmodifier.Int64{int64planmodifier.RequiresReplace()},

@@ -124,6 +124,24 @@ func swarmSchema(ctx context.Context) schema.Schema {
 					"examples' `report_command`). Unused with `kafka_auth = false`.",
 				PlanModifiers: []planmodifier.String{regenerateOnGeneration{}},
 			},
+			"schema_registry_port": schema.Int64Attribute{
+				Optional: true, Computed: true, Default: int64default.StaticInt64(swarmspec.DefaultRegistryPort),
+				Validators: []validator.Int64{int64validator.Between(1, 65535)},
+				MarkdownDescription: "Port the schema registry (the Confluent Schema Registry API over the hub's schemas topic, " +
+					"`minibroker registry`) is published on, on the manager node. Open it to your users, as each mirror's " +
+					"`external_port`.",
+			},
+			"schema_registry_url": schema.StringAttribute{
+				Computed: true,
+				MarkdownDescription: "Where users outside the swarm reach the schema registry: `https://MANAGER:PORT` " +
+					"(`http://` with `kafka_auth = false`). Confluent's deserializers look the alerts' schema ids up there.",
+			},
+			"schema_registry_properties": schema.StringAttribute{
+				Computed: true, Sensitive: true,
+				MarkdownDescription: "Settings of the schema registry's read-only user, for Confluent's clients: `url`, " +
+					"`basic.auth.user.info` and `ssl.ca.location` (the `ca_certificate`, saved as `minibroker-ca.pem`). Python's " +
+					"`SchemaRegistryClient` takes them as its configuration dict.",
+			},
 			"ca_certificate": schema.StringAttribute{
 				Computed:            true,
 				MarkdownDescription: "PEM certificate of the CA that signs the brokers' certificates: what clients outside the swarm trust.",
@@ -380,6 +398,9 @@ type swarmServicesModel struct {
 	CA                    types.Object `tfsdk:"ca"`
 	KafkaCredentials      types.String `tfsdk:"kafka_credentials"`
 	ReportProperties      types.String `tfsdk:"report_properties"`
+	RegistryPort          types.Int64  `tfsdk:"schema_registry_port"`
+	RegistryURL           types.String `tfsdk:"schema_registry_url"`
+	RegistryProperties    types.String `tfsdk:"schema_registry_properties"`
 	CACertificate         types.String `tfsdk:"ca_certificate"`
 	AddressPool           types.String `tfsdk:"address_pool"`
 	KafkaImage            types.String `tfsdk:"kafka_image"`
@@ -521,15 +542,55 @@ func (r *swarmResource) desired(ctx context.Context, m swarmModel) ([]swarmspec.
 	hubKafka.Security = sec
 	hub := swarmspec.HubSpec(hubKafka)
 	hub.SetSettings(settings)
-	out := []swarmspec.Desired{hub}
+	reg, err := m.registry(sec)
+	if err != nil {
+		return nil, err
+	}
+	out := []swarmspec.Desired{hub, swarmspec.RegistrySpec(reg)}
 	if prod != nil {
 		prod.Security = sec
+		prod.Registry = &reg
 		out = append(out, swarmspec.ProducerSpec(*prod))
 	}
 	if sec != nil {
 		out = append(out, swarmspec.SwarmAccessSpec(m.WorkloadsImage.ValueString(), m.Network.ValueString(), sec))
 	}
 	return out, nil
+}
+
+// registry is the swarm's schema registry service, published on the
+// manager's address.
+func (m swarmModel) registry(sec *swarmspec.Security) (swarmspec.Registry, error) {
+	hosts, err := m.hosts()
+	if err != nil {
+		return swarmspec.Registry{}, err
+	}
+	return swarmspec.Registry{Image: m.WorkloadsImage.ValueString(), Network: m.Network.ValueString(),
+		Port: int(m.RegistryPort.ValueInt64()), Host: swarmspec.HostPart(swarmspec.ManagerOf(hosts).Address), Security: sec}, nil
+}
+
+// setRegistry fills the registry's computed attributes: the URL once the
+// hosts are known, the reader's properties once the credentials are too.
+func (m *swarmModel) setRegistry() error {
+	hosts, err := m.hosts()
+	if err != nil {
+		return err
+	}
+	m.RegistryURL = types.StringValue(swarmspec.RegistryURL(m.KafkaAuth.ValueBool(),
+		swarmspec.HostPart(swarmspec.ManagerOf(hosts).Address), int(m.RegistryPort.ValueInt64())))
+	if m.KafkaAuth.ValueBool() && (m.KafkaCredentials.IsNull() || m.KafkaCredentials.IsUnknown()) {
+		return nil
+	}
+	sec, err := m.security()
+	if err != nil {
+		return err
+	}
+	reg, err := m.registry(sec)
+	if err != nil {
+		return err
+	}
+	m.RegistryProperties = types.StringValue(swarmspec.RegistryReaderProperties(reg, CAFileName))
+	return nil
 }
 
 // security is the swarm's Kafka security: nil with kafka_auth = false.
@@ -599,13 +660,13 @@ func priorOf(m *swarmModel) swarmctl.Prior {
 // fillUnknown replaces still-unknown computed values with empty ones, so a
 // partly created swarm can be saved in state.
 func fillUnknown(m *swarmModel) {
-	for _, s := range []*types.String{&m.NetworkID, &m.ManagerAddress, &m.SecurityGroup} {
+	for _, s := range []*types.String{&m.NetworkID, &m.ManagerAddress, &m.SecurityGroup, &m.RegistryURL} {
 		if s.IsUnknown() {
 			*s = types.StringValue("")
 		}
 	}
 	// Credentials not made yet: null, which the next plan makes.
-	for _, s := range []*types.String{&m.KafkaCredentials, &m.CACertificate, &m.ReportProperties} {
+	for _, s := range []*types.String{&m.KafkaCredentials, &m.CACertificate, &m.ReportProperties, &m.RegistryProperties} {
 		if s.IsUnknown() {
 			*s = types.StringNull()
 		}
@@ -674,6 +735,13 @@ func (r *swarmResource) ValidateConfig(ctx context.Context, req resource.Validat
 	}
 	if !awsCfg.IsNull() && !awsCfg.IsUnknown() {
 		validateAWS(ctx, req.Config, producerOn, &resp.Diagnostics)
+		var port types.Int64
+		resp.Diagnostics.Append(req.Config.GetAttribute(ctx, path.Root("schema_registry_port"), &port)...)
+		if !port.IsNull() && !port.IsUnknown() && port.ValueInt64() != swarmspec.DefaultRegistryPort {
+			resp.Diagnostics.AddAttributeError(path.Root("schema_registry_port"), "Port fixed on EC2",
+				fmt.Sprintf("On EC2 the security group opens the registry's default port %d to aws.consumer_cidr_blocks: keep it.",
+					swarmspec.DefaultRegistryPort))
+		}
 		return
 	}
 	if !fullyKnown(ctx, req.Config, path.Root("hosts"), types.ListType{}) {
@@ -722,6 +790,8 @@ func (r *swarmResource) ModifyPlan(ctx context.Context, req resource.ModifyPlanR
 	if !plan.awsMode() {
 		if hosts, err := plan.hosts(); err == nil {
 			plan.ManagerAddress = types.StringValue(swarmspec.ManagerOf(hosts).Address)
+			plan.RegistryURL = types.StringValue(swarmspec.RegistryURL(plan.KafkaAuth.ValueBool(),
+				swarmspec.HostPart(swarmspec.ManagerOf(hosts).Address), int(plan.RegistryPort.ValueInt64())))
 		}
 		plan.Instances = types.ListNull(instanceType)
 		plan.SecurityGroup = types.StringNull()
@@ -885,6 +955,9 @@ func (r *swarmResource) converge(ctx context.Context, plan, prior *swarmModel, r
 		}
 		plan.ManagerAddress = types.StringValue(swarmspec.ManagerOf(hosts).Address)
 		plan.HubBootstrap = types.StringValue(swarmspec.Bootstrap(swarmspec.HubService))
+		if err := plan.setRegistry(); err != nil {
+			return err
+		}
 		fillUnknown(plan)
 	}
 	if formed.NodeIDs != nil {
@@ -1083,7 +1156,7 @@ func (r *swarmResource) restore(ctx context.Context, mgr *swarmctl.Manager, info
 	if !m.awsMode() {
 		m.Instances = types.ListNull(instanceType)
 		m.SecurityGroup = types.StringNull()
-		return nil
+		return m.setRegistry()
 	}
 	// The instances are found by the id they are tagged with.
 	if _, _, err := readFleet(ctx, m); err != nil {
@@ -1092,7 +1165,7 @@ func (r *swarmResource) restore(ctx context.Context, mgr *swarmctl.Manager, info
 	if m.SecurityGroup.ValueString() == "" {
 		return fmt.Errorf("swarm %s needs exactly one security group tagged %s=%s", m.ID.ValueString(), awsfleet.TagSwarm, m.ID.ValueString())
 	}
-	return nil
+	return m.setRegistry()
 }
 
 // optHostKey is the manager's host key as the host_keys map keeps it.

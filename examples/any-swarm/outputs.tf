@@ -46,3 +46,14 @@ output "report_command" {
   description = "Prints the timing report (per visit: producer send time, filter lag, time to the 20th filtered alert at each consumer): run it with sh -c \"$(terraform output -raw report_command)\". It pipes report_properties into `minibroker report --config -` in a throw-away container of the workloads image on the attachable overlay network, on the manager."
   value       = "terraform output -raw report_properties | ${local.manager_ssh} ${local.report_docker} report --config -"
 }
+
+output "schema_registry_url" {
+  description = "The schema registry (Confluent's REST API): Confluent's deserializers look each alert's schema id up there."
+  value       = minibroker_swarm.main.schema_registry_url
+}
+
+output "schema_registry_properties" {
+  description = "Settings of the schema registry's read-only user, as Confluent's SchemaRegistryClient takes them (url, basic.auth.user.info, ssl.ca.location = minibroker-ca.pem)."
+  value       = minibroker_swarm.main.schema_registry_properties
+  sensitive   = true
+}

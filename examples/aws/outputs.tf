@@ -76,3 +76,14 @@ output "report_properties" {
   value       = minibroker_swarm.main.report_properties
   sensitive   = true
 }
+
+output "schema_registry_url" {
+  description = "The schema registry (Confluent's REST API): Confluent's deserializers look each alert's schema id up there."
+  value       = minibroker_swarm.main.schema_registry_url
+}
+
+output "schema_registry_properties" {
+  description = "Settings of the schema registry's read-only user, as Confluent's SchemaRegistryClient takes them (url, basic.auth.user.info, ssl.ca.location = minibroker-ca.pem)."
+  value       = minibroker_swarm.main.schema_registry_properties
+  sensitive   = true
+}

@@ -108,7 +108,7 @@ variable "admin_cidr_blocks" {
 }
 
 variable "consumer_cidr_blocks" {
-  description = "IPv4 CIDR blocks the filters' owners read their streams from (the mirrors' SASL_SSL listener, 9095/tcp), e.g. [\"203.0.113.0/24\"]. Default none: no reader outside AWS."
+  description = "IPv4 CIDR blocks the filters' owners read their streams from (the mirrors' SASL_SSL listener, 9095/tcp, and the schema registry, 8081/tcp), e.g. [\"203.0.113.0/24\"]. Default none: no reader outside AWS."
   type        = list(string)
   default     = []
 }

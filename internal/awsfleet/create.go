@@ -13,6 +13,7 @@ import (
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 
 	"github.com/minibroker/terraform-provider-minibroker/internal/kafkaconf"
+	"github.com/minibroker/terraform-provider-minibroker/workloads/registry"
 )
 
 // Ingress is who may reach the fleet from outside it.
@@ -20,13 +21,19 @@ type Ingress struct {
 	// AdminCIDRs may reach SSH (22/tcp).
 	AdminCIDRs []string
 	// ConsumerCIDRs may reach the mirrors' external Kafka listener
-	// (ConsumerPort/tcp), where filters' owners read their streams.
+	// (ConsumerPort/tcp), where filters' owners read their streams, and
+	// the schema registry (RegistryPort/tcp), where their deserializers
+	// look the schemas up.
 	ConsumerCIDRs []string
 }
 
 // ConsumerPort is the mirrors' external listener port the group opens to
 // Ingress.ConsumerCIDRs: the mirrors' default.
 const ConsumerPort = kafkaconf.DefaultExternalPort
+
+// RegistryPort is the schema registry's port the group opens to
+// Ingress.ConsumerCIDRs: the swarm's default.
+const RegistryPort = registry.DefaultPort
 
 // EnsureSecurityGroup returns the fleet's security group in vpcID, creating
 // it if needed, and makes its ingress rules exactly: SSH from the admins,
@@ -157,7 +164,8 @@ func IngressRules(groupID string, in Ingress) []rule {
 		out = append(out, rule{proto: "tcp", from: 22, to: 22, cidr: cidr, what: "ssh from admins"})
 	}
 	for _, cidr := range in.ConsumerCIDRs {
-		out = append(out, rule{proto: "tcp", from: ConsumerPort, to: ConsumerPort, cidr: cidr, what: "kafka (SASL_SSL) from filter owners"})
+		out = append(out, rule{proto: "tcp", from: ConsumerPort, to: ConsumerPort, cidr: cidr, what: "kafka (SASL_SSL) from filter owners"},
+			rule{proto: "tcp", from: RegistryPort, to: RegistryPort, cidr: cidr, what: "schema registry (HTTPS) from filter owners"})
 	}
 	for _, p := range memberPorts {
 		out = append(out, rule{proto: p.Proto, from: p.From, to: p.To, group: groupID, what: p.What})

@@ -44,6 +44,7 @@ const (
 const (
 	ComponentHub         = "hub"
 	ComponentProducer    = "producer"
+	ComponentRegistry    = "schema-registry"
 	ComponentMirrorKafka = "mirror-kafka"
 	ComponentMirrorMaker = "mirror-maker"
 	ComponentFilter      = "filter"

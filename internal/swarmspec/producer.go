@@ -28,6 +28,9 @@ type Producer struct {
 	Resources Resources
 	// Security, when set, is how the producer authenticates to the hub.
 	Security *Security
+	// Registry is the schema registry the producer registers through;
+	// nil: it writes the schemas topic itself.
+	Registry *Registry
 }
 
 // ReplayFile is one Avro container file of real alerts.
@@ -73,6 +76,9 @@ func ProducerSpec(p Producer) Desired {
 		restartOnFailure: p.Visits > 0,
 	}
 	p.Security.secureClient(&svc, ProducerUser)
+	if p.Registry != nil {
+		p.Registry.registryClient(&svc)
+	}
 	return svc.build()
 }
 
@@ -82,6 +88,7 @@ func SwarmAccessSpec(image, network string, sec *Security) Desired {
 	plan := access.Plan{Owner: swarmUsers, Clusters: []access.ClusterPlan{cluster(Bootstrap(HubService),
 		sec.user(ProducerUser, access.ProducerGrants(stream.AlertsTopic, stream.SchemasTopic, stream.TimingTopic)),
 		sec.user(ReportUser, access.TimingReaderGrants(stream.TimingTopic)),
+		sec.user(RegistryUser, access.RegistryGrants(stream.SchemasTopic)),
 	)}}
 	return sec.accessJob(SwarmAccessService, image, network, OwnerSwarm, plan)
 }

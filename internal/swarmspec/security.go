@@ -82,6 +82,7 @@ func groupUsers(group string) string {
 var (
 	ProducerUser = access.UserName(swarmUsers, "producer")
 	ReportUser   = access.UserName(swarmUsers, "report")
+	RegistryUser = access.UserName(swarmUsers, "registry")
 )
 
 // MirrorMakerUser is the user of a mirror's MirrorMaker 2.

@@ -11,6 +11,7 @@ import (
 
 	"github.com/minibroker/terraform-provider-minibroker/internal/pki"
 	"github.com/minibroker/terraform-provider-minibroker/workloads/access"
+	"github.com/minibroker/terraform-provider-minibroker/workloads/registry"
 )
 
 func testSecurity(t *testing.T) *Security {
@@ -28,7 +29,9 @@ func securedSwarm(t *testing.T, sec *Security) []Desired {
 	t.Helper()
 	k := hub()
 	k.Security = sec
-	out := []Desired{HubSpec(k), ProducerSpec(Producer{Image: "w:1", Network: "net", Security: sec}), SwarmAccessSpec("w:1", "net", sec)}
+	reg := Registry{Image: "w:1", Network: "net", Host: "198.51.100.1", Security: sec}
+	out := []Desired{HubSpec(k), RegistrySpec(reg), ProducerSpec(Producer{Image: "w:1", Network: "net", Security: sec, Registry: &reg}),
+		SwarmAccessSpec("w:1", "net", sec)}
 	mk := hub()
 	mk.Security, mk.External = sec, &External{Host: "198.51.100.7", Port: 9095}
 	out = append(out, MirrorSpecs(Mirror{Name: "m1", NodeIndex: 0, Kafka: mk, AccessImage: "w:1"})...)
@@ -60,7 +63,8 @@ func TestSecuredSpecsKeepSecretsInSecrets(t *testing.T) {
 		for _, c := range d.Configs {
 			visible = append(visible, c.Data...) // configs are readable with docker config inspect
 		}
-		for _, secret := range []string{sec.Seed, strings.Split(sec.CA.KeyPEM, "\n")[1], sec.Password(AdminUser)} {
+		for _, secret := range []string{sec.Seed, strings.Split(sec.CA.KeyPEM, "\n")[1], sec.Password(AdminUser),
+			sec.RegistryPassword(RegistryWriter), sec.RegistryPassword(RegistryReader)} {
 			if strings.Contains(string(visible), secret) {
 				t.Errorf("%s shows a secret outside its secrets", d.Name())
 			}
@@ -88,7 +92,7 @@ func TestSecuredSpecsKeepSecretsInSecrets(t *testing.T) {
 			}
 		}
 	}
-	for _, want := range []string{ProducerUser, ReportUser, MirrorMakerUser("m1"), FilterUser("gi", "Bright"), FilterUser("gi", "Faint"),
+	for _, want := range []string{ProducerUser, ReportUser, RegistryUser, MirrorMakerUser("m1"), FilterUser("gi", "Bright"), FilterUser("gi", "Faint"),
 		SharedFiltersUser("gs"), ConsumerUser("gi", "Bright"), ReaderUser("gi", "Bright"), ReaderUser("gs", "Faint"),
 		NamedReaderUser("gi", "Bright", "alice")} {
 		if !slices.Contains(users, want) {
@@ -97,6 +101,77 @@ func TestSecuredSpecsKeepSecretsInSecrets(t *testing.T) {
 	}
 	if slices.Contains(users, ConsumerUser("gi", "Faint")) {
 		t.Error("a filter without a consumer has a consumer user")
+	}
+}
+
+// The schema registry serves HTTPS on the manager, published there, with
+// a certificate for its service name and the manager's address and its two
+// users; the producer registers through it, over the overlay network, as
+// the writer. Without Kafka security the API is plain HTTP and open.
+func TestRegistrySpec(t *testing.T) {
+	sec := testSecurity(t)
+	reg := Registry{Image: "w:1", Network: "net", Host: "198.51.100.1", Security: sec}
+	d := RegistrySpec(reg)
+	if reg.URL() != "https://198.51.100.1:8081" {
+		t.Errorf("URL %s", reg.URL())
+	}
+	ports := d.Spec.EndpointSpec.Ports
+	if len(ports) != 1 || ports[0].PublishedPort != 8081 || ports[0].PublishMode != "host" {
+		t.Errorf("published ports %+v", ports)
+	}
+	if c := d.Spec.TaskTemplate.Placement.Constraints; !slices.Contains(c, "node.labels."+LabelRole+"=="+RoleManager) {
+		t.Errorf("placement %v", c)
+	}
+	secrets := map[string]Config{}
+	for _, s := range d.Secrets {
+		secrets[s.Target] = s
+	}
+	users, err := registry.ParseUsers(secrets[registryUsersFile].Data)
+	if err != nil || len(users) != 2 || users[0].Role != registry.RoleWrite || users[1].Role != registry.RoleRead ||
+		users[1].Password != sec.RegistryPassword(RegistryReader) {
+		t.Errorf("users file: %+v, %v", users, err)
+	}
+	ks := secrets[keystoreFile]
+	if ks.Generate == nil {
+		t.Fatal("no keystore to generate")
+	}
+	pem, err := ks.Generate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert := string(pem[strings.Index(string(pem), "-----BEGIN CERTIFICATE"):]) // the keystore: key, then certificate
+	if !pki.Covers(sec.CA, cert, []string{RegistryService, "198.51.100.1"}) {
+		t.Error("the registry's certificate does not name mb-registry and the manager's address")
+	}
+	args := strings.Join(d.Spec.TaskTemplate.ContainerSpec.Args, " ")
+	for _, want := range []string{"registry --bootstrap mb-hub:9092", "--tls-cert /run/secrets/keystore.pem", "--users /run/secrets/" + registryUsersFile, "--config"} {
+		if !strings.Contains(args, want) {
+			t.Errorf("args %q lack %q", args, want)
+		}
+	}
+
+	prod := ProducerSpec(Producer{Image: "w:1", Network: "net", Security: sec, Registry: &reg})
+	var props string
+	for _, s := range prod.Secrets {
+		if s.Target == RegistryPropertiesFile {
+			props = string(s.Data)
+		}
+	}
+	for _, want := range []string{"url=https://mb-registry:8081", "basic.auth.user.info=producer:" + sec.RegistryPassword(RegistryWriter), "ssl.ca.location=" + CAFile} {
+		if !strings.Contains(props, want) {
+			t.Errorf("producer's registry settings %q lack %q", props, want)
+		}
+	}
+	if !slices.Contains(prod.Spec.TaskTemplate.ContainerSpec.Args, "--registry") {
+		t.Error("the producer is not given --registry")
+	}
+
+	open := Registry{Image: "w:1", Network: "net", Host: "198.51.100.1"}
+	if open.URL() != "http://198.51.100.1:8081" || len(RegistrySpec(open).Secrets) != 0 {
+		t.Errorf("unsecured registry: %s, secrets %v", open.URL(), RegistrySpec(open).Secrets)
+	}
+	if p := RegistryReaderProperties(open, "ca.pem"); strings.Contains(p, "basic.auth") || strings.Contains(p, "ssl.ca") {
+		t.Errorf("unsecured reader properties %q", p)
 	}
 }
 

@@ -15,4 +15,7 @@
 //     tree (dev_overrides), with retries, logs and the phases of an apply.
 //   - sample: CPU use of the machine and of cgroups, and the load average.
 //   - report: the markdown the benchmarks write to docs/benchmarks*.md.
+//   - outsideavro: Avro container files written by fastavro (the
+//     virtualenv of `make pyclients`), with the invalid schema defaults of
+//     real archives, and what fastavro reads from them.
 package testbed

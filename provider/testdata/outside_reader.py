@@ -2,12 +2,16 @@
 client this project did not write: Python's confluent-kafka, configured
 only from the properties block minibroker_filter_group.readers gives.
 
-usage: outside_reader.py PROPERTIES TOPIC [key=value ...]
+usage: outside_reader.py PROPERTIES TOPIC [--registry FILE] [key=value ...]
 
 Reads TOPIC from its beginning, in the group the properties name, until
 nothing new arrives for a while, and prints one JSON line per alert with
-its visit and id (the mb-visit and mb-id headers). The key=value
-arguments override the properties (a wrong password, PLAINTEXT).
+its visit and id (the mb-visit and mb-id headers). With --registry, FILE
+holds minibroker_swarm.schema_registry_properties: each alert is decoded
+with confluent-kafka's AvroDeserializer, which looks its schema id up in
+the swarm's schema registry, and the line also gives the decoded
+diaSourceId and the schema id. The key=value arguments override the
+properties (a wrong password, PLAINTEXT).
 Exit codes: 0 read; 3 Kafka refused (the error's name on stderr, e.g.
 TOPIC_AUTHORIZATION_FAILED); 4 nothing read in time.
 """
@@ -16,6 +20,9 @@ import sys
 import time
 
 from confluent_kafka import Consumer, KafkaError, KafkaException
+from confluent_kafka.schema_registry import SchemaRegistryClient
+from confluent_kafka.schema_registry.avro import AvroDeserializer
+from confluent_kafka.serialization import MessageField, SerializationContext
 
 
 def properties(path):
@@ -33,7 +40,12 @@ def properties(path):
 def main():
     conf = properties(sys.argv[1])
     topic = sys.argv[2]
-    for kv in sys.argv[3:]:
+    rest = sys.argv[3:]
+    deserialize = None
+    if rest[:1] == ["--registry"]:
+        deserialize = AvroDeserializer(SchemaRegistryClient(properties(rest[1])))
+        rest = rest[2:]
+    for kv in rest:
         key, _, value = kv.partition("=")
         conf[key] = value
     conf.update({"auto.offset.reset": "earliest", "enable.auto.commit": False})
@@ -63,7 +75,11 @@ def main():
                 print(msg.error().name(), msg.error().str(), file=sys.stderr)
                 return 3
             headers = dict(msg.headers() or [])
-            print(json.dumps({"visit": int(headers["mb-visit"]), "id": headers["mb-id"].decode()}), flush=True)
+            line = {"visit": int(headers["mb-visit"]), "id": headers["mb-id"].decode()}
+            if deserialize:
+                alert = deserialize(msg.value(), SerializationContext(topic, MessageField.VALUE))
+                line.update(decoded=str(alert["diaSourceId"]), schema_id=int.from_bytes(msg.value()[1:5], "big"))
+            print(json.dumps(line), flush=True)
             n, idle_since = n + 1, time.time()
     except KafkaException as e:
         print(e.args[0].name(), e, file=sys.stderr)

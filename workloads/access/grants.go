@@ -21,6 +21,12 @@ func ProducerGrants(alerts, schemas, timing string) []Grant {
 	}
 }
 
+// RegistryGrants: the schema registry service keeps its state in the
+// schemas topic on the hub: it creates it, reads it and registers into it.
+func RegistryGrants(schemas string) []Grant {
+	return []Grant{topic(schemas, Create, Describe, Read, Write)}
+}
+
 // TimingWriterGrants: filters and consumers write their events to the
 // hub's timing topic, which the producer creates.
 func TimingWriterGrants(timing string) []Grant {

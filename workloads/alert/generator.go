@@ -149,7 +149,7 @@ var ErrAlertRange = errors.New("alert visit or index out of range")
 func (g *Generator) Alert(dst []byte, visit int64, index int) ([]byte, Truth, error) {
 	if visit < 0 || visit >= math.MaxInt64/MaxAlertsPerVisit || index < 0 || index >= MaxAlertsPerVisit {
 		return dst, Truth{}, fmt.Errorf("%w: visit %d (want 0..%d), index %d (want 0..%d)",
-			ErrAlertRange, visit, math.MaxInt64/MaxAlertsPerVisit-1, index, MaxAlertsPerVisit-1)
+			ErrAlertRange, visit, int64(math.MaxInt64/MaxAlertsPerVisit-1), index, MaxAlertsPerVisit-1)
 	}
 	s := g.scratch.Get().(*genScratch)
 	defer g.scratch.Put(s)

@@ -9,8 +9,8 @@ import (
 	"github.com/hamba/avro/v2"
 )
 
-// Registry maps schema ids (see SchemaID) to schemas, without a registry
-// service. Lookups are lock-free and safe concurrently with each other and
+// Registry maps schema ids to schemas in memory: the decoders' view of the
+// schema registry (package registry), filled from its topic. Lookups are lock-free and safe concurrently with each other and
 // with Add; adding is serialised and copies the map, which is fine for the
 // handful of schemas a broker sees. The zero value is an empty Registry.
 type Registry struct {
@@ -34,15 +34,23 @@ func NewRegistry(schemas ...avro.Schema) *Registry {
 	return r
 }
 
-// Register adds s under SchemaID(s) and returns the id. Registering the
-// same schema (same canonical form) again is a no-op. If a different schema
-// already holds the id — a 31-bit fingerprint collision — Register fails
-// and leaves the Registry unchanged.
+// Register adds s under SchemaID(s) and returns the id, like RegisterAs.
 func (r *Registry) Register(s avro.Schema) (uint32, error) {
 	if s == nil {
 		return 0, fmt.Errorf("register schema: nil schema")
 	}
 	id := SchemaID(s)
+	return id, r.RegisterAs(id, s)
+}
+
+// RegisterAs adds s under id, as a schema registry or an upstream stream
+// numbered it. Registering the same schema (same SchemaText) under the same
+// id again is a no-op. If a different schema already holds the id, it fails
+// and leaves the Registry unchanged.
+func (r *Registry) RegisterAs(id uint32, s avro.Schema) error {
+	if s == nil {
+		return fmt.Errorf("register schema %d: nil schema", id)
+	}
 	text := SchemaText(s)
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -50,9 +58,9 @@ func (r *Registry) Register(s avro.Schema) (uint32, error) {
 	if old != nil {
 		if e, ok := (*old)[id]; ok {
 			if e.text == text {
-				return id, nil
+				return nil
 			}
-			return 0, fmt.Errorf("register schema: id %d of %s collides with the registered %s; rename a type or namespace", id, schemaName(s), schemaName(e.schema))
+			return fmt.Errorf("register schema: id %d of %s is held by another schema, %s", id, schemaName(s), schemaName(e.schema))
 		}
 	}
 	next := make(map[uint32]*entry, 1+lenMap(old))
@@ -63,7 +71,7 @@ func (r *Registry) Register(s avro.Schema) (uint32, error) {
 	}
 	next[id] = &entry{schema: s, text: text, plan: compile(s)}
 	r.entries.Store(&next)
-	return id, nil
+	return nil
 }
 
 // Add registers s and returns its id, like Register. It is meant for setup
@@ -77,8 +85,8 @@ func (r *Registry) Add(s avro.Schema) uint32 {
 	return id
 }
 
-// AddJSON parses a self-contained schema text, such as SchemaText output
-// read from the schema topic, registers it and returns its id.
+// AddJSON parses a self-contained schema text, registers it under SchemaID
+// and returns its id.
 func (r *Registry) AddJSON(text string) (uint32, error) {
 	s, err := ParseSchema(text)
 	if err != nil {
@@ -134,4 +142,14 @@ func schemaName(s avro.Schema) string {
 		return n.FullName()
 	}
 	return string(s.Type())
+}
+
+// AddJSONAs parses a self-contained schema text, such as one read from the
+// schema registry's topic, and registers it under id.
+func (r *Registry) AddJSONAs(id uint32, text string) error {
+	s, err := ParseSchema(text)
+	if err != nil {
+		return fmt.Errorf("add schema %d to registry: %w", id, err)
+	}
+	return r.RegisterAs(id, s)
 }

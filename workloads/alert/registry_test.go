@@ -51,7 +51,7 @@ func TestRegistryCollision(t *testing.T) {
 	// Fake a collision: put another schema under the synthetic schema's id.
 	m := map[uint32]*entry{SchemaID(syn): {schema: other, text: SchemaText(other), plan: compile(other)}}
 	r.entries.Store(&m)
-	if _, err := r.Register(syn); err == nil || !strings.Contains(err.Error(), "collides") {
+	if _, err := r.Register(syn); err == nil || !strings.Contains(err.Error(), "held by another schema") {
 		t.Fatalf("Register on a colliding id: err = %v", err)
 	}
 	defer func() {

@@ -2,7 +2,6 @@ package alert
 
 import (
 	_ "embed"
-	"encoding/binary"
 	"fmt"
 	"os"
 	"sync"
@@ -66,28 +65,39 @@ func ParseSchemaFiles(paths ...string) (avro.Schema, error) {
 	return s, nil
 }
 
-// SchemaText returns the Parsing Canonical Form of s: compact JSON with every
-// named type defined inline once, without docs, defaults or aliases. It is
-// self-contained (ParseSchema accepts it) and is the text from which SchemaID
-// is computed, so it is what should be published next to an id.
+// SchemaText returns the compact self-contained text of s that the
+// mini-broker registers: every named type defined inline once, without docs,
+// defaults or aliases, but with logical types (which the decoder needs, and
+// which the Parsing Canonical Form of CanonicalForm drops). ParseSchema
+// accepts it.
 func SchemaText(s avro.Schema) string { return s.String() }
 
-// SchemaID returns the wire-format schema id of s: the CRC-64-AVRO (Rabin)
-// fingerprint of its Parsing Canonical Form, reduced to the low 31 bits (so
-// it is positive as a signed int32, as Confluent ids are) and never 0.
-// The id depends only on the canonical form: docs, defaults and whitespace do
-// not change it. Distinct schemas collide with probability ~n²/2³²; Registry
-// detects collisions.
+// SchemaID returns the wire-format schema id the mini-broker gives s when it
+// registers it without an id of its own (a registration may give one, as
+// an import of another registry's schema does):
+//   - Rubin's alert schema, lsst.vMAJOR_MINOR.alert, gets Rubin's id
+//     MAJOR*100+MINOR (RubinID);
+//   - any other schema gets the low 31 bits of Fingerprint64, the
+//     CRC-64-AVRO fingerprint of its Parsing Canonical Form (so positive as a
+//     signed int32, as Confluent ids are), never 0 and never below 10000, so
+//     no fingerprint takes an id in Rubin's range.
+//
+// The id depends only on the canonical form: docs, defaults, logical types
+// and whitespace do not change it, and every producer computes the same id
+// without asking anyone. Distinct schemas collide with probability ~n²/2³²,
+// and two that differ only in logical types always do; Registry and the
+// schema registry refuse a collision (register the second with an id).
 func SchemaID(s avro.Schema) uint32 {
-	fp, err := s.FingerprintUsing(avro.CRC64Avro)
-	if err != nil || len(fp) != 8 {
-		// CRC64Avro is always supported; keep a deterministic fallback anyway.
-		sum := s.Fingerprint()
-		fp = sum[:8]
+	if id, ok := RubinID(s); ok {
+		return id
 	}
-	id := uint32(binary.BigEndian.Uint64(fp) & 0x7fffffff)
-	if id == 0 {
-		id = 1
+	id := uint32(Fingerprint64(s) & 0x7fffffff)
+	if id < minFingerprintID {
+		id += minFingerprintID
 	}
 	return id
 }
+
+// minFingerprintID keeps fingerprint ids out of Rubin's range (up to
+// 99*100+99).
+const minFingerprintID = 10000

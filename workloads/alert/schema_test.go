@@ -81,8 +81,8 @@ func TestSchemaIDStableAndDistinct(t *testing.T) {
 	}
 	rubin := rubinSchema(t)
 	rid := SchemaID(rubin)
-	if rid == SchemaID(syn) || rid == 0 || rid > 0x7fffffff {
-		t.Fatalf("Rubin id %d vs synthetic %d: want distinct, non-zero, 31-bit", rid, SchemaID(syn))
+	if rid != 1100 {
+		t.Fatalf("SchemaID(lsst.v11_0.alert) = %d, want Rubin's id 1100", rid)
 	}
 	// The schema inside fakeAlert.avro is Rubin v11 too: same canonical form.
 	f, err := os.Open(fakeAlertPath(t))
@@ -118,6 +118,43 @@ func TestSchemaIDIgnoresDocs(t *testing.T) {
 	}
 	if SchemaID(a) == SchemaID(c) {
 		t.Error("different field types gave the same id")
+	}
+}
+
+// Logical types do not change the encoding, so they do not change the id.
+func TestSchemaIDIgnoresLogicalTypes(t *testing.T) {
+	a, err := ParseSchema(`{"type":"record","name":"r","fields":[{"name":"t","type":{"type":"long","logicalType":"timestamp-micros"}}]}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := ParseSchema(`{"type":"record","name":"r","fields":[{"name":"t","type":"long"}]}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if SchemaID(a) != SchemaID(b) {
+		t.Errorf("timestamp-micros changed the id: %d vs %d", SchemaID(a), SchemaID(b))
+	}
+	if CanonicalForm(a) != `{"name":"r","type":"record","fields":[{"name":"t","type":"long"}]}` {
+		t.Errorf("canonical form %s keeps the logical type", CanonicalForm(a))
+	}
+}
+
+func TestRubinID(t *testing.T) {
+	for name, want := range map[string]uint32{
+		"lsst.v11_0.alert": 1100, "lsst.v7_1.alert": 701, "lsst.v10_12.alert": 1012, "lsst.v11_0.diaSource": 0,
+		"lsst.v11.alert": 0, "lsst.v100_0.alert": 0, "lsstx.v11_0.alert": 0, "minibroker.v1.alert": 0,
+	} {
+		s, err := ParseSchema(`{"type":"record","name":"` + name + `","fields":[]}`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, ok := RubinID(s)
+		if got != want || ok != (want != 0) {
+			t.Errorf("RubinID(%s) = %d, %v; want %d", name, got, ok, want)
+		}
+		if !ok && SchemaID(s) < minFingerprintID {
+			t.Errorf("SchemaID(%s) = %d is in Rubin's range", name, SchemaID(s))
+		}
 	}
 }
 

@@ -54,6 +54,17 @@ func kgoConnOpts(settings map[string]string) ([]kgo.Opt, error) {
 	return opts, nil
 }
 
+// FranzOpts returns the franz-go options that reach bootstrap with a
+// command's librdkafka connection settings (ConnSettings), for the clients
+// written with franz-go (the admin plans, the schema registry).
+func FranzOpts(bootstrap string, conn map[string]string) ([]kgo.Opt, error) {
+	opts, err := kgoConnOpts(conn)
+	if err != nil {
+		return nil, err
+	}
+	return append(opts, kgo.SeedBrokers(strings.Split(bootstrap, ",")...)), nil
+}
+
 // kgoTLS is the TLS configuration librdkafka's ssl.ca.location (a PEM
 // file) or ssl.ca.pem describe; neither means the system's roots.
 func kgoTLS(conn map[string]string) (*tls.Config, error) {

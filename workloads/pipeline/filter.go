@@ -183,7 +183,7 @@ func (f *filterRun) run(ctx context.Context) error {
 		opts = append(opts, alert.WithFields(fields...))
 	}
 	f.dec = alert.NewDecoder(reg, opts...)
-	f.book = &schemaBook{reg: reg, bootstrap: cfg.Bootstrap, conn: cfg.Kafka, topic: cfg.SchemasTopic}
+	f.book = &schemaBook{reg: reg, bootstrap: cfg.Bootstrap, conn: cfg.Kafka, topic: cfg.SchemasTopic, log: f.log}
 	if err := f.book.refresh(ctx); err != nil {
 		f.log.Warn("reading schemas", "err", err)
 	}

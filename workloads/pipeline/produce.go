@@ -14,6 +14,8 @@ import (
 
 	"github.com/minibroker/terraform-provider-minibroker/workloads/alert"
 	"github.com/minibroker/terraform-provider-minibroker/workloads/kclient"
+	"github.com/minibroker/terraform-provider-minibroker/workloads/registry"
+	"github.com/minibroker/terraform-provider-minibroker/workloads/registry/service"
 	"github.com/minibroker/terraform-provider-minibroker/workloads/stream"
 	"github.com/minibroker/terraform-provider-minibroker/workloads/timing"
 )
@@ -22,8 +24,9 @@ import (
 type ProduceConfig struct {
 	Bootstrap      string
 	Topic          string
-	Partitions     int // used when the topic has to be created
-	SchemasTopic   string
+	Partitions     int              // used when the topic has to be created
+	SchemasTopic   string           // the schema registry's topic
+	Registry       *registry.Client // register through this registry; nil: write SchemasTopic directly
 	Source         Source
 	AlertsPerVisit int
 	Interval       time.Duration
@@ -106,7 +109,7 @@ func Produce(ctx context.Context, cfg ProduceConfig) error {
 			return err
 		}
 	}
-	if err := PublishSchemas(ctx, cfg.Bootstrap, cfg.Kafka, cfg.SchemasTopic, cfg.Source.Schemas()); err != nil {
+	if err := publishSchemas(ctx, cfg.Bootstrap, cfg.Kafka, cfg.SchemasTopic, cfg.Topic, cfg.Registry, cfg.Source.Schemas()); err != nil {
 		return err
 	}
 	sink, err := newTimingSink(cfg.TimingBootstrap, cfg.Kafka, cfg.TimingTopic, log)
@@ -277,33 +280,78 @@ func produceRetry(ctx context.Context, p *kafka.Producer, msg *kafka.Message, re
 	}
 }
 
-// PublishSchemas writes each schema to the schemas topic, keyed by its id, so
-// that filters on any mirror can decode alerts without a registry service.
-func PublishSchemas(ctx context.Context, bootstrap string, conn map[string]string, topic string, schemas []avro.Schema) error {
+// PublishSchemas registers each schema, under the subject of the alerts
+// topic's values and its alert.SchemaID, in the schema registry's topic (a
+// registry.Store: the registry service serves the same records), so that
+// filters on any mirror can decode alerts and outside clients can look the
+// ids up. Registering what is already there writes nothing.
+func PublishSchemas(ctx context.Context, bootstrap string, conn map[string]string, topic, alertsTopic string, schemas []avro.Schema) error {
 	if topic == "" || len(schemas) == 0 {
 		return nil
 	}
-	p, err := kafka.NewProducer(kclient.ProducerConfig(bootstrap, kclient.ConnSettings(conn)))
-	if err != nil {
-		return fmt.Errorf("schema producer for %s: %w", bootstrap, err)
+	return publishSchemas(ctx, bootstrap, conn, topic, alertsTopic, nil, schemas)
+}
+
+// publishSchemas registers the schemas through reg, or when it is nil in the
+// registry's topic on bootstrap (none when topic is empty).
+func publishSchemas(ctx context.Context, bootstrap string, conn map[string]string, topic, alertsTopic string, reg *registry.Client, schemas []avro.Schema) error {
+	if len(schemas) == 0 || (reg == nil && topic == "") {
+		return nil
 	}
-	defer p.Close()
-	reports := make(chan kafka.Event, len(schemas))
+	subject := registry.ValueSubject(alertsTopic)
+	if reg != nil {
+		for _, s := range schemas {
+			id := alert.SchemaID(s)
+			got, err := registerRetry(ctx, reg, subject, alert.SchemaText(s), int(id))
+			if err != nil {
+				return fmt.Errorf("register schema %d: %w", id, err)
+			}
+			if got != int(id) {
+				return fmt.Errorf("register schema %d: the registry holds it under id %d", id, got)
+			}
+		}
+		return nil
+	}
+	store, err := service.Open(ctx, bootstrap, conn, topic, slog.New(slog.DiscardHandler))
+	if err != nil {
+		return err
+	}
+	defer store.Close()
 	for _, s := range schemas {
 		id := alert.SchemaID(s)
-		msg := &kafka.Message{
-			TopicPartition: kafka.TopicPartition{Topic: &topic, Partition: kafka.PartitionAny},
-			Key:            []byte(strconv.FormatUint(uint64(id), 10)),
-			Value:          []byte(alert.SchemaText(s)),
+		if _, err := store.Register(ctx, subject, alert.SchemaText(s), int(id)); err != nil {
+			return fmt.Errorf("publish schema %d to %s on %s: %w", id, topic, bootstrap, err)
 		}
-		if err := produceRetry(ctx, p, msg, reports); err != nil {
-			return fmt.Errorf("publish schema %d: %w", id, err)
-		}
-	}
-	if err := collect(reports, len(schemas)); err != nil {
-		return fmt.Errorf("publish schemas to %s on %s: %w", topic, bootstrap, err)
 	}
 	return nil
+}
+
+// registryWait bounds how long the producer waits for a schema registry
+// that does not answer (one starting with the swarm), retrying every
+// registryRetry.
+const (
+	registryWait  = 2 * time.Minute
+	registryRetry = 2 * time.Second
+)
+
+// registerRetry registers through reg, retrying while the registry cannot
+// be reached or answers a server error (its Kafka not ready); any other
+// answer of the registry is final.
+func registerRetry(ctx context.Context, reg *registry.Client, subject, text string, id int) (int, error) {
+	ctx, cancel := context.WithTimeout(ctx, registryWait)
+	defer cancel()
+	for {
+		got, err := reg.Register(ctx, subject, text, id)
+		var ae *registry.APIError
+		if err == nil || (errors.As(err, &ae) && ae.Status < 500) {
+			return got, err
+		}
+		select {
+		case <-ctx.Done():
+			return 0, err
+		case <-time.After(registryRetry):
+		}
+	}
 }
 
 // schemaCheckTimeout bounds the check that the hub still has the schemas.
@@ -339,7 +387,7 @@ func ensureSchemas(ctx context.Context, cfg ProduceConfig, p *kafka.Producer, lo
 	err = kclient.EnsureTopics(pctx, cfg.Bootstrap, cfg.Kafka, kclient.Topic{Name: cfg.Topic, Partitions: cfg.Partitions},
 		kclient.Topic{Name: cfg.SchemasTopic, Partitions: 1, Compacted: true})
 	if err == nil {
-		err = PublishSchemas(pctx, cfg.Bootstrap, cfg.Kafka, cfg.SchemasTopic, cfg.Source.Schemas())
+		err = publishSchemas(pctx, cfg.Bootstrap, cfg.Kafka, cfg.SchemasTopic, cfg.Topic, cfg.Registry, cfg.Source.Schemas())
 	}
 	if err != nil {
 		log.Error("publish the schemas again", "topic", cfg.SchemasTopic, "err", err)

@@ -2,14 +2,14 @@ package pipeline
 
 import (
 	"context"
-	"fmt"
-	"strconv"
+	"log/slog"
 	"time"
 
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
 
 	"github.com/minibroker/terraform-provider-minibroker/workloads/alert"
 	"github.com/minibroker/terraform-provider-minibroker/workloads/kclient"
+	"github.com/minibroker/terraform-provider-minibroker/workloads/registry"
 )
 
 // schemaRefreshEvery bounds how often an unknown schema id makes a filter
@@ -29,6 +29,8 @@ type schemaBook struct {
 	topic     string
 	last      time.Time
 	unknown   map[uint32]time.Time // ids still unknown after a re-read, and when
+	skipped   int                  // records of the topic that could not be used
+	log       *slog.Logger         // nil: skipped records are only counted
 }
 
 // learn is called for an id the registry lacks. Unless the id was already
@@ -59,21 +61,30 @@ func (b *schemaBook) learn(ctx context.Context, id uint32) (bool, error) {
 	return false, nil
 }
 
-// refresh reads the schemas topic into the registry.
+// refresh reads the schemas topic (the schema registry's records, package
+// registry) into the registry. A record that cannot be used (not a
+// registry record, a schema that does not parse, an id held by another
+// schema) is skipped, counted and logged: the schemas after it are still
+// learned.
 func (b *schemaBook) refresh(ctx context.Context) error {
 	if b.topic == "" {
 		return nil
 	}
 	b.last = time.Now()
-	err := kclient.ReadAll(ctx, b.bootstrap, b.conn, b.topic, func(m *kafka.Message) error {
-		id, err := b.reg.AddJSON(string(m.Value))
-		if err != nil {
-			return fmt.Errorf("schema at %s: %w", m.TopicPartition, err)
+	return kclient.ReadAll(ctx, b.bootstrap, b.conn, b.topic, func(m *kafka.Message) error {
+		rec, err := registry.DecodeRecord(m.Key, m.Value)
+		if err == nil && rec.Schema != nil {
+			if _, known := b.reg.Lookup(uint32(rec.Schema.ID)); known {
+				return nil // an id keeps its first schema: nothing to parse
+			}
+			err = b.reg.AddJSONAs(uint32(rec.Schema.ID), rec.Schema.Schema)
 		}
-		if key := string(m.Key); key != strconv.FormatUint(uint64(id), 10) {
-			return fmt.Errorf("schema at %s is keyed %q but its id is %d", m.TopicPartition, key, id)
+		if err != nil {
+			b.skipped++
+			if b.log != nil {
+				b.log.Warn("skipped a record of the schemas topic", "at", m.TopicPartition.String(), "skipped", b.skipped, "err", err)
+			}
 		}
 		return nil
 	})
-	return err
 }

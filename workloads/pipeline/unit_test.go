@@ -21,6 +21,7 @@ import (
 	"github.com/minibroker/terraform-provider-minibroker/workloads/alert"
 	"github.com/minibroker/terraform-provider-minibroker/workloads/filter"
 	"github.com/minibroker/terraform-provider-minibroker/workloads/kclient"
+	"github.com/minibroker/terraform-provider-minibroker/workloads/registry"
 	"github.com/minibroker/terraform-provider-minibroker/workloads/stream"
 	"github.com/minibroker/terraform-provider-minibroker/workloads/timing"
 )
@@ -388,15 +389,20 @@ func TestProduceParallelOnKfake(t *testing.T) {
 		t.Errorf("alerts went to partitions %v: want them spread", perPartition)
 	}
 
-	// The schema is published, keyed by its id, to the compacted schemas topic.
+	// The schema is registered, as version 1 of alerts-value under its id,
+	// in the registry's compacted topic.
 	schemas := readTopic(t, ctx, addr, stream.SchemasTopic)
 	if len(schemas) != 1 {
 		t.Fatalf("schemas topic holds %d messages, want 1", len(schemas))
 	}
-	if key := string(schemas[0].Key); key != strconv.FormatUint(uint64(id), 10) {
-		t.Errorf("schema keyed %q, want its id %d", key, id)
+	rec, err := registry.DecodeRecord(schemas[0].Key, schemas[0].Value)
+	if err != nil || rec.Schema == nil {
+		t.Fatalf("schemas topic record is not a registered schema: %+v, %v", rec, err)
 	}
-	parsed, err := alert.ParseSchema(string(schemas[0].Value))
+	if v := rec.Schema; v.Subject != "alerts-value" || v.Version != 1 || v.ID != int(id) {
+		t.Errorf("registered %s version %d id %d, want alerts-value version 1 id %d", v.Subject, v.Version, v.ID, id)
+	}
+	parsed, err := alert.ParseSchema(rec.Schema.Schema)
 	if err != nil {
 		t.Fatalf("published schema does not parse: %v", err)
 	}
@@ -448,7 +454,7 @@ func TestFilterDeadLettersGarbage(t *testing.T) {
 		kclient.Topic{Name: stream.TimingTopic, Partitions: 1}); err != nil {
 		t.Fatal(err)
 	}
-	if err := PublishSchemas(ctx, addr, nil, stream.SchemasTopic, NewSynthetic(3, 0).Schemas()); err != nil {
+	if err := PublishSchemas(ctx, addr, nil, stream.SchemasTopic, stream.AlertsTopic, NewSynthetic(3, 0).Schemas()); err != nil {
 		t.Fatal(err)
 	}
 

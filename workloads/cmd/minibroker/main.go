@@ -28,6 +28,7 @@ var commands = []command{
 	{"filter", "filter the full stream with CEL expressions (or --dry-run over Avro files)", runFilter},
 	{"consume", "read a filtered stream and record when each alert arrives", runConsume},
 	{"report", "print the timing report from the timing topic", runReport},
+	{"registry", "serve the Confluent Schema Registry API over the schemas topic", runRegistry},
 	{"admin", "create and remove users and ACLs as an access plan says", runAdmin},
 	{"local", "run the whole mini-broker in one process and print the report", runLocal},
 }

@@ -7,7 +7,9 @@ import (
 	"log/slog"
 
 	"github.com/minibroker/terraform-provider-minibroker/workloads/alert"
+	"github.com/minibroker/terraform-provider-minibroker/workloads/kclient"
 	"github.com/minibroker/terraform-provider-minibroker/workloads/pipeline"
+	"github.com/minibroker/terraform-provider-minibroker/workloads/registry"
 	"github.com/minibroker/terraform-provider-minibroker/workloads/stream"
 )
 
@@ -17,7 +19,9 @@ func runProduce(ctx context.Context, args []string, stdout io.Writer, log *slog.
 	k.register(fs)
 	topic := fs.String("topic", stream.AlertsTopic, "topic of the full alert stream")
 	partitions := fs.Int("partitions", stream.DefaultPartitions, "partitions of the alert topic, when it is created")
-	schemas := fs.String("schemas-topic", stream.SchemasTopic, "compacted topic where the alerts' schemas are published")
+	schemas := fs.String("schemas-topic", stream.SchemasTopic, "compacted topic of the schema registry, where the alerts' schemas are registered")
+	registryFile := fs.String("registry", "", "register the schemas through this schema registry instead of writing its topic: a properties file with "+
+		registry.SettingURL+", "+registry.SettingUserInfo+" and "+registry.SettingCA+" (Confluent's client settings)")
 	perVisit := fs.Int("alerts-per-visit", stream.DefaultAlertsPerVisit, "alerts in each visit")
 	interval := fs.Duration("interval", stream.DefaultInterval, "time between visits")
 	visits := fs.Int("visits", 0, "visits to send (0 = forever)")
@@ -42,14 +46,29 @@ func runProduce(ctx context.Context, args []string, stdout io.Writer, log *slog.
 	if err != nil {
 		return err
 	}
-	var src pipeline.Source = pipeline.NewSynthetic(*seed, *cutout)
-	if len(replay) > 0 {
-		if src, err = pipeline.NewReplay(*visitPath, replay...); err != nil {
-			return err
+	var reg *registry.Client
+	if *registryFile != "" {
+		settings, err := kclient.ReadProperties(*registryFile)
+		if err != nil {
+			return usageError{err}
+		}
+		if reg, err = registry.NewClient(settings); err != nil {
+			return usageError{err}
 		}
 	}
+	var src pipeline.Source = pipeline.NewSynthetic(*seed, *cutout)
+	if len(replay) > 0 {
+		rs, err := pipeline.NewReplay(*visitPath, replay...)
+		if err != nil {
+			return err
+		}
+		for _, w := range rs.Warnings() {
+			warnIgnoredDefault(log, w)
+		}
+		src = rs
+	}
 	return pipeline.Produce(ctx, pipeline.ProduceConfig{
-		Bootstrap: k.bootstrap, Topic: *topic, Partitions: *partitions, SchemasTopic: *schemas, Source: src,
+		Bootstrap: k.bootstrap, Topic: *topic, Partitions: *partitions, SchemasTopic: *schemas, Registry: reg, Source: src,
 		AlertsPerVisit: *perVisit, Interval: *interval, Visits: *visits, Align: *align, Parallel: *parallel, Name: *name,
 		TimingBootstrap: k.timingBootstrap, TimingTopic: k.timingTopic, Kafka: over, Log: log,
 	})
