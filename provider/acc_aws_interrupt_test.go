@@ -41,8 +41,8 @@ provider "minibroker" {
 
 resource "minibroker_swarm" "ec2" {
   encrypt_network = false # the lab's kernel cannot install IPsec states (docs/security.md)
-  # Only the Kafka image is loaded: no workloads image for the access job,
-  # and this test is about the nodes, not Kafka's users.
+  # This test is about the nodes, not Kafka's users: no access job. The
+  # manager still runs the schema registry, from the workloads image.
   kafka_auth = false
   aws = {
     region            = "us-east-1"
@@ -59,7 +59,7 @@ resource "minibroker_swarm" "ec2" {
     ready_timeout     = "3m"
   }
   address_pool   = "10.124.0.0/16"
-  image_archives = ["{{.Kafka}}"]
+  image_archives = ["{{.Workloads}}", "{{.Kafka}}"]
   hub            = { heap_mb = 256 }
   producer       = { enabled = false }
 }
@@ -92,7 +92,7 @@ func TestAccSwarmOnEC2Interrupted(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, kafka := imageArchives(t)
+	workloads, kafka := imageArchives(t)
 	b := newEC2Bed(t, nil)
 	work := t.TempDir()
 	providerDir := filepath.Join(work, "provider")
@@ -108,7 +108,7 @@ func TestAccSwarmOnEC2Interrupted(t *testing.T) {
 	tf.Env = b.CommandEnv(tf.Env)
 	config := render(t, interruptTemplate, awsAccConfig{
 		KeyFile: b.KeyFile, KnownHosts: b.Lab.KnownHostsFile(), PublicKey: b.PublicKey, Subnet: b.Subnet,
-		AMIParam: b.AMIParameter, AdminCIDR: b.Lab.Gateway().String() + "/32", Kafka: kafka})
+		AMIParam: b.AMIParameter, AdminCIDR: b.Lab.Gateway().String() + "/32", Kafka: kafka, Workloads: workloads})
 	root := func(name string) string {
 		dir := filepath.Join(work, name)
 		if err := os.MkdirAll(dir, 0o755); err != nil {

@@ -14,7 +14,7 @@ import (
 )
 
 type scaleConfig struct {
-	KeyFile, KnownHosts, Kafka string
+	KeyFile, KnownHosts, Kafka, Workloads string
 	Nodes                      []lab.Node
 	Consumers                  int
 	HubProperties              string
@@ -30,14 +30,14 @@ provider "minibroker" {
 
 resource "minibroker_swarm" "s" {
   encrypt_network = false # the lab's kernel cannot install IPsec states (docs/security.md)
-  # Only the Kafka image is loaded: no workloads image for the access job,
-  # and this test is about the nodes, not Kafka's users.
+  # This test is about the nodes, not Kafka's users: no access job. The
+  # manager still runs the schema registry, from the workloads image.
   kafka_auth = false
   hosts = [
     { address = "{{(index .Nodes 0).Addr}}", role = "manager" },{{range $i, $n := .Nodes}}{{if and (gt $i 0) (le $i $.Consumers)}}
     { address = "{{$n.Addr}}", role = "consumer" },{{end}}{{end}}
   ]
-  image_archives = ["{{.Kafka}}"]
+  image_archives = ["{{.Workloads}}", "{{.Kafka}}"]
   hub      = { heap_mb = 256{{if .HubProperties}}, properties = {{.HubProperties}}{{end}} }
   producer = { enabled = false }
   timeouts = { update = "3m" }{{if .Resources}}
@@ -55,17 +55,17 @@ func TestAccSwarmScalesAndReportsFailures(t *testing.T) {
 		t.Skip("needs root, a lab of 3 Docker Engines and Terraform; skipped under -short")
 	}
 	useTerraform(t)
-	_, kafka := imageArchives(t)
+	workloads, kafka := imageArchives(t)
 	l := lab.ForTest(t, 3)
 	nodes := l.Nodes()
 	mgr := engine(t, nodes[0])
 	cfg := func(consumers int, props string) string {
 		return render(t, scaleTemplate, scaleConfig{KeyFile: l.PrivateKeyFile(), KnownHosts: l.KnownHostsFile(),
-			Kafka: kafka, Nodes: nodes, Consumers: consumers, HubProperties: props})
+			Kafka: kafka, Workloads: workloads, Nodes: nodes, Consumers: consumers, HubProperties: props})
 	}
 	withResources := func(res string) string {
 		return render(t, scaleTemplate, scaleConfig{KeyFile: l.PrivateKeyFile(), KnownHosts: l.KnownHostsFile(),
-			Kafka: kafka, Nodes: nodes, Consumers: 1, Resources: res})
+			Kafka: kafka, Workloads: workloads, Nodes: nodes, Consumers: 1, Resources: res})
 	}
 	members := func(want int) resource.TestCheckFunc {
 		return func(*terraform.State) error {

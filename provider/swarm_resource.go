@@ -824,7 +824,7 @@ func (r *swarmResource) ModifyPlan(ctx context.Context, req resource.ModifyPlanR
 		// kafka_auth adds or removes the access job.
 		servicesChanged := !plan.Hub.Equal(state.Hub) || !plan.Producer.Equal(state.Producer) ||
 			!plan.KafkaImage.Equal(state.KafkaImage) || !plan.WorkloadsImage.Equal(state.WorkloadsImage) ||
-			plan.KafkaAuth.ValueBool() != state.KafkaAuth.ValueBool()
+			plan.KafkaAuth.ValueBool() != state.KafkaAuth.ValueBool() || !plan.RegistryPort.Equal(state.RegistryPort)
 		for _, role := range swarmRoles { // as numbers: 0.05 configured and 0.05 imported differ in precision
 			servicesChanged = servicesChanged || roleResources(ctx, plan.Resources, role.name) != roleResources(ctx, state.Resources, role.name)
 		}
@@ -834,8 +834,24 @@ func (r *swarmResource) ModifyPlan(ctx context.Context, req resource.ModifyPlanR
 		if state.NetworkID.ValueString() == driftedID {
 			plan.NetworkID = types.StringUnknown()
 		}
+		planRegistry(&plan, &state)
 	}
 	resp.Diagnostics.Append(resp.Plan.Set(ctx, &plan)...)
+}
+
+// planRegistry plans the registry's computed attributes on an update: the
+// URL follows the manager's address, kafka_auth and the port; the reader's
+// properties follow the URL and the credentials, and stay as they are
+// while those do.
+func planRegistry(plan, state *swarmModel) {
+	if mgr := plan.ManagerAddress; !mgr.IsUnknown() && mgr.ValueString() != "" {
+		plan.RegistryURL = types.StringValue(swarmspec.RegistryURL(plan.KafkaAuth.ValueBool(),
+			swarmspec.HostPart(mgr.ValueString()), int(plan.RegistryPort.ValueInt64())))
+	}
+	if !plan.RegistryURL.IsUnknown() && plan.RegistryURL.Equal(state.RegistryURL) && plan.KafkaAuth.Equal(state.KafkaAuth) &&
+		!plan.KafkaCredentials.IsUnknown() && plan.KafkaCredentials.Equal(state.KafkaCredentials) && !state.RegistryProperties.IsNull() {
+		plan.RegistryProperties = state.RegistryProperties
+	}
 }
 
 func hostKeysOf(hs []hostModel) []string {

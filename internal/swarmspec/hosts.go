@@ -64,12 +64,13 @@ func HostPart(addr string) string {
 
 // ImagesOfRole lists the images the services on a node of role run: the
 // Kafka image for the hub (manager) and the mirrors (filter nodes), the
-// workloads image for the producer, filters, consumers and the access
-// jobs (on the manager).
+// workloads image for the producer, filters, consumers, and on the manager
+// the access jobs and the schema registry.
 func ImagesOfRole(role, kafka, workloads string) []string {
 	switch role {
 	case RoleManager, RoleFilter:
-		// The manager runs the hub and the access jobs (minibroker admin).
+		// The manager runs the hub, the access jobs (minibroker admin) and
+		// the schema registry (minibroker registry).
 		return []string{kafka, workloads}
 	default:
 		return []string{workloads}
