@@ -15,10 +15,10 @@ import (
 
 type scaleConfig struct {
 	KeyFile, KnownHosts, Kafka, Workloads string
-	Nodes                      []lab.Node
-	Consumers                  int
-	HubProperties              string
-	Resources                  string
+	Nodes                                 []lab.Node
+	Consumers                             int
+	HubProperties                         string
+	Resources                             string
 }
 
 const scaleTemplate = `
