@@ -47,11 +47,11 @@ func ApplyAccess(ctx context.Context, plan access.Plan, conn map[string]string) 
 
 func applyCluster(ctx context.Context, owner string, c access.ClusterPlan, conn map[string]string) (AccessChanges, error) {
 	ch := AccessChanges{Bootstrap: c.Bootstrap}
-	opts, err := kgoConnOpts(conn)
+	opts, err := FranzOpts(c.Bootstrap, conn)
 	if err != nil {
 		return ch, err
 	}
-	cl, err := kgo.NewClient(append(opts, kgo.SeedBrokers(strings.Split(c.Bootstrap, ",")...))...)
+	cl, err := kgo.NewClient(opts...)
 	if err != nil {
 		return ch, err
 	}

@@ -12,7 +12,6 @@ import (
 	_ "embed"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"math"
 	"os"
@@ -23,6 +22,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/minibroker/terraform-provider-minibroker/internal/images"
 	"github.com/minibroker/terraform-provider-minibroker/internal/testbed/pyclients"
 )
 
@@ -66,7 +66,7 @@ const EnumDefaultField = "lsst.v7_0.alert.diaSource.flags"
 // into dir. It fails, so that tests fail rather than skip, when the
 // virtualenv is missing.
 func Write(dir string) (*Files, error) {
-	root, err := repoRoot()
+	root, err := images.RepoRoot()
 	if err != nil {
 		return nil, err
 	}
@@ -97,22 +97,6 @@ func Write(dir string) (*Files, error) {
 		return nil, fmt.Errorf("fastavro fixture: records.json: %w", err)
 	}
 	return f, nil
-}
-
-// repoRoot is the nearest ancestor of the working directory with a go.mod.
-func repoRoot() (string, error) {
-	wd, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for dir := wd; ; dir = filepath.Dir(dir) {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		if filepath.Dir(dir) == dir {
-			return "", errors.New("outsideavro: no go.mod above " + wd)
-		}
-	}
 }
 
 // Compare reports the first difference between a record as fastavro read it

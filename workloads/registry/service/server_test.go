@@ -54,6 +54,18 @@ func startRegistry(t *testing.T, ctx context.Context, bootstrap string, conn map
 	return srv, store
 }
 
+// fakeKafka starts a one-broker kfake cluster for the test and returns its
+// address.
+func fakeKafka(t *testing.T) string {
+	t.Helper()
+	c, err := kfake.NewCluster(kfake.NumBrokers(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	return c.ListenAddrs()[0]
+}
+
 func srClient(t *testing.T, srv *httptest.Server, user string) *sr.Client {
 	t.Helper()
 	opts := []sr.ClientOpt{sr.URLs(srv.URL), sr.HTTPClient(srv.Client())}
@@ -79,14 +91,10 @@ func errCode(err error) int {
 // write, against the registry on kfake: registration, look-ups, the error
 // codes Confluent's clients act on, and the users' roles.
 func TestServerWithFranzGoClient(t *testing.T) {
-	c, err := kfake.NewCluster(kfake.NumBrokers(1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	addr := fakeKafka(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	srv, _ := startRegistry(t, ctx, c.ListenAddrs()[0], nil)
+	srv, _ := startRegistry(t, ctx, addr, nil)
 	w, r := srClient(t, srv, writer), srClient(t, srv, reader)
 
 	syn := alert.SyntheticSchemaJSON()
@@ -192,14 +200,10 @@ func TestServerWithFranzGoClient(t *testing.T) {
 // time through one registry: every schema gets its own version, and each
 // id answers.
 func TestConcurrentWriters(t *testing.T) {
-	c, err := kfake.NewCluster(kfake.NumBrokers(1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	addr := fakeKafka(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	srv, _ := startRegistry(t, ctx, c.ListenAddrs()[0], nil)
+	srv, _ := startRegistry(t, ctx, addr, nil)
 	w, other := srClient(t, srv, writer), srClient(t, srv, writer)
 
 	const n = 10
@@ -240,14 +244,9 @@ func TestConcurrentWriters(t *testing.T) {
 // what the Store had read before writes it again, so filters can still
 // learn it.
 func TestStoreAfterTopicRecreated(t *testing.T) {
-	c, err := kfake.NewCluster(kfake.NumBrokers(1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	addr := fakeKafka(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	addr := c.ListenAddrs()[0]
 	store, err := service.Open(ctx, addr, nil, "schemas", quietLog())
 	if err != nil {
 		t.Fatal(err)
