@@ -76,7 +76,7 @@ func readerDir(t *testing.T, r reader) (dir, props string) {
 	return dir, props
 }
 
-// pythonReader runs testdata/outside_reader.py, Python's confluent-kafka
+// pythonReader runs pyclients.OutsideReader, Python's confluent-kafka
 // from PyPI (`make pyclients`), from the host: outside every node's
 // network namespace, as a user's laptop is. It returns the alerts read by
 // visit, the exit code and standard error.
@@ -86,7 +86,7 @@ func pythonReader(ctx context.Context, t *testing.T, dir, props, topic string, o
 	if err != nil {
 		t.Fatal(err)
 	}
-	script := filepath.Join(repoRoot(t), "provider/testdata/outside_reader.py")
+	script := filepath.Join(repoRoot(t), pyclients.OutsideReader)
 	cmd := exec.CommandContext(ctx, python, append([]string{script, props, topic}, overrides...)...)
 	cmd.Dir = dir
 	var stdout, stderr bytes.Buffer

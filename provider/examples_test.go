@@ -164,6 +164,7 @@ var exampleConfigs = map[string][]string{
 		"examples/resources/minibroker_mirror/resource.tf", "examples/resources/minibroker_filter_group/resource.tf"},
 	"resources-aws": {"examples/resources/minibroker_swarm/resource-aws.tf",
 		"examples/resources/minibroker_mirror/resource.tf", "examples/resources/minibroker_filter_group/resource.tf"},
+	"resources-upstream": {"examples/provider/provider.tf", "examples/resources/minibroker_swarm/upstream.tf"},
 }
 
 // TestExamplesValidate runs `terraform validate` on every example

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"time"
 
 	"github.com/hashicorp/terraform-plugin-framework-validators/int64validator"
 	"github.com/hashicorp/terraform-plugin-framework-validators/listvalidator"
@@ -26,6 +27,7 @@ import (
 	"github.com/minibroker/terraform-provider-minibroker/internal/swarmctl"
 	"github.com/minibroker/terraform-provider-minibroker/internal/swarmspec"
 	"github.com/minibroker/terraform-provider-minibroker/workloads/filter"
+	"github.com/minibroker/terraform-provider-minibroker/workloads/stream"
 )
 
 type filterGroupModel struct {
@@ -38,6 +40,7 @@ type filterGroupModel struct {
 	OutputTopics     types.Map     `tfsdk:"output_topics"`
 	KafkaCredentials types.String  `tfsdk:"kafka_credentials"`
 	Readers          types.Map     `tfsdk:"readers"`
+	VisitQuietTime   types.String  `tfsdk:"visit_quiet_time"`
 }
 
 // readerModel is one filter's connection details for its owner outside
@@ -144,6 +147,13 @@ func filterGroupSchema(ctx context.Context) schema.Schema {
 						"each gets its own user and password in `readers` under `FILTER/NAME`. Removing a name removes its user."},
 			}},
 		},
+		"visit_quiet_time": schema.StringAttribute{Optional: true, Computed: true,
+			Default:    stringdefault.StaticString(stream.DefaultVisitQuiet.String()),
+			Validators: []validator.String{visitQuietValidator()},
+			MarkdownDescription: "How long a filter waits after the last alert of a visit whose alerts carry no `mb-*` headers (a " +
+				"swarm fed from `upstream`: the producer's headers say when a visit is complete, an upstream's do not) before " +
+				"it closes the visit, if every partition has not already delivered a later visit's alert, a Go duration up to `1h`. Default `" + stream.DefaultVisitQuiet.String() + "`. Changing it " +
+				"restarts the filter processes."},
 		"resources": resourcesSchema("",
 			resourceRole{name: "filter", what: "each filter (isolated) or the group's one filter process (shared)", def: swarmspec.FilterResources},
 			resourceRole{name: "consumer", what: "each consumer", def: swarmspec.ConsumerResources}),
@@ -174,6 +184,22 @@ func filterGroupSchema(ctx context.Context) schema.Schema {
 			"Default timeouts: create 10m, update 10m, delete 5m, read 1m.",
 		Attributes: attrs,
 	}
+}
+
+// maxVisitQuiet bounds visit_quiet_time. The wait matters only for the
+// last visit before a pause in the stream (the first alert of a later
+// visit closes a visit at once); holding that visit open, its completion
+// event unsent, for longer than an hour would be a slip, not a choice.
+const maxVisitQuiet = time.Hour
+
+// visitQuietValidator accepts a duration above 0 and at most maxVisitQuiet.
+func visitQuietValidator() stringCheck {
+	return stringCheck{"a duration above 0 and at most 1h, such as 30s", "Invalid visit quiet time", func(s string) error {
+		if d, err := time.ParseDuration(s); err != nil || d <= 0 || d > maxVisitQuiet {
+			return fmt.Errorf("want a duration above 0 and at most %s, such as %s or 1m30s, got %q", maxVisitQuiet, stream.DefaultVisitQuiet, s)
+		}
+		return nil
+	}}
 }
 
 // readerName is a named reader's name, part of its Kafka user name.
@@ -257,6 +283,11 @@ func (r *filterGroupResource) group(ctx context.Context, sw *swarmctl.Swarm, m *
 		Network: sw.Network, Mirror: m.Mirror.ValueString(), MirrorNodeIndex: mirror.NodeIndex, MirrorID: mirror.ServiceID,
 		FilterResources:   roleResources(ctx, m.Resources, "filter"),
 		ConsumerResources: roleResources(ctx, m.Resources, "consumer"),
+	}
+	// Null only in a state from before the attribute, or when an import
+	// reads a label without it: the default then, as validated.
+	if d, err := time.ParseDuration(m.VisitQuietTime.ValueString()); err == nil {
+		g.VisitQuiet = d
 	}
 	for _, f := range m.Filters {
 		g.Filters = append(g.Filters, f.spec())

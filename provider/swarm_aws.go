@@ -199,7 +199,7 @@ func awsSchema() schema.SingleNestedAttribute {
 				MarkdownDescription: "Instance type of every node. Default `m4.4xlarge` (16 vCPU, 64 GiB), as the original deployment."},
 			"producer_nodes": schema.Int64Attribute{Optional: true, Computed: true,
 				Default: int64default.StaticInt64(1), Validators: []validator.Int64{int64validator.Between(0, 1)},
-				MarkdownDescription: "Producer instances, 0 or 1. Default 1; 0 needs `producer = { enabled = false }`."},
+				MarkdownDescription: "Producer instances, 0 or 1. Default 1; 0 needs `producer = { enabled = false }` and no `upstream` (its relay runs there)."},
 			"filter_nodes": schema.Int64Attribute{Optional: true, Computed: true,
 				Default: int64default.StaticInt64(defaultFilterNodes), Validators: []validator.Int64{int64validator.Between(0, 100)},
 				MarkdownDescription: "Filter instances (each can hold a mirror and its filter groups). Default 5."},
@@ -280,8 +280,9 @@ func instancesSchema() schema.ListNestedAttribute {
 var awsAttrTypes = awsSchema().GetType().(types.ObjectType).AttrTypes
 
 // validateAWS checks what the aws block's own validators cannot: one key
-// pair, and a producer node while the producer is enabled.
-func validateAWS(ctx context.Context, config tfsdk.Config, producerOn bool, diags *diag.Diagnostics) {
+// pair, and a producer node while something runs there (producerNodeUse:
+// why, and how else to do without it; why is "" when nothing does).
+func validateAWS(ctx context.Context, config tfsdk.Config, why, otherwise string, diags *diag.Diagnostics) {
 	var keyName, publicKey types.String
 	diags.Append(config.GetAttribute(ctx, path.Root("aws").AtName("key_name"), &keyName)...)
 	diags.Append(config.GetAttribute(ctx, path.Root("aws").AtName("public_key"), &publicKey)...)
@@ -293,9 +294,9 @@ func validateAWS(ctx context.Context, config tfsdk.Config, producerOn bool, diag
 	validateAdminCIDRs(ctx, config, diags)
 	var n types.Int64
 	diags.Append(config.GetAttribute(ctx, path.Root("aws").AtName("producer_nodes"), &n)...)
-	if producerOn && !n.IsNull() && !n.IsUnknown() && n.ValueInt64() == 0 {
+	if why != "" && !n.IsNull() && !n.IsUnknown() && n.ValueInt64() == 0 {
 		diags.AddAttributeError(path.Root("aws").AtName("producer_nodes"), "No producer node",
-			"The producer is enabled but aws.producer_nodes is 0: set it to 1, or set producer = { enabled = false }.")
+			fmt.Sprintf("%s but aws.producer_nodes is 0: set it to 1%s.", why, otherwise))
 	}
 }
 

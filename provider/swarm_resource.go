@@ -41,7 +41,9 @@ import (
 
 // swarmResource is minibroker_swarm: the nodes (hosts, or EC2 instances
 // from the aws block in swarm_aws.go), the swarm swarmctl.Form makes of
-// them, the overlay network, and the hub and producer services.
+// them, the overlay network, and the hub, registry and producer services
+// (or, with the upstream block in swarm_upstream.go, the upstream relay in
+// the producer's place).
 type swarmResource struct{ resourceBase }
 
 func newSwarmResource() resource.Resource {
@@ -55,7 +57,7 @@ func newSwarmResource() resource.Resource {
 func swarmSchema(ctx context.Context) schema.Schema {
 	return schema.Schema{
 		MarkdownDescription: "A Docker Swarm formed from existing hosts or from EC2 instances it provisions, with the mini-broker's hub Kafka on the " +
-			"manager and the alert producer on the producer node.\n\n" +
+			"manager and the alert producer on the producer node (or, with `upstream`, the relay of an upstream alert stream).\n\n" +
 			"Creating it initialises the swarm on the `manager` host (or adopts the swarm that host already " +
 			"manages), joins the other hosts, labels every node with its role and index, loads `image_archives` " +
 			"onto the nodes that run their images, creates the attachable overlay network and starts the hub and " +
@@ -160,7 +162,7 @@ func swarmSchema(ctx context.Context) schema.Schema {
 			},
 			"workloads_image": schema.StringAttribute{
 				Optional: true, Computed: true,
-				MarkdownDescription: "Image of the producer. Default: the provider's `workloads_image`.",
+				MarkdownDescription: "Image of the producer, the schema registry and the upstream relay. Default: the provider's `workloads_image`.",
 			},
 			"image_archives": schema.ListAttribute{
 				Optional:    true,
@@ -172,6 +174,7 @@ func swarmSchema(ctx context.Context) schema.Schema {
 			},
 			"hub":       hubSchema(),
 			"producer":  producerSchema(),
+			"upstream":  upstreamSchema(),
 			"resources": resourcesSchema(" (a producer sending a number of `visits` restarts only when it fails)", swarmRoles...),
 			"manager_address": schema.StringAttribute{
 				Computed:            true,
@@ -199,7 +202,7 @@ func swarmSchema(ctx context.Context) schema.Schema {
 			},
 			"services": schema.MapAttribute{
 				Computed: true, ElementType: types.StringType,
-				MarkdownDescription: "Service ids of the hub and the producer, by service name.",
+				MarkdownDescription: "Service ids of the swarm's own services (hub, registry, producer or upstream relay, access job), by service name.",
 				PlanModifiers:       []planmodifier.Map{mapplanmodifier.UseStateForUnknown()},
 			},
 			"host_keys": schema.MapAttribute{
@@ -217,7 +220,7 @@ func hostsSchema() schema.ListNestedAttribute {
 	return schema.ListNestedAttribute{
 		Optional: true, Computed: true,
 		MarkdownDescription: "The machines, unless `aws` provisions them (then this lists the instances). Exactly one `manager` (it runs the hub Kafka and the swarm's " +
-			"control plane); one `producer` while the producer is enabled (at most one in any case); `filter` hosts " +
+			"control plane); one `producer` while the producer is enabled or `upstream` is set (its relay runs there; at most one in any case); `filter` hosts " +
 			"for the mirrors and their filters; `consumer` hosts for the consumers. Hosts of one role are numbered from 0 in list order (`minibroker.index` label); " +
 			"mirrors pick their filter node by that number. Adding or removing non-manager hosts is an in-place " +
 			"update; changing the manager replaces the swarm.",
@@ -305,9 +308,10 @@ func producerSchema() schema.SingleNestedAttribute {
 	}
 	return schema.SingleNestedAttribute{
 		Optional: true, Computed: true,
-		Default:             objectdefault.StaticValue(objectDefault(attrs)),
-		MarkdownDescription: "The alert producer on the producer node. Its settings update in place.",
-		Attributes:          attrs,
+		Default:    objectdefault.StaticValue(objectDefault(attrs)),
+		Attributes: attrs,
+		MarkdownDescription: "The alert producer on the producer node. Its settings update in place. With `upstream` the producer " +
+			"does not run: leave this out, or set `enabled = false` (a producer that would run is refused at plan).",
 	}
 }
 
@@ -315,7 +319,7 @@ func producerSchema() schema.SingleNestedAttribute {
 var swarmRoles = []resourceRole{
 	{name: "hub", what: "the hub Kafka", def: swarmspec.HubResources, jvm: true, broker: true,
 		heap: path.Root("hub").AtName("heap_mb"), heapDefault: swarmspec.DefaultKafkaHeapMB},
-	{name: "producer", what: "the producer", def: swarmspec.ProducerResources},
+	{name: "producer", what: "the producer, or the upstream relay `mb-ingest` in its place", def: swarmspec.ProducerResources},
 }
 
 // --- model ------------------------------------------------------------
@@ -408,6 +412,7 @@ type swarmServicesModel struct {
 	ImageArchives         types.List   `tfsdk:"image_archives"`
 	Hub                   types.Object `tfsdk:"hub"`
 	Producer              types.Object `tfsdk:"producer"`
+	Upstream              types.Object `tfsdk:"upstream"`
 	Resources             types.Object `tfsdk:"resources"`
 }
 
@@ -524,7 +529,9 @@ func hostList(hs []hostModel) types.List {
 }
 
 // desired returns the swarm's own services, the resource's settings riding
-// on the hub as a label, for import.
+// on the hub as a label, for import. With an upstream the relay runs in
+// the producer's place, and the registry and the access plan have its
+// users.
 func (r *swarmResource) desired(ctx context.Context, m swarmModel) ([]swarmspec.Desired, error) {
 	prod, err := m.producer(ctx)
 	if err != nil {
@@ -546,14 +553,19 @@ func (r *swarmResource) desired(ctx context.Context, m swarmModel) ([]swarmspec.
 	if err != nil {
 		return nil, err
 	}
+	up := m.upstream(ctx)
+	reg.Ingest = up != nil
 	out := []swarmspec.Desired{hub, swarmspec.RegistrySpec(reg)}
-	if prod != nil {
+	switch {
+	case up != nil:
+		out = append(out, swarmspec.IngestSpec(m.ingest(ctx, *up, sec, reg)))
+	case prod != nil:
 		prod.Security = sec
 		prod.Registry = &reg
 		out = append(out, swarmspec.ProducerSpec(*prod))
 	}
 	if sec != nil {
-		out = append(out, swarmspec.SwarmAccessSpec(m.WorkloadsImage.ValueString(), m.Network.ValueString(), sec))
+		out = append(out, swarmspec.SwarmAccessSpec(m.WorkloadsImage.ValueString(), m.Network.ValueString(), sec, up != nil))
 	}
 	return out, nil
 }
@@ -717,6 +729,8 @@ func (r *swarmResource) ValidateConfig(ctx context.Context, req resource.Validat
 	var enabled types.Bool
 	resp.Diagnostics.Append(req.Config.GetAttribute(ctx, path.Root("producer").AtName("enabled"), &enabled)...)
 	producerOn := enabled.IsNull() || enabled.IsUnknown() || enabled.ValueBool()
+	upstream := validateUpstream(ctx, req.Config, &resp.Diagnostics)
+	needWhy, needOtherwise := producerNodeUse(producerOn, upstream)
 
 	var awsCfg types.Object
 	resp.Diagnostics.Append(req.Config.GetAttribute(ctx, path.Root("aws"), &awsCfg)...)
@@ -734,7 +748,7 @@ func (r *swarmResource) ValidateConfig(ctx context.Context, req resource.Validat
 		return
 	}
 	if !awsCfg.IsNull() && !awsCfg.IsUnknown() {
-		validateAWS(ctx, req.Config, producerOn, &resp.Diagnostics)
+		validateAWS(ctx, req.Config, needWhy, needOtherwise, &resp.Diagnostics)
 		var port types.Int64
 		resp.Diagnostics.Append(req.Config.GetAttribute(ctx, path.Root("schema_registry_port"), &port)...)
 		if !port.IsNull() && !port.IsUnknown() && port.ValueInt64() != swarmspec.DefaultRegistryPort {
@@ -757,9 +771,9 @@ func (r *swarmResource) ValidateConfig(ctx context.Context, req resource.Validat
 		resp.Diagnostics.AddAttributeError(path.Root("hosts"), "Invalid hosts", err.Error())
 		return
 	}
-	if producerOn && !slices.ContainsFunc(hosts, func(h swarmspec.Host) bool { return h.Role == swarmspec.RoleProducer }) {
+	if needWhy != "" && !slices.ContainsFunc(hosts, func(h swarmspec.Host) bool { return h.Role == swarmspec.RoleProducer }) {
 		resp.Diagnostics.AddAttributeError(path.Root("hosts"), "No producer host",
-			"The producer is enabled but no host has role \"producer\": add one, or set producer = { enabled = false }.")
+			fmt.Sprintf("%s but no host has role \"producer\": add one%s.", needWhy, needOtherwise))
 	}
 }
 
@@ -822,7 +836,8 @@ func (r *swarmResource) ModifyPlan(ctx context.Context, req resource.ModifyPlanR
 			plan.HostKeys = types.MapUnknown(types.StringType)
 		}
 		// kafka_auth adds or removes the access job.
-		servicesChanged := !plan.Hub.Equal(state.Hub) || !plan.Producer.Equal(state.Producer) ||
+		// So does upstream, which puts the relay in the producer's place.
+		servicesChanged := !plan.Hub.Equal(state.Hub) || !plan.Producer.Equal(state.Producer) || !plan.Upstream.Equal(state.Upstream) ||
 			!plan.KafkaImage.Equal(state.KafkaImage) || !plan.WorkloadsImage.Equal(state.WorkloadsImage) ||
 			plan.KafkaAuth.ValueBool() != state.KafkaAuth.ValueBool() || !plan.RegistryPort.Equal(state.RegistryPort)
 		for _, role := range swarmRoles { // as numbers: 0.05 configured and 0.05 imported differ in precision

@@ -317,7 +317,14 @@ func TestWorkloadsImage(t *testing.T) {
 	if err := os.WriteFile(bin, []byte("\x7fELF..."), 0o700); err != nil {
 		t.Fatal(err)
 	}
-	files, cfg := imageFiles(t, WorkloadsImage(DefaultWorkloadsTag, bin))
+	bundle := filepath.Join(t.TempDir(), "bundle.crt")
+	if err := os.WriteFile(bundle, []byte("-----BEGIN CERTIFICATE-----"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	files, cfg := imageFiles(t, WorkloadsImage(DefaultWorkloadsTag, bin, bundle))
+	if e := files[CABundle]; e.hdr == nil || e.hdr.Mode != 0o644 || string(e.data) != "-----BEGIN CERTIFICATE-----" {
+		t.Errorf("%s: %+v", CABundle, e.hdr)
+	}
 	if e := files["/minibroker"]; e.hdr == nil || e.hdr.Mode != 0o755 || string(e.data) != "\x7fELF..." {
 		t.Errorf("/minibroker: %+v", e.hdr)
 	}

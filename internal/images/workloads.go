@@ -31,6 +31,7 @@ type WorkloadsOptions struct {
 //
 //	/minibroker   the binary (Entrypoint ["/minibroker"], Cmd ["help"])
 //	/tmp          mode 1777
+//	/etc/ssl/certs/ca-certificates.crt   the build host's CA bundle (CABundle)
 func BuildWorkloads(ctx context.Context, o WorkloadsOptions, out string) (Result, error) {
 	began := time.Now()
 	if o.Tag == "" {
@@ -76,12 +77,29 @@ func BuildWorkloads(ctx context.Context, o WorkloadsOptions, out string) (Result
 	if err := CheckStatic(bin); err != nil {
 		return Result{}, err
 	}
-	img := WorkloadsImage(o.Tag, bin)
+	if _, err := os.Stat(CABundle); err != nil {
+		return Result{}, fmt.Errorf("images: the workloads image carries the host's CA bundle, for upstreams with certificates from public CAs (apt-get install ca-certificates): %w", err)
+	}
+	img := WorkloadsImage(o.Tag, bin, CABundle)
 	return writeResult(out, img, began)
 }
 
-// WorkloadsImage is the workloads image around a static minibroker binary.
-func WorkloadsImage(tag, binary string) Image {
+// CABundle is where Debian keeps its CA bundle; the workloads image has the
+// build host's at the same path, where Go's TLS and librdkafka's
+// `ssl.ca.location=probe` look, so that a relay trusts an upstream whose
+// certificates come from a public CA without being given one.
+const CABundle = "/etc/ssl/certs/ca-certificates.crt"
+
+// WorkloadsImage is the workloads image around a static minibroker binary
+// and the host file caBundle (none if "").
+func WorkloadsImage(tag, binary, caBundle string) Image {
+	entries := []Entry{
+		HostFile(WorkloadsBinary, 0o755, binary),
+		Dir("/tmp", 0o1777),
+	}
+	if caBundle != "" {
+		entries = append(entries, HostFile(CABundle, 0o644, caBundle))
+	}
 	return Image{
 		RepoTags: []string{tag},
 		Config: Config{
@@ -92,10 +110,7 @@ func WorkloadsImage(tag, binary string) Image {
 		},
 		Layers: []Layer{{
 			Comment: "static minibroker (musl)",
-			Entries: []Entry{
-				HostFile(WorkloadsBinary, 0o755, binary),
-				Dir("/tmp", 0o1777),
-			},
+			Entries: entries,
 		}},
 	}
 }

@@ -148,6 +148,12 @@ func MirrorMakerProperties(o MirrorOptions) string {
 		src + ".consumer.fetch.max.bytes":           itoa(4 * o.MessageMaxBytes),
 		src + ".consumer.fetch.max.wait.ms":         "10",
 		src + ".consumer.receive.buffer.bytes":      itoa(DefaultSocketBufferBytes),
+		// The upstream relay (minibroker ingest) writes the hub's alerts in
+		// transactions, and Java's consumer reads uncommitted records by
+		// default: a relay killed mid-transaction would have its aborted
+		// alerts copied to every mirror, and then again once it commits
+		// them. Copy only what committed.
+		src + ".consumer.isolation.level": "read_committed",
 
 		// Target producer (Connect worker producer): small linger for low
 		// latency, large batches for throughput, requests as large as the

@@ -35,6 +35,7 @@ func TestMirrorMakerProperties(t *testing.T) {
 				"hub.consumer.max.partition.fetch.bytes":  "16777216",
 				"hub.consumer.fetch.max.bytes":            "67108864",
 				"hub.consumer.fetch.max.wait.ms":          "10",
+				"hub.consumer.isolation.level":            "read_committed",
 				"mirror.producer.linger.ms":               "5",
 				"mirror.producer.batch.size":              "2097152",
 				"mirror.producer.max.request.size":        "16777216",

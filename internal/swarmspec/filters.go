@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"time"
 
 	"gopkg.in/yaml.v3"
 
@@ -67,6 +68,21 @@ type FilterGroup struct {
 	// Security, when set, gives every process its own Kafka user and each
 	// filter a reader (ReaderUser) for its owner outside the swarm.
 	Security *Security
+	// VisitQuiet is how long a filter waits after the last alert of a
+	// visit whose alerts carry no mb-* headers (an upstream stream)
+	// before it closes the visit; 0 means stream.DefaultVisitQuiet.
+	VisitQuiet time.Duration
+}
+
+// visitQuietArgs passes VisitQuiet to a filter process only when it is
+// not the default, so that the specs of groups that leave it alone, and
+// their hashes, stay what they were before the flag existed (no restart
+// on upgrade).
+func (g FilterGroup) visitQuietArgs() []string {
+	if g.VisitQuiet == 0 || g.VisitQuiet == stream.DefaultVisitQuiet {
+		return nil
+	}
+	return []string{"--visit-quiet", g.VisitQuiet.String()}
 }
 
 // Name limits keep every derived service name within Docker's 63 characters.
@@ -138,10 +154,10 @@ func FilterGroupSpecs(g FilterGroup) ([]Desired, error) {
 				name:    FilterService(g.Name, f.Name),
 				image:   g.Image,
 				command: []string{WorkloadsBinary},
-				args: []string{"filter", "--bootstrap", mirror, "--timing-bootstrap", hub,
+				args: append([]string{"filter", "--bootstrap", mirror, "--timing-bootstrap", hub,
 					"--name", f.Name, "--expr", f.Expression,
 					"--max-per-visit", itoa(f.MaxPerVisit), "--output", f.OutputTopic(),
-					"--group", group},
+					"--group", group}, g.visitQuietArgs()...),
 				labels:      labels(owner, ComponentFilter, LabelMirror, g.Mirror, LabelFilter, f.Name),
 				constraints: place,
 				network:     g.Network,
@@ -160,9 +176,9 @@ func FilterGroupSpecs(g FilterGroup) ([]Desired, error) {
 			name:    name,
 			image:   g.Image,
 			command: []string{WorkloadsBinary},
-			args: []string{"filter", "--bootstrap", mirror, "--timing-bootstrap", hub,
+			args: append([]string{"filter", "--bootstrap", mirror, "--timing-bootstrap", hub,
 				"--name", g.Name, "--filters", cfg.Target,
-				"--group", group},
+				"--group", group}, g.visitQuietArgs()...),
 			labels:      labels(owner, ComponentFilters, LabelMirror, g.Mirror),
 			constraints: place,
 			network:     g.Network,

@@ -44,6 +44,7 @@ const (
 const (
 	ComponentHub         = "hub"
 	ComponentProducer    = "producer"
+	ComponentIngest      = "ingest" // the upstream relay, in the producer's place
 	ComponentRegistry    = "schema-registry"
 	ComponentMirrorKafka = "mirror-kafka"
 	ComponentMirrorMaker = "mirror-maker"
@@ -66,7 +67,8 @@ const (
 // Roles lists the node roles in the order hosts are usually written.
 var Roles = []string{RoleManager, RoleProducer, RoleFilter, RoleConsumer}
 
-// OwnerSwarm owns the hub, the producer and the network.
+// OwnerSwarm owns the hub, the registry, the producer (or the upstream
+// relay) and the network.
 const OwnerSwarm = "swarm"
 
 // MirrorOwner and FilterGroupOwner name the owner label of a mirror's and a

@@ -83,12 +83,18 @@ func ProducerSpec(p Producer) Desired {
 }
 
 // SwarmAccessSpec is the access job of the swarm's own users on the hub:
-// the producer and the report reader.
-func SwarmAccessSpec(image, network string, sec *Security) Desired {
-	plan := access.Plan{Owner: swarmUsers, Clusters: []access.ClusterPlan{cluster(Bootstrap(HubService),
+// the producer, the report reader, the registry and, in a swarm fed from
+// upstream (ingest), the upstream relay. The producer's user stays while
+// the relay runs in its place, so switching back needs no new user.
+func SwarmAccessSpec(image, network string, sec *Security, ingest bool) Desired {
+	users := []access.User{
 		sec.user(ProducerUser, access.ProducerGrants(stream.AlertsTopic, stream.SchemasTopic, stream.TimingTopic)),
 		sec.user(ReportUser, access.TimingReaderGrants(stream.TimingTopic)),
 		sec.user(RegistryUser, access.RegistryGrants(stream.SchemasTopic)),
-	)}}
+	}
+	if ingest {
+		users = append(users, sec.ingestUser())
+	}
+	plan := access.Plan{Owner: swarmUsers, Clusters: []access.ClusterPlan{cluster(Bootstrap(HubService), users...)}}
 	return sec.accessJob(SwarmAccessService, image, network, OwnerSwarm, plan)
 }

@@ -20,14 +20,16 @@ import (
 const (
 	RegistryService     = "mb-registry"
 	DefaultRegistryPort = registry.DefaultPort
-	// RegistryPropertiesFile is the producer's registry client settings
-	// (registry.Setting*), under SecretsDir.
+	// RegistryPropertiesFile is a workload's settings for the registry
+	// (registry.Setting*: the producer's, the upstream relay's), under
+	// SecretsDir.
 	RegistryPropertiesFile = "registry.properties"
 	registryUsersFile      = "registry-users.json"
 )
 
 // Users of the registry's API (HTTP Basic), not Kafka users: the producer
-// registers, the readers (users outside the swarm, filters' owners) read.
+// registers, the readers (users outside the swarm, filters' owners) read;
+// in a swarm fed from upstream the relay registers too (RegistryIngester).
 const (
 	RegistryWriter = "producer"
 	RegistryReader = "reader"
@@ -45,6 +47,10 @@ type Registry struct {
 	// Security, when set, makes the API HTTPS with users; without it the
 	// API is plain HTTP and open, as Kafka is then.
 	Security *Security
+	// Ingest gives the upstream relay its user (RegistryIngester), in a
+	// swarm fed from upstream only: no other swarm has a password for it
+	// in a secret.
+	Ingest bool
 }
 
 func (r Registry) port() int {
@@ -93,10 +99,14 @@ func RegistrySpec(r Registry) Desired {
 			PublishedPort: uint32(port), PublishMode: swarm.PortConfigPublishModeHost}},
 	}
 	if s := r.Security; s != nil {
-		users, _ := json.Marshal([]registry.User{ // strings only: cannot fail
+		list := []registry.User{
 			{Name: RegistryWriter, Password: s.RegistryPassword(RegistryWriter), Role: registry.RoleWrite},
 			{Name: RegistryReader, Password: s.RegistryPassword(RegistryReader), Role: registry.RoleRead},
-		})
+		}
+		if r.Ingest {
+			list = append(list, registry.User{Name: RegistryIngester, Password: s.RegistryPassword(RegistryIngester), Role: registry.RoleWrite})
+		}
+		users, _ := json.Marshal(list) // strings only: cannot fail
 		keystore := s.keystore(RegistryService, CertificateSANs(RegistryService, r.Host))
 		svc.secrets = append(svc.secrets, keystore, newSecret(RegistryService+"-users", []byte(users), registryUsersFile))
 		svc.args = append(svc.args,
@@ -110,12 +120,19 @@ func RegistrySpec(r Registry) Desired {
 // registryClient mounts the producer's registry settings, as a writer on
 // the overlay network, and passes them with --registry.
 func (r Registry) registryClient(svc *service) {
+	r.client(svc, RegistryWriter, "Schema registry settings of the producer (minibroker produce --registry).")
+}
+
+// client mounts a workload's settings for the registry on the overlay
+// network, as user (a writer), under header, and passes them with
+// --registry.
+func (r Registry) client(svc *service, user, header string) {
 	props := kafkaconf.Properties{registry.SettingURL: r.internalURL()}
 	if s := r.Security; s != nil {
-		props[registry.SettingUserInfo] = RegistryWriter + ":" + s.RegistryPassword(RegistryWriter)
+		props[registry.SettingUserInfo] = user + ":" + s.RegistryPassword(user)
 		props[registry.SettingCA] = CAFile
 	}
-	text := props.Render("Schema registry settings of the producer (minibroker produce --registry).")
+	text := props.Render(header)
 	svc.secrets = append(svc.secrets, newSecret(svc.name+"-registry", []byte(text), RegistryPropertiesFile))
 	svc.args = append(svc.args, "--registry", SecretsDir+"/"+RegistryPropertiesFile)
 }

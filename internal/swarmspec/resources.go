@@ -60,6 +60,11 @@ var (
 	// 80 KB), and the queue may hold up to 2 GiB (queue.buffering.max.kbytes
 	// in workloads/kclient) when the hub falls behind: 3 GiB holds that.
 	ProducerResources = Resources{CPUs: 2, MemoryMB: 3072, ReserveCPUs: 0.25, ReserveMemoryMB: 1024}
+	// IngestResources: the upstream relay takes the producer's node and
+	// writes to the hub with the same client settings, so its queue may
+	// hold as much: the producer's figures (not measured on their own).
+	// The swarm's resources.producer sets either.
+	IngestResources = ProducerResources
 	// FilterResources: one filter (isolated: 146 MiB and 0.18 of a core at
 	// most) or a shared process of many (100 filters, 10 of them reading
 	// cutouts: 277 MiB and 0.25 of a core). The 1 GiB limit leaves room for a
@@ -116,6 +121,8 @@ func DefaultResources(component string) Resources {
 		return MirrorMakerResources
 	case ComponentProducer:
 		return ProducerResources
+	case ComponentIngest:
+		return IngestResources
 	case ComponentFilter, ComponentFilters:
 		return FilterResources
 	case ComponentConsumer:

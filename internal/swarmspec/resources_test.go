@@ -13,7 +13,8 @@ import (
 // throughout; a finite producer among them.
 func allServices(t *testing.T) []Desired {
 	t.Helper()
-	out := []Desired{HubSpec(hub()), ProducerSpec(Producer{Image: "w:1", Network: "net", Visits: 3})}
+	out := []Desired{HubSpec(hub()), ProducerSpec(Producer{Image: "w:1", Network: "net", Visits: 3}),
+		IngestSpec(Ingest{Image: "w:1", Network: "net", Upstream: Upstream{Bootstrap: "up:9092", Topic: "alerts", RegistryURL: "http://up:8081"}})}
 	out = append(out, MirrorSpecs(Mirror{Name: "m1", NodeIndex: 1, Kafka: hub()})...)
 	for _, mode := range []string{ModeIsolated, ModeShared} {
 		ds, err := FilterGroupSpecs(group(mode))
@@ -64,7 +65,7 @@ func TestEveryServiceHasLimitsAndReservations(t *testing.T) {
 			t.Errorf("%s: %+v is below what Docker accepts", d.Name(), got)
 		}
 	}
-	for _, c := range []string{ComponentHub, ComponentProducer, ComponentMirrorKafka, ComponentMirrorMaker,
+	for _, c := range []string{ComponentHub, ComponentProducer, ComponentIngest, ComponentMirrorKafka, ComponentMirrorMaker,
 		ComponentFilter, ComponentFilters, ComponentConsumer} {
 		if !seen[c] {
 			t.Errorf("no %s service checked", c)

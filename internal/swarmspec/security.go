@@ -83,6 +83,8 @@ var (
 	ProducerUser = access.UserName(swarmUsers, "producer")
 	ReportUser   = access.UserName(swarmUsers, "report")
 	RegistryUser = access.UserName(swarmUsers, "registry")
+	// IngestUser is the upstream relay's, in a swarm fed from upstream.
+	IngestUser = access.UserName(swarmUsers, "ingest")
 )
 
 // MirrorMakerUser is the user of a mirror's MirrorMaker 2.

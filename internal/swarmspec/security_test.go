@@ -24,14 +24,17 @@ func testSecurity(t *testing.T) *Security {
 }
 
 // securedSwarm is every service of a secured swarm with one mirror (with
-// an external listener) and a shared and an isolated group on it.
+// an external listener) and a shared and an isolated group on it; both
+// the producer and the upstream relay, which never run together, so that
+// each is checked.
 func securedSwarm(t *testing.T, sec *Security) []Desired {
 	t.Helper()
 	k := hub()
 	k.Security = sec
-	reg := Registry{Image: "w:1", Network: "net", Host: "198.51.100.1", Security: sec}
+	reg := Registry{Image: "w:1", Network: "net", Host: "198.51.100.1", Security: sec, Ingest: true}
 	out := []Desired{HubSpec(k), RegistrySpec(reg), ProducerSpec(Producer{Image: "w:1", Network: "net", Security: sec, Registry: &reg}),
-		SwarmAccessSpec("w:1", "net", sec)}
+		IngestSpec(Ingest{Image: "w:1", Network: "net", Upstream: testUpstream(), Security: sec, Registry: reg}),
+		SwarmAccessSpec("w:1", "net", sec, true)}
 	mk := hub()
 	mk.Security, mk.External = sec, &External{Host: "198.51.100.7", Port: 9095}
 	out = append(out, MirrorSpecs(Mirror{Name: "m1", NodeIndex: 0, Kafka: mk, AccessImage: "w:1"})...)
@@ -64,7 +67,8 @@ func TestSecuredSpecsKeepSecretsInSecrets(t *testing.T) {
 			visible = append(visible, c.Data...) // configs are readable with docker config inspect
 		}
 		for _, secret := range []string{sec.Seed, strings.Split(sec.CA.KeyPEM, "\n")[1], sec.Password(AdminUser),
-			sec.RegistryPassword(RegistryWriter), sec.RegistryPassword(RegistryReader)} {
+			sec.RegistryPassword(RegistryWriter), sec.RegistryPassword(RegistryReader), sec.RegistryPassword(RegistryIngester),
+			testUpstream().Password, testUpstream().RegistryPassword} {
 			if strings.Contains(string(visible), secret) {
 				t.Errorf("%s shows a secret outside its secrets", d.Name())
 			}
@@ -92,7 +96,7 @@ func TestSecuredSpecsKeepSecretsInSecrets(t *testing.T) {
 			}
 		}
 	}
-	for _, want := range []string{ProducerUser, ReportUser, RegistryUser, MirrorMakerUser("m1"), FilterUser("gi", "Bright"), FilterUser("gi", "Faint"),
+	for _, want := range []string{ProducerUser, ReportUser, RegistryUser, IngestUser, MirrorMakerUser("m1"), FilterUser("gi", "Bright"), FilterUser("gi", "Faint"),
 		SharedFiltersUser("gs"), ConsumerUser("gi", "Bright"), ReaderUser("gi", "Bright"), ReaderUser("gs", "Faint"),
 		NamedReaderUser("gi", "Bright", "alice")} {
 		if !slices.Contains(users, want) {

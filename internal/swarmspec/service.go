@@ -22,6 +22,7 @@ const (
 	KafkaPort             = 9092
 	HubService            = "mb-hub"
 	ProducerService       = "mb-producer"
+	IngestService         = "mb-ingest" // the upstream relay, in the producer's place (IngestSpec)
 
 	// ConfigDir is where configs are mounted inside containers.
 	ConfigDir = "/etc/minibroker"

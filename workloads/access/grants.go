@@ -105,3 +105,19 @@ func MirrorMakerTargetGrants() []Grant {
 		{Resource: Cluster, Name: ClusterName, Pattern: Literal, Operations: Ops(Create, Describe, DescribeConfigs)},
 	}
 }
+
+// IngestGrants: `minibroker ingest` on the hub creates and writes the
+// alert topic and its state topic (read back on restart) in transactions
+// of its own id, and closes a transaction of that id Kafka left hanging
+// (ClusterAction, as FilterGrants explains; listing a partition's
+// producers takes Read on its topic). It also creates the timing topic,
+// which the producer creates where one runs.
+func IngestGrants(alerts, state, timing, transactionalID string) []Grant {
+	return []Grant{
+		topic(alerts, Create, Describe, Write, Read),
+		topic(state, Create, Describe, Write, Read),
+		topic(timing, Create, Describe),
+		{Resource: TransactionalID, Name: transactionalID, Pattern: Literal, Operations: Ops(Describe, Write)},
+		{Resource: Cluster, Name: ClusterName, Pattern: Literal, Operations: Ops(ClusterAction)},
+	}
+}

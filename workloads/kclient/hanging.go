@@ -128,7 +128,7 @@ func describeTxn(ctx context.Context, ad *kadm.Client, txnID string) (TxnRecord,
 
 // CloseHanging closes every transaction of txnID from before the current
 // producer session that is still open in topics (all their partitions) or
-// in group's partition of the offsets topic. last is what LastTxn returned
+// in group's partition of the offsets topic (none when group is empty). last is what LastTxn returned
 // before InitTransactions; call CloseHanging after it, before the first
 // transaction. It returns what it closed.
 func CloseHanging(ctx context.Context, bootstrap string, conn map[string]string, txnID, group string, last TxnRecord, topics []string) ([]ClosedTxn, error) {
@@ -148,10 +148,15 @@ func CloseHanging(ctx context.Context, bootstrap string, conn map[string]string,
 	set.MergeTopics(topics) // every partition of each
 	// Only the group's own partition of the offsets topic: the others are
 	// other groups' business, and an error there must not stop this one.
-	if n, err := partitionCount(ctx, ad, stream.OffsetsTopic); err != nil {
-		return nil, err
-	} else if n > 0 {
-		set.Add(stream.OffsetsTopic, GroupOffsetsPartition(group, n))
+	// A writer without a group (group "") commits no offsets.
+	if group != "" {
+		n, err := partitionCount(ctx, ad, stream.OffsetsTopic)
+		if err != nil {
+			return nil, err
+		}
+		if n > 0 {
+			set.Add(stream.OffsetsTopic, GroupOffsetsPartition(group, n))
+		}
 	}
 	described, err := ad.DescribeProducers(ctx, set)
 	if err != nil {

@@ -38,7 +38,7 @@ type FilterConfig struct {
 	Specs         []filter.Spec // one or more filters
 	Name          string        // process name: group id, dead-letter topic; default the single filter's name
 	Group         string        // consumer group; default "minibroker-filter-" + Name
-	VisitPath     string        // field holding the visit, for the per-visit cap
+	VisitPath     string        // field holding the visit, for the per-visit cap and alerts without mb-* headers
 	IDPath        string        // field holding the alert id
 	DeadLetter    string        // topic for undecodable alerts; default Name + "-deadletter"
 	SchemasTopic  string
@@ -57,6 +57,11 @@ type FilterConfig struct {
 	// once; one without output waits up to a second); the filtered alerts
 	// are readable only then. Default DefaultCommitInterval.
 	CommitInterval time.Duration
+	// VisitQuiet closes a visit whose alerts carry no mb-* headers (an
+	// upstream stream) when none of its alerts has arrived for this long
+	// and no later visit has closed it first; default
+	// stream.DefaultVisitQuiet.
+	VisitQuiet time.Duration
 	// OutOfGroupLimit is how long the filter's consumer may stay out of
 	// its group before it is replaced by a new client (exactly-once: a
 	// new session); default DefaultOutOfGroupLimit.
@@ -99,6 +104,9 @@ func (c *FilterConfig) defaults() error {
 	c.OutputBootstrap = orDefault(c.OutputBootstrap, c.Bootstrap)
 	if c.CommitInterval <= 0 {
 		c.CommitInterval = DefaultCommitInterval
+	}
+	if c.VisitQuiet <= 0 {
+		c.VisitQuiet = stream.DefaultVisitQuiet
 	}
 	if !c.AtLeastOnce && c.OutputBootstrap != c.Bootstrap {
 		// Offsets commit through the output's cluster, in its transaction.
@@ -148,10 +156,13 @@ type filterRun struct {
 	// finished is set when a visit completes, so that the transaction
 	// holding its last alert commits at once.
 	finished bool
+	// newest holds, per input partition, the newest visit of a header-less
+	// alert read there (handleHeaderless).
+	newest map[int32]int64
 
-	read, dead, selected, dups int64
-	uncommittedOut             int   // filtered alerts and dead letters in the open transaction
-	txnErr                     error // why the open transaction must not commit
+	read, dead, selected, dups, late int64
+	uncommittedOut                   int   // filtered alerts and dead letters in the open transaction
+	txnErr                           error // why the open transaction must not commit
 	// acked receives the completion events the hub has stored; inFlight
 	// holds those sent and not yet acknowledged (exactly-once).
 	acked    chan timing.Event
@@ -229,6 +240,7 @@ func (f *filterRun) runAtLeastOnce(ctx context.Context) error {
 	defer func() { flush(ctx, out); out.Close() }()
 
 	member := newGroupMember(cfg.Input, cfg.Ready, cfg.FromBeginning, cfg.OutOfGroupLimit, f.log)
+	f.newest = map[int32]int64{}
 	consumerConfig := func() *kafka.ConfigMap {
 		return kclient.ConsumerConfig(cfg.Bootstrap, cfg.Group, cfg.FromBeginning, cfg.Kafka)
 	}
@@ -267,12 +279,15 @@ func (f *filterRun) runAtLeastOnce(ctx context.Context) error {
 		switch e := c.Poll(100).(type) {
 		case *kafka.Message:
 			f.handle(ctx, e)
-			f.emitPending()
 		case kafka.Error:
 			if e.IsFatal() {
 				return fmt.Errorf("filter %s consuming %s: %w", cfg.Name, cfg.Input, e)
 			}
 			f.log.Warn("kafka", "err", e)
+		}
+		f.closeQuiet(time.Now())
+		if f.finished {
+			f.emitPending()
 		}
 	}
 	return nil
@@ -280,7 +295,7 @@ func (f *filterRun) runAtLeastOnce(ctx context.Context) error {
 
 func (f *filterRun) logProgress() {
 	attrs := []any{"alerts_read", f.read, "selected", f.selected, "dead_letters", f.dead,
-		"duplicates_dropped", f.dups, "open_visits", len(f.visits.open)}
+		"duplicates_dropped", f.dups, "late", f.late, "open_visits", len(f.visits.open)}
 	if f.commits > 0 {
 		attrs = append(attrs, "transactions", f.commits, "commit_ms_mean", (f.commitTime / time.Duration(f.commits)).Milliseconds())
 	}
@@ -293,71 +308,166 @@ func (f *filterRun) handle(ctx context.Context, m *kafka.Message) {
 	key := visitKey{Run: headerString(m.Headers, stream.HeaderRun)}
 	key.Visit, _ = headerInt(m.Headers, stream.HeaderVisit)
 	count, hasCount := headerInt(m.Headers, stream.HeaderCount)
-	if hasCount && count > 0 && f.visits.isDone(key) {
+	if !hasCount || count <= 0 {
+		f.handleHeaderless(ctx, m)
+		return
+	}
+	if f.visits.isDone(key) {
 		f.dups++ // a copy of an alert of a visit already complete
 		return
 	}
-	tally := f.tally(key, int(count), hasCount)
-	if tally != nil {
-		index, ok := headerInt(m.Headers, stream.HeaderIndex)
-		if !tally.firstSight(index, ok) {
-			f.dups++
-			tally.dups++
-			return
-		}
-		tally.seen++
-		tally.bytes += int64(len(m.Value))
+	tally := f.visits.open[key]
+	if tally == nil {
+		f.forgetOldVisits()
+		tally = newTally(int(count), len(f.cfg.Specs))
+		f.visits.open[key] = tally
 	}
+	index, ok := headerInt(m.Headers, stream.HeaderIndex)
+	if !tally.firstSight(index, ok) {
+		f.dups++
+		tally.dups++
+		return
+	}
+	tally.seen++
+	tally.bytes += int64(len(m.Value))
 
 	rec, err := f.decode(ctx, m.Value)
-	if lerr := (learnError{}); errors.As(err, &lerr) && !f.cfg.AtLeastOnce {
-		// The schema could not be read (the mirror or ctx going away): not
-		// the alert's fault, so it is not dead-lettered; the transaction
-		// aborts and the alert is read again.
-		f.txnErr = err
+	if f.mustRetry(err) {
 		return
 	}
 	if err != nil {
 		f.deadLetter(ctx, m, err)
-		if tally != nil {
-			tally.dead++
-		}
+		tally.dead++
 	} else {
 		capVisit, verr := alert.LookupInt(rec, f.cfg.VisitPath)
 		if verr != nil {
 			capVisit = key.Visit
 		}
-		id, _ := alert.Lookup(rec, f.cfg.IDPath)
-		f.set.Evaluate(rec, capVisit, func(i int, rank int, admitted bool) {
-			if tally != nil {
-				tally.matched[i]++
-			}
-			if !admitted {
-				return
-			}
-			if tally != nil {
-				tally.selected[i]++
-			}
-			f.selected++
-			f.emitSelected(ctx, m, i, rank, capVisit, id)
-		})
+		f.evaluate(ctx, m, rec, capVisit, tally)
 	}
-	if tally != nil && tally.seen >= tally.count {
+	if tally.seen >= tally.count {
 		f.finish(key, tally)
 	}
 }
 
-func (f *filterRun) tally(key visitKey, count int, ok bool) *visitTally {
-	if !ok || count <= 0 {
-		return nil // not from our producer: filter it, but time nothing
+// mustRetry reports whether err is a failure to read the schemas (the
+// mirror or ctx going away) that leaves the alert to be read again: not the
+// alert's fault, so it is not dead-lettered; the transaction aborts.
+func (f *filterRun) mustRetry(err error) bool {
+	if lerr := (learnError{}); errors.As(err, &lerr) && !f.cfg.AtLeastOnce {
+		f.txnErr = err
+		return true
 	}
-	t := f.visits.open[key]
-	if t == nil {
-		f.forgetOldVisits()
-		t = newTally(count, len(f.cfg.Specs))
-		f.visits.open[key] = t
+	return false
+}
+
+// evaluate runs the filters on a decoded alert of visit (the cap's key),
+// writing what they select and counting it in tally (nil: not timed).
+func (f *filterRun) evaluate(ctx context.Context, m *kafka.Message, rec map[string]any, visit int64, tally *visitTally) {
+	id, _ := alert.Lookup(rec, f.cfg.IDPath)
+	f.set.Evaluate(rec, visit, func(i int, rank int, admitted bool) {
+		if tally != nil {
+			tally.matched[i]++
+		}
+		if !admitted {
+			return
+		}
+		if tally != nil {
+			tally.selected[i]++
+		}
+		f.selected++
+		f.emitSelected(ctx, m, i, rank, visit, id)
+	})
+}
+
+// handleHeaderless filters an alert without our mb-* headers (an upstream
+// stream, relayed by `minibroker ingest`): its visit is the alert's own
+// VisitPath field. Such a visit has no alert count, so it closes as soon
+// as every partition that carries such alerts has delivered an alert of a later
+// visit (a partition keeps its order, so an upstream that writes its
+// visits in order writes no more of this one; closeOvertaken) or, failing
+// that, after VisitQuiet without one of its alerts (closeQuiet). An alert
+// of a visit already closed (a straggler) is filtered, under the same cap,
+// and counted as late; it reopens nothing. An alert without the field is
+// filtered but not timed. Without headers a copy cannot be told from the
+// original, so none is dropped.
+func (f *filterRun) handleHeaderless(ctx context.Context, m *kafka.Message) {
+	rec, err := f.decode(ctx, m.Value)
+	if f.mustRetry(err) {
+		return
 	}
+	if err != nil {
+		f.deadLetter(ctx, m, err)
+		if t := f.visits.current(); t != nil { // counted with the visit being read
+			t.dead++
+		}
+		return
+	}
+	visit, verr := alert.LookupInt(rec, f.cfg.VisitPath)
+	var tally *visitTally
+	if verr == nil {
+		tally = f.headerlessTally(visitKey{Visit: visit}, m.TopicPartition.Partition)
+	}
+	if tally != nil {
+		tally.seen++
+		tally.bytes += int64(len(m.Value))
+		tally.arrived(m.Timestamp, m.TimestampType, time.Now())
+	}
+	f.evaluate(ctx, m, rec, visit, tally)
+}
+
+// headerlessTally returns the open tally of a header-less visit read from
+// partition, opening it when it is new; nil for a straggler of a closed
+// visit.
+func (f *filterRun) headerlessTally(key visitKey, partition int32) *visitTally {
+	if newest, seen := f.newest[partition]; !seen || key.Visit > newest {
+		f.newest[partition] = key.Visit
+		f.closeOvertaken()
+	}
+	if t := f.visits.open[key]; t != nil {
+		return t
+	}
+	if f.visits.isDone(key) {
+		f.late++
+		if f.late == 1 || f.late%1000 == 0 {
+			f.log.Warn("alert of a visit already closed: filtered, not counted in its completion", "visit", key.Visit, "late", f.late)
+		}
+		return nil
+	}
+	f.forgetOldVisits()
+	t := newTally(0, len(f.cfg.Specs))
+	f.visits.open[key] = t
 	return t
+}
+
+// closeOvertaken closes the open header-less visits that every partition
+// which has delivered header-less alerts has gone past. (A partition that
+// never carries any, as when the upstream has fewer partitions than the
+// hub, must not hold visits open; the price is that, in a backlog read
+// from the start, a partition not read yet does not hold the first visit
+// open either: its alerts of that visit are late.)
+func (f *filterRun) closeOvertaken() {
+	for k, t := range f.visits.open {
+		if t.count != 0 {
+			continue
+		}
+		passed := true
+		for _, v := range f.newest {
+			passed = passed && v > k.Visit
+		}
+		if passed {
+			f.finish(k, t)
+		}
+	}
+}
+
+// closeQuiet closes the header-less visits without an alert for VisitQuiet.
+func (f *filterRun) closeQuiet(now time.Time) {
+	for k, t := range f.visits.open {
+		if t.count == 0 && !t.last.IsZero() && now.Sub(t.last) >= f.cfg.VisitQuiet {
+			f.finish(k, t)
+		}
+	}
 }
 
 // forgetOldVisits drops the oldest open visit when there are too many.
@@ -384,9 +494,17 @@ func (f *filterRun) finish(key visitKey, t *visitTally) {
 	f.visits.complete(key)
 	f.finished = true
 	for i, s := range f.cfg.Specs {
-		f.visits.pending = append(f.visits.pending, timing.Event{Kind: timing.KindFilter, Run: key.Run, Visit: key.Visit, Name: s.Name,
+		ev := timing.Event{Kind: timing.KindFilter, Run: key.Run, Visit: key.Visit, Name: s.Name,
 			Source: s.Output, Alerts: t.seen, Bytes: t.bytes, Matched: t.matched[i], Selected: t.selected[i],
-			DeadLetters: t.dead, Duplicates: t.dups})
+			DeadLetters: t.dead, Duplicates: t.dups}
+		if t.count == 0 {
+			// Header-less: no produce event times the visit, so the event
+			// carries the record timestamps of its first and last alerts,
+			// and ends when the filter handled its last alert (not when the
+			// visit closed).
+			ev.Start, ev.Sent, ev.End = t.first, t.sent, t.last
+		}
+		f.visits.pending = append(f.visits.pending, ev)
 	}
 	f.log.Debug("visit filtered", "visit", key.Visit, "alerts", t.seen, "dead_letters", t.dead, "duplicates", t.dups)
 }
@@ -400,7 +518,9 @@ func (f *filterRun) emitPending() {
 	end := time.Now()
 	if f.cfg.AtLeastOnce {
 		for _, ev := range f.visits.pending {
-			ev.End = end
+			if ev.End.IsZero() {
+				ev.End = end
+			}
 			f.sink.Emit(ev)
 		}
 		f.visits.pending = nil

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"time"
 
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
 
@@ -41,12 +42,32 @@ type visitKey struct {
 
 // visitTally counts what a filter process did with one visit.
 type visitTally struct {
+	// count is the visit's alert count (header mb-count); 0 for a visit
+	// whose alerts carry no headers, which closes as handleHeaderless says.
 	count, seen, dead, dups int
 	matched, selected       []int // per filter
 	bytes                   int64
 	// indexes has bit i set once the visit's alert i (header mb-index) has
 	// been handled: a second copy is a duplicate.
 	indexes []byte
+	// Header-less visits only: the earliest and latest record timestamps
+	// of their alerts (when the upstream wrote them), and when the filter
+	// handled the latest one.
+	first, sent, last time.Time
+}
+
+// arrived records the times of a header-less visit's alert handled at now.
+func (t *visitTally) arrived(stamp time.Time, kind kafka.TimestampType, now time.Time) {
+	t.last = now
+	if kind == kafka.TimestampNotAvailable || stamp.IsZero() {
+		return
+	}
+	if t.first.IsZero() || stamp.Before(t.first) {
+		t.first = stamp
+	}
+	if stamp.After(t.sent) {
+		t.sent = stamp
+	}
 }
 
 func newTally(count, filters int) *visitTally {
@@ -80,6 +101,17 @@ type visitBook struct {
 func newVisitBook() *visitBook { return &visitBook{open: map[visitKey]*visitTally{}} }
 
 func (b *visitBook) isDone(k visitKey) bool { return slices.Contains(b.done, k) }
+
+// current returns the open header-less visit, if any: there is at most
+// one, since each closes the ones before it.
+func (b *visitBook) current() *visitTally {
+	for _, t := range b.open {
+		if t.count == 0 {
+			return t
+		}
+	}
+	return nil
+}
 
 func (b *visitBook) complete(k visitKey) {
 	delete(b.open, k)
@@ -118,6 +150,10 @@ type savedVisit struct {
 	Matched  map[string]int `json:"matched,omitempty"`
 	Selected map[string]int `json:"selected,omitempty"`
 	Indexes  []byte         `json:"indexes"`
+	// Header-less visits: visitTally's first, sent and last.
+	First time.Time `json:"first,omitzero"`
+	Sent  time.Time `json:"sent,omitzero"`
+	Last  time.Time `json:"last,omitzero"`
 }
 
 // snapshot encodes what the process must remember, with set's caps.
@@ -125,7 +161,7 @@ func (b *visitBook) snapshot(set *filter.Set) ([]byte, error) {
 	st := savedState{Version: stateVersion, Done: b.done, Pending: b.pending, Caps: map[string][]filter.VisitCount{}}
 	for k, t := range b.open {
 		v := savedVisit{visitKey: k, Count: t.count, Seen: t.seen, Dead: t.dead, Dups: t.dups, Bytes: t.bytes,
-			Matched: map[string]int{}, Selected: map[string]int{}, Indexes: t.indexes}
+			Matched: map[string]int{}, Selected: map[string]int{}, Indexes: t.indexes, First: t.first, Sent: t.sent, Last: t.last}
 		for i := range t.matched {
 			name := set.Spec(i).Name
 			if t.matched[i] > 0 {
@@ -166,6 +202,7 @@ func restoreBook(data []byte, set *filter.Set) (*visitBook, error) {
 	for _, v := range st.Open {
 		t := newTally(v.Count, set.Len())
 		t.seen, t.dead, t.dups, t.bytes = v.Seen, v.Dead, v.Dups, v.Bytes
+		t.first, t.sent, t.last = v.First, v.Sent, v.Last
 		if len(v.Indexes) == len(t.indexes) {
 			t.indexes = v.Indexes
 		}

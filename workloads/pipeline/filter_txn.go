@@ -93,6 +93,7 @@ func (f *filterRun) session(ctx context.Context, member *groupMember) error {
 		return err
 	}
 	f.finished, f.uncommittedOut, f.txnErr = false, 0, nil
+	f.newest = map[int32]int64{}
 	f.inFlight = map[pendingID]bool{}
 	f.dropDelivered()
 	f.emitPending() // completion events not known to have reached the hub
@@ -143,6 +144,9 @@ func (f *filterRun) session(ctx context.Context, member *groupMember) error {
 			f.log.Warn("kafka", "err", e)
 		}
 		f.dropDelivered()
+		if f.closeQuiet(time.Now()); f.finished && opened.IsZero() {
+			opened = time.Now() // the closed visit's state and events commit now
+		}
 		switch {
 		case member.revoked:
 			// Partitions may have moved on; what this transaction holds is

@@ -65,6 +65,29 @@ func FilterStateTopic(name string) string { return name + "-state" }
 // restarted process fences its predecessor and aborts what it left open.
 func FilterTransactionalID(group string) string { return group }
 
+// Upstream ingest (`minibroker ingest`): one relay per hub copies an
+// upstream alert stream into AlertsTopic, exactly once, keeping in the
+// same transactions, in IngestStateTopic (compacted, one partition), the
+// upstream offsets it has copied up to.
+const (
+	IngestTransactionalID = "minibroker-ingest"
+	IngestStateTopic      = "minibroker-ingest-state"
+	// IngestGroup is the relay's group.id on the upstream cluster. The
+	// relay assigns the upstream partitions itself and commits nothing
+	// there, so the upstream need not grant it any group.
+	IngestGroup = "minibroker-ingest"
+)
+
+// DefaultVisitQuiet is how long a filter waits, after the last alert of a
+// visit whose alerts carry no mb-* headers (an upstream stream), before
+// it closes the visit when no later visit's alert has closed it first. It
+// must outlast any pause inside a visit, a restart of the relay included
+// (Swarm starts it again after 5 s; it resumes within seconds): a visit
+// closed early counts its later alerts as late. In a steady stream the
+// next visit closes a visit long before; the quiet time closes the last
+// one of a night.
+const DefaultVisitQuiet = 30 * time.Second
+
 // Consumer groups. A group id is where Kafka keeps a reader's offsets, so
 // these names must not change between versions.
 func FilterGroup(name string) string        { return "minibroker-filter-" + name }

@@ -14,7 +14,11 @@ const maxListed = 10
 type consumerKey struct{ name, source string }
 
 type visitAcc struct {
-	v         Visit
+	v Visit
+	// upstream holds what filter events say of a visit without produce
+	// events: its earliest and latest record timestamps, and the most
+	// alerts and bytes one filter read.
+	upstream  Visit
 	runs      []string
 	filters   map[string]*FilterVisit
 	consumers map[consumerKey]*ConsumerVisit
@@ -28,8 +32,9 @@ type visitAcc struct {
 // are merged likewise (latest end, counts summed). For a consumer the
 // consume event of highest rank counts (the earliest of equal ranks).
 // Totals count every valid event; per-visit lags, latencies and the
-// summaries need the visit's produce event, and visits without one are
-// reported as incomplete.
+// summaries need the visit's produce event, or, for a visit from an
+// upstream stream, filter events carrying its record timestamps; other
+// visits are reported as incomplete.
 func Build(events []Event) Report {
 	var r Report
 	accs := map[int64]*visitAcc{}
@@ -86,6 +91,9 @@ func Build(events []Event) Report {
 		r.Totals.Alerts += v.Alerts
 		r.Totals.Bytes += v.Bytes
 		r.Totals.Selected += v.Selected
+		if v.Upstream {
+			r.Totals.Upstream++
+		}
 		if v.Complete {
 			r.Totals.Complete++
 			sends = append(sends, v.Send)
@@ -163,6 +171,9 @@ func Build(events []Event) Report {
 	if t.Incomplete > 0 {
 		r.Warnings = append(r.Warnings, fmt.Sprintf("%d visits without a produce event, reported as incomplete and left out of the summaries: %s", t.Incomplete, listVisits(t.IncompleteVisits)))
 	}
+	if t.Upstream > 0 {
+		r.Warnings = append(r.Warnings, fmt.Sprintf("%d visits came from an upstream stream, without produce events: each is timed from the record timestamps of its first and last alerts, as the upstream wrote them", t.Upstream))
+	}
 	if t.NegativeLags > 0 {
 		r.Warnings = append(r.Warnings, fmt.Sprintf("%d filter lags are negative (down to %.3f s): the clocks of the producer and filter hosts are skewed", t.NegativeLags, minLag.Seconds()))
 	}
@@ -203,6 +214,16 @@ func (a *visitAcc) add(e Event, dl *DeadLetters) {
 			f.End = e.End
 		}
 		f.Events++
+		if !e.Start.IsZero() && !e.Sent.IsZero() {
+			u := &a.upstream
+			if u.Start.IsZero() || e.Start.Before(u.Start) {
+				u.Start = e.Start
+			}
+			if e.Sent.After(u.End) {
+				u.End = e.Sent
+			}
+			u.Alerts, u.Bytes = max(u.Alerts, e.Alerts), max(u.Bytes, e.Bytes)
+		}
 		f.Alerts += e.Alerts
 		f.Matched += e.Matched
 		f.Selected += e.Selected
@@ -229,6 +250,10 @@ func (a *visitAcc) finish() Visit {
 	v := a.v
 	slices.Sort(a.runs)
 	v.Run = strings.Join(a.runs, ",")
+	if u := a.upstream; !v.Complete && !u.Start.IsZero() {
+		v.Complete, v.Upstream = true, true
+		v.Start, v.End, v.Alerts, v.Bytes = u.Start, u.End, u.Alerts, u.Bytes
+	}
 	if v.Complete {
 		v.Send = v.End.Sub(v.Start)
 		if v.Send > 0 {

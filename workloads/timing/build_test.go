@@ -182,3 +182,36 @@ func TestListVisits(t *testing.T) {
 		t.Errorf("got %q", got)
 	}
 }
+
+// TestBuildUpstreamVisit: a visit with no produce event whose filter
+// events carry record timestamps (an upstream stream) is complete, timed
+// from the earliest to the latest record timestamp; one without them stays
+// incomplete.
+func TestBuildUpstreamVisit(t *testing.T) {
+	r := Build([]Event{
+		{Kind: KindFilter, Visit: 7, Name: "A", Start: at(ms(100)), Sent: at(ms(2000)), End: at(ms(2300)), Alerts: 500, Bytes: 5000, Selected: 20},
+		{Kind: KindFilter, Visit: 7, Name: "B", Start: at(ms(50)), Sent: at(ms(2100)), End: at(ms(2600)), Alerts: 500, Bytes: 5000, Selected: 3},
+		{Kind: KindConsume, Visit: 7, Name: "cA", Source: "A", End: at(ms(2500)), Rank: 20},
+		{Kind: KindFilter, Visit: 8, Name: "A", End: at(ms(40000)), Alerts: 10},
+	})
+	if r.Totals.Complete != 1 || r.Totals.Upstream != 1 || r.Totals.Incomplete != 1 {
+		t.Fatalf("totals: complete %d, upstream %d, incomplete %d; want 1, 1, 1", r.Totals.Complete, r.Totals.Upstream, r.Totals.Incomplete)
+	}
+	v := r.Visits[0]
+	if !v.Upstream || !v.Start.Equal(at(ms(50))) || !v.End.Equal(at(ms(2100))) || v.Send != ms(2050) || v.Alerts != 500 || v.Bytes != 5000 {
+		t.Errorf("upstream visit: upstream %v start %v end %v send %v alerts %d bytes %d", v.Upstream, v.Start, v.End, v.Send, v.Alerts, v.Bytes)
+	}
+	if got := []time.Duration{v.Filters[0].Lag, v.Filters[1].Lag, v.Consumers[0].Latency}; !reflect.DeepEqual(got, []time.Duration{ms(200), ms(500), ms(2450)}) {
+		t.Errorf("lags A, B and latency: %v; want 200ms, 500ms, 2.45s", got)
+	}
+	if !strings.Contains(strings.Join(r.Warnings, "\n"), "1 visits came from an upstream stream") {
+		t.Errorf("warnings do not say the visit came from upstream: %q", r.Warnings)
+	}
+	var sb strings.Builder
+	if err := r.WriteTable(&sb); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(sb.String(), "1 from an upstream stream") {
+		t.Errorf("table does not count the upstream visit:\n%s", sb.String())
+	}
+}

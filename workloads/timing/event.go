@@ -40,13 +40,19 @@ func (k *Kind) UnmarshalText(b []byte) error {
 
 // Event is one timing record, sent as JSON in one Kafka message.
 type Event struct {
-	Kind        Kind      `json:"kind"`
-	Run         string    `json:"run,omitempty"`    // producer run id
-	Visit       int64     `json:"visit"`            // visit number
-	Name        string    `json:"name"`             // producer / filter / consumer name
-	Source      string    `json:"source,omitempty"` // consume: the filter (topic) it reads
-	Start       time.Time `json:"start,omitzero"`   // produce: visit start (before serializing the first alert)
-	End         time.Time `json:"end"`              // produce: all alerts acknowledged; filter: last alert of the visit processed; consume: this alert arrived
+	Kind   Kind      `json:"kind"`
+	Run    string    `json:"run,omitempty"`    // producer run id
+	Visit  int64     `json:"visit"`            // visit number
+	Name   string    `json:"name"`             // producer / filter / consumer name
+	Source string    `json:"source,omitempty"` // consume: the filter (topic) it reads
+	Start  time.Time `json:"start,omitzero"`   // produce: visit start (before serializing the first alert); filter: see Sent
+	End    time.Time `json:"end"`              // produce: all alerts acknowledged; filter: last alert of the visit processed; consume: this alert arrived
+	// Filter events of a visit without produce events (an upstream
+	// stream, whose alerts carry no mb-* headers): Start and Sent are the
+	// record timestamps of its earliest and latest alerts, when the
+	// upstream wrote them; the report takes them as the visit's start and
+	// end.
+	Sent        time.Time `json:"sent,omitzero"`
 	Alerts      int       `json:"alerts,omitempty"` // produce: alerts sent; filter: alerts read for the visit
 	Bytes       int64     `json:"bytes,omitempty"`
 	Matched     int       `json:"matched,omitempty"`  // filter: alerts matching before the cap

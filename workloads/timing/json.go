@@ -62,6 +62,7 @@ type jsonReport struct {
 type jsonTotals struct {
 	Visits             int             `json:"visits"`
 	Complete           int             `json:"complete_visits"`
+	Upstream           int             `json:"upstream_visits"`
 	Incomplete         int             `json:"incomplete_visits"`
 	IncompleteVisitIDs []int64         `json:"incomplete_visit_ids"`
 	Alerts             int             `json:"alerts"`
@@ -136,6 +137,7 @@ type jsonVisit struct {
 	Visit           int64               `json:"visit"`
 	Run             string              `json:"run"`
 	Complete        bool                `json:"complete"`
+	Upstream        bool                `json:"upstream,omitempty"`
 	Producers       int                 `json:"producers"`
 	Start           *time.Time          `json:"start"`
 	End             *time.Time          `json:"end"`
@@ -190,7 +192,7 @@ func (r Report) jsonReport() jsonReport {
 	t := r.Totals
 	out := jsonReport{
 		Totals: jsonTotals{
-			Visits: t.Visits, Complete: t.Complete, Incomplete: t.Incomplete,
+			Visits: t.Visits, Complete: t.Complete, Upstream: t.Upstream, Incomplete: t.Incomplete,
 			IncompleteVisitIDs: nonNil(t.IncompleteVisits),
 			Alerts:             t.Alerts, Bytes: t.Bytes, Selected: t.Selected, Received: t.Received,
 			Filters: t.Filters, Consumers: t.Consumers,
@@ -236,7 +238,7 @@ func (r Report) jsonReport() jsonReport {
 	}
 	for _, v := range r.Visits {
 		jv := jsonVisit{
-			Visit: v.Visit, Run: v.Run, Complete: v.Complete, Producers: v.Producers,
+			Visit: v.Visit, Run: v.Run, Complete: v.Complete, Upstream: v.Upstream, Producers: v.Producers,
 			Alerts: v.Alerts, Bytes: v.Bytes, FiltersFinished: v.FiltersFinished, Consumers: v.ConsumerCount,
 			Selected: v.Selected, DeadLetters: v.DeadLetters,
 			FilterDetails: []jsonFilterVisit{}, ConsumerDetails: []jsonConsumerVisit{},

@@ -51,10 +51,16 @@ type Report struct {
 type Visit struct {
 	Visit int64
 	Run   string // producer run id(s), comma-separated when several
-	// Complete is true when the visit has a produce event; without one,
-	// Send, lags and latencies are unknown (zero) and the visit is left
-	// out of the summaries.
-	Complete  bool
+	// Complete is true when the visit has a produce event, or filter
+	// events with the record timestamps of an upstream visit (Upstream);
+	// without either, Send, lags and latencies are unknown (zero) and the
+	// visit is left out of the summaries.
+	Complete bool
+	// Upstream is true for a visit timed by its alerts' record timestamps
+	// (filter events' Start and Sent): its alerts came from an upstream
+	// stream, with no produce event. Start and End are then the earliest
+	// and latest of those, Alerts and Bytes what the filters read.
+	Upstream  bool
 	Producers int       // produce events merged into this visit
 	Start     time.Time // earliest produce start
 	End       time.Time // latest produce end
@@ -125,7 +131,8 @@ type ConsumerSummary struct {
 // Totals are counts over all events and visits.
 type Totals struct {
 	Visits           int     // distinct visits seen in any event
-	Complete         int     // visits with a produce event
+	Complete         int     // visits with a produce event, or timed by their record timestamps (Upstream)
+	Upstream         int     // of those, visits timed by their record timestamps
 	Incomplete       int     // visits without one
 	IncompleteVisits []int64 // their numbers, ascending
 	Alerts           int     // alerts sent by the producer

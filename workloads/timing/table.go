@@ -24,6 +24,9 @@ func (r Report) WriteTable(w io.Writer) error {
 		p("Runs:         %s\n", strings.Join(t.Runs, ", "))
 	}
 	p("Visits:       %d (%d complete, %d incomplete", t.Visits, t.Complete, t.Incomplete)
+	if t.Upstream > 0 {
+		p("; %d from an upstream stream, timed by their record timestamps", t.Upstream)
+	}
 	if t.Incomplete > 0 {
 		p(": %s", listVisits(t.IncompleteVisits))
 	}

@@ -1,9 +1,11 @@
 package kafkabed
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -89,7 +91,8 @@ func startBrokerOnce(ctx context.Context, cfg brokerConfig, libs, java string) (
 	if err != nil {
 		return fail(err)
 	}
-	b.bootstrap = "127.0.0.1:" + strconv.Itoa(ports[0])
+	host := cmp.Or(cfg.listenHost, "127.0.0.1")
+	b.bootstrap = net.JoinHostPort(host, strconv.Itoa(ports[0]))
 	b.selfBootstrap = "127.0.0.1:" + strconv.Itoa(ports[2])
 	var security *kafkaconf.BrokerSecurity
 	if cfg.secure {
@@ -99,7 +102,7 @@ func startBrokerOnce(ctx context.Context, cfg brokerConfig, libs, java string) (
 	}
 	props := kafkaconf.BrokerProperties(kafkaconf.BrokerOptions{
 		Security:        security,
-		ListenerHost:    "127.0.0.1",
+		ListenerHost:    host,
 		ListenerPort:    ports[0],
 		ControllerPort:  ports[1],
 		InterBrokerPort: ports[2],
@@ -167,7 +170,8 @@ func (b *Broker) waitReady(ctx context.Context) error {
 	return fmt.Errorf("kafkabed: broker %s not ready: %w", b.bootstrap, err)
 }
 
-// Bootstrap returns the broker's bootstrap.servers value, "127.0.0.1:PORT".
+// Bootstrap returns the broker's bootstrap.servers value, "127.0.0.1:PORT" (the
+// WithListenHost host instead, when given).
 func (b *Broker) Bootstrap() string { return b.bootstrap }
 
 // ClusterID returns the id the broker's storage was formatted with.

@@ -42,6 +42,7 @@ type brokerConfig struct {
 	secure, tls   bool     // WithSecurity
 	ca            pki.Pair // signs the broker's certificate when tls
 	adminPassword string
+	listenHost    string // WithListenHost; "" is 127.0.0.1
 }
 
 func newBrokerConfig(opts []Option) brokerConfig {
@@ -60,6 +61,12 @@ func WithHeapMB(mb int) Option { return func(c *brokerConfig) { c.heapMB = mb } 
 func WithProperty(key, value string) Option {
 	return func(c *brokerConfig) { c.props[key] = value }
 }
+
+// WithListenHost binds the broker's client listener to host (an address of
+// this machine, such as a lab's Gateway, where the lab's nodes reach it)
+// instead of 127.0.0.1, and advertises it there; with TLS its certificate
+// names host too. The broker's own listeners stay on loopback.
+func WithListenHost(host string) Option { return func(c *brokerConfig) { c.listenHost = host } }
 
 // WithLogf sends progress messages (start-up and shut-down timings, kept
 // directories) to logf.

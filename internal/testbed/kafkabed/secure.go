@@ -47,7 +47,11 @@ func (b *Broker) prepareSecurity(cfg brokerConfig) (*kafkaconf.BrokerSecurity, e
 	if !cfg.tls {
 		return sec, nil
 	}
-	cert, err := pki.Issue(cfg.ca, "kafkabed broker", []string{"127.0.0.1", "localhost"}, time.Now(), 24*time.Hour)
+	sans := []string{"127.0.0.1", "localhost"}
+	if cfg.listenHost != "" {
+		sans = append(sans, cfg.listenHost)
+	}
+	cert, err := pki.Issue(cfg.ca, "kafkabed broker", sans, time.Now(), 24*time.Hour)
 	if err != nil {
 		return nil, err
 	}

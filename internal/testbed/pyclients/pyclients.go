@@ -14,6 +14,18 @@ import (
 // Dir is the virtualenv's path relative to the repository root.
 const Dir = ".cache/pyclients"
 
+// Scripts the tests run with the virtualenv's Python, relative to the
+// repository root (see each one's docstring for its arguments and output).
+const (
+	// OutsideReader reads a filtered stream as a filter's owner does, from
+	// the properties minibroker_filter_group.readers gives, optionally
+	// decoding through a schema registry with AvroDeserializer.
+	OutsideReader = "internal/testbed/pyclients/outside_reader.py"
+	// UpstreamProducer writes an upstream alert stream of Rubin-format
+	// alerts with Producer and AvroSerializer, as an upstream's source does.
+	UpstreamProducer = "internal/testbed/pyclients/upstream_producer.py"
+)
+
 // Python returns the virtualenv's interpreter under the repository root, or
 // an error that says how to install it. Tests fail on that error, never skip:
 // `make test` installs the clients first.

@@ -29,8 +29,10 @@ func runFilter(ctx context.Context, args []string, stdout io.Writer, log *slog.L
 	input := fs.String("input", stream.AlertsTopic, "topic of the full alert stream")
 	outBootstrap := fs.String("output-bootstrap", "", "bootstrap servers for filtered streams (default --bootstrap)")
 	schemas := fs.String("schemas-topic", stream.SchemasTopic, "topic with the alerts' schemas")
-	visitPath := fs.String("visit-path", alert.DefaultVisitPath, "field holding the visit id, for the per-visit cap")
+	visitPath := fs.String("visit-path", alert.DefaultVisitPath, "field holding the visit id, for the per-visit cap and for grouping alerts without mb-* headers into visits")
 	idPath := fs.String("id-path", alert.DefaultIDPath, "field holding the alert id")
+	visitQuiet := fs.Duration("visit-quiet", stream.DefaultVisitQuiet, "alerts without mb-* headers (an upstream stream): close a visit this long after its last alert, "+
+		"if no alert of a later visit has closed it first")
 	deadLetter := fs.String("dead-letter", "", "topic for undecodable alerts (default NAME-deadletter)")
 	group := fs.String("group", "", "consumer group (default minibroker-filter-NAME)")
 	fromBeginning := fs.Bool("from-beginning", false, "a new group starts at the oldest alert instead of the newest")
@@ -47,6 +49,9 @@ func runFilter(ctx context.Context, args []string, stdout io.Writer, log *slog.L
 	}
 	if fs.NArg() > 0 {
 		return usagef("unexpected arguments %q (Avro files are read only with --dry-run)", fs.Args())
+	}
+	if *visitQuiet <= 0 {
+		return usagef("--visit-quiet must be positive, got %s", *visitQuiet)
 	}
 	specs := []filter.Spec{{Name: *name, Expr: *expr, Output: *output, MaxPerVisit: *maxPer, CostLimit: *costLimit}}
 	procName := ""
@@ -72,7 +77,7 @@ func runFilter(ctx context.Context, args []string, stdout io.Writer, log *slog.L
 	}
 	return pipeline.RunFilters(ctx, pipeline.FilterConfig{
 		Bootstrap: k.bootstrap, Input: *input, Specs: specs, Name: procName, Group: *group,
-		VisitPath: *visitPath, IDPath: *idPath, DeadLetter: *deadLetter, SchemasTopic: *schemas, Schemas: known,
+		VisitPath: *visitPath, VisitQuiet: *visitQuiet, IDPath: *idPath, DeadLetter: *deadLetter, SchemasTopic: *schemas, Schemas: known,
 		FromBeginning: *fromBeginning, AtLeastOnce: *atLeastOnce, DecodeBytes: *decodeBytes, OutputBootstrap: *outBootstrap,
 		TimingBootstrap: k.timingBootstrap, TimingTopic: k.timingTopic, Kafka: over, Log: log,
 	})

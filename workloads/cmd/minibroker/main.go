@@ -25,6 +25,7 @@ type command struct {
 
 var commands = []command{
 	{"produce", "send visits of alerts to a topic", runProduce},
+	{"ingest", "copy an upstream alert stream into the hub, exactly once, importing its schemas", runIngest},
 	{"filter", "filter the full stream with CEL expressions (or --dry-run over Avro files)", runFilter},
 	{"consume", "read a filtered stream and record when each alert arrives", runConsume},
 	{"report", "print the timing report from the timing topic", runReport},

@@ -7,7 +7,6 @@ import (
 	"log/slog"
 
 	"github.com/minibroker/terraform-provider-minibroker/workloads/alert"
-	"github.com/minibroker/terraform-provider-minibroker/workloads/kclient"
 	"github.com/minibroker/terraform-provider-minibroker/workloads/pipeline"
 	"github.com/minibroker/terraform-provider-minibroker/workloads/registry"
 	"github.com/minibroker/terraform-provider-minibroker/workloads/stream"
@@ -48,12 +47,8 @@ func runProduce(ctx context.Context, args []string, stdout io.Writer, log *slog.
 	}
 	var reg *registry.Client
 	if *registryFile != "" {
-		settings, err := kclient.ReadProperties(*registryFile)
-		if err != nil {
-			return usageError{err}
-		}
-		if reg, err = registry.NewClient(settings); err != nil {
-			return usageError{err}
+		if reg, err = registryClient(*registryFile); err != nil {
+			return err
 		}
 	}
 	var src pipeline.Source = pipeline.NewSynthetic(*seed, *cutout)
