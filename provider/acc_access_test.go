@@ -76,11 +76,20 @@ func readerDir(t *testing.T, r reader) (dir, props string) {
 	return dir, props
 }
 
-// pythonReader runs pyclients.OutsideReader, Python's confluent-kafka
+// outsideAlert is one alert pyclients.OutsideReader read: its visit and id
+// (headers) and, with --registry, the decoded diaSourceId and schema id.
+type outsideAlert struct {
+	Visit    int64  `json:"visit"`
+	ID       string `json:"id"`
+	Decoded  string `json:"decoded"`
+	SchemaID uint32 `json:"schema_id"`
+}
+
+// outsideReader runs pyclients.OutsideReader, Python's confluent-kafka
 // from PyPI (`make pyclients`), from the host: outside every node's
-// network namespace, as a user's laptop is. It returns the alerts read by
-// visit, the exit code and standard error.
-func pythonReader(ctx context.Context, t *testing.T, dir, props, topic string, overrides ...string) (map[int64]map[string]bool, int, string) {
+// network namespace, as a user's laptop is. It returns the alerts read,
+// the exit code and standard error.
+func outsideReader(ctx context.Context, t *testing.T, dir, props, topic string, overrides ...string) ([]outsideAlert, int, string) {
 	t.Helper()
 	python, err := pyclients.Python(repoRoot(t))
 	if err != nil {
@@ -98,21 +107,28 @@ func pythonReader(ctx context.Context, t *testing.T, dir, props, topic string, o
 	} else if err != nil {
 		t.Fatalf("python reader: %v", err)
 	}
-	got := map[int64]map[string]bool{}
+	var out []outsideAlert
 	sc := bufio.NewScanner(&stdout)
 	for sc.Scan() {
-		var a struct {
-			Visit    int64  `json:"visit"`
-			ID       string `json:"id"`
-			Decoded  string `json:"decoded"`
-			SchemaID uint32 `json:"schema_id"`
-		}
+		var a outsideAlert
 		if err := json.Unmarshal(sc.Bytes(), &a); err != nil {
 			t.Fatalf("python reader printed %q: %v", sc.Text(), err)
 		}
+		out = append(out, a)
+	}
+	return out, code, stderr.String()
+}
+
+// pythonReader runs outsideReader on a stream of the synthetic producer's
+// alerts and returns the ids read by visit. Decoding through the registry
+// (--registry), each alert must be the one its headers name, written with
+// the synthetic schema's id.
+func pythonReader(ctx context.Context, t *testing.T, dir, props, topic string, overrides ...string) (map[int64]map[string]bool, int, string) {
+	t.Helper()
+	alerts, code, stderr := outsideReader(ctx, t, dir, props, topic, overrides...)
+	got := map[int64]map[string]bool{}
+	for _, a := range alerts {
 		if slices.Contains(overrides, "--registry") {
-			// Decoded through the registry: the alert is the one its
-			// headers name, written with the synthetic schema's id.
 			if a.Decoded != a.ID || a.SchemaID != alert.SchemaID(alert.SyntheticSchema()) {
 				t.Errorf("AvroDeserializer decoded alert %s as diaSourceId %q with schema id %d", a.ID, a.Decoded, a.SchemaID)
 			}
@@ -122,7 +138,7 @@ func pythonReader(ctx context.Context, t *testing.T, dir, props, topic string, o
 		}
 		got[a.Visit][a.ID] = true
 	}
-	return got, code, stderr.String()
+	return got, code, stderr
 }
 
 // buildMinibroker builds the workloads binary for the host, the user's

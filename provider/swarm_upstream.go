@@ -80,7 +80,9 @@ func upstreamSchema() schema.SingleNestedAttribute {
 			"from_beginning": schema.BoolAttribute{Optional: true, Computed: true, Default: booldefault.StaticBool(false),
 				MarkdownDescription: "The first time the relay runs (before it has saved where it is, in the hub's `" +
 					stream.IngestStateTopic + "`), start at the beginning of the upstream topic rather than its end. Later " +
-					"runs resume where the relay stopped whatever this says. Default false."},
+					"runs resume where the relay stopped whatever this says. The backlog reaches the filters that run then (an upstream " +
+					"added to a swarm whose filter groups exist): a filter created later starts at the stream's end, as always. " +
+					"Default false."},
 		},
 	}
 }

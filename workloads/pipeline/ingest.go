@@ -156,10 +156,11 @@ type ingestRun struct {
 	schemas map[uint32]schemaImport
 	// next is each upstream partition's next offset to copy, as of the
 	// open transaction.
-	next    map[int32]int64
-	lastTxn *kclient.TxnRecord
-	copied  int64
-	batch   int // alerts in the open transaction
+	next     map[int32]int64
+	lastTxn  *kclient.TxnRecord
+	copied   int64
+	unframed int64 // records copied that are not in the wire format
+	batch    int   // alerts in the open transaction
 }
 
 type schemaImport struct {
@@ -348,8 +349,9 @@ func (g *ingestRun) copy(ctx context.Context, out *kafka.Producer, m *kafka.Mess
 		if err := g.importSchema(ctx, id); err != nil {
 			return err
 		}
-	} else if g.copied == 0 || g.copied%1000 == 0 {
-		g.log.Warn("alert not in the Confluent wire format: copied as it is (filters dead-letter it)", "at", m.TopicPartition.String(), "err", err)
+	} else if g.unframed++; g.unframed == 1 || g.unframed%1000 == 0 {
+		g.log.Warn("alert not in the Confluent wire format: copied as it is (filters dead-letter it)",
+			"at", m.TopicPartition.String(), "err", err, "not_framed", g.unframed)
 	}
 	topic := g.cfg.Topic
 	msg := &kafka.Message{
