@@ -92,7 +92,8 @@ resource "minibroker_filter_group" "g0" {
 // and a schema registry holding Rubin's v11 at id 1100, written by
 // Python's confluent-kafka with Rubin-format alerts and no mb-* headers)
 // listens on the lab's gateway, where the nodes reach it. Two visits come
-// once the filters run (a new filter starts at the stream's end, as
+// once the filters run (from_beginning is set, but the upstream is empty
+// when the relay starts; a new filter starts at the stream's end, as
 // always). The swarm runs mb-ingest instead of mb-producer, the upstream's password
 // is in no service's labels, command or env, and the filter's owner,
 // with Python's AvroDeserializer and only the readers and

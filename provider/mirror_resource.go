@@ -99,21 +99,28 @@ func mirrorSchema(ctx context.Context) schema.Schema {
 			Validators:          []validator.Int64{int64validator.Between(1, 1024)}},
 		"retention_minutes": schema.Int64Attribute{Optional: true, Computed: true,
 			Default:             int64default.StaticInt64(swarmspec.DefaultRetentionMinutes),
-			MarkdownDescription: fmt.Sprintf("`log.retention.minutes` of the mirror. Default %d.", swarmspec.DefaultRetentionMinutes),
-			Validators:          []validator.Int64{int64validator.AtLeast(1)}},
+			MarkdownDescription: fmt.Sprintf("`log.retention.minutes` of the mirror, at most %d. Default %d.", maxRetentionMinutes, swarmspec.DefaultRetentionMinutes),
+			Validators:          []validator.Int64{int64validator.Between(1, maxRetentionMinutes)}},
 		"properties": schema.MapAttribute{Optional: true, ElementType: types.StringType, Sensitive: true,
+			Validators: []validator.Map{propertiesValidator{}},
 			MarkdownDescription: "Extra `server.properties` entries; they win over the provider's (an override of `listeners` must keep the " +
-				"`BROKER` and `CONTROLLER` listeners). Sensitive (they may hold " +
+				"`BROKER` and `CONTROLLER` listeners). Keys as Kafka's (lower-case letters, digits, `.`, `_`, `-`) and values on one line, " +
+				"checked at plan. Sensitive (they may hold " +
 				"credentials): not kept in the swarm's labels, so an import leaves them unset until the next apply."},
 		"topics": schema.StringAttribute{Optional: true, Computed: true,
-			Default:             stringdefault.StaticString(kafkaconf.DefaultMirrorTopics),
-			MarkdownDescription: "Java regular expression of hub topics to copy. Default `" + kafkaconf.DefaultMirrorTopics + "` (the stream and its schemas)."},
+			Default:    stringdefault.StaticString(kafkaconf.DefaultMirrorTopics),
+			Validators: []validator.String{mirrorTopicsValidator()},
+			MarkdownDescription: "Java regular expression of hub topics to copy (whole names). Default `" + kafkaconf.DefaultMirrorTopics + "` (the stream and its schemas). " +
+				"Checked at plan: it must parse, and match `" + stream.AlertsTopic + "` and `" + stream.SchemasTopic + "`, which every filter on the mirror reads " +
+				"(constructs only Java has, such as look-arounds, are left to MirrorMaker 2)."},
 		"mirror_maker_heap_mb": schema.Int64Attribute{Optional: true, Computed: true,
 			Default:             int64default.StaticInt64(swarmspec.DefaultMirrorMakerHeapMB),
 			MarkdownDescription: fmt.Sprintf("MirrorMaker 2 JVM heap in MiB. Default %d.", swarmspec.DefaultMirrorMakerHeapMB),
 			Validators:          []validator.Int64{int64validator.AtLeast(128)}},
 		"mirror_maker_properties": schema.MapAttribute{Optional: true, ElementType: types.StringType, Sensitive: true,
-			MarkdownDescription: "Extra `mm2.properties` entries, e.g. `\"hub->mirror.tasks.max\" = \"4\"`. Sensitive (they may hold " +
+			Validators: []validator.Map{propertiesValidator{mm2: true}},
+			MarkdownDescription: "Extra `mm2.properties` entries, e.g. `\"hub->mirror.tasks.max\" = \"4\"`: keys as MirrorMaker 2's (lower-case letters, " +
+				"digits, `.`, `_`, `-`, optionally after a flow `SOURCE->TARGET`) and values on one line, checked at plan. Sensitive (they may hold " +
 				"credentials): not kept in the swarm's labels, so an import leaves them unset until the next apply."},
 		"resources": resourcesSchema("", mirrorRoles...),
 		"bootstrap": schema.StringAttribute{Computed: true,

@@ -263,11 +263,13 @@ func hubSchema() schema.SingleNestedAttribute {
 			MarkdownDescription: fmt.Sprintf("Partitions of the alert topic and of topics created on first use. Default %d.", stream.DefaultPartitions)},
 		"retention_minutes": schema.Int64Attribute{Optional: true, Computed: true,
 			Default:             int64default.StaticInt64(swarmspec.DefaultRetentionMinutes),
-			Validators:          []validator.Int64{int64validator.AtLeast(1)},
-			MarkdownDescription: fmt.Sprintf("How long alerts are kept (`log.retention.minutes`). Default %d.", swarmspec.DefaultRetentionMinutes)},
+			Validators:          []validator.Int64{int64validator.Between(1, maxRetentionMinutes)},
+			MarkdownDescription: fmt.Sprintf("How long alerts are kept (`log.retention.minutes`, at most %d). Default %d.", maxRetentionMinutes, swarmspec.DefaultRetentionMinutes)},
 		"properties": schema.MapAttribute{Optional: true, ElementType: types.StringType, Sensitive: true,
+			Validators: []validator.Map{propertiesValidator{}},
 			MarkdownDescription: "Extra `server.properties` entries; they win over the provider's (an override of `listeners` must keep the " +
-				"`BROKER` and `CONTROLLER` listeners). Sensitive (they may hold " +
+				"`BROKER` and `CONTROLLER` listeners). Keys as Kafka's (lower-case letters, digits, `.`, `_`, `-`) and values on one line, " +
+				"checked at plan. Sensitive (they may hold " +
 				"credentials): not kept in the swarm's labels, so an import leaves them unset until the next apply."},
 	}
 	return schema.SingleNestedAttribute{
@@ -284,8 +286,8 @@ func producerSchema() schema.SingleNestedAttribute {
 			MarkdownDescription: "Run the producer; false removes its service and keeps the rest. Default true."},
 		"alerts_per_visit": schema.Int64Attribute{Optional: true, Computed: true,
 			Default:             int64default.StaticInt64(stream.DefaultAlertsPerVisit),
-			Validators:          []validator.Int64{int64validator.AtLeast(1)},
-			MarkdownDescription: fmt.Sprintf("Alerts in each visit. Default %d, as a Rubin visit.", stream.DefaultAlertsPerVisit)},
+			Validators:          []validator.Int64{int64validator.Between(1, maxAlertsPerVisit)},
+			MarkdownDescription: fmt.Sprintf("Alerts in each visit, at most %d (every filter keeps a bit per alert of each open visit). Default %d, as a Rubin visit.", maxAlertsPerVisit, stream.DefaultAlertsPerVisit)},
 		"interval": schema.StringAttribute{Optional: true, Computed: true,
 			Default:             stringdefault.StaticString(stream.DefaultInterval.String()),
 			Validators:          []validator.String{durationValidator()},
@@ -294,9 +296,10 @@ func producerSchema() schema.SingleNestedAttribute {
 			Validators:          []validator.Int64{int64validator.AtLeast(0)},
 			MarkdownDescription: "Visits to send, then stop; 0 (the default) sends forever."},
 		"cutout_bytes": schema.Int64Attribute{Optional: true, Computed: true,
-			Default:             int64default.StaticInt64(alert.DefaultCutoutBytes),
-			Validators:          []validator.Int64{int64validator.AtLeast(0)},
-			MarkdownDescription: fmt.Sprintf("Bytes of each of the 3 cutouts of a synthetic alert. Default %d, which gives ~80 KB alerts; 0 gives small ones.", alert.DefaultCutoutBytes)},
+			Default:    int64default.StaticInt64(alert.DefaultCutoutBytes),
+			Validators: []validator.Int64{int64validator.Between(0, maxCutoutBytes)},
+			MarkdownDescription: fmt.Sprintf("Bytes of each of the 3 cutouts of a synthetic alert. Default %d, which gives ~80 KB alerts; 0 gives small ones. "+
+				"At most %d, so that an alert fits the hub's message limit (%d bytes): the producer skips an alert too large to send.", alert.DefaultCutoutBytes, maxCutoutBytes, hubMessageMaxBytes)},
 		"parallel": schema.Int64Attribute{Optional: true, Computed: true, Default: int64default.StaticInt64(stream.DefaultParallel),
 			Validators:          []validator.Int64{int64validator.Between(1, 256)},
 			MarkdownDescription: fmt.Sprintf("Concurrent senders splitting each visit. Default %d.", stream.DefaultParallel)},

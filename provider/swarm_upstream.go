@@ -175,6 +175,15 @@ func validateUpstream(ctx context.Context, config tfsdk.Config, diags *diag.Diag
 			fmt.Sprintf("upstream.schema_registry_url %s is plain HTTP: remove schema_registry_ca_certificate, or give the https:// URL.",
 				u.RegistryURL.ValueString()))
 	}
+	if plainRegistry && !u.RegistryUsername.IsNull() {
+		diags.AddAttributeWarning(root.AtName("schema_registry_url"), "Registry password in clear",
+			"upstream.schema_registry_url is plain HTTP with a user: HTTP Basic sends schema_registry_password unencrypted "+
+				"to "+u.RegistryURL.ValueString()+" each time the relay imports a schema. Use the https:// URL if the registry has one.")
+	}
+	if tlsOff && !u.Username.IsNull() {
+		diags.AddAttributeWarning(root.AtName("tls"), "Upstream stream in clear",
+			"upstream.tls is false: SCRAM keeps the password off the wire, but every alert and the user name travel unencrypted.")
+	}
 	var producer types.Object
 	diags.Append(config.GetAttribute(ctx, path.Root("producer"), &producer)...)
 	if !producer.IsNull() && !producer.IsUnknown() {

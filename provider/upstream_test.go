@@ -111,8 +111,8 @@ func validateSwarm(t *testing.T, attrs map[string]tftypes.Value) []*tfprotov6.Di
 	return resp.Diagnostics
 }
 
-// The upstream's mistakes fail the plan naming the attribute; a missing
-// CA, which the workloads image cannot do without, is a warning.
+// The upstream's mistakes fail the plan naming the attribute; credentials
+// or alerts that would travel in clear are a warning.
 func TestUpstreamValidation(t *testing.T) {
 	ca := testCAPEM(t)
 	upType := swarmAttrType(t, "upstream")
@@ -175,6 +175,10 @@ func TestUpstreamValidation(t *testing.T) {
 			"producer": objectOf(t, producerType, map[string]any{"alerts_per_visit": tftypes.NewValue(tftypes.Number, 500)})},
 			errAt("producer", "remove the producer block, or set enabled = false")},
 		{"no CA given: the image's public CAs", with(map[string]any{"ca_certificate": nil}), nil, nil},
+		{"registry password over HTTP", with(map[string]any{"schema_registry_url": "http://r:8081", "schema_registry_ca_certificate": nil}), nil,
+			&want{tfprotov6.DiagnosticSeverityWarning, "upstream.schema_registry_url", "sends schema_registry_password unencrypted"}},
+		{"SCRAM without TLS", with(map[string]any{"tls": false, "ca_certificate": nil}), nil,
+			&want{tfprotov6.DiagnosticSeverityWarning, "upstream.tls", "travel unencrypted"}},
 		{"no producer host", rubin(), map[string]tftypes.Value{"hosts": hostsOf(t, "manager", "filter"),
 			"producer": objectOf(t, producerType, map[string]any{"enabled": false})},
 			errAt("hosts", "upstream is set and its relay (mb-ingest) runs on the producer node but no host has role \"producer\"")},

@@ -3,6 +3,8 @@ package kafkaconf
 import (
 	"sort"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 )
 
 // MiB is one mebibyte, the unit most size defaults here are expressed in.
@@ -54,10 +56,14 @@ func (p Properties) Render(header string) string {
 // escape applies java.util.Properties escaping. Keys additionally escape the
 // separators (space, '=', ':') and comment markers; values only need a leading
 // space escaped. Backslashes and control characters are escaped in both, so a
-// regex such as `alerts\..*` survives the round trip.
+// regex such as `alerts\..*` survives the round trip. Any other white space
+// (a vertical tab, a no-break space...) that starts or ends a key or value
+// is escaped too, since readers trim it (kclient.ParseProperties trims all
+// of Unicode's), and bytes that are not UTF-8 are copied as they are.
 func escape(s string, key bool) string {
 	var b strings.Builder
-	for i, r := range s {
+	for i := 0; i < len(s); {
+		r, size := utf8.DecodeRuneInString(s[i:])
 		switch r {
 		case '\\':
 			b.WriteString(`\\`)
@@ -70,7 +76,7 @@ func escape(s string, key bool) string {
 		case '\f':
 			b.WriteString(`\f`)
 		case ' ':
-			if key || i == 0 {
+			if key || i == 0 || i+size == len(s) {
 				b.WriteString(`\ `)
 			} else {
 				b.WriteRune(r)
@@ -81,8 +87,12 @@ func escape(s string, key bool) string {
 			}
 			b.WriteRune(r)
 		default:
-			b.WriteRune(r)
+			if unicode.IsSpace(r) && (i == 0 || i+size == len(s)) {
+				b.WriteByte('\\')
+			}
+			b.WriteString(s[i : i+size])
 		}
+		i += size
 	}
 	return b.String()
 }

@@ -72,6 +72,11 @@ func TestRenderEscapesAndSorts(t *testing.T) {
 			want:  "# h\na\\ b\\=c\\:d=\\ v w=x\n",
 		},
 		{
+			name:  "white space ending a value, other white space starting one, bytes not UTF-8",
+			props: Properties{"k": "v ", "n": "\u00a0x\v", "b": "\xff"},
+			want:  "# h\nb=\xff\nk=v\\ \nn=\\\u00a0x\\\v\n",
+		},
+		{
 			name:  "arrow key and newline value",
 			props: Properties{"hub->mirror.enabled": "true", "k": "l1\nl2"},
 			want:  "# h\nhub->mirror.enabled=true\nk=l1\\nl2\n",

@@ -29,8 +29,8 @@ type taskState struct {
 }
 
 // WaitRunning waits until every service (ids by name) has all its replicas
-// running for settleTime (or, for a service that runs to completion,
-// complete). It fails early, with the tasks' errors and last log lines,
+// running for settleTime (swarmspec.JVMSettleTime for a JVM service; or,
+// for a service that runs to completion, complete). It fails early, with the tasks' errors and last log lines,
 // when tasks keep failing; on timeout it says what each unfinished service
 // is doing. Each poll is two API calls (all services, all tasks), however
 // many services there are.
@@ -134,8 +134,13 @@ func classify(svc swarm.Service, tasks []swarm.Task) taskState {
 		switch t.Status.State {
 		case swarm.TaskStateRunning:
 			// A task counts once it has kept running for a while: a process
-			// that dies on bad configuration is running for a moment first.
-			if t.DesiredState == swarm.TaskStateRunning && time.Since(t.Status.Timestamp) >= settleTime {
+			// that dies on bad configuration is running for a moment first
+			// (a JVM's, for longer).
+			settle := settleTime
+			if swarmspec.IsJVM(svc.Spec.Labels[swarmspec.LabelComponent]) {
+				settle = swarmspec.JVMSettleTime
+			}
+			if t.DesiredState == swarm.TaskStateRunning && time.Since(t.Status.Timestamp) >= settle {
 				st.running++
 			}
 		case swarm.TaskStateComplete:

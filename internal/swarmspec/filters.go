@@ -3,10 +3,9 @@ package swarmspec
 import (
 	"fmt"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
-
-	"gopkg.in/yaml.v3"
 
 	"github.com/minibroker/terraform-provider-minibroker/workloads/access"
 	"github.com/minibroker/terraform-provider-minibroker/workloads/filter"
@@ -31,6 +30,12 @@ type Filter struct {
 	MaxPerVisit int
 	// Output topic; empty means Name.
 	Output string
+	// CostLimit as filter.Spec.CostLimit: 0 means the default,
+	// filter.DefaultCostLimit.
+	CostLimit uint64
+	// TimeBudget as filter.Spec.TimeBudget: 0 means the default,
+	// filter.DefaultTimeBudget.
+	TimeBudget time.Duration
 	// ConsumerNode pins the consumer to a consumer node by index; negative
 	// lets Swarm spread consumers over all consumer nodes.
 	ConsumerNode int
@@ -43,7 +48,39 @@ type Filter struct {
 
 // Spec is the filter as the filter process reads it (--filters YAML).
 func (f Filter) Spec() filter.Spec {
-	return filter.Spec{Name: f.Name, Expr: f.Expression, Output: f.Output, MaxPerVisit: f.MaxPerVisit}
+	return filter.Spec{Name: f.Name, Expr: f.Expression, Output: f.Output, MaxPerVisit: f.MaxPerVisit, CostLimit: f.costLimit(),
+		TimeBudget: f.timeBudget()}
+}
+
+// timeBudget is TimeBudget with the default as 0, as costLimit.
+func (f Filter) timeBudget() time.Duration {
+	if f.TimeBudget == filter.DefaultTimeBudget {
+		return 0
+	}
+	return f.TimeBudget
+}
+
+// costLimit is CostLimit with the default as 0, so that the filters YAML
+// and the command of a filter that leaves it alone, and their hashes,
+// stay what they were before the setting existed (no restart on upgrade).
+func (f Filter) costLimit() uint64 {
+	if f.CostLimit == filter.DefaultCostLimit {
+		return 0
+	}
+	return f.CostLimit
+}
+
+// costLimitArgs passes CostLimit and TimeBudget to an isolated filter
+// process when they are not the defaults.
+func (f Filter) costLimitArgs() []string {
+	var args []string
+	if f.costLimit() != 0 {
+		args = append(args, "--cost-limit", strconv.FormatUint(f.costLimit(), 10))
+	}
+	if f.timeBudget() != 0 {
+		args = append(args, "--time-budget", f.timeBudget().String())
+	}
+	return args
 }
 
 // OutputTopic returns the topic the filter writes to.
@@ -157,7 +194,7 @@ func FilterGroupSpecs(g FilterGroup) ([]Desired, error) {
 				args: append([]string{"filter", "--bootstrap", mirror, "--timing-bootstrap", hub,
 					"--name", f.Name, "--expr", f.Expression,
 					"--max-per-visit", itoa(f.MaxPerVisit), "--output", f.OutputTopic(),
-					"--group", group}, g.visitQuietArgs()...),
+					"--group", group}, append(f.costLimitArgs(), g.visitQuietArgs()...)...),
 				labels:      labels(owner, ComponentFilter, LabelMirror, g.Mirror, LabelFilter, f.Name),
 				constraints: place,
 				network:     g.Network,
@@ -259,9 +296,5 @@ func filtersYAML(filters []Filter) ([]byte, error) {
 	for _, f := range filters {
 		doc.Filters = append(doc.Filters, f.Spec())
 	}
-	b, err := yaml.Marshal(doc)
-	if err != nil {
-		return nil, fmt.Errorf("render filters YAML: %w", err)
-	}
-	return b, nil
+	return doc.Marshal() // yaml.Marshal, unless it would not read back
 }

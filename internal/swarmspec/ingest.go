@@ -116,14 +116,21 @@ func IngestSpec(in Ingest) Desired {
 		network:     in.Network,
 		resources:   in.Resources,
 	}
-	svc.secrets = append(svc.secrets, newSecret(IngestService+"-upstream", []byte(UpstreamProperties(u)), UpstreamPropertiesFile))
+	// The upstream's passwords are a person's choice: their secrets'
+	// names hash them under a key from the swarm's seed (none without
+	// kafka_auth, whose swarm keeps no secret of its own).
+	var key []byte
+	if in.Security != nil {
+		key = []byte(in.Security.Password("upstream-secret-names"))
+	}
+	svc.secrets = append(svc.secrets, newKeyedSecret(key, IngestService+"-upstream", []byte(UpstreamProperties(u)), UpstreamPropertiesFile))
 	if u.CAPEM != "" {
 		svc.secrets = append(svc.secrets, newSecret(IngestService+"-upstream-ca", []byte(u.CAPEM), UpstreamCAFile))
 	}
 	if ca := u.registryCA(); ca != "" && ca != u.CAPEM {
 		svc.secrets = append(svc.secrets, newSecret(IngestService+"-upstream-registry-ca", []byte(ca), UpstreamRegistryCAFile))
 	}
-	svc.secrets = append(svc.secrets, newSecret(IngestService+"-upstream-registry",
+	svc.secrets = append(svc.secrets, newKeyedSecret(key, IngestService+"-upstream-registry",
 		[]byte(UpstreamRegistryProperties(u)), UpstreamRegistryPropertiesFile))
 	in.Security.secureClient(&svc, IngestUser)
 	in.Registry.client(&svc, RegistryIngester, "Schema registry settings of the upstream relay (minibroker ingest --registry).")

@@ -340,3 +340,38 @@ func TestVisitQuiet(t *testing.T) {
 		}
 	}
 }
+
+// The names of the secrets holding the upstream's passwords, which
+// `docker secret ls` shows, hash them under a key from the swarm's seed:
+// without the seed a guessed password cannot be checked against them.
+// They still change with the password, so a new one is a new secret.
+func TestUpstreamSecretNamesKeyed(t *testing.T) {
+	sec := testSecurity(t)
+	u := testUpstream()
+	names := func(sec *Security, u Upstream) map[string]string {
+		out := map[string]string{}
+		for _, s := range IngestSpec(Ingest{Upstream: u, Security: sec, Registry: Registry{Security: sec, Ingest: true}}).Secrets {
+			out[s.Target] = s.Name
+		}
+		return out
+	}
+	keyed := names(sec, u)
+	for _, c := range []struct{ file, base, data string }{
+		{UpstreamPropertiesFile, IngestService + "-upstream", UpstreamProperties(u)},
+		{UpstreamRegistryPropertiesFile, IngestService + "-upstream-registry", UpstreamRegistryProperties(u)},
+	} {
+		file, unkeyed := c.file, newSecret(c.base, []byte(c.data), c.file).Name
+		if !strings.HasPrefix(keyed[file], c.base+"-") || keyed[file] == unkeyed {
+			t.Errorf("%s: secret name %q is the content's plain hash", file, keyed[file])
+		}
+	}
+	other := *sec
+	other.Seed = "another seed"
+	if names(&other, u)[UpstreamPropertiesFile] == keyed[UpstreamPropertiesFile] {
+		t.Error("the name does not depend on the swarm's seed")
+	}
+	u.Password = "another password"
+	if names(sec, u)[UpstreamPropertiesFile] == keyed[UpstreamPropertiesFile] {
+		t.Error("a new password keeps the secret's name: Swarm would not replace it")
+	}
+}

@@ -1,5 +1,7 @@
 package swarmspec
 
+import "time"
+
 // Labels set on nodes, services, configs and the network. Everything the
 // provider creates carries LabelManaged, so leftovers can always be found.
 const (
@@ -63,6 +65,22 @@ const (
 	RoleFilter   = "filter"
 	RoleConsumer = "consumer"
 )
+
+// JVMSettleTime is how long a task of a JVM service (a Kafka broker,
+// MirrorMaker 2) must have run before it counts as started: Kafka checks
+// its configuration only once the JVM is up, several seconds after the
+// task starts on a loaded node, so a broker given a bad setting is still
+// running at the 5 s that suffice for the other services.
+const JVMSettleTime = 20 * time.Second
+
+// IsJVM reports whether a service of the component runs a JVM.
+func IsJVM(component string) bool {
+	switch component {
+	case ComponentHub, ComponentMirrorKafka, ComponentMirrorMaker:
+		return true
+	}
+	return false
+}
 
 // Roles lists the node roles in the order hosts are usually written.
 var Roles = []string{RoleManager, RoleProducer, RoleFilter, RoleConsumer}

@@ -165,6 +165,20 @@ func newSecret(base string, data []byte, file string) Config {
 	return Config{Name: secretName(base, sum[:5]), Data: data, Target: file}
 }
 
+// newKeyedSecret is newSecret for data a person chose (an upstream's
+// password): the name's hash is an HMAC under key, so that its 40 bits,
+// which `docker secret ls` shows, cannot confirm a guessed password
+// offline. An empty key (no swarm seed) falls back to newSecret.
+func newKeyedSecret(key []byte, base string, data []byte, file string) Config {
+	if len(key) == 0 {
+		return newSecret(base, data, file)
+	}
+	mac := hmac.New(sha256.New, key)
+	mac.Write([]byte(base + "\x00"))
+	mac.Write(data)
+	return Config{Name: secretName(base, mac.Sum(nil)[:5]), Data: data, Target: file}
+}
+
 // secretName keeps a secret's name within Swarm's 64 characters: the
 // base (a service name and what the secret is), cut to 40, and a hash
 // that tells apart whatever the cut made alike.

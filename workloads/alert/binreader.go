@@ -26,6 +26,7 @@ type binReader struct {
 	depth      int
 	fields     map[string]bool // top-level fields to build; nil builds all
 	emptyItems int
+	values     int  // values skipped, for estimates of their decoded size
 	skipBytes  bool // leave bytes and fixed values nil (WithoutBytes)
 }
 

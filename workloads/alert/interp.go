@@ -170,6 +170,7 @@ func (r *binReader) mapValue(n *node) any {
 
 // skip advances over one value of n without building it.
 func (r *binReader) skip(n *node) {
+	r.values++
 	switch n.kind {
 	case kNull:
 	case kBool:

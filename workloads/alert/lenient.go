@@ -44,7 +44,7 @@ func (w SchemaWarning) String() string { return w.Field + ": " + w.Problem }
 // Use it for files only: schemas from the schemas topic or .avsc files go
 // through the strict ParseSchema.
 func ParseSchemaLenient(text string) (avro.Schema, []SchemaWarning, error) {
-	s, strictErr := avro.ParseWithCache(text, "", &avro.SchemaCache{})
+	s, strictErr := parseAvro([]byte(text), &avro.SchemaCache{})
 	if strictErr == nil {
 		return s, nil, nil
 	}
@@ -72,7 +72,7 @@ func ParseSchemaLenient(text string) (avro.Schema, []SchemaWarning, error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("parse avro schema: %w", err)
 	}
-	s, err = avro.ParseBytesWithCache(repaired, "", &avro.SchemaCache{})
+	s, err = parseAvro(repaired, &avro.SchemaCache{})
 	if err != nil {
 		return nil, nil, fmt.Errorf("parse avro schema (without its %d invalid defaults): %w", len(w.warnings), err)
 	}

@@ -2,8 +2,10 @@ package alert
 
 import (
 	"bytes"
+	"compress/flate"
 	"encoding/binary"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -340,5 +342,174 @@ func TestReadOCFCorrupt(t *testing.T) {
 				t.Errorf("ReadOCFRecords: %v, LoadOCF: %v", err2, err)
 			}
 		})
+	}
+}
+
+// The two crashes of issue 13, on the real Rubin file with its first
+// block's header rewritten: a block declaring 2^40 bytes (out of memory)
+// and a negative block size (a makeslice panic in hamba/avro's container
+// reader, which readOCF no longer uses). Each is an error naming the file,
+// the block and its byte offset, and reading allocates little.
+func TestReadOCFRealFileBadBlockHeader(t *testing.T) {
+	data := fakeAlertBytes(t)
+	var count, size int64
+	{
+		h, err := readOCFHeader(data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := binReader{buf: data, pos: h.end}
+		count, size = r.readLong(), r.readLong()
+		if r.err != nil || count != 1 {
+			t.Fatalf("fakeAlert.avro's first block: %d records, %d bytes, %v", count, size, r.err)
+		}
+	}
+	for _, tc := range []struct {
+		name        string
+		count, size int64
+		want        string
+	}{
+		{"size 2^40", count, 1 << 40, "the block's size, 1099511627776 bytes from byte"},
+		{"size 2^63-1", count, math.MaxInt64, "exceeds the"},
+		{"negative size", count, -8, "negative block size -8"},
+		{"size -1", count, -1, "negative block size -1"},
+		{"negative count", -1, size, "negative record count -1"},
+		{"count 2^40", 1 << 40, size, "1099511627776 records cannot fit"},
+		{"size one short", count, size - 1, "sync marker"},
+		{"size one more", count, size + 1, "sync marker"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			bad, at := withBlockHeader(t, data, tc.count, tc.size)
+			path := writeTemp(t, bad)
+			var before, after runtime.MemStats
+			runtime.GC()
+			runtime.ReadMemStats(&before)
+			_, err := LoadOCF(path)
+			runtime.ReadMemStats(&after)
+			if err == nil {
+				t.Fatal("accepted")
+			}
+			for _, w := range []string{path, fmt.Sprintf("block 0 at byte %d", at), tc.want} {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q lacks %q", err, w)
+				}
+			}
+			if n := after.TotalAlloc - before.TotalAlloc; n > 4<<20 {
+				t.Errorf("reading the %d-byte file allocated %d bytes", len(bad), n)
+			}
+			if _, _, _, err := ReadOCFRecords(path); err == nil || !strings.Contains(err.Error(), fmt.Sprintf("block 0 at byte %d", at)) {
+				t.Errorf("ReadOCFRecords: %v", err)
+			}
+		})
+	}
+	// The unchanged header reads.
+	same, _ := withBlockHeader(t, data, count, size)
+	if !bytes.Equal(same, data) {
+		t.Fatal("withBlockHeader changed an unchanged header")
+	}
+}
+
+// A compression bomb: a deflate block of 16 KB expanding to 16 MB of
+// zeros, each byte a record of one long. Decoded whole it would take some
+// 9 GB (560 bytes allocated a record); reading stops at the memory budget
+// for such a small file.
+func TestReadOCFCompressionBomb(t *testing.T) {
+	var z bytes.Buffer
+	fw, err := flate.NewWriter(&z, flate.BestCompression)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 16 << 20
+	fw.Write(make([]byte, n))
+	fw.Close()
+	schema := `{"type":"record","name":"r","fields":[{"name":"a","type":"long"}]}`
+	data := append(ocfHeaderBytes(testSync, "avro.schema", schema, "avro.codec", "deflate"),
+		ocfBlockBytes(n, int64(z.Len()), z.Bytes(), testSync)...)
+	path := writeTemp(t, data)
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	_, err = LoadOCF(path)
+	runtime.ReadMemStats(&after)
+	if err == nil || !strings.Contains(err.Error(), "compression bomb") || !strings.Contains(err.Error(), "block 0 at byte") {
+		t.Fatalf("a %d-byte file of %d records: %v", len(data), n, err)
+	}
+	if a := after.TotalAlloc - before.TotalAlloc; a > 1<<30 {
+		t.Errorf("reading the %d-byte bomb allocated %d MB", len(data), a>>20)
+	}
+	t.Logf("%d-byte file: %v; allocated %d MB", len(data), err, (after.TotalAlloc-before.TotalAlloc)>>20)
+}
+
+// Two files whose schemas define a record of the same name with other
+// fields: each file's records are read and served with its own schema.
+// hamba/avro caches codecs in its configuration by a schema's text, which
+// names an already defined record by its name alone, so with one
+// configuration for all files the second file's records went through the
+// first file's codec for the record referred to by name, and lost the
+// values of the fields the first lacked (found by FuzzReadOCF on
+// fakeAlert.avro after an input renaming diaSource's snr).
+func TestLoadOCFSameNameOtherFields(t *testing.T) {
+	schemaWith := func(field string) avro.Schema {
+		s, err := ParseSchema(`{"type":"record","name":"r","namespace":"t","fields":[
+			{"name":"src","type":{"type":"record","name":"inner","fields":[
+				{"name":"` + field + `","type":["null","long"],"default":null}]}},
+			{"name":"prv","type":["null",{"type":"array","items":"inner"}],"default":null}]}`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	rec := func(field string, v int64) map[string]any {
+		in := map[string]any{field: map[string]any{"long": v}}
+		return map[string]any{"src": in, "prv": map[string]any{"array": []any{in, in}}}
+	}
+	// Each file written with its own codec configuration, for the same
+	// reason.
+	write := func(s avro.Schema, v any) string {
+		var buf bytes.Buffer
+		enc, err := ocf.NewEncoderWithSchema(s, &buf, ocf.WithEncodingConfig(avro.Config{}.Freeze()),
+			ocf.WithEncoderSchemaCache(&avro.SchemaCache{}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := enc.Encode(v); err != nil {
+			t.Fatal(err)
+		}
+		if err := enc.Close(); err != nil {
+			t.Fatal(err)
+		}
+		return writeTemp(t, buf.Bytes())
+	}
+	a := write(schemaWith("a"), rec("a", 1))
+	b := write(schemaWith("b"), rec("b", 2))
+	for _, order := range [][]string{{a, b}, {b, a}} {
+		rp, err := LoadOCF(order...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range rp.Len() {
+			p, s, err := rp.Alert(nil, 0, i, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := Decode(s, p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			field, want := "a", int64(1)
+			if s.(*avro.RecordSchema).Fields()[0].Type().(*avro.RecordSchema).Fields()[0].Name() == "b" {
+				field, want = "b", 2
+			}
+			for _, path := range []string{"src." + field} {
+				if v, err := LookupInt(got, path); err != nil || v != want {
+					t.Errorf("files %v, record %d: %s = %d, %v; want %d", order, i, path, v, err, want)
+				}
+			}
+			for j, item := range got["prv"].([]any) {
+				if v := item.(map[string]any)[field]; v != want {
+					t.Errorf("files %v, record %d: prv[%d].%s = %v, want %d", order, i, j, field, v, want)
+				}
+			}
+		}
 	}
 }

@@ -59,27 +59,37 @@ func LoadOCF(paths ...string) (*Replay, error) {
 		if err != nil {
 			return nil, fmt.Errorf("load alert files: %w", err)
 		}
-		if !warned[p] {
-			warned[p] = true
-			for _, w := range f.warnings {
-				rp.warnings = append(rp.warnings, FileWarning{File: p, SchemaWarning: w})
-			}
-		}
-		id, text := SchemaID(f.schema), SchemaText(f.schema)
-		if prev, ok := seen[id]; !ok {
-			seen[id] = text
-			rp.schemas = append(rp.schemas, f.schema)
-		} else if prev != text {
-			return nil, fmt.Errorf("load alert files: %s: its schema differs from an earlier file's with the same id %d "+
-				"(the two differ only in what the id leaves out, such as logical types)", p, id)
-		}
-		for i := range f.generic {
-			rp.recs = append(rp.recs, replayRec{
-				schema: f.schema, plan: f.plan, generic: f.generic[i], encoded: f.encoded[i],
-			})
+		if err := rp.add(p, f, seen, warned); err != nil {
+			return nil, fmt.Errorf("load alert files: %w", err)
 		}
 	}
 	return rp, nil
+}
+
+// add appends the records of file p, read as f. seen maps the schema ids
+// of the files added so far to their SchemaText; warned lists the files
+// whose warnings are in.
+func (rp *Replay) add(p string, f *ocfFile, seen map[uint32]string, warned map[string]bool) error {
+	if !warned[p] {
+		warned[p] = true
+		for _, w := range f.warnings {
+			rp.warnings = append(rp.warnings, FileWarning{File: p, SchemaWarning: w})
+		}
+	}
+	id, text := SchemaID(f.schema), SchemaText(f.schema)
+	if prev, ok := seen[id]; !ok {
+		seen[id] = text
+		rp.schemas = append(rp.schemas, f.schema)
+	} else if prev != text {
+		return fmt.Errorf("%s: its schema differs from an earlier file's with the same id %d "+
+			"(the two differ only in what the id leaves out, such as logical types)", p, id)
+	}
+	for i := range f.generic {
+		rp.recs = append(rp.recs, replayRec{
+			schema: f.schema, plan: f.plan, generic: f.generic[i], encoded: f.encoded[i],
+		})
+	}
+	return nil
 }
 
 // Warnings returns the invalid defaults of the files' schemas that were

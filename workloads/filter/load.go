@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"reflect"
+	"strings"
 
 	"gopkg.in/yaml.v3"
 )
@@ -35,13 +37,21 @@ func (e *SpecError) Error() string {
 
 func (e *SpecError) Unwrap() error { return e.Err }
 
+// MaxFileBytes bounds what LoadSpecs reads: a thousand filters of long
+// expressions take well under a megabyte (and a Swarm config, which
+// carries a shared group's file, at most 500 KB).
+const MaxFileBytes = 4 << 20
+
 // LoadSpecs reads a filters file, checks it and compiles every expression.
 // The returned specs have their defaults filled in. All the faulty filters
 // are reported at once, joined with errors.Join, each as a *SpecError.
 func LoadSpecs(r io.Reader) ([]Spec, error) {
-	data, err := io.ReadAll(r)
+	data, err := io.ReadAll(io.LimitReader(r, MaxFileBytes+1))
 	if err != nil {
 		return nil, fmt.Errorf("reading filters: %w", err)
+	}
+	if len(data) > MaxFileBytes {
+		return nil, fmt.Errorf("filters file over %d bytes: a file of filters is far smaller", MaxFileBytes)
 	}
 	var f File
 	dec := yaml.NewDecoder(bytes.NewReader(data))
@@ -98,4 +108,75 @@ func entryLines(data []byte) []int {
 		return lines
 	}
 	return nil
+}
+
+// Marshal renders f as the YAML that LoadSpecs reads back to the same
+// filters: write filters files with it, not yaml.Marshal alone.
+// yaml.v3's emitter writes a multi-line string that starts with a space
+// (an expression such as " alert.x > 1\n", from an indented heredoc) as a
+// literal block whose indentation indicator is wrong: the file then fails
+// to parse, or reads back with other leading spaces (found by
+// FuzzLoadSpecs). Marshal checks what it wrote and, if it does not read
+// back the same, writes every multi-line expression double-quoted
+// instead.
+func (f File) Marshal() ([]byte, error) {
+	b, err := yaml.Marshal(f)
+	if err != nil {
+		return nil, fmt.Errorf("render filters YAML: %w", err)
+	}
+	if f.readsBackFrom(b) {
+		return b, nil
+	}
+	// Encode the file with a placeholder for each multi-line expression
+	// (yaml.Node.Encode goes through the same emitter), then put the
+	// expressions back, double-quoted.
+	held := File{Filters: append([]Spec(nil), f.Filters...)}
+	exprs := map[string]string{}
+	for i := range held.Filters {
+		if e := held.Filters[i].Expr; strings.ContainsAny(e, "\n\r") {
+			token := fmt.Sprintf("minibroker-expr-%d-%d", i, len(e))
+			exprs[token] = e
+			held.Filters[i].Expr = token
+		}
+	}
+	var doc yaml.Node
+	if err := doc.Encode(held); err != nil {
+		return nil, fmt.Errorf("render filters YAML: %w", err)
+	}
+	putBack(&doc, exprs)
+	if b, err = yaml.Marshal(&doc); err != nil {
+		return nil, fmt.Errorf("render filters YAML: %w", err)
+	}
+	if !f.readsBackFrom(b) {
+		return nil, errors.New("render filters YAML: a value does not survive YAML's encoding")
+	}
+	return b, nil
+}
+
+// readsBackFrom reports whether b decodes, as LoadSpecs decodes a file,
+// to f's filters.
+func (f File) readsBackFrom(b []byte) bool {
+	var back File
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if dec.Decode(&back) != nil || len(back.Filters) != len(f.Filters) {
+		return false
+	}
+	for i := range f.Filters {
+		if !reflect.DeepEqual(back.Filters[i], f.Filters[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+// putBack replaces each string scalar under n that is a key of exprs by
+// its value, double-quoted.
+func putBack(n *yaml.Node, exprs map[string]string) {
+	if e, ok := exprs[n.Value]; ok && n.Kind == yaml.ScalarNode {
+		n.Value, n.Style = e, yaml.DoubleQuotedStyle
+	}
+	for _, c := range n.Content {
+		putBack(c, exprs)
+	}
 }

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 const goodYAML = `
@@ -19,6 +20,7 @@ filters:
     max_per_visit: -1
     output: bright-out
     cost_limit: 100000
+    time_budget: 500ms
   - name: five
     expr: alert.diaSource.snr > 50.0
     max_per_visit: 5
@@ -30,9 +32,10 @@ func TestLoadSpecs(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []Spec{
-		{Name: "Filter001", Expr: DefaultExpr, Output: "Filter001", MaxPerVisit: 20, CostLimit: DefaultCostLimit},
-		{Name: "bright.r-band_2", Expr: "alert.diaSource.band == 'r' &&\nalert.diaSource.psfFlux > 1e6\n", Output: "bright-out", MaxPerVisit: -1, CostLimit: 100000},
-		{Name: "five", Expr: "alert.diaSource.snr > 50.0", Output: "five", MaxPerVisit: 5, CostLimit: DefaultCostLimit},
+		{Name: "Filter001", Expr: DefaultExpr, Output: "Filter001", MaxPerVisit: 20, CostLimit: DefaultCostLimit, TimeBudget: DefaultTimeBudget},
+		{Name: "bright.r-band_2", Expr: "alert.diaSource.band == 'r' &&\nalert.diaSource.psfFlux > 1e6\n", Output: "bright-out", MaxPerVisit: -1, CostLimit: 100000,
+			TimeBudget: 500 * time.Millisecond},
+		{Name: "five", Expr: "alert.diaSource.snr > 50.0", Output: "five", MaxPerVisit: 5, CostLimit: DefaultCostLimit, TimeBudget: DefaultTimeBudget},
 	}
 	if len(specs) != len(want) {
 		t.Fatalf("got %d specs", len(specs))

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // Set evaluates many compiled filters on each alert, sharing one decoded
@@ -15,14 +16,18 @@ import (
 // goroutine at any time.
 type Set struct {
 	filters []setFilter
+	// onQuarantine, if set, is told of each filter quarantined for a
+	// visit, from within Evaluate.
+	onQuarantine func(Quarantine)
 }
 
 type setFilter struct {
-	spec Spec
-	prog *Program
-	cap  *Cap
+	spec   Spec
+	prog   *Program
+	cap    *Cap
+	budget budget // used by Evaluate only
 
-	evaluated, matched, admitted, errs, costErrs atomic.Uint64
+	evaluated, matched, admitted, errs, costErrs, skipped atomic.Uint64
 
 	mu      sync.Mutex
 	lastErr error
@@ -38,6 +43,9 @@ type Stats struct {
 	Errors    uint64 `json:"errors"`    // evaluations that failed, cost-exceeded ones included
 	// CostExceeded counts the evaluations stopped by the cost limit.
 	CostExceeded uint64 `json:"cost_exceeded"`
+	// Skipped counts the alerts not evaluated while the filter was
+	// quarantined (see DefaultTimeBudget).
+	Skipped uint64 `json:"skipped"`
 	// LastError is the message of the latest evaluation error, if any.
 	LastError string `json:"last_error,omitempty"`
 }
@@ -57,8 +65,25 @@ func NewSet(specs []Spec, opts ...Option) (*Set, error) {
 	for i, sp := range specs {
 		f := &s.filters[i]
 		f.spec, f.prog, f.cap = sp, progs[i], NewCap(sp.MaxPerVisit)
+		f.budget.limit = sp.TimeBudget
 	}
 	return s, nil
+}
+
+// OnQuarantine sets fn to be called, from within Evaluate, for each filter
+// quarantined for a visit.
+func (s *Set) OnQuarantine(fn func(Quarantine)) { s.onQuarantine = fn }
+
+// VisitUse returns what filter i did with visit besides matching (its
+// evaluation time, runtime errors by kind, quarantine), if it is among the
+// visits it remembers.
+func (s *Set) VisitUse(i int, visit int64) (VisitUse, bool) {
+	for _, u := range s.filters[i].budget.visits {
+		if u.Visit == visit {
+			return u.copy(), true
+		}
+	}
+	return VisitUse{}, false
 }
 
 // Len returns the number of filters.
@@ -74,15 +99,30 @@ func (s *Set) Program(i int) *Program { return s.filters[i].prog }
 // fn(i, rank, admitted) for each filter i that matches: admitted tells
 // whether its cap lets the alert through, and rank is then the 1-based rank
 // of the alert in the filter's output for the visit. Evaluation errors are
-// counted in Stats, never returned. fn may be nil.
+// counted in Stats and VisitUse, never returned. A filter quarantined for
+// the visit (over its time budget) is skipped. fn may be nil.
 func (s *Set) Evaluate(rec map[string]any, visit int64, fn func(i int, rank int, admitted bool)) {
 	act := recordActivation{rec}
 	for i := range s.filters {
 		f := &s.filters[i]
+		u, fresh := f.budget.use(visit)
+		if fresh && f.budget.start(u) {
+			s.quarantined(f, u)
+		}
+		if u.Quarantined {
+			u.Skipped++
+			f.skipped.Add(1)
+			continue
+		}
 		f.evaluated.Add(1)
+		began := time.Now()
 		ok, err := f.prog.eval(act)
+		if f.budget.spend(u, time.Since(began)) {
+			s.quarantined(f, u)
+		}
 		if err != nil {
 			f.fail(err)
+			u.Errors[ErrorKind(err)]++
 			continue
 		}
 		if !ok {
@@ -96,6 +136,12 @@ func (s *Set) Evaluate(rec map[string]any, visit int64, fn func(i int, rank int,
 		if fn != nil {
 			fn(i, rank, admitted)
 		}
+	}
+}
+
+func (s *Set) quarantined(f *setFilter, u *VisitUse) {
+	if s.onQuarantine != nil {
+		s.onQuarantine(Quarantine{Filter: f.spec.Name, Visit: u.Visit, Reason: u.Reason})
 	}
 }
 
@@ -129,6 +175,7 @@ func (s *Set) Stats() []Stats {
 			Admitted:     f.admitted.Load(),
 			Errors:       f.errs.Load(),
 			CostExceeded: f.costErrs.Load(),
+			Skipped:      f.skipped.Load(),
 		}
 		f.mu.Lock()
 		if f.lastErr != nil {

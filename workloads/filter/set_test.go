@@ -115,3 +115,92 @@ func TestSetStatsConcurrent(t *testing.T) {
 		t.Fatalf("%+v", st)
 	}
 }
+
+// TestSetErrorKinds: runtime errors are counted per visit by kind.
+func TestSetErrorKinds(t *testing.T) {
+	s, err := NewSet([]Spec{
+		{Name: "nokey", Expr: "alert.diaSource.nope > 1.0"},
+		{Name: "types", Expr: "alert.diaSource.band > 1"},
+		{Name: "div", Expr: "1 / int(alert.diaSource.snr - alert.diaSource.snr) > 0"},
+		{Name: "costly", Expr: "alert.prvDiaSources.all(a, alert.prvDiaSources.all(b, a.snr > 0.0))", CostLimit: 50},
+		{Name: "fine", Expr: "true"},
+		{Name: "nulls", Expr: "alert.ssObject.all(k, true)"}, // a null where a map is iterated
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for n := range int64(3) {
+		s.Evaluate(testAlert(n, 7, 10, 50000, 10), 7, nil)
+	}
+	for i, kind := range []string{ErrKindNoSuchKey, ErrKindTypeMismatch, ErrKindDivByZero, ErrKindCostLimit, "", ErrKindTypeMismatch} {
+		u, ok := s.VisitUse(i, 7)
+		want := map[string]int{}
+		if kind != "" {
+			want[kind] = 3
+		}
+		if !ok || fmt.Sprint(u.Errors) != fmt.Sprint(want) || u.Quarantined {
+			t.Errorf("filter %s: use %+v (%v), want errors %v", s.Spec(i).Name, u, ok, want)
+		}
+	}
+}
+
+// TestSetQuarantine: a filter over its time budget for a visit is
+// quarantined for the rest of it (the others go on), named to the hook;
+// one over it in two visits running sits out the next QuarantineVisits
+// visits whole, then is evaluated again.
+func TestSetQuarantine(t *testing.T) {
+	runaway := "alert.prvDiaSources.all(x, alert.prvDiaSources.all(y, alert.prvDiaSources.all(z, x.psfFlux + y.psfFlux + z.psfFlux > 0.0)))"
+	s, err := NewSet([]Spec{
+		{Name: "cheap", Expr: "true", MaxPerVisit: -1},
+		{Name: "runaway", Expr: runaway, TimeBudget: MinTimeBudget},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var told []Quarantine
+	s.OnQuarantine(func(q Quarantine) { told = append(told, q) })
+	const perVisit = 100
+	cheap := map[int64]int{}
+	visit := func(v int64) {
+		for n := range int64(perVisit) {
+			s.Evaluate(testAlert(n, v, 20, 50000, 30), v, func(i, _ int, ok bool) {
+				if i == 0 && ok {
+					cheap[v]++
+				}
+			})
+		}
+	}
+	visit(1)
+	u, _ := s.VisitUse(1, 1)
+	if !u.Quarantined || u.Skipped == 0 || u.Skipped >= perVisit || u.Spent < MinTimeBudget || u.Errors[ErrKindCostLimit] == 0 {
+		t.Fatalf("visit 1: runaway's use %+v: want quarantined part-way, over its budget, with cost-limit errors", u)
+	}
+	if len(told) != 1 || told[0].Filter != "runaway" || told[0].Visit != 1 || !strings.Contains(told[0].Reason, "over its time budget") {
+		t.Fatalf("quarantines told: %+v", told)
+	}
+	t.Logf("visit 1: runaway evaluated %d alerts in %v, skipped %d: %s", perVisit-u.Skipped, u.Spent, u.Skipped, u.Reason)
+
+	visit(2) // over again: benched
+	if len(told) != 2 || !strings.Contains(told[1].Reason, fmt.Sprintf("for the next %d visits", QuarantineVisits)) {
+		t.Fatalf("visit 2: quarantines told %+v", told)
+	}
+	for v := int64(3); v < 3+QuarantineVisits; v++ {
+		visit(v)
+		if u, _ := s.VisitUse(1, v); !u.Quarantined || u.Skipped != perVisit || u.Spent != 0 {
+			t.Errorf("visit %d: runaway's use %+v, want quarantined whole", v, u)
+		}
+	}
+	last := int64(3 + QuarantineVisits)
+	visit(last)
+	if u, _ := s.VisitUse(1, last); u.Skipped == perVisit || u.Spent == 0 {
+		t.Errorf("visit %d: runaway's use %+v, want it evaluated again", last, u)
+	}
+	for v := int64(1); v <= last; v++ {
+		if cheap[v] != perVisit {
+			t.Errorf("visit %d: the cheap filter admitted %d of %d", v, cheap[v], perVisit)
+		}
+	}
+	if got := len(told); got != 2+QuarantineVisits+1 {
+		t.Errorf("%d quarantines told, want %d (2 over budget, %d benched, the last visit over again)", got, 2+QuarantineVisits+1, QuarantineVisits)
+	}
+}

@@ -4,6 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"time"
+
+	"github.com/minibroker/terraform-provider-minibroker/workloads/stream"
 )
 
 // Spec describes one filter. Zero values mean defaults (see WithDefaults).
@@ -21,6 +24,10 @@ type Spec struct {
 	// CostLimit is the CEL runtime cost limit of one evaluation; 0 means
 	// DefaultCostLimit.
 	CostLimit uint64 `yaml:"cost_limit,omitempty"`
+	// TimeBudget is the evaluation time the filter may spend on one visit
+	// before it is quarantined for the rest of it (see DefaultTimeBudget);
+	// 0 means DefaultTimeBudget. In YAML, a Go duration such as "2s".
+	TimeBudget time.Duration `yaml:"time_budget,omitempty"`
 }
 
 var topicName = regexp.MustCompile(`^[A-Za-z0-9._-]{1,200}$`)
@@ -42,6 +49,9 @@ func (s Spec) WithDefaults() Spec {
 	if s.CostLimit == 0 {
 		s.CostLimit = DefaultCostLimit
 	}
+	if s.TimeBudget == 0 {
+		s.TimeBudget = DefaultTimeBudget
+	}
 	return s
 }
 
@@ -59,6 +69,9 @@ func (s Spec) Validate() error {
 	}
 	if s.Expr == "" {
 		return fmt.Errorf("filter %q: empty expr: give a boolean CEL expression over `alert`, e.g. %s", s.Name, DefaultExpr)
+	}
+	if s.TimeBudget != 0 && (s.TimeBudget < MinTimeBudget || s.TimeBudget > MaxTimeBudget) {
+		return fmt.Errorf("filter %q: time_budget %v: want %v to %v of evaluation time per visit", s.Name, s.TimeBudget, MinTimeBudget, MaxTimeBudget)
 	}
 	return nil
 }
@@ -124,4 +137,79 @@ func compileSpecs(in []Spec, lines []int, opts ...Option) ([]Spec, []*Program, e
 		return nil, nil, errors.Join(errs...)
 	}
 	return specs, progs, nil
+}
+
+// MaxCostLimit is the highest cost limit a filter may set: ten times
+// DefaultCostLimit, about a quarter of a second of one CPU for an
+// evaluation that reaches it (docs/benchmarks-settings.md has the time per
+// unit). Higher, one runaway expression would hold a shared process for
+// most of a visit's 39 s within a few hundred alerts.
+const MaxCostLimit = 10 * DefaultCostLimit
+
+// CheckCostLimit accepts 0 (the default, DefaultCostLimit) and 1 to
+// MaxCostLimit.
+func CheckCostLimit(limit uint64) error {
+	if limit > MaxCostLimit {
+		return fmt.Errorf("cost limit %d is above the most a filter may set, %d (10 times the default %d)", limit, MaxCostLimit, DefaultCostLimit)
+	}
+	return nil
+}
+
+// CheckOutput reports why a filter may not write to topic: not a Kafka
+// topic name, or a topic the mini-broker keeps for itself
+// (stream.Reserved).
+func CheckOutput(topic string) error {
+	if !ValidName(topic) {
+		return fmt.Errorf("invalid output topic %q: use 1 to 200 of A-Z a-z 0-9 . _ -", topic)
+	}
+	if why, reserved := stream.Reserved(topic); reserved {
+		return fmt.Errorf("output topic %q is reserved: %s", topic, why)
+	}
+	return nil
+}
+
+// CheckDeployable checks what a filter process would otherwise meet only
+// once it runs: each spec's output topic (Output, or Name when empty) must
+// be one a filter may write (CheckOutput), its cost limit in range
+// (CheckCostLimit), and no two outputs may collide in Kafka, which takes
+// '.' and '_' as the same (stream.TopicCollisionKey). Every problem is
+// reported, as a *SpecError naming the filter, joined with errors.Join.
+// Validate and Compile check the rest.
+func CheckDeployable(specs []Spec) error {
+	var errs []error
+	outputs := map[string]int{}
+	for i, s := range specs {
+		fail := func(err error) {
+			errs = append(errs, &SpecError{Index: i, Name: s.Name, Err: fmt.Errorf("filter %q: %w", s.Name, err)})
+		}
+		if err := CheckCostLimit(s.CostLimit); err != nil {
+			fail(err)
+		}
+		out := s.Output
+		if out == "" {
+			out = s.Name
+		}
+		if out == "" {
+			continue // Validate reports the missing name
+		}
+		if err := CheckOutput(out); err != nil {
+			fail(err)
+			continue
+		}
+		key := stream.TopicCollisionKey(out)
+		if j, dup := outputs[key]; dup {
+			o := specs[j].Output
+			if o == "" {
+				o = specs[j].Name
+			}
+			if o == out {
+				fail(fmt.Errorf("output topic %q already written by filter %q", out, specs[j].Name))
+			} else {
+				fail(fmt.Errorf("output topic %q collides with %q of filter %q: Kafka takes '.' and '_' as the same", out, o, specs[j].Name))
+			}
+			continue
+		}
+		outputs[key] = i
+	}
+	return errors.Join(errs...)
 }

@@ -42,6 +42,8 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
 
@@ -198,20 +200,46 @@ func ReadProperties(path string) (map[string]string, error) {
 
 // ParseProperties is ReadProperties for data read elsewhere (name says
 // where, in errors).
+//
+// White space around keys and values is trimmed unless escaped: a
+// value's leading or trailing space written `\ ` (as kafkaconf writes it)
+// is kept.
 func ParseProperties(name string, data []byte) (map[string]string, error) {
 	out := map[string]string{}
 	for i, line := range strings.Split(string(data), "\n") {
-		line = strings.TrimSpace(line)
+		line = trimUnescaped(line)
 		if line == "" || line[0] == '#' || line[0] == '!' {
 			continue
 		}
 		k, v, ok := cutUnescaped(line)
-		if !ok || strings.TrimSpace(k) == "" {
+		k = trimUnescaped(k)
+		if !ok || k == "" {
 			return nil, fmt.Errorf("%s line %d: want key=value, got %q", name, i+1, line)
 		}
-		out[unescapeProperty(strings.TrimSpace(k))] = unescapeProperty(strings.TrimSpace(v))
+		out[unescapeProperty(k)] = unescapeProperty(trimUnescaped(v))
 	}
 	return out, nil
+}
+
+// trimUnescaped trims white space from both ends of s, but for an escaped
+// one at its end (after an odd number of backslashes).
+func trimUnescaped(s string) string {
+	s = strings.TrimLeftFunc(s, unicode.IsSpace)
+	for len(s) > 0 {
+		r, n := utf8.DecodeLastRuneInString(s)
+		if !unicode.IsSpace(r) {
+			break
+		}
+		backslashes := 0
+		for j := len(s) - n - 1; j >= 0 && s[j] == '\\'; j-- {
+			backslashes++
+		}
+		if backslashes%2 == 1 {
+			break
+		}
+		s = s[:len(s)-n]
+	}
+	return s
 }
 
 // cutUnescaped cuts a line at its first '=' that no backslash escapes.

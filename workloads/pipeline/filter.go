@@ -156,9 +156,13 @@ type filterRun struct {
 	// finished is set when a visit completes, so that the transaction
 	// holding its last alert commits at once.
 	finished bool
-	// newest holds, per input partition, the newest visit of a header-less
-	// alert read there (handleHeaderless).
-	newest map[int32]int64
+	// quietSince is when the quiet time of every open visit started at
+	// the latest: the start of the session, whose restored visits get a
+	// full quiet time to receive the rest of their alerts.
+	quietSince time.Time
+	// parked holds the alerts waiting for the next re-read of the schemas
+	// topic (resolveParked); their offsets are not committed before.
+	parked []parkedAlert
 
 	read, dead, selected, dups, late int64
 	uncommittedOut                   int   // filtered alerts and dead letters in the open transaction
@@ -214,6 +218,7 @@ func (f *filterRun) run(ctx context.Context) error {
 		return err
 	}
 	defer f.sink.Close(ctx)
+	f.set.OnQuarantine(f.quarantined)
 
 	f.log.Info("waiting for the input topic", "bootstrap", cfg.Bootstrap, "input", cfg.Input)
 	if _, err := kclient.WaitTopic(ctx, cfg.Bootstrap, cfg.Kafka, cfg.Input); err != nil {
@@ -240,7 +245,7 @@ func (f *filterRun) runAtLeastOnce(ctx context.Context) error {
 	defer func() { flush(ctx, out); out.Close() }()
 
 	member := newGroupMember(cfg.Input, cfg.Ready, cfg.FromBeginning, cfg.OutOfGroupLimit, f.log)
-	f.newest = map[int32]int64{}
+	f.quietSince = time.Now()
 	consumerConfig := func() *kafka.ConfigMap {
 		return kclient.ConsumerConfig(cfg.Bootstrap, cfg.Group, cfg.FromBeginning, cfg.Kafka)
 	}
@@ -285,11 +290,15 @@ func (f *filterRun) runAtLeastOnce(ctx context.Context) error {
 			}
 			f.log.Warn("kafka", "err", e)
 		}
+		f.resolveParked(ctx, false)
 		f.closeQuiet(time.Now())
 		if f.finished {
 			f.emitPending()
 		}
 	}
+	stop, cancel := context.WithTimeout(context.WithoutCancel(ctx), closeTimeout)
+	defer cancel()
+	f.resolveParked(stop, true)
 	return nil
 }
 
@@ -332,9 +341,19 @@ func (f *filterRun) handle(ctx context.Context, m *kafka.Message) {
 	tally.bytes += int64(len(m.Value))
 
 	rec, err := f.decode(ctx, m.Value)
-	if f.mustRetry(err) {
-		return
+	switch {
+	case f.mustRetry(err):
+	case errors.Is(err, errParked):
+		tally.parked++
+		f.park(ctx, parkedAlert{m: m, key: key, tally: tally})
+	default:
+		f.filterFramed(ctx, m, key, tally, rec, err)
 	}
+}
+
+// filterFramed filters a decoded alert of a visit with mb-* headers (or
+// dead-letters it, err), and completes the visit when it was its last.
+func (f *filterRun) filterFramed(ctx context.Context, m *kafka.Message, key visitKey, tally *visitTally, rec map[string]any, err error) {
 	if err != nil {
 		f.deadLetter(ctx, m, err)
 		tally.dead++
@@ -345,8 +364,67 @@ func (f *filterRun) handle(ctx context.Context, m *kafka.Message) {
 		}
 		f.evaluate(ctx, m, rec, capVisit, tally)
 	}
-	if tally.seen >= tally.count {
+	if tally.seen >= tally.count && tally.parked == 0 && f.visits.open[key] == tally {
 		f.finish(key, tally)
+	}
+}
+
+// parkedAlert is an alert read whose schema id was unknown: it is filtered
+// after the next re-read of the schemas topic (resolveParked).
+type parkedAlert struct {
+	m     *kafka.Message
+	key   visitKey
+	tally *visitTally // its visit's, for an alert with mb-* headers; nil without
+}
+
+// maxParked bounds the alerts parked at once (up to ~80 KB each): a full
+// lot waits for the re-read at once.
+const maxParked = 1024
+
+// park sets an alert aside until the next re-read of the schemas topic.
+func (f *filterRun) park(ctx context.Context, p parkedAlert) {
+	f.parked = append(f.parked, p)
+	if len(f.parked) >= maxParked {
+		f.resolveParked(ctx, true)
+	}
+}
+
+// resolveParked re-reads the schemas topic, once it is due (at once if
+// force, waiting for the rate limit), and filters the parked alerts: one
+// re-read serves every unknown id however many there are, so a flood of
+// alerts with random ids is dead-lettered within about a second while the
+// others flow on. An id still unknown is dead-lettered. If the topic cannot
+// be read, the alerts stay parked (exactly-once: the transaction aborts and
+// they are read again).
+func (f *filterRun) resolveParked(ctx context.Context, force bool) {
+	if len(f.parked) == 0 || (!force && !f.book.refreshDue()) {
+		return
+	}
+	if force && sleepUntil(ctx, f.book.last.Add(schemaRefreshEvery)) != nil {
+		return
+	}
+	if err := f.book.refresh(ctx); err != nil {
+		f.log.Warn("reading schemas", "err", err, "parked_alerts", len(f.parked))
+		f.mustRetry(learnError{err})
+		return
+	}
+	parked := f.parked
+	f.parked = nil
+	learned := map[uint32]bool{}
+	for _, p := range parked {
+		rec, id, err := f.dec.DecodeMessage(p.m.Value)
+		if errors.Is(err, alert.ErrUnknownSchema) {
+			f.book.markUnknown(id)
+		} else if !learned[id] {
+			learned[id] = true
+			f.log.Info("learned schema", "id", id)
+		}
+		if p.tally != nil {
+			p.tally.parked--
+			f.filterFramed(ctx, p.m, p.key, p.tally, rec, err)
+		} else {
+			f.filterHeaderless(ctx, p.m, rec, err)
+		}
 	}
 }
 
@@ -393,12 +471,22 @@ func (f *filterRun) evaluate(ctx context.Context, m *kafka.Message, rec map[stri
 // original, so none is dropped.
 func (f *filterRun) handleHeaderless(ctx context.Context, m *kafka.Message) {
 	rec, err := f.decode(ctx, m.Value)
-	if f.mustRetry(err) {
-		return
+	switch {
+	case f.mustRetry(err):
+	case errors.Is(err, errParked):
+		f.park(ctx, parkedAlert{m: m})
+	default:
+		f.filterHeaderless(ctx, m, rec, err)
 	}
+}
+
+// filterHeaderless filters a decoded header-less alert (or dead-letters
+// it, err), in its visit.
+func (f *filterRun) filterHeaderless(ctx context.Context, m *kafka.Message, rec map[string]any, err error) {
 	if err != nil {
 		f.deadLetter(ctx, m, err)
-		if t := f.visits.current(); t != nil { // counted with the visit being read
+		if t := f.visits.current(); t != nil { // counted with the visit being read, as with mb-* headers
+			t.seen++
 			t.dead++
 		}
 		return
@@ -420,8 +508,8 @@ func (f *filterRun) handleHeaderless(ctx context.Context, m *kafka.Message) {
 // partition, opening it when it is new; nil for a straggler of a closed
 // visit.
 func (f *filterRun) headerlessTally(key visitKey, partition int32) *visitTally {
-	if newest, seen := f.newest[partition]; !seen || key.Visit > newest {
-		f.newest[partition] = key.Visit
+	if newest, seen := f.visits.newest[partition]; !seen || key.Visit > newest {
+		f.visits.newest[partition] = key.Visit
 		f.closeOvertaken()
 	}
 	if t := f.visits.open[key]; t != nil {
@@ -452,7 +540,7 @@ func (f *filterRun) closeOvertaken() {
 			continue
 		}
 		passed := true
-		for _, v := range f.newest {
+		for _, v := range f.visits.newest {
 			passed = passed && v > k.Visit
 		}
 		if passed {
@@ -464,7 +552,7 @@ func (f *filterRun) closeOvertaken() {
 // closeQuiet closes the header-less visits without an alert for VisitQuiet.
 func (f *filterRun) closeQuiet(now time.Time) {
 	for k, t := range f.visits.open {
-		if t.count == 0 && !t.last.IsZero() && now.Sub(t.last) >= f.cfg.VisitQuiet {
+		if t.count == 0 && !t.last.IsZero() && now.Sub(later(t.last, f.quietSince)) >= f.cfg.VisitQuiet {
 			f.finish(k, t)
 		}
 	}
@@ -497,6 +585,12 @@ func (f *filterRun) finish(key visitKey, t *visitTally) {
 		ev := timing.Event{Kind: timing.KindFilter, Run: key.Run, Visit: key.Visit, Name: s.Name,
 			Source: s.Output, Alerts: t.seen, Bytes: t.bytes, Matched: t.matched[i], Selected: t.selected[i],
 			DeadLetters: t.dead, Duplicates: t.dups}
+		if use, ok := f.set.VisitUse(i, key.Visit); ok {
+			ev.Skipped, ev.Quarantined = use.Skipped, use.Quarantined
+			if len(use.Errors) > 0 {
+				ev.Errors = use.Errors
+			}
+		}
 		if t.count == 0 {
 			// Header-less: no produce event times the visit, so the event
 			// carries the record timestamps of its first and last alerts,
@@ -507,6 +601,14 @@ func (f *filterRun) finish(key visitKey, t *visitTally) {
 		f.visits.pending = append(f.visits.pending, ev)
 	}
 	f.log.Debug("visit filtered", "visit", key.Visit, "alerts", t.seen, "dead_letters", t.dead, "duplicates", t.dups)
+}
+
+// quarantined reports a filter that went over its time budget: at once,
+// in the log and as a quarantine event on the hub (sent at least once: a
+// restarted process may send it again, and the report lists it once).
+func (f *filterRun) quarantined(q filter.Quarantine) {
+	f.log.Error("filter quarantined: its alerts are not evaluated for the rest of the visit", "name", q.Filter, "visit", q.Visit, "reason", q.Reason)
+	f.sink.Emit(timing.Event{Kind: timing.KindQuarantine, Visit: q.Visit, Name: q.Filter, End: time.Now(), Reason: q.Reason})
 }
 
 // emitPending sends the timing events of completed visits, stamped now:
@@ -552,18 +654,27 @@ func (f *filterRun) dropDelivered() {
 	}
 }
 
+// errParked: the alert's schema id is unknown, and the next re-read of the
+// schemas topic is not due yet; the alert waits for it (park).
+var errParked = errors.New("schema unknown until the next re-read of the schemas topic")
+
 // decode decodes an alert, first learning its schema from the schemas topic
-// if it is not known yet.
+// if it is not known yet and a re-read is due; errParked if one is not.
 func (f *filterRun) decode(ctx context.Context, value []byte) (map[string]any, error) {
 	rec, id, err := f.dec.DecodeMessage(value)
-	if errors.Is(err, alert.ErrUnknownSchema) {
-		if known, lerr := f.book.learn(ctx, id); lerr != nil {
-			f.log.Warn("reading schemas", "err", lerr)
-			return nil, learnError{lerr}
-		} else if known {
-			f.log.Info("learned schema", "id", id)
-			rec, _, err = f.dec.DecodeMessage(value)
-		}
+	if !errors.Is(err, alert.ErrUnknownSchema) {
+		return rec, err
+	}
+	known, wait, lerr := f.book.lookup(ctx, id)
+	switch {
+	case lerr != nil:
+		f.log.Warn("reading schemas", "err", lerr)
+		return nil, learnError{lerr}
+	case wait:
+		return nil, errParked
+	case known:
+		f.log.Info("learned schema", "id", id)
+		rec, _, err = f.dec.DecodeMessage(value)
 	}
 	return rec, err
 }
@@ -640,4 +751,11 @@ func mergeKafka(base, over map[string]string) map[string]string {
 		out[k] = v
 	}
 	return out
+}
+
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }

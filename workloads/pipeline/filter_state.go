@@ -45,8 +45,11 @@ type visitTally struct {
 	// count is the visit's alert count (header mb-count); 0 for a visit
 	// whose alerts carry no headers, which closes as handleHeaderless says.
 	count, seen, dead, dups int
-	matched, selected       []int // per filter
-	bytes                   int64
+	// parked counts the visit's alerts waiting for their schema
+	// (resolveParked): the visit is not complete before they are filtered.
+	parked            int
+	matched, selected []int // per filter
+	bytes             int64
 	// indexes has bit i set once the visit's alert i (header mb-index) has
 	// been handled: a second copy is a duplicate.
 	indexes []byte
@@ -96,21 +99,28 @@ type visitBook struct {
 	open    map[visitKey]*visitTally
 	done    []visitKey // oldest first
 	pending []timing.Event
+	// newest holds, per input partition, the newest visit of a header-less
+	// alert read there (handleHeaderless).
+	newest map[int32]int64
 }
 
-func newVisitBook() *visitBook { return &visitBook{open: map[visitKey]*visitTally{}} }
+func newVisitBook() *visitBook {
+	return &visitBook{open: map[visitKey]*visitTally{}, newest: map[int32]int64{}}
+}
 
 func (b *visitBook) isDone(k visitKey) bool { return slices.Contains(b.done, k) }
 
-// current returns the open header-less visit, if any: there is at most
-// one, since each closes the ones before it.
+// current returns the open header-less visit that received an alert last,
+// if any: the one an undecodable alert (whose visit is unknown) is counted
+// in. Several are open while partitions deliver different visits.
 func (b *visitBook) current() *visitTally {
+	var cur *visitTally
 	for _, t := range b.open {
-		if t.count == 0 {
-			return t
+		if t.count == 0 && (cur == nil || t.last.After(cur.last)) {
+			cur = t
 		}
 	}
-	return nil
+	return cur
 }
 
 func (b *visitBook) complete(k visitKey) {
@@ -138,6 +148,7 @@ type savedState struct {
 	Done    []visitKey                     `json:"done,omitempty"`
 	Caps    map[string][]filter.VisitCount `json:"caps,omitempty"`
 	Pending []timing.Event                 `json:"pending,omitempty"`
+	Newest  map[int32]int64                `json:"newest,omitempty"`
 }
 
 type savedVisit struct {
@@ -158,7 +169,7 @@ type savedVisit struct {
 
 // snapshot encodes what the process must remember, with set's caps.
 func (b *visitBook) snapshot(set *filter.Set) ([]byte, error) {
-	st := savedState{Version: stateVersion, Done: b.done, Pending: b.pending, Caps: map[string][]filter.VisitCount{}}
+	st := savedState{Version: stateVersion, Done: b.done, Pending: b.pending, Newest: b.newest, Caps: map[string][]filter.VisitCount{}}
 	for k, t := range b.open {
 		v := savedVisit{visitKey: k, Count: t.count, Seen: t.seen, Dead: t.dead, Dups: t.dups, Bytes: t.bytes,
 			Matched: map[string]int{}, Selected: map[string]int{}, Indexes: t.indexes, First: t.first, Sent: t.sent, Last: t.last}
@@ -199,6 +210,9 @@ func restoreBook(data []byte, set *filter.Set) (*visitBook, error) {
 		return nil, fmt.Errorf("saved filter state has version %d; this filter reads version %d", st.Version, stateVersion)
 	}
 	b.done, b.pending = st.Done, st.Pending
+	for p, v := range st.Newest {
+		b.newest[p] = v
+	}
 	for _, v := range st.Open {
 		t := newTally(v.Count, set.Len())
 		t.seen, t.dead, t.dups, t.bytes = v.Seen, v.Dead, v.Dups, v.Bytes

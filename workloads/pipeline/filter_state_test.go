@@ -2,6 +2,9 @@ package pipeline
 
 import (
 	"testing"
+	"time"
+
+	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
 
 	"github.com/minibroker/terraform-provider-minibroker/workloads/filter"
 	"github.com/minibroker/terraform-provider-minibroker/workloads/timing"
@@ -80,5 +83,39 @@ func TestRestoreWithoutStateResetsCaps(t *testing.T) {
 	set.Evaluate(map[string]any{}, 7, func(_, r int, _ bool) { rank = r })
 	if rank != 1 {
 		t.Errorf("rank after a restore without state = %d, want 1", rank)
+	}
+}
+
+// TestFilterStateRoundTripHeaderless: a header-less visit's record
+// timestamps and last handling, and each partition's newest visit, survive
+// a restart, so a restored visit is closed and timed as it would have been.
+func TestFilterStateRoundTripHeaderless(t *testing.T) {
+	set, err := filter.NewSet([]filter.Spec{{Name: "A", Expr: "true"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	book := newVisitBook()
+	tl := newTally(0, 1)
+	t0 := time.Date(2026, 12, 7, 3, 0, 0, 0, time.UTC)
+	tl.arrived(t0.Add(2*time.Second), kafka.TimestampCreateTime, t0.Add(5*time.Second))
+	tl.arrived(t0, kafka.TimestampCreateTime, t0.Add(6*time.Second))
+	tl.arrived(time.Time{}, kafka.TimestampNotAvailable, t0.Add(7*time.Second))
+	tl.seen = 3
+	book.open[visitKey{Visit: 41}] = tl
+	book.newest[0], book.newest[3] = 42, 41
+	data, err := book.snapshot(set)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := restoreBook(data, set)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rt := got.open[visitKey{Visit: 41}]
+	if rt == nil || rt.count != 0 || rt.seen != 3 || !rt.first.Equal(t0) || !rt.sent.Equal(t0.Add(2*time.Second)) || !rt.last.Equal(t0.Add(7*time.Second)) {
+		t.Fatalf("restored header-less tally %+v", rt)
+	}
+	if got.newest[0] != 42 || got.newest[3] != 41 || len(got.newest) != 2 {
+		t.Errorf("restored newest visits %v", got.newest)
 	}
 }

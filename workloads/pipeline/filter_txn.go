@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
@@ -37,15 +38,24 @@ var errResume = errors.New("transaction aborted")
 
 func (f *filterRun) runExactlyOnce(ctx context.Context) error {
 	member := newGroupMember(f.cfg.Input, f.cfg.Ready, f.cfg.FromBeginning, f.cfg.OutOfGroupLimit, f.log)
+	return runSessions(ctx, f.log, func(ctx context.Context) error { return f.session(ctx, member) })
+}
+
+// runSessions runs transactional sessions one after another: after one
+// that failed with errResume, a new one resumes from the last committed
+// transaction, resumeDelay later. It returns the first other error, or
+// nil once ctx ends (what was not committed is redone by the next
+// process).
+func runSessions(ctx context.Context, log *slog.Logger, session func(context.Context) error) error {
 	for {
-		err := f.session(ctx, member)
+		err := session(ctx)
 		if ctx.Err() != nil && errors.Is(err, errResume) {
-			return nil // stopping: what was not committed is redone by the next process
+			return nil
 		}
 		if err == nil || !errors.Is(err, errResume) {
 			return err
 		}
-		f.log.Warn("resuming from the last committed transaction", "err", err)
+		log.Warn("resuming from the last committed transaction", "err", err)
 		if sleepUntil(ctx, time.Now().Add(resumeDelay)) != nil {
 			return nil
 		}
@@ -93,7 +103,7 @@ func (f *filterRun) session(ctx context.Context, member *groupMember) error {
 		return err
 	}
 	f.finished, f.uncommittedOut, f.txnErr = false, 0, nil
-	f.newest = map[int32]int64{}
+	f.parked, f.quietSince = nil, time.Now()
 	f.inFlight = map[pendingID]bool{}
 	f.dropDelivered()
 	f.emitPending() // completion events not known to have reached the hub
@@ -144,6 +154,9 @@ func (f *filterRun) session(ctx context.Context, member *groupMember) error {
 			f.log.Warn("kafka", "err", e)
 		}
 		f.dropDelivered()
+		if f.resolveParked(ctx, false); f.txnErr != nil {
+			return f.abort(ctx, out, f.txnErr)
+		}
 		if f.closeQuiet(time.Now()); f.finished && opened.IsZero() {
 			opened = time.Now() // the closed visit's state and events commit now
 		}
@@ -170,9 +183,13 @@ func (f *filterRun) session(ctx context.Context, member *groupMember) error {
 	if opened.IsZero() {
 		return nil
 	}
-	// Stopping: what was handled is committed, within closeTimeout.
+	// Stopping: what was read is filtered and committed, within
+	// closeTimeout.
 	stop, cancel := context.WithTimeout(context.WithoutCancel(ctx), closeTimeout)
 	defer cancel()
+	if f.resolveParked(stop, true); len(f.parked) > 0 {
+		return f.abort(stop, out, fmt.Errorf("stopping with %d alerts whose schema could not be read yet", len(f.parked)))
+	}
 	if err := f.commit(stop, c, out); err != nil {
 		return fmt.Errorf("last commit before stopping: %w", err)
 	}
@@ -188,8 +205,12 @@ const maxUncommitted = time.Second
 // holds filtered alerts or dead letters (readers are waiting for them);
 // otherwise after maxUncommitted. Each commit stalls the filter for a few
 // round trips, so a stretch of alerts that selects nothing (caps full, no
-// match) is not cut into many.
+// match) is not cut into many. Never while alerts are parked (at most about
+// a second).
 func (f *filterRun) commitDue(d time.Duration) bool {
+	if len(f.parked) > 0 {
+		return false // their offsets would commit before they are filtered
+	}
 	return f.finished || (f.uncommittedOut > 0 && d >= f.cfg.CommitInterval) || d >= maxUncommitted
 }
 

@@ -158,3 +158,83 @@ func boolInt(b bool) int {
 	}
 	return 0
 }
+
+// TestFilterHeaderlessVisitsAcrossPartitions: with several partitions, a
+// visit stays open until every partition has delivered a later visit's
+// alert: its alerts that arrive on one partition after the next visit
+// began on another still count in it.
+func TestFilterHeaderlessVisitsAcrossPartitions(t *testing.T) {
+	_, addr := fakeCluster(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if err := kclient.EnsureTopics(ctx, addr, nil,
+		kclient.Topic{Name: stream.AlertsTopic, Partitions: 3},
+		kclient.Topic{Name: stream.SchemasTopic, Partitions: 1, Compacted: true},
+		kclient.Topic{Name: stream.TimingTopic, Partitions: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if err := PublishSchemas(ctx, addr, nil, stream.SchemasTopic, stream.AlertsTopic, NewSynthetic(5, 0).Schemas()); err != nil {
+		t.Fatal(err)
+	}
+	gen := alert.NewGenerator(5, 0)
+	id := alert.SchemaID(alert.SyntheticSchema())
+	topic := stream.AlertsTopic
+	next := 0
+	send := func(visit int64, partitions ...int32) {
+		var msgs []*kafka.Message
+		for _, p := range partitions {
+			for range 20 {
+				b, _, err := gen.Alert(alert.AppendWire(nil, id, nil), visit, next)
+				if err != nil {
+					t.Fatal(err)
+				}
+				next++
+				msgs = append(msgs, &kafka.Message{TopicPartition: kafka.TopicPartition{Topic: &topic, Partition: p}, Value: b})
+			}
+		}
+		produceAll(t, addr, msgs)
+		time.Sleep(time.Second) // the filter reads them before the next lot
+	}
+
+	ready := make(chan struct{})
+	runCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	done := make(chan error, 1)
+	go func() {
+		done <- RunFilters(runCtx, FilterConfig{Bootstrap: addr, Specs: []filter.Spec{{Name: "all", Expr: "true", MaxPerVisit: -1}},
+			SchemasTopic: stream.SchemasTopic, FromBeginning: true, TimingTopic: stream.TimingTopic, VisitQuiet: 10 * time.Second,
+			Log: quietLog(), Ready: func() { close(ready) }})
+	}()
+	select {
+	case <-ready:
+	case err := <-done:
+		t.Fatalf("filter stopped early: %v", err)
+	}
+	send(900, 0, 1, 2)
+	send(901, 0)    // visit 901 begins on partition 0 ...
+	send(900, 1, 2) // ... while 900 goes on on the others: still 900's
+	send(901, 1, 2) // every partition past 900: it closes
+
+	var events []timing.Event
+	for len(events) < 2 && ctx.Err() == nil {
+		time.Sleep(200 * time.Millisecond)
+		evs, err := ReadTiming(ctx, addr, nil, stream.TimingTopic)
+		if err != nil {
+			t.Fatal(err)
+		}
+		events = events[:0]
+		for _, e := range evs {
+			if e.Kind == timing.KindFilter {
+				events = append(events, e)
+			}
+		}
+	}
+	slices.SortFunc(events, func(a, b timing.Event) int { return int(a.Visit - b.Visit) })
+	if len(events) != 2 || events[0].Visit != 900 || events[0].Alerts != 100 || events[1].Visit != 901 || events[1].Alerts != 60 {
+		t.Errorf("completion events %+v: want visit 900 with its 100 alerts and 901 with 60", events)
+	}
+	stop()
+	if err := <-done; err != nil {
+		t.Errorf("RunFilters: %v", err)
+	}
+}

@@ -131,19 +131,7 @@ func Ingest(ctx context.Context, cfg IngestConfig) error {
 		}
 		defer g.store.Close()
 	}
-	for {
-		err := g.session(ctx)
-		if ctx.Err() != nil && errors.Is(err, errResume) {
-			return nil // stopping: what was not committed is copied by the next process
-		}
-		if err == nil || !errors.Is(err, errResume) {
-			return err
-		}
-		g.log.Warn("resuming from the last committed transaction", "err", err)
-		if sleepUntil(ctx, time.Now().Add(resumeDelay)) != nil {
-			return nil
-		}
-	}
+	return runSessions(ctx, g.log, g.session)
 }
 
 type ingestRun struct {
@@ -160,7 +148,10 @@ type ingestRun struct {
 	lastTxn  *kclient.TxnRecord
 	copied   int64
 	unframed int64 // records copied that are not in the wire format
+	tooLarge int64 // records skipped, too large for the hub
 	batch    int   // alerts in the open transaction
+	// warnedPartitions: the upstream's extra partitions were logged.
+	warnedPartitions bool
 }
 
 type schemaImport struct {
@@ -227,14 +218,28 @@ func (g *ingestRun) session(ctx context.Context) error {
 		g.next[p] = o
 	}
 
-	c, err := kafka.NewConsumer(kclient.TransactionalConsumerConfig(cfg.Upstream, stream.IngestGroup, cfg.FromBeginning, cfg.UpstreamKafka))
+	// Every partition starts at an offset the relay chose and saved: the
+	// reset policy (earliest) applies only to an offset the upstream
+	// deleted meanwhile, which assignNew logs.
+	c, err := kafka.NewConsumer(kclient.TransactionalConsumerConfig(cfg.Upstream, stream.IngestGroup, true, cfg.UpstreamKafka))
 	if err != nil {
 		return fmt.Errorf("upstream consumer for %s: %w", cfg.Upstream, err)
 	}
 	defer c.Close()
+	if err := out.BeginTransaction(); err != nil {
+		return fmt.Errorf("%w: begin: %w", errResume, err)
+	}
 	assigned := map[int32]bool{}
-	if err := g.assignNew(ctx, c, assigned, data == nil); err != nil {
-		return err
+	chosen, err := g.assignNew(ctx, c, assigned, len(g.next) == 0)
+	if err != nil {
+		return g.abort(ctx, out, err)
+	}
+	if chosen {
+		// Saved at once: a relay stopped before its first alert must
+		// resume where it started, not at a later end.
+		if err := g.commitAndBegin(ctx, out); err != nil {
+			return err
+		}
 	}
 	g.log.Info("relaying", "hub", cfg.Bootstrap, "topic", cfg.Topic, "partitions", len(assigned), "resumed", data != nil)
 	if cfg.Ready != nil {
@@ -242,9 +247,6 @@ func (g *ingestRun) session(ctx context.Context) error {
 		g.cfg.Ready = nil
 	}
 
-	if err := out.BeginTransaction(); err != nil {
-		return fmt.Errorf("%w: begin: %w", errResume, err)
-	}
 	var opened time.Time // when the open transaction got its first alert
 	progress := time.NewTicker(progressEvery)
 	defer progress.Stop()
@@ -253,9 +255,12 @@ func (g *ingestRun) session(ctx context.Context) error {
 	for ctx.Err() == nil {
 		select {
 		case <-progress.C:
-			g.log.Info("progress", "alerts_copied", g.copied, "schemas", len(g.schemas))
+			g.log.Info("progress", "alerts_copied", g.copied, "schemas", len(g.schemas), "not_framed", g.unframed, "too_large", g.tooLarge)
 		case <-partitions.C:
-			if err := g.assignNew(ctx, c, assigned, true); err != nil {
+			if !opened.IsZero() {
+				break // not with alerts in a transaction: the lookup may take a while
+			}
+			if _, err := g.assignNew(ctx, c, assigned, false); err != nil {
 				g.log.Warn("looking for new upstream partitions", "err", err)
 			}
 		default:
@@ -266,6 +271,17 @@ func (g *ingestRun) session(ctx context.Context) error {
 		}
 		switch e := c.Poll(int(wait.Milliseconds())).(type) {
 		case *kafka.Message:
+			if g.needsImport(e) && !opened.IsZero() {
+				// Importing may wait for a registry longer than a
+				// transaction may stay open: commit what is copied first.
+				if err := g.commitAndBegin(ctx, out); err != nil {
+					return err
+				}
+				opened = time.Time{}
+			}
+			if err := g.importSchemaOf(ctx, e); err != nil {
+				return g.abort(ctx, out, err)
+			}
 			if opened.IsZero() {
 				opened = time.Now()
 			}
@@ -287,13 +303,10 @@ func (g *ingestRun) session(ctx context.Context) error {
 			}
 		}
 		if !opened.IsZero() && (time.Since(opened) >= cfg.CommitInterval || g.batch >= ingestMaxBatch) {
-			if err := g.commit(ctx, out); err != nil {
+			if err := g.commitAndBegin(ctx, out); err != nil {
 				return err
 			}
 			opened = time.Time{}
-			if err := out.BeginTransaction(); err != nil {
-				return fmt.Errorf("%w: begin: %w", errResume, err)
-			}
 		}
 	}
 	if opened.IsZero() {
@@ -307,51 +320,77 @@ func (g *ingestRun) session(ctx context.Context) error {
 	return nil
 }
 
-// assignNew assigns the upstream partitions not yet assigned: at their
-// saved offset, or else at the start FromBeginning says (fresh) or at their
-// beginning (a partition added to the upstream while the relay ran).
-func (g *ingestRun) assignNew(ctx context.Context, c *kafka.Consumer, assigned map[int32]bool, fresh bool) error {
+// upstreamLookup bounds a lookup of the upstream topic's partitions.
+const upstreamLookup = 30 * time.Second
+
+// assignNew assigns the upstream partitions not yet assigned, each at an
+// offset it resolves and records in g.next: the saved one; else, for a
+// relay with no saved offsets (fresh), the partition's end, or its
+// beginning with FromBeginning; else (a partition added to the upstream
+// since) its beginning. A saved offset the upstream has deleted meanwhile
+// (retention) is logged, with the count lost, and replaced by the
+// beginning. It reports whether it chose an offset that is not saved.
+func (g *ingestRun) assignNew(ctx context.Context, c *kafka.Consumer, assigned map[int32]bool, fresh bool) (chosen bool, err error) {
 	topic := g.cfg.UpstreamTopic
-	parts, err := kclient.WaitTopic(ctx, g.cfg.Upstream, g.cfg.UpstreamKafka, topic)
+	lctx, cancel := context.WithTimeout(ctx, upstreamLookup)
+	parts, err := kclient.WaitTopic(lctx, g.cfg.Upstream, g.cfg.UpstreamKafka, topic)
+	cancel()
 	if err != nil {
-		return fmt.Errorf("upstream topic %s on %s: %w", topic, g.cfg.Upstream, err)
+		return false, fmt.Errorf("upstream topic %s on %s not found within %v (check the bootstrap servers, the credentials, "+
+			"the topic's name and that the user may describe and read it): %w", topic, g.cfg.Upstream, upstreamLookup, err)
+	}
+	if int32(len(parts)) > g.hubPartitions && !g.warnedPartitions {
+		g.warnedPartitions = true
+		g.log.Warn("the upstream topic has more partitions than the hub's: two upstream partitions share a hub partition, and "+
+			"filters may close a visit of alerts without mb-* headers before its last alert (give the hub at least as many)",
+			"upstream_partitions", len(parts), "hub_partitions", g.hubPartitions)
 	}
 	var add []kafka.TopicPartition
 	for _, p := range parts {
 		if assigned[p] {
 			continue
 		}
-		off, saved := g.next[p]
-		start := kafka.Offset(off)
-		switch {
-		case saved:
-		case fresh && !g.cfg.FromBeginning && len(assigned) == 0:
-			start = kafka.OffsetEnd
-		default:
-			start = kafka.OffsetBeginning
+		lo, hi, err := c.QueryWatermarkOffsets(topic, p, int(upstreamLookup.Milliseconds()))
+		if err != nil {
+			return false, fmt.Errorf("offsets of upstream partition %s[%d]: %w", topic, p, err)
 		}
-		add = append(add, kafka.TopicPartition{Topic: &topic, Partition: p, Offset: start})
+		off, saved := g.next[p]
+		switch {
+		case saved && off < lo:
+			g.log.Error("the upstream deleted alerts before the relay copied them (its retention): starting at its oldest",
+				"partition", p, "saved_offset", off, "oldest", lo, "lost", lo-off)
+			off = lo
+		case saved && off > hi:
+			g.log.Error("the saved offset is past the upstream partition's end (a topic created again?): starting at its beginning",
+				"partition", p, "saved_offset", off, "end", hi)
+			off = lo
+		case saved:
+		case fresh && !g.cfg.FromBeginning:
+			off, chosen = hi, true
+		default:
+			off, chosen = lo, true
+		}
+		g.next[p] = off
+		add = append(add, kafka.TopicPartition{Topic: &topic, Partition: p, Offset: kafka.Offset(off)})
 		assigned[p] = true
 	}
 	if len(add) == 0 {
-		return nil
+		return chosen, nil
 	}
 	if err := c.IncrementalAssign(add); err != nil {
-		return fmt.Errorf("assign upstream partitions of %s: %w", topic, err)
+		return false, fmt.Errorf("assign upstream partitions of %s: %w", topic, err)
 	}
-	return nil
+	return chosen, nil
 }
 
-// copy imports the alert's schema if it is new, then queues the alert in
-// the open transaction.
+// copy queues the alert in the open transaction. One too large for the
+// hub's producer is skipped and logged, never retried for ever.
 func (g *ingestRun) copy(ctx context.Context, out *kafka.Producer, m *kafka.Message) error {
-	if id, _, err := alert.ParseWire(m.Value); err == nil {
-		if err := g.importSchema(ctx, id); err != nil {
-			return err
+	if _, _, err := alert.ParseWire(m.Value); err != nil {
+		if g.unframed++; g.unframed == 1 || g.unframed%1000 == 0 {
+			g.log.Warn("alert not in the Confluent wire format: copied as it is (filters dead-letter it)",
+				"at", m.TopicPartition.String(), "err", err, "not_framed", g.unframed)
 		}
-	} else if g.unframed++; g.unframed == 1 || g.unframed%1000 == 0 {
-		g.log.Warn("alert not in the Confluent wire format: copied as it is (filters dead-letter it)",
-			"at", m.TopicPartition.String(), "err", err, "not_framed", g.unframed)
 	}
 	topic := g.cfg.Topic
 	msg := &kafka.Message{
@@ -361,13 +400,41 @@ func (g *ingestRun) copy(ctx context.Context, out *kafka.Producer, m *kafka.Mess
 	if m.TimestampType != kafka.TimestampNotAvailable {
 		msg.Timestamp = m.Timestamp
 	}
-	if err := produceRetry(ctx, out, msg, nil); err != nil {
+	err := produceRetry(ctx, out, msg, nil)
+	var ke kafka.Error
+	switch {
+	case errors.As(err, &ke) && ke.Code() == kafka.ErrMsgSizeTooLarge:
+		g.tooLarge++
+		g.log.Error("alert too large for the hub: skipped", "at", m.TopicPartition.String(), "bytes", len(m.Value),
+			"limit", kclient.MaxMessageBytes, "too_large", g.tooLarge)
+	case err != nil:
 		return fmt.Errorf("queue alert for %s: %w", topic, err)
+	default:
+		g.batch++
+		g.copied++
 	}
 	g.next[m.TopicPartition.Partition] = int64(m.TopicPartition.Offset) + 1
-	g.batch++
-	g.copied++
 	return nil
+}
+
+// needsImport reports whether the alert's schema id is one to look up now.
+func (g *ingestRun) needsImport(m *kafka.Message) bool {
+	id, _, err := alert.ParseWire(m.Value)
+	if err != nil {
+		return false
+	}
+	s, seen := g.schemas[id]
+	return !seen || (!s.ok && !time.Now().Before(s.retry))
+}
+
+// importSchemaOf imports the schema of an alert in the wire format, if it
+// is one to look up now.
+func (g *ingestRun) importSchemaOf(ctx context.Context, m *kafka.Message) error {
+	if !g.needsImport(m) {
+		return nil
+	}
+	id, _, _ := alert.ParseWire(m.Value)
+	return g.importSchema(ctx, id)
 }
 
 // schemaRetry is how long the relay waits before looking up again a
@@ -375,16 +442,15 @@ func (g *ingestRun) copy(ctx context.Context, out *kafka.Producer, m *kafka.Mess
 const schemaRetry = time.Minute
 
 // importSchema makes sure our registry holds schema id as the upstream's
-// does. Only a failure to reach either registry (or ctx ending) is an
-// error, which aborts the transaction; an id the upstream does not know or
-// ours refuses is logged and its alerts copied anyway.
+// does. An id the upstream's registry does not know (404), or ours refuses
+// (another schema holds the id, or it is not valid Avro: 409, 422), is
+// logged and its alerts copied anyway, to be dead-lettered by the filters;
+// any other failure (a registry unreachable, a 5xx past the retries, a
+// wrong password) is an error: the session ends and resumes, so no alert
+// is copied without its schema for a reason that may pass.
 func (g *ingestRun) importSchema(ctx context.Context, id uint32) error {
-	if s, seen := g.schemas[id]; seen && (s.ok || time.Now().Before(s.retry)) {
-		return nil
-	}
 	text, err := fetchRetry(ctx, g.cfg.UpstreamRegistry, int(id))
-	var ae *registry.APIError
-	if errors.As(err, &ae) && ae.Status < 500 {
+	if apiStatus(err) == http.StatusNotFound {
 		g.log.Error("the upstream registry has no such schema: its alerts are copied and will be dead-lettered", "id", id, "err", err)
 		g.schemas[id] = schemaImport{retry: time.Now().Add(schemaRetry)}
 		return nil
@@ -401,13 +467,15 @@ func (g *ingestRun) importSchema(ctx context.Context, id uint32) error {
 	} else {
 		got, err = registerRetry(ctx, g.cfg.Registry, subject, text, int(id))
 	}
-	if errors.As(err, &ae) && ae.Status < 500 || errors.Is(err, registry.ErrIDTaken) || errors.Is(err, registry.ErrInvalidSchema) {
+	status := apiStatus(err)
+	if status == http.StatusConflict || status == http.StatusUnprocessableEntity ||
+		errors.Is(err, registry.ErrIDTaken) || errors.Is(err, registry.ErrInvalidSchema) {
 		g.log.Error("our registry refused the upstream's schema: its alerts are copied and will be dead-lettered", "id", id, "err", err)
 		g.schemas[id] = schemaImport{retry: time.Now().Add(schemaRetry)}
 		return nil
 	}
 	if err != nil {
-		return fmt.Errorf("import schema %d: %w", id, err)
+		return fmt.Errorf("import schema %d into our registry: %w", id, err)
 	}
 	if got != int(id) {
 		g.log.Error("our registry holds the upstream's schema under another id: its alerts will be dead-lettered", "id", id, "ours", got)
@@ -415,6 +483,16 @@ func (g *ingestRun) importSchema(ctx context.Context, id uint32) error {
 	g.log.Info("imported schema", "id", id, "subject", subject)
 	g.schemas[id] = schemaImport{ok: got == int(id), retry: time.Now().Add(schemaRetry)}
 	return nil
+}
+
+// apiStatus is the HTTP status of a registry's error answer, 0 if err is
+// not one.
+func apiStatus(err error) int {
+	var ae *registry.APIError
+	if errors.As(err, &ae) {
+		return ae.Status
+	}
+	return 0
 }
 
 // fetchRetry reads schema id from reg, retrying while the registry cannot
@@ -434,6 +512,17 @@ func fetchRetry(ctx context.Context, reg *registry.Client, id int) (string, erro
 		case <-time.After(registryRetry):
 		}
 	}
+}
+
+// commitAndBegin commits the open transaction and begins the next.
+func (g *ingestRun) commitAndBegin(ctx context.Context, out *kafka.Producer) error {
+	if err := g.commit(ctx, out); err != nil {
+		return err
+	}
+	if err := out.BeginTransaction(); err != nil {
+		return fmt.Errorf("%w: begin: %w", errResume, err)
+	}
+	return nil
 }
 
 // commit ends the open transaction with the state record of the offsets

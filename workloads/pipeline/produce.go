@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
@@ -44,16 +45,23 @@ type ProduceConfig struct {
 
 	// OnVisit, if set, is called after each visit is acknowledged.
 	OnVisit func(VisitResult)
+
+	// NameRecord, if set, names record r of a Replay source (its file and
+	// place there) in the message about an alert too large to send.
+	NameRecord func(record int) string
 }
 
 // VisitResult describes one sent visit.
 type VisitResult struct {
 	Run    string
 	Visit  int64
-	Alerts int
-	Bytes  int64
-	Start  time.Time // before the first alert was serialized
-	End    time.Time // when the last alert was acknowledged
+	Alerts int // alerts sent and acknowledged
+	// Skipped counts the alerts too large for the hub, not sent: a
+	// stand-in went in the place of each (see sender.standIn).
+	Skipped int
+	Bytes   int64
+	Start   time.Time // before the first alert was serialized
+	End     time.Time // when the last alert was acknowledged
 }
 
 // Duration is the time to serialize and send the visit.
@@ -118,6 +126,7 @@ func Produce(ctx context.Context, cfg ProduceConfig) error {
 	}
 	defer sink.Close(ctx)
 
+	limit := messageMaxBytes(cfg.Kafka)
 	senders := make([]*sender, cfg.Parallel)
 	for i := range senders {
 		// No delivery timeout: through a hub outage the alerts wait in the
@@ -127,7 +136,7 @@ func Produce(ctx context.Context, cfg ProduceConfig) error {
 		if err != nil {
 			return fmt.Errorf("producer for %s: %w", cfg.Bootstrap, err)
 		}
-		senders[i] = &sender{p: p, topic: cfg.Topic, src: cfg.Source}
+		senders[i] = &sender{p: p, topic: cfg.Topic, src: cfg.Source, limit: limit, name: cfg.NameRecord, log: log}
 		defer p.Close()
 	}
 
@@ -155,12 +164,16 @@ func Produce(ctx context.Context, cfg ProduceConfig) error {
 		if err != nil {
 			return fmt.Errorf("visit %d (%d of %d): %w", visit, n+1, cfg.Visits, err)
 		}
+		if res.Skipped > 0 {
+			log.Warn("alerts too large for the hub were not sent (stand-ins went in their place)", "visit", visit,
+				"skipped", res.Skipped, "sent", res.Alerts, "limit_bytes", limit)
+		}
 		sink.Emit(timing.Event{Kind: timing.KindProduce, Run: run, Visit: visit, Name: cfg.Name,
-			Start: res.Start, End: res.End, Alerts: res.Alerts, Bytes: res.Bytes})
+			Start: res.Start, End: res.End, Alerts: res.Alerts, Bytes: res.Bytes, DeadLetters: res.Skipped})
 		total.Alerts += res.Alerts
 		total.Bytes += res.Bytes
 		secs := res.Duration().Seconds()
-		log.Info("visit sent", "visit", visit, "n", n+1, "alerts", res.Alerts, "MB", mb(res.Bytes),
+		log.Info("visit sent", "visit", visit, "n", n+1, "alerts", res.Alerts, "skipped", res.Skipped, "MB", mb(res.Bytes),
 			"seconds", round3(secs), "alerts_per_s", int(float64(res.Alerts)/secs), "MB_per_s", round3(mb(res.Bytes)/secs),
 			"total_alerts", total.Alerts)
 		if cfg.OnVisit != nil {
@@ -185,27 +198,41 @@ type sender struct {
 	topic string
 	src   Source
 	buf   []byte
+	limit int                     // the client's message.max.bytes
+	name  func(record int) string // ProduceConfig.NameRecord
+	log   *slog.Logger
+	// logged counts the skipped alerts logged one by one in the current
+	// visit (shared by the visit's senders).
+	logged *atomic.Int32
 }
+
+// maxSkipLogs bounds the alerts of one visit logged one by one when too
+// large (every alert of a misconfigured synthetic stream could be); the
+// visit's summary line counts them all.
+const maxSkipLogs = 10
 
 // sendVisit sends one visit, split in contiguous index ranges over the
 // senders, and waits until every alert is acknowledged.
 func sendVisit(ctx context.Context, senders []*sender, run string, visit int64, n int) (VisitResult, error) {
-	res := VisitResult{Run: run, Visit: visit, Alerts: n, Start: time.Now()}
+	res := VisitResult{Run: run, Visit: visit, Start: time.Now()}
 	var (
-		wg    sync.WaitGroup
-		mu    sync.Mutex
-		errs  []error
-		bytes int64
+		wg     sync.WaitGroup
+		mu     sync.Mutex
+		errs   []error
+		logged atomic.Int32
 	)
 	for i, s := range senders {
 		lo, hi := i*n/len(senders), (i+1)*n/len(senders)
+		s.logged = &logged
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			b, err := s.send(ctx, run, visit, lo, hi, n)
+			r, err := s.send(ctx, run, visit, lo, hi, n)
 			mu.Lock()
 			defer mu.Unlock()
-			bytes += b
+			res.Alerts += r.sent
+			res.Skipped += r.skipped
+			res.Bytes += r.bytes
 			if err != nil {
 				errs = append(errs, err)
 			}
@@ -213,41 +240,198 @@ func sendVisit(ctx context.Context, senders []*sender, run string, visit int64, 
 	}
 	wg.Wait()
 	res.End = time.Now()
-	res.Bytes = bytes
 	return res, errors.Join(errs...)
 }
 
-// send produces alerts [lo, hi) of a visit and waits for their delivery reports.
-func (s *sender) send(ctx context.Context, run string, visit int64, lo, hi, count int) (int64, error) {
+// sendResult is what one sender did with its part of a visit.
+type sendResult struct {
+	sent, skipped int
+	bytes         int64
+}
+
+// recordFraming is room, besides an alert's value and headers, for its
+// record's framing (lengths, offsets, attributes: varints) and its
+// batch's header (61 bytes), which the broker counts against its
+// message.max.bytes.
+const recordFraming = 61 + 64
+
+// messageMaxBytes is the client's message.max.bytes: kclient's, or the
+// value of a --kafka override.
+func messageMaxBytes(over map[string]string) int {
+	if v, err := strconv.Atoi(over["message.max.bytes"]); err == nil && v > 0 {
+		return v
+	}
+	return kclient.MaxMessageBytes
+}
+
+// send produces alerts [lo, hi) of a visit and waits for their delivery
+// reports. An alert too large for the client's message.max.bytes is not
+// sent: a stand-in goes in its place (standIn). Alerts the broker refuses
+// as too large (its limit can be below the client's: a topic's
+// max.message.bytes) are sent again one at a time, since librdkafka
+// does not split a refused batch and the batch may have held smaller
+// alerts too; one refused alone is replaced by a stand-in likewise.
+func (s *sender) send(ctx context.Context, run string, visit int64, lo, hi, count int) (sendResult, error) {
+	var res sendResult
 	reports := make(chan kafka.Event, 1024)
-	acked := make(chan error, 1)
-	go func() { acked <- collect(reports, hi-lo) }()
+	acked := make(chan deliveries, 1)
+	go func() { acked <- collectDeliveries(reports, hi-lo) }()
 
 	runHeader := kafka.Header{Key: stream.HeaderRun, Value: []byte(run)}
-	var bytes int64
+	headers := func(i int) []kafka.Header {
+		return []kafka.Header{runHeader, intHeader(stream.HeaderVisit, visit),
+			intHeader(stream.HeaderIndex, int64(i)), intHeader(stream.HeaderCount, int64(count))}
+	}
+	sizes := make([]int, hi-lo)
 	for i := lo; i < hi; i++ {
 		var err error
 		s.buf, err = s.src.Alert(s.buf[:0], visit, i)
 		if err != nil {
-			return bytes, err
+			return res, err
 		}
-		msg := &kafka.Message{
-			TopicPartition: kafka.TopicPartition{Topic: &s.topic, Partition: kafka.PartitionAny},
-			Value:          s.buf,
-			Headers: []kafka.Header{runHeader, intHeader(stream.HeaderVisit, visit),
-				intHeader(stream.HeaderIndex, int64(i)), intHeader(stream.HeaderCount, int64(count))},
+		msg := s.message(s.buf, headers(i), i)
+		if size := messageSize(msg); size > s.limit {
+			s.skip(visit, i, len(s.buf), fmt.Sprintf("alert of %d bytes (with its headers and framing %d) is over the hub client's limit of %d bytes (message.max.bytes)", len(s.buf), size, s.limit))
+			msg = s.standIn(headers(i), i, fmt.Sprintf("producer: alert of %d bytes over the limit of %d bytes (message.max.bytes): not sent", len(s.buf), s.limit))
+			res.skipped++
+		} else {
+			sizes[i-lo] = len(s.buf)
 		}
 		if err := produceRetry(ctx, s.p, msg, reports); err != nil {
-			return bytes, err
+			return res, err
 		}
-		bytes += int64(len(s.buf))
+	}
+	var d deliveries
+	select {
+	case d = <-acked:
+	case <-ctx.Done():
+		return res, ctx.Err()
+	}
+	if d.err != nil {
+		return res, d.err
+	}
+	tooLarge := map[int]bool{}
+	for _, i := range d.tooLarge {
+		tooLarge[i] = true
+	}
+	for i := lo; i < hi; i++ {
+		if sizes[i-lo] > 0 && !tooLarge[i] {
+			res.sent++
+			res.bytes += int64(sizes[i-lo])
+		}
+	}
+	// Refused by the broker: again, one at a time.
+	for _, i := range d.tooLarge {
+		if sizes[i-lo] == 0 {
+			return res, fmt.Errorf("the hub refused the stand-in of alert %d of visit %d as too large", i, visit)
+		}
+		var err error
+		s.buf, err = s.src.Alert(s.buf[:0], visit, i)
+		if err != nil {
+			return res, err
+		}
+		err = s.sendOne(ctx, s.message(s.buf, headers(i), i))
+		var kerr kafka.Error
+		switch {
+		case err == nil:
+			res.sent++
+			res.bytes += int64(len(s.buf))
+			continue
+		case !errors.As(err, &kerr) || kerr.Code() != kafka.ErrMsgSizeTooLarge:
+			return res, err
+		}
+		s.skip(visit, i, len(s.buf), fmt.Sprintf("the hub refused the alert of %d bytes, sent alone, as too large "+
+			"(MSG_SIZE_TOO_LARGE: the topic's max.message.bytes is below the client's %d)", len(s.buf), s.limit))
+		res.skipped++
+		if err := s.sendOne(ctx, s.standIn(headers(i), i, fmt.Sprintf("producer: the hub refused the alert of %d bytes as too large: not sent", len(s.buf)))); err != nil {
+			return res, fmt.Errorf("stand-in for alert %d of visit %d: %w", i, visit, err)
+		}
+	}
+	return res, nil
+}
+
+// message is alert index i with its headers, to the sender's topic.
+func (s *sender) message(value []byte, headers []kafka.Header, i int) *kafka.Message {
+	return &kafka.Message{
+		TopicPartition: kafka.TopicPartition{Topic: &s.topic, Partition: kafka.PartitionAny},
+		Value:          value, Headers: headers, Opaque: i,
+	}
+}
+
+// standIn is what the producer sends in the place of alert i when the
+// alert is too large to send: no value, the alert's mb-* headers and an
+// mb-error header saying why. The filters complete a visit once they
+// have read mb-count of its records, so without it none would complete
+// the visit; each filter dead-letters the stand-in (it has no alert to
+// decode), with that header, and counts it in its completion event.
+func (s *sender) standIn(headers []kafka.Header, i int, why string) *kafka.Message {
+	return s.message(nil, append(headers, kafka.Header{Key: stream.HeaderError, Value: []byte(why)}), i)
+}
+
+// sendOne produces msg and waits for its delivery report.
+func (s *sender) sendOne(ctx context.Context, msg *kafka.Message) error {
+	report := make(chan kafka.Event, 1)
+	if err := produceRetry(ctx, s.p, msg, report); err != nil {
+		return err
 	}
 	select {
-	case err := <-acked:
-		return bytes, err
+	case ev := <-report:
+		if m, ok := ev.(*kafka.Message); ok && m.TopicPartition.Error != nil {
+			return m.TopicPartition.Error
+		}
+		return nil
 	case <-ctx.Done():
-		return bytes, ctx.Err()
+		return ctx.Err()
 	}
+}
+
+// skip logs an alert that is not sent, naming it (its record, file and
+// diaSourceId when the source is a Replay), for the first maxSkipLogs of
+// the visit.
+func (s *sender) skip(visit int64, i, size int, why string) {
+	if s.logged != nil && s.logged.Add(1) > maxSkipLogs {
+		return
+	}
+	attrs := []any{"visit", visit, "index", i, "bytes", size, "limit_bytes", s.limit, "why", why}
+	if r, ok := s.src.(*Replay); ok {
+		rec, id := r.alertOrigin(i)
+		where := fmt.Sprintf("replay record %d", rec)
+		if s.name != nil {
+			where = s.name(rec)
+		}
+		attrs = append(attrs, "alert", where)
+		if id != nil {
+			attrs = append(attrs, "diaSourceId", id)
+		}
+	}
+	s.log.Warn("alert too large for the hub: not sent, a stand-in goes in its place so that the visit completes", attrs...)
+}
+
+// alertOrigin is the record of the files that alert index of a visit
+// replays and its alert.DefaultIDPath, if it has one.
+func (s *Replay) alertOrigin(index int) (record int, id any) {
+	record = index % s.r.Len()
+	_, rec := s.r.Record(record)
+	if v, ok := alert.Lookup(rec, alert.DefaultIDPath); ok {
+		id = v
+	}
+	return record, id
+}
+
+// messageSize is what msg weighs against message.max.bytes: its value,
+// key and headers and room for their framing.
+func messageSize(msg *kafka.Message) int {
+	n := len(msg.Value) + len(msg.Key) + recordFraming
+	for _, h := range msg.Headers {
+		n += len(h.Key) + len(h.Value) + 10
+	}
+	return n
+}
+
+// deliveries is what a sender's delivery reports said.
+type deliveries struct {
+	tooLarge []int // alerts (Opaque) the broker refused as too large
+	err      error // the first other failure
 }
 
 // collect reads n delivery reports and returns the first failure.
@@ -259,6 +443,27 @@ func collect(reports <-chan kafka.Event, n int) error {
 		}
 	}
 	return first
+}
+
+// collectDeliveries reads n delivery reports of alerts whose Opaque is
+// their index, setting apart those the broker refused as too large.
+func collectDeliveries(reports <-chan kafka.Event, n int) deliveries {
+	var d deliveries
+	for range n {
+		m, ok := (<-reports).(*kafka.Message)
+		if !ok || m.TopicPartition.Error == nil {
+			continue
+		}
+		var kerr kafka.Error
+		if i, isIndex := m.Opaque.(int); isIndex && errors.As(m.TopicPartition.Error, &kerr) && kerr.Code() == kafka.ErrMsgSizeTooLarge {
+			d.tooLarge = append(d.tooLarge, i)
+			continue
+		}
+		if d.err == nil {
+			d.err = fmt.Errorf("alert not acknowledged by the broker: %w", m.TopicPartition.Error)
+		}
+	}
+	return d
 }
 
 // produceRetry queues msg, waiting while the local queue is full.

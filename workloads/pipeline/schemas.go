@@ -33,6 +33,56 @@ type schemaBook struct {
 	log       *slog.Logger         // nil: skipped records are only counted
 }
 
+// maxUnknown bounds the ids remembered as unknown: a flood of random ids
+// must not grow the map without end.
+const maxUnknown = 10000
+
+// lookup is the non-blocking learn of a filter: known says whether id is
+// known now (the topic re-read if one is due); wait, that it may still come
+// with the next re-read, which is not due yet (the alert is parked until
+// then). An id unknown after a recent re-read is neither.
+func (b *schemaBook) lookup(ctx context.Context, id uint32) (known, wait bool, err error) {
+	if b.topic == "" {
+		return false, false, nil
+	}
+	if at, ok := b.unknown[id]; ok && time.Since(at) < schemaUnknownFor {
+		return false, false, nil
+	}
+	if !b.refreshDue() {
+		return false, true, nil
+	}
+	if err := b.refresh(ctx); err != nil {
+		return false, false, err
+	}
+	if _, ok := b.reg.Lookup(id); ok {
+		delete(b.unknown, id)
+		return true, false, nil
+	}
+	b.markUnknown(id)
+	return false, false, nil
+}
+
+// refreshDue reports whether the rate limit allows a re-read now.
+func (b *schemaBook) refreshDue() bool { return time.Since(b.last) >= schemaRefreshEvery }
+
+// markUnknown records that id was still unknown after a re-read.
+func (b *schemaBook) markUnknown(id uint32) {
+	if b.unknown == nil {
+		b.unknown = map[uint32]time.Time{}
+	}
+	if len(b.unknown) >= maxUnknown {
+		for k, at := range b.unknown {
+			if time.Since(at) >= schemaUnknownFor {
+				delete(b.unknown, k)
+			}
+		}
+		if len(b.unknown) >= maxUnknown {
+			clear(b.unknown) // all recent: forget them, and re-read once more for each
+		}
+	}
+	b.unknown[id] = time.Now()
+}
+
 // learn is called for an id the registry lacks. Unless the id was already
 // looked for recently, it waits for the rate limit and re-reads the schemas
 // topic: the producer publishes a schema before its alerts, but MirrorMaker
@@ -54,10 +104,7 @@ func (b *schemaBook) learn(ctx context.Context, id uint32) (bool, error) {
 		delete(b.unknown, id)
 		return true, nil
 	}
-	if b.unknown == nil {
-		b.unknown = map[uint32]time.Time{}
-	}
-	b.unknown[id] = time.Now()
+	b.markUnknown(id)
 	return false, nil
 }
 

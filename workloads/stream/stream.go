@@ -102,3 +102,62 @@ const ReaderGroup = "minibroker-reader"
 // OffsetsTopic is Kafka's topic of consumer-group offsets, where a
 // transaction's offset commit is written.
 const OffsetsTopic = "__consumer_offsets"
+
+// Topic names the mini-broker keeps for itself, on the hub and on every
+// mirror: a filter may not write to them. Reserved is the one list; the
+// provider refuses them at plan and `minibroker filter` before it dials.
+var (
+	reservedTopics = map[string]string{
+		AlertsTopic:      "the full alert stream",
+		SchemasTopic:     "the schema registry's topic",
+		TimingTopic:      "the timing events",
+		IngestStateTopic: "the upstream relay's state",
+		// MirrorMaker 2 writes heartbeats on every cluster it reaches when
+		// emit.heartbeats.enabled is set (mirror_maker_properties can).
+		"heartbeats": "MirrorMaker 2's heartbeats topic",
+	}
+	reservedPrefixes = map[string]string{
+		"__": "Kafka's internal topics (__consumer_offsets, __transaction_state, ...)",
+	}
+	reservedSuffixes = map[string]string{
+		DeadLetterTopic(""):  "a filter process's dead letters (NAME" + DeadLetterTopic("") + ")",
+		FilterStateTopic(""): "a filter process's state (NAME" + FilterStateTopic("") + ")",
+		".internal":          "MirrorMaker 2's and Kafka Connect's internal topics (mm2-offsets.hub.internal, ...)",
+	}
+)
+
+// Reserved reports whether topic is one the mini-broker uses for itself,
+// and what for: the stream's topics (AlertsTopic, SchemasTopic,
+// TimingTopic, IngestStateTopic), Kafka's internal topics (`__*`), the
+// dead-letter and state topics of filter processes (`*-deadletter`,
+// `*-state`, whatever the process's name, so that no filter writes into
+// another's) and MirrorMaker 2's (`heartbeats`, `*.internal`).
+func Reserved(topic string) (why string, reserved bool) {
+	if why, ok := reservedTopics[topic]; ok {
+		return why, true
+	}
+	for p, why := range reservedPrefixes {
+		if len(topic) >= len(p) && topic[:len(p)] == p {
+			return why, true
+		}
+	}
+	for s, why := range reservedSuffixes {
+		if len(topic) >= len(s) && topic[len(topic)-len(s):] == s {
+			return why, true
+		}
+	}
+	return "", false
+}
+
+// TopicCollisionKey is the form in which Kafka compares topic names for
+// collisions: '.' and '_' are the same in its metric names, so it refuses
+// to create a topic whose name differs from an existing one's only there.
+func TopicCollisionKey(topic string) string {
+	b := []byte(topic)
+	for i, c := range b {
+		if c == '.' {
+			b[i] = '_'
+		}
+	}
+	return string(b)
+}

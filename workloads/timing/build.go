@@ -47,6 +47,13 @@ func Build(events []Event) Report {
 			r.Totals.InvalidEvents++
 			continue
 		}
+		if e.Kind == KindQuarantine {
+			q := Quarantine{Filter: e.Name, Visit: e.Visit, At: e.End, Reason: e.Reason}
+			if !slices.ContainsFunc(r.Quarantines, func(o Quarantine) bool { return o.Filter == q.Filter && o.Visit == q.Visit }) {
+				r.Quarantines = append(r.Quarantines, q)
+			}
+			continue
+		}
 		a := accs[e.Visit]
 		if a == nil {
 			a = &visitAcc{
@@ -113,6 +120,7 @@ func Build(events []Event) Report {
 				fa = &filterAcc{}
 				perFilter[f.Name] = fa
 			}
+			fa.addTrouble(f)
 			if !v.Complete {
 				continue
 			}
@@ -156,6 +164,9 @@ func Build(events []Event) Report {
 		r.Filters = append(r.Filters, fa.summary(name))
 	}
 	slices.SortFunc(r.Filters, func(a, b FilterSummary) int { return cmp.Compare(a.Name, b.Name) })
+	slices.SortFunc(r.Quarantines, func(a, b Quarantine) int {
+		return cmp.Or(cmp.Compare(a.Visit, b.Visit), cmp.Compare(a.Filter, b.Filter))
+	})
 	for k, ca := range perConsumer {
 		r.Consumers = append(r.Consumers, ca.summary(k))
 	}
@@ -171,11 +182,20 @@ func Build(events []Event) Report {
 	if t.Incomplete > 0 {
 		r.Warnings = append(r.Warnings, fmt.Sprintf("%d visits without a produce event, reported as incomplete and left out of the summaries: %s", t.Incomplete, listVisits(t.IncompleteVisits)))
 	}
+	if n := len(r.Quarantines); n > 0 {
+		var names []string
+		for _, q := range r.Quarantines {
+			if !slices.Contains(names, q.Filter) {
+				names = append(names, q.Filter)
+			}
+		}
+		r.Warnings = append(r.Warnings, fmt.Sprintf("%d filter quarantines (over their time budget, alerts not evaluated): %s", n, strings.Join(names, ", ")))
+	}
 	if t.Upstream > 0 {
 		r.Warnings = append(r.Warnings, fmt.Sprintf("%d visits came from an upstream stream, without produce events: each is timed from the record timestamps of its first and last alerts, as the upstream wrote them", t.Upstream))
 	}
 	if t.NegativeLags > 0 {
-		r.Warnings = append(r.Warnings, fmt.Sprintf("%d filter lags are negative (down to %.3f s): the clocks of the producer and filter hosts are skewed", t.NegativeLags, minLag.Seconds()))
+		r.Warnings = append(r.Warnings, fmt.Sprintf("%d filter lags are negative (down to %.3f s): the clocks of the producer (or upstream) and filter hosts are skewed", t.NegativeLags, minLag.Seconds()))
 	}
 	if len(multiProd) > 0 {
 		r.Warnings = append(r.Warnings, fmt.Sprintf("%d visits have several produce events, merged (earliest start, latest end, counts summed): %s", len(multiProd), listVisits(multiProd)))
@@ -214,6 +234,14 @@ func (a *visitAcc) add(e Event, dl *DeadLetters) {
 			f.End = e.End
 		}
 		f.Events++
+		for kind, n := range e.Errors {
+			if f.Errors == nil {
+				f.Errors = map[string]int{}
+			}
+			f.Errors[kind] += n
+		}
+		f.Skipped += e.Skipped
+		f.Quarantined = f.Quarantined || e.Quarantined
 		if !e.Start.IsZero() && !e.Sent.IsZero() {
 			u := &a.upstream
 			if u.Start.IsZero() || e.Start.Before(u.Start) {
@@ -303,6 +331,21 @@ func (fa *filterAcc) add(f FilterVisit) {
 	fa.s.DeadLetters += f.DeadLetters
 	fa.lags = append(fa.lags, f.Lag)
 	fa.dones = append(fa.dones, f.Done)
+}
+
+// addTrouble counts a visit's errors, skipped alerts and quarantine,
+// which matter whether or not the visit is complete.
+func (fa *filterAcc) addTrouble(f FilterVisit) {
+	for kind, n := range f.Errors {
+		if fa.s.Errors == nil {
+			fa.s.Errors = map[string]int{}
+		}
+		fa.s.Errors[kind] += n
+	}
+	fa.s.Skipped += f.Skipped
+	if f.Quarantined {
+		fa.s.QuarantinedVisits++
+	}
 }
 
 func (fa *filterAcc) summary(name string) FilterSummary {

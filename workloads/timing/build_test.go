@@ -115,9 +115,9 @@ func TestBuild(t *testing.T) {
 			NegativeLags: 1, InvalidEvents: 1, Runs: []string{"r1"},
 		},
 		Warnings: []string{
-			`1 invalid events skipped; first: timing event: unknown kind "bogus": want "produce", "filter" or "consume"`,
+			`1 invalid events skipped; first: timing event: unknown kind "bogus": want "produce", "filter", "consume" or "quarantine"`,
 			"1 visits without a produce event, reported as incomplete and left out of the summaries: 3",
-			"1 filter lags are negative (down to -0.010 s): the clocks of the producer and filter hosts are skewed",
+			"1 filter lags are negative (down to -0.010 s): the clocks of the producer (or upstream) and filter hosts are skewed",
 		},
 	}
 	if !reflect.DeepEqual(r, want) {
@@ -213,5 +213,53 @@ func TestBuildUpstreamVisit(t *testing.T) {
 	}
 	if !strings.Contains(sb.String(), "1 from an upstream stream") {
 		t.Errorf("table does not count the upstream visit:\n%s", sb.String())
+	}
+}
+
+// TestBuildErrorsAndQuarantines: filter events' runtime errors and
+// quarantines reach the filter summaries, the quarantine events (sent
+// twice by a restarted filter) are listed once, and every output names
+// the quarantined filter.
+func TestBuildErrorsAndQuarantines(t *testing.T) {
+	q := Event{Kind: KindQuarantine, Visit: 1, Name: "slow", End: at(ms(900)), Reason: "spent 2.001s evaluating alerts of visit 1, over its time budget of 2s"}
+	r := Build([]Event{
+		{Kind: KindProduce, Visit: 1, Name: "producer", Start: at(0), End: at(ms(500)), Alerts: 100},
+		{Kind: KindFilter, Visit: 1, Name: "slow", End: at(ms(2000)), Alerts: 100, Errors: map[string]int{"cost_limit": 87}, Skipped: 13, Quarantined: true},
+		{Kind: KindFilter, Visit: 1, Name: "typo", End: at(ms(600)), Alerts: 100, Errors: map[string]int{"no_such_key": 100}},
+		{Kind: KindFilter, Visit: 1, Name: "fine", End: at(ms(600)), Alerts: 100, Matched: 3, Selected: 3},
+		q, q,
+	})
+	if len(r.Quarantines) != 1 || r.Quarantines[0].Filter != "slow" || r.Quarantines[0].Reason != q.Reason {
+		t.Fatalf("quarantines %+v", r.Quarantines)
+	}
+	byName := map[string]FilterSummary{}
+	for _, f := range r.Filters {
+		byName[f.Name] = f
+	}
+	if s := byName["slow"]; s.Errors["cost_limit"] != 87 || s.Skipped != 13 || s.QuarantinedVisits != 1 {
+		t.Errorf("slow: %+v", s)
+	}
+	if s := byName["typo"]; s.Errors["no_such_key"] != 100 || s.QuarantinedVisits != 0 {
+		t.Errorf("typo: %+v", s)
+	}
+	if r.Totals.Visits != 1 || r.Totals.InvalidEvents != 0 {
+		t.Errorf("totals %+v: the quarantine events are not visits", r.Totals)
+	}
+	var table, js, html strings.Builder
+	if err := r.WriteTable(&table); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.WriteJSON(&js); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.WriteHTML(&html); err != nil {
+		t.Fatal(err)
+	}
+	for name, out := range map[string]string{"table": table.String(), "JSON": js.String(), "HTML": html.String()} {
+		for _, want := range []string{"slow", "no_such_key", "over its time budget"} {
+			if !strings.Contains(out, want) {
+				t.Errorf("the %s report does not say %q", name, want)
+			}
+		}
 	}
 }

@@ -17,12 +17,15 @@ const (
 	KindProduce Kind = "produce" // the producer sent a visit
 	KindFilter  Kind = "filter"  // a filter finished a visit
 	KindConsume Kind = "consume" // an end consumer received one alert
+	// KindQuarantine: a filter went over its time budget for a visit and
+	// is skipped for the rest of it (or for whole visits; Reason says).
+	KindQuarantine Kind = "quarantine"
 )
 
 // Valid reports whether k is one of the known kinds.
 func (k Kind) Valid() bool {
 	switch k {
-	case KindProduce, KindFilter, KindConsume:
+	case KindProduce, KindFilter, KindConsume, KindQuarantine:
 		return true
 	}
 	return false
@@ -32,7 +35,7 @@ func (k Kind) Valid() bool {
 func (k *Kind) UnmarshalText(b []byte) error {
 	v := Kind(b)
 	if !v.Valid() {
-		return fmt.Errorf("unknown event kind %q: want %q, %q or %q", string(b), KindProduce, KindFilter, KindConsume)
+		return fmt.Errorf("unknown event kind %q: want %q, %q, %q or %q", string(b), KindProduce, KindFilter, KindConsume, KindQuarantine)
 	}
 	*k = v
 	return nil
@@ -55,11 +58,17 @@ type Event struct {
 	Sent        time.Time `json:"sent,omitzero"`
 	Alerts      int       `json:"alerts,omitempty"` // produce: alerts sent; filter: alerts read for the visit
 	Bytes       int64     `json:"bytes,omitempty"`
-	Matched     int       `json:"matched,omitempty"`  // filter: alerts matching before the cap
-	Selected    int       `json:"selected,omitempty"` // filter: alerts written (<= cap)
-	DeadLetters int       `json:"dead_letters,omitempty"`
-	Duplicates  int       `json:"duplicates,omitempty"` // filter: copies of alerts already handled, dropped
-	Rank        int       `json:"rank,omitempty"`       // consume: 1-based rank of this alert in its visit's filtered stream
+	Matched     int       `json:"matched,omitempty"`      // filter: alerts matching before the cap
+	Selected    int       `json:"selected,omitempty"`     // filter: alerts written (<= cap)
+	DeadLetters int       `json:"dead_letters,omitempty"` // produce: alerts not sent (too large for the hub: a stand-in went in the place of each); filter, consume: records dead-lettered
+	Duplicates  int       `json:"duplicates,omitempty"`   // filter: copies of alerts already handled, dropped
+	Rank        int       `json:"rank,omitempty"`         // consume: 1-based rank of this alert in its visit's filtered stream
+	// Filter: CEL runtime errors by kind (filter.ErrKind*), alerts not
+	// evaluated while the filter was quarantined, and whether it was.
+	Errors      map[string]int `json:"errors,omitempty"`
+	Skipped     int            `json:"skipped,omitempty"`
+	Quarantined bool           `json:"quarantined,omitempty"`
+	Reason      string         `json:"reason,omitempty"` // quarantine: why
 }
 
 // Validate checks that the event can be used in a report: a known kind, a
@@ -67,7 +76,7 @@ type Event struct {
 // and a source for consume events, no negative counts.
 func (e Event) Validate() error {
 	if !e.Kind.Valid() {
-		return fmt.Errorf("timing event: unknown kind %q: want %q, %q or %q", e.Kind, KindProduce, KindFilter, KindConsume)
+		return fmt.Errorf("timing event: unknown kind %q: want %q, %q, %q or %q", e.Kind, KindProduce, KindFilter, KindConsume, KindQuarantine)
 	}
 	bad := func(format string, args ...any) error {
 		return fmt.Errorf("timing event %s %q visit %d: %s", e.Kind, e.Name, e.Visit, fmt.Sprintf(format, args...))
@@ -83,8 +92,15 @@ func (e Event) Validate() error {
 		return bad("rank %d: consume events need the 1-based rank of the alert", e.Rank)
 	case e.Kind == KindConsume && e.Source == "":
 		return bad("missing source (the filter topic read)")
-	case e.Alerts < 0 || e.Bytes < 0 || e.Matched < 0 || e.Selected < 0 || e.DeadLetters < 0:
+	case e.Alerts < 0 || e.Bytes < 0 || e.Matched < 0 || e.Selected < 0 || e.DeadLetters < 0 || e.Skipped < 0:
 		return bad("negative count")
+	case e.Kind == KindQuarantine && e.Reason == "":
+		return bad("missing reason")
+	}
+	for kind, n := range e.Errors {
+		if n < 0 {
+			return bad("negative count of %s errors", kind)
+		}
 	}
 	return nil
 }

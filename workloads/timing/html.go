@@ -32,16 +32,18 @@ type htmlRow struct {
 }
 
 type htmlPage struct {
-	Subtitle   string
-	Cards      []htmlCard
-	Latency    template.HTML
-	Lag        template.HTML
-	Summary    []htmlRow
-	Visits     []htmlRow
-	Filters    []htmlRow
-	Consumers  []htmlRow
-	Warnings   []string
-	TotalsLine string
+	Subtitle  string
+	Cards     []htmlCard
+	Latency   template.HTML
+	Lag       template.HTML
+	Summary   []htmlRow
+	Visits    []htmlRow
+	Filters   []htmlRow
+	Consumers []htmlRow
+	// Quarantines: filter, visit, when, why.
+	Quarantines []htmlRow
+	Warnings    []string
+	TotalsLine  string
 }
 
 func (r Report) htmlPage() htmlPage {
@@ -101,7 +103,10 @@ func (r Report) htmlPage() htmlPage {
 		s, d := f.Lag, f.Done
 		p.Filters = append(p.Filters, htmlRow{Cells: []string{f.Name, fmt.Sprint(f.Visits), secs(s.Mean, s.N), secs(s.P50, s.N),
 			secs(s.P99, s.N), secs(s.Max, s.N), secs(d.Mean, d.N), secs(d.Max, d.N),
-			fmt.Sprint(f.Matched), fmt.Sprint(f.Selected), fmt.Sprint(f.DeadLetters)}})
+			fmt.Sprint(f.Matched), fmt.Sprint(f.Selected), fmt.Sprint(f.DeadLetters), errorKinds(f.Errors), fmt.Sprint(f.QuarantinedVisits)}})
+	}
+	for _, q := range r.Quarantines {
+		p.Quarantines = append(p.Quarantines, htmlRow{Cells: []string{q.Filter, fmt.Sprint(q.Visit), q.At.UTC().Format("15:04:05.000"), q.Reason}})
 	}
 	for _, c := range r.Consumers {
 		s := c.Latency
@@ -261,13 +266,23 @@ footer { color: var(--muted); font-size: 12px; margin-top: 36px; }
 <h2>Filters</h2>
 <details><summary>{{len .Filters}} filters (lag, and done from the visit's start, in seconds)</summary>
 <div class="scroll"><table>
-<thead><tr><th>filter</th><th>visits</th><th>lag mean</th><th>p50</th><th>p99</th><th>max</th><th>done mean</th><th>done max</th><th>matched</th><th>selected</th><th>dead letters</th></tr></thead>
+<thead><tr><th>filter</th><th>visits</th><th>lag mean</th><th>p50</th><th>p99</th><th>max</th><th>done mean</th><th>done max</th><th>matched</th><th>selected</th><th>dead letters</th><th>runtime errors</th><th>quarantined visits</th></tr></thead>
 <tbody>
 {{- range .Filters}}
 <tr>{{range .Cells}}<td>{{.}}</td>{{end}}</tr>
 {{- end}}
 </tbody></table></div>
 </details>
+{{end}}
+{{- if .Quarantines}}
+<h2>Quarantines</h2>
+<div class="scroll"><table>
+<thead><tr><th>filter</th><th>visit</th><th>at (UTC)</th><th>why</th></tr></thead>
+<tbody>
+{{- range .Quarantines}}
+<tr>{{range .Cells}}<td class="text">{{.}}</td>{{end}}</tr>
+{{- end}}
+</tbody></table></div>
 {{end}}
 {{- if .Consumers}}
 <h2>Consumers</h2>

@@ -49,14 +49,15 @@ func (r Report) WriteJSON(w io.Writer) error {
 }
 
 type jsonReport struct {
-	Totals     jsonTotals       `json:"totals"`
-	Summary    jsonSummaries    `json:"summary"`
-	Original   jsonOriginal     `json:"original"`
-	Comparison []jsonComparison `json:"comparison"`
-	Filters    []jsonFilter     `json:"filters"`
-	Consumers  []jsonConsumer   `json:"consumers"`
-	Visits     []jsonVisit      `json:"visits"`
-	Warnings   []string         `json:"warnings"`
+	Totals      jsonTotals       `json:"totals"`
+	Summary     jsonSummaries    `json:"summary"`
+	Original    jsonOriginal     `json:"original"`
+	Comparison  []jsonComparison `json:"comparison"`
+	Filters     []jsonFilter     `json:"filters"`
+	Quarantines []jsonQuarantine `json:"quarantines"`
+	Consumers   []jsonConsumer   `json:"consumers"`
+	Visits      []jsonVisit      `json:"visits"`
+	Warnings    []string         `json:"warnings"`
 }
 
 type jsonTotals struct {
@@ -122,6 +123,17 @@ type jsonFilter struct {
 	Matched     int         `json:"matched"`
 	Selected    int         `json:"selected"`
 	DeadLetters int         `json:"dead_letters"`
+	// Errors by kind, alerts not evaluated and visits quarantined.
+	Errors            map[string]int `json:"errors"`
+	Skipped           int            `json:"skipped"`
+	QuarantinedVisits int            `json:"quarantined_visits"`
+}
+
+type jsonQuarantine struct {
+	Filter string    `json:"filter"`
+	Visit  int64     `json:"visit"`
+	At     time.Time `json:"at"`
+	Reason string    `json:"reason"`
 }
 
 type jsonConsumer struct {
@@ -157,15 +169,18 @@ type jsonVisit struct {
 }
 
 type jsonFilterVisit struct {
-	Name        string    `json:"name"`
-	End         time.Time `json:"end"`
-	Lag         *float64  `json:"lag_s"`
-	Done        *float64  `json:"done_s"`
-	Alerts      int       `json:"alerts"`
-	Matched     int       `json:"matched"`
-	Selected    int       `json:"selected"`
-	DeadLetters int       `json:"dead_letters"`
-	Events      int       `json:"events"`
+	Name        string         `json:"name"`
+	End         time.Time      `json:"end"`
+	Lag         *float64       `json:"lag_s"`
+	Done        *float64       `json:"done_s"`
+	Alerts      int            `json:"alerts"`
+	Matched     int            `json:"matched"`
+	Selected    int            `json:"selected"`
+	DeadLetters int            `json:"dead_letters"`
+	Events      int            `json:"events"`
+	Errors      map[string]int `json:"errors,omitempty"`
+	Skipped     int            `json:"skipped,omitempty"`
+	Quarantined bool           `json:"quarantined,omitempty"`
 }
 
 type jsonConsumerVisit struct {
@@ -212,11 +227,12 @@ func (r Report) jsonReport() jsonReport {
 			FilterLagMean:       OriginalFilterLagMean.Seconds(),
 			ConsumerLatencyMean: OriginalConsumerLatencyMean.Seconds(),
 		},
-		Comparison: []jsonComparison{},
-		Filters:    []jsonFilter{},
-		Consumers:  []jsonConsumer{},
-		Visits:     []jsonVisit{},
-		Warnings:   nonNil(r.Warnings),
+		Comparison:  []jsonComparison{},
+		Filters:     []jsonFilter{},
+		Quarantines: []jsonQuarantine{},
+		Consumers:   []jsonConsumer{},
+		Visits:      []jsonVisit{},
+		Warnings:    nonNil(r.Warnings),
 	}
 	for _, c := range r.comparisons() {
 		jc := jsonComparison{Label: c.label}
@@ -230,7 +246,11 @@ func (r Report) jsonReport() jsonReport {
 	}
 	for _, f := range r.Filters {
 		out.Filters = append(out.Filters, jsonFilter{Name: f.Name, Visits: f.Visits, Lag: jsonSum(f.Lag), Done: jsonSum(f.Done),
-			Alerts: f.Alerts, Matched: f.Matched, Selected: f.Selected, DeadLetters: f.DeadLetters})
+			Alerts: f.Alerts, Matched: f.Matched, Selected: f.Selected, DeadLetters: f.DeadLetters,
+			Errors: nonNilMap(f.Errors), Skipped: f.Skipped, QuarantinedVisits: f.QuarantinedVisits})
+	}
+	for _, q := range r.Quarantines {
+		out.Quarantines = append(out.Quarantines, jsonQuarantine{Filter: q.Filter, Visit: q.Visit, At: q.At, Reason: q.Reason})
 	}
 	for _, c := range r.Consumers {
 		out.Consumers = append(out.Consumers, jsonConsumer{Name: c.Name, Source: c.Source, Visits: c.Visits,
@@ -250,7 +270,8 @@ func (r Report) jsonReport() jsonReport {
 		}
 		for _, f := range v.Filters {
 			jf := jsonFilterVisit{Name: f.Name, End: f.End, Alerts: f.Alerts, Matched: f.Matched,
-				Selected: f.Selected, DeadLetters: f.DeadLetters, Events: f.Events}
+				Selected: f.Selected, DeadLetters: f.DeadLetters, Events: f.Events,
+				Errors: f.Errors, Skipped: f.Skipped, Quarantined: f.Quarantined}
 			if v.Complete {
 				jf.Lag, jf.Done = ptr(f.Lag.Seconds()), ptr(f.Done.Seconds())
 			}
@@ -275,4 +296,11 @@ func nonNil[T any](s []T) []T {
 		return []T{}
 	}
 	return s
+}
+
+func nonNilMap(m map[string]int) map[string]int {
+	if m == nil {
+		return map[string]int{}
+	}
+	return m
 }

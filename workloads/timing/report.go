@@ -41,7 +41,10 @@ type Report struct {
 	// complete visits, sorted by name (then source).
 	Filters   []FilterSummary
 	Consumers []ConsumerSummary
-	Totals    Totals
+	// Quarantines lists each filter quarantined for a visit, by visit then
+	// filter.
+	Quarantines []Quarantine
+	Totals      Totals
 	// Warnings note what was merged, skipped or looks wrong (negative
 	// lags from skewed clocks, invalid events...).
 	Warnings []string
@@ -65,8 +68,8 @@ type Visit struct {
 	Start     time.Time // earliest produce start
 	End       time.Time // latest produce end
 	Send      time.Duration
-	Alerts    int     // alerts sent by the producer
-	Bytes     int64   // bytes sent by the producer
+	Alerts    int     // alerts sent by the producer (upstream visits: the most one filter read)
+	Bytes     int64   // bytes sent by the producer (upstream visits: likewise)
 	MBps      float64 // Bytes / 10^6 / Send in seconds; 0 if Send <= 0
 	// FiltersFinished is the number of filters that reported the visit,
 	// Consumers the number of consumers that received any of its alerts.
@@ -92,6 +95,11 @@ type FilterVisit struct {
 	Selected    int           // alerts written
 	DeadLetters int
 	Events      int // filter events merged (1 normally)
+	// Errors counts CEL runtime errors by kind; Skipped the alerts not
+	// evaluated while the filter was quarantined, which Quarantined says.
+	Errors      map[string]int
+	Skipped     int
+	Quarantined bool
 }
 
 // ConsumerVisit is one consumer's reception of one visit.
@@ -116,6 +124,19 @@ type FilterSummary struct {
 	Matched     int
 	Selected    int
 	DeadLetters int
+	// Errors by kind, alerts skipped and visits quarantined, over every
+	// visit the filter reported (complete or not).
+	Errors            map[string]int
+	Skipped           int
+	QuarantinedVisits int
+}
+
+// Quarantine is a filter quarantined for a visit (a quarantine event).
+type Quarantine struct {
+	Filter string
+	Visit  int64
+	At     time.Time
+	Reason string
 }
 
 // ConsumerSummary is one consumer over the complete visits.
@@ -135,8 +156,8 @@ type Totals struct {
 	Upstream         int     // of those, visits timed by their record timestamps
 	Incomplete       int     // visits without one
 	IncompleteVisits []int64 // their numbers, ascending
-	Alerts           int     // alerts sent by the producer
-	Bytes            int64   // bytes sent by the producer
+	Alerts           int     // alerts sent by the producer, or read from upstream
+	Bytes            int64   // their bytes
 	Selected         int     // alerts selected by the filters
 	Received         int     // alerts received by the consumers
 	Filters          int     // distinct filter names

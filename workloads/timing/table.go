@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -88,6 +90,18 @@ func (r Report) WriteTable(w io.Writer) error {
 				secs(d.Mean, d.N), secs(d.Max, d.N), f.Matched, f.Selected, f.DeadLetters)
 		}
 	}
+	if len(r.Quarantines) > 0 || r.anyFilterErrors() {
+		p("\nFilter errors and quarantines\n")
+		for _, f := range r.Filters {
+			if len(f.Errors) == 0 && f.QuarantinedVisits == 0 {
+				continue
+			}
+			p("  %s: runtime errors %s; quarantined in %d visits, %d alerts not evaluated\n", f.Name, errorKinds(f.Errors), f.QuarantinedVisits, f.Skipped)
+		}
+		for _, q := range r.Quarantines {
+			p("  visit %d: %s quarantined at %s: %s\n", q.Visit, q.Filter, q.At.UTC().Format("15:04:05.000"), q.Reason)
+		}
+	}
 	if len(r.Consumers) > 0 {
 		nw := len("consumer <- source")
 		for _, c := range r.Consumers {
@@ -165,3 +179,25 @@ func rate(v float64, n int) string {
 
 // width is the number of characters of s, for padding.
 func width(s string) int { return utf8.RuneCountInString(s) }
+
+// anyFilterErrors reports whether a filter had runtime errors.
+func (r Report) anyFilterErrors() bool {
+	for _, f := range r.Filters {
+		if len(f.Errors) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// errorKinds renders errors by kind as "kind n, kind n" ("none" if empty).
+func errorKinds(errs map[string]int) string {
+	if len(errs) == 0 {
+		return "none"
+	}
+	var parts []string
+	for _, kind := range slices.Sorted(maps.Keys(errs)) {
+		parts = append(parts, fmt.Sprintf("%s %d", kind, errs[kind]))
+	}
+	return strings.Join(parts, ", ")
+}

@@ -20,6 +20,7 @@ resource "minibroker_filter_group" "g0" {
       max_per_visit = 50
       output        = "bright-r-band"
       readers       = ["alice"] # a second reader, besides the filter's own
+      cost_limit    = 200000    # CEL cost units per evaluation (default 100000, at most 1000000)
     },
     {
       name          = "dimmings"

@@ -12,11 +12,12 @@ variable "upstream_password" {
 }
 
 # PEM certificate of the CA at the root of the upstream brokers' (and here
-# its registry's) certificate chain. Leave ca_certificate out for an
-# upstream whose certificates come from a public CA: the workloads image
+# its registry's) certificate chain, for an upstream with a private CA.
+# Null (the default) for certificates from a public CA: the workloads image
 # carries Debian's CA bundle.
 variable "upstream_ca_certificate" {
-  type = string
+  type    = string
+  default = null
 }
 
 resource "minibroker_swarm" "fed" {
@@ -38,9 +39,10 @@ resource "minibroker_swarm" "fed" {
 
     schema_registry_url = "https://schemas.example.org"
 
-    # The first run starts at the topic's beginning; later runs resume
-    # where the relay stopped.
-    from_beginning = true
+    # The relay's first run starts at the topic's end (from_beginning =
+    # true copies what the upstream retains, for the filters running then);
+    # later runs resume where it stopped.
+    from_beginning = false
   }
 
   # The relay takes the producer's resources.
@@ -49,9 +51,6 @@ resource "minibroker_swarm" "fed" {
   }
 }
 
-# An upstream's alerts carry none of the producer's mb-* headers: a filter
-# closes a visit once every partition has delivered a later visit's alert,
-# or this long after the visit's last alert.
 resource "minibroker_mirror" "fed" {
   swarm_id          = minibroker_swarm.fed.id
   manager_address   = minibroker_swarm.fed.manager_address
@@ -66,7 +65,10 @@ resource "minibroker_filter_group" "fed" {
   kafka_credentials = minibroker_swarm.fed.kafka_credentials
   name              = "g0"
   mirror            = minibroker_mirror.fed.name
-  visit_quiet_time  = "45s"
+  # An upstream's alerts carry none of the producer's mb-* headers: a
+  # filter closes a visit once every partition has delivered a later
+  # visit's alert, or this long after the visit's last alert.
+  visit_quiet_time = "45s"
 
   filters = [{
     name       = "bright"

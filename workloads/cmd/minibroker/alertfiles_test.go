@@ -37,8 +37,8 @@ func TestDryRunArchiveWithInvalidDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var want strings.Builder
-	selected := 0
+	var ids []string
+	visits := map[json.Number]bool{}
 	for range 2 { // the file is given twice
 		for _, rec := range fx.Records {
 			m := rec.(map[string]any)
@@ -46,20 +46,20 @@ func TestDryRunArchiveWithInvalidDefaults(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			visits[m["diaSource"].(map[string]any)["visit"].(json.Number)] = true
 			if det > 0 {
-				fmt.Fprintln(&want, m["diaSourceId"])
-				selected++
+				ids = append(ids, fmt.Sprint(m["diaSourceId"]))
 			}
 		}
 	}
-	fmt.Fprintf(&want, "selected %d of %d alerts\n", selected, 2*len(fx.Records))
+	want := dryRunOut("Filter001", -1, ids, 2*len(fx.Records), len(ids), len(visits))
 
-	r := runCLI(t, 30*time.Second, "filter", "--dry-run", "--expr", "alert.diaSource.detector > 0", fx.Bad, fx.Bad)
+	r := runCLI(t, 30*time.Second, "filter", "--dry-run", "--max-per-visit", "-1", "--expr", "alert.diaSource.detector > 0", fx.Bad, fx.Bad)
 	if r.code != 0 {
 		t.Fatalf("want exit 0, got %s", r)
 	}
-	if r.stdout != want.String() {
-		t.Fatalf("stdout:\n%s\nwant:\n%s", r.stdout, want.String())
+	if r.stdout != want {
+		t.Fatalf("stdout:\n%s\nwant:\n%s", r.stdout, want)
 	}
 	checkDefaultWarnings(t, r, fx.Bad)
 

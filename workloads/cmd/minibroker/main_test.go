@@ -83,23 +83,46 @@ func noKafka(t *testing.T) (addr string, dials func() int64) {
 	}
 }
 
+// dryRunOut is what `filter --dry-run` prints for one filter (at most
+// capN per visit, the default cost limit) selecting ids of total alerts
+// after matching matched, followed by the visits line.
+func dryRunOut(name string, capN int, ids []string, total, matched, visits int) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "filter %s: output %s, at most %d alerts per visit, cost limit %d\n", name, name, capN, filter.DefaultCostLimit)
+	if capN < 0 {
+		b.Reset()
+		fmt.Fprintf(&b, "filter %s: output %s, no cap per visit, cost limit %d\n", name, name, filter.DefaultCostLimit)
+	}
+	for _, id := range ids {
+		fmt.Fprintln(&b, id)
+	}
+	fmt.Fprintf(&b, "%s: selected %d of %d alerts (matched %d, evaluated %d, errors 0)\n", name, len(ids), total, matched, total)
+	fmt.Fprintf(&b, "read %d alerts of %d visits by diaSource.visit\n", total, visits)
+	return b.String()
+}
+
 func TestDryRunRealRubinAlert(t *testing.T) {
 	path := fakeAlertFile(t)
-	// The alert's values (diaSourceId 1231321321, diaSource.snr 41.1,
-	// psfFlux 1241 nJy, band r, ra 351.57, dec 0.126) decide what each
-	// expression selects.
+	// The alert's values (diaSourceId 1231321321, diaSource.visit 1,
+	// diaSource.snr 41.1, psfFlux 1241 nJy, band r, ra 351.57, dec 0.126)
+	// decide what each expression selects.
+	const id = "1231321321"
 	for _, tc := range []struct {
 		name string
 		args []string
 		want string
 	}{
-		{"default expression: psfFlux 1241 nJy is fainter than 20th magnitude", nil, "selected 0 of 1 alerts\n"},
-		{"snr > 0", []string{"--expr", "alert.diaSource.snr > 0.0"}, "1231321321\nselected 1 of 1 alerts\n"},
+		{"default expression: psfFlux 1241 nJy is fainter than 20th magnitude", nil, dryRunOut("Filter001", 20, nil, 1, 0, 1)},
+		{"snr > 0", []string{"--expr", "alert.diaSource.snr > 0.0"}, dryRunOut("Filter001", 20, []string{id}, 1, 1, 1)},
 		{"snr and band", []string{"--expr", `alert.diaSource.snr > 40.0 && alert.diaSource.band == "r" && alert.diaSource.dec > 0.0`},
-			"1231321321\nselected 1 of 1 alerts\n"},
-		{"snr too high", []string{"--expr", "alert.diaSource.snr > 41.5"}, "selected 0 of 1 alerts\n"},
-		{"id path", []string{"--expr", "alert.diaSource.snr > 0.0", "--id-path", "diaSource.visit"}, "1\nselected 1 of 1 alerts\n"},
-		{"file given twice", []string{"--expr", "alert.diaSource.psfFlux > 1000.0", path}, "1231321321\n1231321321\nselected 2 of 2 alerts\n"},
+			dryRunOut("Filter001", 20, []string{id}, 1, 1, 1)},
+		{"snr too high", []string{"--expr", "alert.diaSource.snr > 41.5"}, dryRunOut("Filter001", 20, nil, 1, 0, 1)},
+		{"id path", []string{"--expr", "alert.diaSource.snr > 0.0", "--id-path", "diaSource.visit"}, dryRunOut("Filter001", 20, []string{"1"}, 1, 1, 1)},
+		{"file given twice", []string{"--expr", "alert.diaSource.psfFlux > 1000.0", path}, dryRunOut("Filter001", 20, []string{id, id}, 2, 2, 1)},
+		// Both copies are of visit 1: the cap admits one.
+		{"file given twice, capped", []string{"--expr", "alert.diaSource.psfFlux > 1000.0", "--max-per-visit", "1", path},
+			dryRunOut("Filter001", 1, []string{id}, 2, 2, 1)},
+		{"a name", []string{"--name", "mine", "--expr", "alert.diaSource.snr > 0.0"}, dryRunOut("mine", 20, []string{id}, 1, 1, 1)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			args := append(append([]string{"filter", "--dry-run"}, tc.args...), path)
@@ -154,6 +177,12 @@ func TestDryRunSyntheticMatchesPlainGo(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "synthetic.avro")
 	truths := writeSyntheticOCF(t, path, 42, 2, 1000)
 
+	cappedSome := false
+	defer func() {
+		if !cappedSome {
+			t.Error("no test expression selects enough alerts for the cap to matter")
+		}
+	}()
 	for _, tc := range []struct {
 		expr  string
 		match func(alert.Truth) bool
@@ -163,29 +192,43 @@ func TestDryRunSyntheticMatchesPlainGo(t *testing.T) {
 		{`alert.diaSource.dec < 0.0 && alert.diaSource.snr > 8.0`, func(a alert.Truth) bool { return a.Dec < 0 && a.Snr > 8 }},
 	} {
 		t.Run(tc.expr, func(t *testing.T) {
-			var want strings.Builder
-			n := 0
+			// Without a cap, every match; with the default cap, the
+			// first 20 of each visit, in file order.
+			var all, capped []string
+			perVisit := map[int64]int{}
 			for _, a := range truths {
-				if tc.match(a) {
-					n++
-					fmt.Fprintln(&want, a.DiaSourceID)
+				if !tc.match(a) {
+					continue
+				}
+				all = append(all, fmt.Sprint(a.DiaSourceID))
+				if perVisit[a.Visit]++; perVisit[a.Visit] <= filter.DefaultMaxPerVisit {
+					capped = append(capped, fmt.Sprint(a.DiaSourceID))
 				}
 			}
-			if n == 0 || n == len(truths) {
-				t.Fatalf("test expression selects %d of %d alerts: pick one that discriminates", n, len(truths))
+			if len(all) == 0 || len(all) == len(truths) {
+				t.Fatalf("test expression selects %d of %d alerts: pick one that discriminates", len(all), len(truths))
 			}
-			fmt.Fprintf(&want, "selected %d of %d alerts\n", n, len(truths))
-
-			args := []string{"filter", "--dry-run", path}
-			if tc.expr != filter.DefaultExpr {
-				args = []string{"filter", "--dry-run", "--expr", tc.expr, path}
+			if len(capped) < len(all) {
+				cappedSome = true
 			}
-			r := runCLI(t, 30*time.Second, args...)
-			if r.code != 0 {
-				t.Fatalf("want exit 0, got %s", r)
-			}
-			if r.stdout != want.String() {
-				t.Fatalf("dry run disagrees with the plain-Go count over the generator's Truth\ngot:\n%s\nwant:\n%s", r.stdout, want.String())
+			for _, run := range []struct {
+				args []string
+				want string
+			}{
+				{nil, dryRunOut("Filter001", filter.DefaultMaxPerVisit, capped, len(truths), len(all), 2)},
+				{[]string{"--max-per-visit", "-1"}, dryRunOut("Filter001", -1, all, len(truths), len(all), 2)},
+			} {
+				args := append([]string{"filter", "--dry-run"}, run.args...)
+				if tc.expr != filter.DefaultExpr {
+					args = append(args, "--expr", tc.expr)
+				}
+				r := runCLI(t, 30*time.Second, append(args, path)...)
+				if r.code != 0 {
+					t.Fatalf("want exit 0, got %s", r)
+				}
+				if r.stdout != run.want {
+					t.Fatalf("%v: dry run disagrees with the plain-Go count over the generator's Truth\ngot:\n%s\nwant:\n%s", run.args, r.stdout, run.want)
+				}
 			}
 		})
 	}

@@ -3,8 +3,10 @@ package main
 import (
 	"context"
 	"flag"
+	"fmt"
 	"io"
 	"log/slog"
+	"sync"
 
 	"github.com/minibroker/terraform-provider-minibroker/workloads/alert"
 	"github.com/minibroker/terraform-provider-minibroker/workloads/pipeline"
@@ -52,7 +54,9 @@ func runProduce(ctx context.Context, args []string, stdout io.Writer, log *slog.
 		}
 	}
 	var src pipeline.Source = pipeline.NewSynthetic(*seed, *cutout)
+	var nameRecord func(int) string
 	if len(replay) > 0 {
+		nameRecord = replayRecordNames(replay)
 		rs, err := pipeline.NewReplay(*visitPath, replay...)
 		if err != nil {
 			return err
@@ -65,6 +69,37 @@ func runProduce(ctx context.Context, args []string, stdout io.Writer, log *slog.
 	return pipeline.Produce(ctx, pipeline.ProduceConfig{
 		Bootstrap: k.bootstrap, Topic: *topic, Partitions: *partitions, SchemasTopic: *schemas, Registry: reg, Source: src,
 		AlertsPerVisit: *perVisit, Interval: *interval, Visits: *visits, Align: *align, Parallel: *parallel, Name: *name,
-		TimingBootstrap: k.timingBootstrap, TimingTopic: k.timingTopic, Kafka: over, Log: log,
+		TimingBootstrap: k.timingBootstrap, TimingTopic: k.timingTopic, Kafka: over, Log: log, NameRecord: nameRecord,
 	})
+}
+
+// replayRecordNames returns what names record r of the replayed files
+// (their records one after the other, as pipeline.NewReplay loads them):
+// "FILE, alert N of M". It counts each file's records the first time it
+// is asked, reading them again: only an alert too large to send is named.
+func replayRecordNames(files []string) func(record int) string {
+	var (
+		once   sync.Once
+		counts []int
+	)
+	return func(record int) string {
+		once.Do(func() {
+			for _, f := range files {
+				_, recs, _, err := alert.ReadOCFRecords(f)
+				if err != nil {
+					counts = nil
+					return
+				}
+				counts = append(counts, len(recs))
+			}
+		})
+		r := record
+		for i, n := range counts {
+			if r < n {
+				return fmt.Sprintf("%s, alert %d of %d", files[i], r+1, n)
+			}
+			r -= n
+		}
+		return fmt.Sprintf("replay record %d", record)
+	}
 }
