@@ -39,6 +39,9 @@ func TestUnknownSchemaFlood(t *testing.T) {
 	broker := kafkabed.StartBrokerT(t)
 	bootstrap := broker.Bootstrap()
 	ensureStreamTopics(ctx, t, bootstrap)
+	// The broker may not list a topic it has just created yet.
+	_, err := kclient.WaitTopic(ctx, bootstrap, nil, stream.SchemasTopic)
+	kafkabed.Must(t, err)
 
 	// The schemas: the synthetic one, a garbage record, then the same
 	// schema under another name (so another id) that only a reader going
