@@ -48,6 +48,10 @@ type Store struct {
 	cancel   context.CancelFunc
 }
 
+// openWait bounds how long Open waits for a topic the broker does not list
+// yet.
+const openWait = 30 * time.Second
+
 // Open creates the topic if it is missing and starts following it. conn
 // holds librdkafka connection settings (kclient.ConnSettings). Close stops it.
 func Open(ctx context.Context, bootstrap string, conn map[string]string, topic string, log *slog.Logger) (*Store, error) {
@@ -76,7 +80,14 @@ func Open(ctx context.Context, bootstrap string, conn map[string]string, topic s
 		st: registry.NewState(), advanced: make(chan struct{}), done: make(chan struct{}), cancel: cancel,
 		writing: make(chan struct{}, 1),
 	}
-	if s.topicID, err = s.currentTopicID(ctx); err != nil {
+	// A topic just created (here or by another client) may not be in the
+	// broker's metadata yet: wait for it a little.
+	for deadline := time.Now().Add(openWait); ; {
+		if s.topicID, err = s.currentTopicID(ctx); err == nil || time.Now().After(deadline) || sleepCtx(ctx, 200*time.Millisecond) != nil {
+			break
+		}
+	}
+	if err != nil {
 		cl.Close()
 		cancel()
 		return nil, err
