@@ -259,6 +259,15 @@ func readState(ctx context.Context, bootstrap string, conn map[string]string, to
 	return nil, nil // no transaction has committed yet
 }
 
+// writeState queues a state record (key stateKey) to topic in out's open
+// transaction.
+func writeState(ctx context.Context, out *kafka.Producer, topic string, state []byte) error {
+	return produceRetry(ctx, out, &kafka.Message{
+		TopicPartition: kafka.TopicPartition{Topic: &topic, Partition: kafka.PartitionAny},
+		Key:            []byte(stateKey), Value: state,
+	}, nil)
+}
+
 // stateTail is how many offsets at the end of the state topic are read
 // first for its last record.
 const stateTail = 64

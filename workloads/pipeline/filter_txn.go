@@ -227,11 +227,7 @@ func (f *filterRun) commit(ctx context.Context, c *kafka.Consumer, out *kafka.Pr
 	if err != nil {
 		return fmt.Errorf("encode the filter state: %w", err)
 	}
-	topic := f.cfg.StateTopic
-	if err := produceRetry(ctx, out, &kafka.Message{
-		TopicPartition: kafka.TopicPartition{Topic: &topic, Partition: kafka.PartitionAny},
-		Key:            []byte(stateKey), Value: state,
-	}, nil); err != nil {
+	if err := writeState(ctx, out, f.cfg.StateTopic, state); err != nil {
 		return f.abort(ctx, out, err)
 	}
 	offsets, err := consumedOffsets(c)

@@ -532,11 +532,7 @@ func (g *ingestRun) commit(ctx context.Context, out *kafka.Producer) error {
 	if err != nil {
 		return fmt.Errorf("encode the ingest state: %w", err)
 	}
-	topic := g.cfg.StateTopic
-	if err := produceRetry(ctx, out, &kafka.Message{
-		TopicPartition: kafka.TopicPartition{Topic: &topic, Partition: kafka.PartitionAny},
-		Key:            []byte(stateKey), Value: state,
-	}, nil); err != nil {
+	if err := writeState(ctx, out, g.cfg.StateTopic, state); err != nil {
 		return g.abort(ctx, out, err)
 	}
 	if err := retryTxn(ctx, "commit", func(ctx context.Context) error { return out.CommitTransaction(ctx) }); err != nil {
