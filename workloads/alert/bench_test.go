@@ -53,7 +53,7 @@ func BenchmarkDecode(b *testing.B) {
 		}
 		inputs = append(inputs, input{c.name, g.Schema(), p})
 	}
-	rp, err := LoadOCF(fakeAlertPath(b))
+	rp, _, err := LoadOCF(fakeAlertPath(b))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -97,7 +97,7 @@ func BenchmarkDecode(b *testing.B) {
 // BenchmarkDecodeCompile measures the one-off Decode (compile + decode) of
 // a Rubin alert, against which a Decoder's cached plan saves.
 func BenchmarkDecodeCompile(b *testing.B) {
-	rp, err := LoadOCF(fakeAlertPath(b))
+	rp, _, err := LoadOCF(fakeAlertPath(b))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -113,7 +113,7 @@ func BenchmarkDecodeCompile(b *testing.B) {
 // BenchmarkReplayAlert measures producing a replayed Rubin alert with its
 // visit rewritten.
 func BenchmarkReplayAlert(b *testing.B) {
-	rp, err := LoadOCF(fakeAlertPath(b))
+	rp, _, err := LoadOCF(fakeAlertPath(b))
 	if err != nil {
 		b.Fatal(err)
 	}

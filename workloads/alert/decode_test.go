@@ -208,7 +208,7 @@ func TestDecodeAllTypesMatchesHambaReference(t *testing.T) {
 }
 
 func TestDecodeFakeAlertNormalised(t *testing.T) {
-	schema, recs, warnings, err := ReadOCFRecords(fakeAlertPath(t))
+	schema, recs, warnings, _, err := ReadOCFRecords(fakeAlertPath(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -248,7 +248,7 @@ func TestDecodeFakeAlertNormalised(t *testing.T) {
 		t.Fatalf("prvDiaSources[0].visit = %d, %v", v, err)
 	}
 	// The decoder agrees with hamba's own generic decoding, normalised.
-	rp, err := LoadOCF(fakeAlertPath(t))
+	rp, _, err := LoadOCF(fakeAlertPath(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -303,7 +303,7 @@ func TestDecoderMessages(t *testing.T) {
 	}
 	// A schema registered later is seen by the same Decoder.
 	rubin := rubinSchema(t)
-	rp, err := LoadOCF(fakeAlertPath(t))
+	rp, _, err := LoadOCF(fakeAlertPath(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -380,7 +380,7 @@ func TestDecodeGarbageNeverPanics(t *testing.T) {
 	kitchen, _ := ParseSchema(kitchenSchema)
 	g := NewGenerator(1, 200)
 	synPayload, _, _ := g.Alert(nil, 1, 1)
-	rp, err := LoadOCF(fakeAlertPath(t))
+	rp, _, err := LoadOCF(fakeAlertPath(t))
 	if err != nil {
 		t.Fatal(err)
 	}

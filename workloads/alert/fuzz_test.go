@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -256,7 +257,7 @@ func FuzzDecodeSynthetic(f *testing.F) {
 // fakeAlert.avro.
 func FuzzDecodeRubin(f *testing.F) {
 	rubin := rubinSchema(f)
-	rp, err := LoadOCF(fakeAlertPath(f))
+	rp, _, err := LoadOCF(fakeAlertPath(f))
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -328,6 +329,15 @@ func withBlockHeader(t testing.TB, data []byte, count, size int64) (out []byte, 
 	return append(out, data[r.pos:]...), h.end
 }
 
+// The one reader of container files (readOCF: ReadOCFRecords, LoadOCF),
+// which reads past bad blocks: whatever the bytes, it does not panic,
+// allocates within a bound of the file's memory budget, and either
+// refuses the file with an error naming it or returns records with the
+// bad blocks it skipped, which follow one another inside the file. The
+// records kept are exactly those of the other blocks, as the file holds
+// them (so on a file with no bad block, every record of the file), they
+// decode, replay with the visit set, and written again read back the
+// same with nothing skipped.
 func FuzzReadOCF(f *testing.F) {
 	fake := fakeAlertBytes(f)
 	f.Add(fake)
@@ -355,10 +365,32 @@ func FuzzReadOCF(f *testing.F) {
 	f.Add(ocfBytes(f, small, ocf.Deflate, 3, smallRecord(0, ""), smallRecord(1, "a"), smallRecord(2, "bb")))
 	f.Add(append(ocfHeaderBytes(testSync, "avro.schema", kitchenSchema),
 		ocfBlockBytes(1, 3, []byte{1, 2, 3}, testSync)...))
+	// Bad blocks among good ones (see TestReadOCFSkipsBadBlocks).
+	rb := newRubinBlocks(f)
+	b1, b2, b3 := rb.block(f, 1), rb.block(f, 2), rb.block(f, 3)
+	data, _ := rb.file(b1, b2, b3)
+	f.Add(data)
+	data, _ = rb.file(b1, withHeader(f, rb.block(f, 4), 1, 1<<40), b3)
+	f.Add(data)
+	flipped := bytes.Clone(b2)
+	flipped[len(flipped)-1] ^= 1
+	data, _ = rb.file(b1, flipped, b3, b1)
+	f.Add(data)
+	f.Add(bytes.Join([][]byte{ocfHeaderBytes(testSync, "avro.schema", smallSchema), ocfBlockBytes(1, -1, nil, testSync),
+		ocfBlockBytes(1, 6, smallRecord(1, "a1234"), testSync), {0xee, 0xee}, ocfBlockBytes(1, 3, smallRecord(2, "b"), testSync)}, nil))
 
 	f.Fuzz(func(t *testing.T, data []byte) {
 		const name = "fuzz.avro"
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
 		of, err := parseOCF(name, data)
+		runtime.ReadMemStats(&after)
+		// The budget bounds the records' estimated memory; what reading
+		// allocates (decompressed blocks, records dropped with a bad
+		// block, garbage) stays within a few times it.
+		if alloc, limit := after.TotalAlloc-before.TotalAlloc, uint64(4*max(minDecodedBudget, decodedPerFileByte*len(data))); alloc > limit {
+			t.Fatalf("reading a %d-byte file allocated %d MiB, over %d MiB", len(data), alloc>>20, limit>>20)
+		}
 		if err != nil {
 			if of != nil {
 				t.Fatalf("a file and an error: %v", err)
@@ -371,15 +403,28 @@ func FuzzReadOCF(f *testing.F) {
 		if len(of.generic) == 0 || len(of.generic) != len(of.encoded) {
 			t.Fatalf("%d records, %d encoded", len(of.generic), len(of.encoded))
 		}
-		// ReadOCFRecords: every record decodes, to what the file holds
-		// (the records are served re-encoded by hamba/avro).
+		// The skipped blocks follow one another, inside the file's blocks.
+		h, err := readOCFHeader(data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		end, block := h.end, -1
+		for _, s := range of.skipped {
+			if s.File != name || s.Block <= block || s.Offset < end || s.Resume <= s.Offset || s.Resume > len(data) || s.Reason == "" {
+				t.Fatalf("skipped block %+v after block %d ending at byte %d, in a %d-byte file", s, block, end, len(data))
+			}
+			end, block = s.Resume, s.Block
+		}
+		// ReadOCFRecords: every record kept decodes, to what the file
+		// holds outside the skipped blocks (the records are served
+		// re-encoded by hamba/avro).
 		recs, err := of.records(name)
 		if err != nil {
 			t.Fatalf("a record of an accepted file: %v", err)
 		}
-		raw := rawRecords(t, data)
+		raw := rawRecords(t, data, of.skipped)
 		if len(raw) != len(recs) {
-			t.Fatalf("%d records read, %d in the blocks", len(recs), len(raw))
+			t.Fatalf("%d records read, %d in the blocks not skipped", len(recs), len(raw))
 		}
 		for i, r := range raw {
 			want, err := decodePlan(of.plan, r, decodeConfig{})
@@ -421,6 +466,9 @@ func FuzzReadOCF(f *testing.F) {
 		if err != nil {
 			t.Fatalf("the records written again: %v", err)
 		}
+		if len(again.skipped) != 0 {
+			t.Fatalf("the records written again: skipped %v", again.skipped)
+		}
 		if !slices.EqualFunc(again.encoded, of.encoded, bytes.Equal) {
 			t.Fatal("the records written again read back differently")
 		}
@@ -436,8 +484,9 @@ func FuzzReadOCF(f *testing.F) {
 var checkedSchemas sync.Map
 
 // rawRecords returns the bytes of each record of an accepted container
-// file, as its blocks hold them.
-func rawRecords(t *testing.T, data []byte) [][]byte {
+// file, as its blocks hold them, but for the blocks skipped (which it
+// steps over: any other block must read).
+func rawRecords(t *testing.T, data []byte, skipped []SkippedBlock) [][]byte {
 	t.Helper()
 	h, err := readOCFHeader(data)
 	if err != nil {
@@ -455,14 +504,18 @@ func rawRecords(t *testing.T, data []byte) [][]byte {
 	defer codec.close()
 	var out [][]byte
 	for pos := h.end; pos < len(data); {
+		if len(skipped) > 0 && pos == skipped[0].Offset {
+			pos, skipped = skipped[0].Resume, skipped[1:]
+			continue
+		}
 		b, next, err := h.readBlock(data, pos)
 		if err != nil {
-			t.Fatal(err)
+			t.Fatalf("a block not skipped, at byte %d: %v", pos, err)
 		}
 		if b.count > 0 {
 			d, err := codec.decode(b.data)
 			if err != nil {
-				t.Fatal(err)
+				t.Fatalf("a block not skipped, at byte %d: %v", pos, err)
 			}
 			r := binReader{buf: d}
 			for range b.count {
@@ -472,6 +525,9 @@ func rawRecords(t *testing.T, data []byte) [][]byte {
 			}
 		}
 		pos = next
+	}
+	if len(skipped) > 0 {
+		t.Fatalf("skipped blocks not met reading the file: %+v", skipped)
 	}
 	return out
 }
@@ -584,7 +640,7 @@ func TestSchemaParserPanicIsAnError(t *testing.T) {
 			t.Error("ParseSchemaFiles accepted it")
 		}
 		file := append(ocfHeaderBytes(testSync, "avro.schema", text), ocfBlockBytes(1, 1, []byte{0}, testSync)...)
-		if _, err := LoadOCF(writeTemp(t, file)); err == nil || !strings.Contains(err.Error(), "the schema in its header") {
+		if _, _, err := LoadOCF(writeTemp(t, file)); err == nil || !strings.Contains(err.Error(), "the schema in its header") {
 			t.Errorf("LoadOCF: %v", err)
 		}
 	}

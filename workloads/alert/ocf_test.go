@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 
@@ -97,7 +98,7 @@ func TestReadOCFOutsideArchiveWithInvalidDefaults(t *testing.T) {
 		}
 	}
 
-	schema, recs, warnings, err := ReadOCFRecords(fx.Bad)
+	schema, recs, warnings, _, err := ReadOCFRecords(fx.Bad)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -118,16 +119,16 @@ func TestReadOCFOutsideArchiveWithInvalidDefaults(t *testing.T) {
 		t.Errorf("warnings for %d fields, want %d: %v", len(got), len(outsideavro.BadDefaults), warnings)
 	}
 
-	goodSchema, goodRecs, goodWarnings, err := ReadOCFRecords(fx.Good)
-	if err != nil || len(goodWarnings) != 0 {
-		t.Fatalf("fastavro's valid file: %v, warnings %v", err, goodWarnings)
+	goodSchema, goodRecs, goodWarnings, goodSkipped, err := ReadOCFRecords(fx.Good)
+	if err != nil || len(goodWarnings) != 0 || len(goodSkipped) != 0 {
+		t.Fatalf("fastavro's valid file: %v, warnings %v, skipped %v", err, goodWarnings, goodSkipped)
 	}
 	checkRecords(t, fx.Good, goodRecs)
 	if SchemaID(schema) != SchemaID(goodSchema) {
 		t.Errorf("dropping the invalid defaults changed the schema id: %d, valid %d", SchemaID(schema), SchemaID(goodSchema))
 	}
 
-	_, enumRecs, enumWarnings, err := ReadOCFRecords(fx.EnumDefault)
+	_, enumRecs, enumWarnings, _, err := ReadOCFRecords(fx.EnumDefault)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -139,7 +140,7 @@ func TestReadOCFOutsideArchiveWithInvalidDefaults(t *testing.T) {
 
 	// Replay: warnings once per file, records as fastavro read them with
 	// the visit rewritten.
-	rp, err := LoadOCF(fx.Bad, fx.EnumDefault, fx.Bad)
+	rp, _, err := LoadOCF(fx.Bad, fx.EnumDefault, fx.Bad)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -194,7 +195,7 @@ func TestReadOCFRubinAsHamba(t *testing.T) {
 		}
 		want = append(want, v)
 	}
-	rp, err := LoadOCF(path)
+	rp, _, err := LoadOCF(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -244,7 +245,7 @@ func TestReadOCFCodecs(t *testing.T) {
 				t.Fatal(err)
 			}
 			f.Close()
-			rp, err := LoadOCF(path)
+			rp, _, err := LoadOCF(path)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -265,7 +266,9 @@ const smallSchema = `{"type":"record","name":"r","fields":[{"name":"a","type":"l
 // smallRecord encodes {a, s} of smallSchema.
 func smallRecord(a int64, s string) []byte { return appendAvroString(appendVarlong(nil, a), s) }
 
-// A file that is truly corrupt is an error that says what and where.
+// A file that is truly corrupt (its header bad, or no good block left) is
+// an error that says what and where; a bad block after a good one is
+// skipped, named with what and where, and the good block's record read.
 func TestReadOCFCorrupt(t *testing.T) {
 	hdr := ocfHeaderBytes(testSync, "avro.schema", smallSchema)
 	rec := smallRecord(7, "seven")
@@ -274,7 +277,7 @@ func TestReadOCFCorrupt(t *testing.T) {
 	block1 := ocfBlockBytes(2, int64(len(two)), two, testSync)
 	good := append(append(append([]byte(nil), hdr...), block0...), block1...)
 	at1 := len(hdr) + len(block0) // block 1's offset
-	if rp, err := LoadOCF(writeTemp(t, good)); err != nil || rp.Len() != 3 {
+	if rp, _, err := LoadOCF(writeTemp(t, good)); err != nil || rp.Len() != 3 {
 		t.Fatalf("the uncorrupted file: %v", err)
 	}
 	flip := func(i int) []byte {
@@ -292,37 +295,57 @@ func TestReadOCFCorrupt(t *testing.T) {
 		name string
 		data []byte
 		want []string
+		kept int // records read past the bad block; 0: an error
 	}{
-		{"bad magic", flip(0), []string{"not a valid Avro Object Container File", `magic bytes "Obj\x01"`}},
-		{"empty file", nil, []string{"not a valid Avro Object Container File"}},
-		{"header cut short", good[:20], []string{"not a valid Avro Object Container File", "at byte"}},
-		{"header without a schema", cat(ocfHeaderBytes(testSync, "avro.codec", "null"), block0), []string{"no avro.schema"}},
-		{"block cut short", good[:len(good)-20], []string{fmt.Sprintf("block 1 at byte %d", at1), "exceeds the", "left in the file (truncated"}},
-		{"sync marker cut short", good[:len(good)-5], []string{fmt.Sprintf("block 1 at byte %d: truncated", at1), "sync marker"}},
-		{"bad sync marker", flip(len(good) - 1), []string{fmt.Sprintf("block 1 at byte %d: the sync marker at byte %d does not match", at1, len(good)-16)}},
-		{"bad sync marker of the first block", flip(at1 - 3), []string{fmt.Sprintf("block 0 at byte %d: the sync marker at byte %d", len(hdr), at1-16)}},
-		{"block size beyond the file", cat(hdr, ocfBlockBytes(1, 1<<60, rec, testSync)), []string{fmt.Sprintf("block 0 at byte %d", len(hdr)), "1152921504606846976 bytes", "exceeds"}},
-		{"negative count", cat(hdr, ocfBlockBytes(-1, int64(len(rec)), rec, testSync)), []string{"negative record count"}},
-		{"negative size", cat(hdr, ocfBlockBytes(1, -5, rec, testSync)), []string{"negative block size"}},
-		{"count beyond the data", cat(hdr, ocfBlockBytes(1<<40, int64(len(rec)), rec, testSync)), []string{"1099511627776 records cannot fit"}},
-		{"record cut short", cat(hdr, ocfBlockBytes(2, int64(len(rec)+2), append(append([]byte(nil), rec...), 16, 'e'), testSync)), []string{"record 1 of the block", "at byte"}},
-		{"bytes after the records", cat(hdr, ocfBlockBytes(1, int64(len(two)), two, testSync)), []string{"bytes of the block's data left after its 1 records"}},
-		{"unsupported codec", cat(ocfHeaderBytes(testSync, "avro.schema", smallSchema, "avro.codec", "xz"), block0), []string{`unsupported codec "xz"`}},
-		{"bad deflate data", cat(ocfHeaderBytes(testSync, "avro.schema", smallSchema, "avro.codec", "deflate"), ocfBlockBytes(1, 3, []byte{0xff, 0xff, 0xff}, testSync)), []string{"block 0", "deflate data"}},
-		{"snappy claiming a huge block", cat(ocfHeaderBytes(testSync, "avro.schema", smallSchema, "avro.codec", "snappy"), ocfBlockBytes(1, int64(len(snappyClaim)), snappyClaim, testSync)), []string{"snappy data", "claims to expand to 1073741824 bytes"}},
-		{"zstandard claiming a huge block", cat(ocfHeaderBytes(testSync, "avro.schema", smallSchema, "avro.codec", "zstandard"), ocfBlockBytes(1, int64(len(zstdClaim)), zstdClaim, testSync)), []string{"zstandard frame", "claims to expand to 1099511627776 bytes"}},
-		{"schema not JSON", withHeaderSchema(t, good, `{"type":"record","name":"r","fields":[`), []string{"the schema in its header", "not valid JSON"}},
-		{"schema with an unknown type", withHeaderSchema(t, good, `{"type":"record","name":"r","fields":[{"name":"a","type":"lsst.nosuch"}]}`), []string{"the schema in its header", "unknown type"}},
-		{"schema not a record", withHeaderSchema(t, good, `"long"`), []string{"want a record"}},
-		{"no records", hdr, []string{"no records"}},
+		{"bad magic", flip(0), []string{"not a valid Avro Object Container File", `magic bytes "Obj\x01"`}, 0},
+		{"empty file", nil, []string{"not a valid Avro Object Container File"}, 0},
+		{"header cut short", good[:20], []string{"not a valid Avro Object Container File", "at byte"}, 0},
+		{"header without a schema", cat(ocfHeaderBytes(testSync, "avro.codec", "null"), block0), []string{"no avro.schema"}, 0},
+		{"block cut short", good[:len(good)-20], []string{fmt.Sprintf("block 1 at byte %d", at1), "exceeds the", "left in the file (truncated"}, 1},
+		{"sync marker cut short", good[:len(good)-5], []string{fmt.Sprintf("block 1 at byte %d: truncated", at1), "sync marker"}, 1},
+		{"bad sync marker", flip(len(good) - 1), []string{fmt.Sprintf("block 1 at byte %d: the sync marker at byte %d does not match", at1, len(good)-16)}, 1},
+		{"bad sync marker of the first block", flip(at1 - 3), []string{fmt.Sprintf("block 0 at byte %d: the sync marker at byte %d", len(hdr), at1-16)}, 0},
+		{"block size beyond the file", cat(hdr, ocfBlockBytes(1, 1<<60, rec, testSync)), []string{fmt.Sprintf("block 0 at byte %d", len(hdr)), "1152921504606846976 bytes", "exceeds"}, 0},
+		{"negative count", cat(hdr, ocfBlockBytes(-1, int64(len(rec)), rec, testSync)), []string{"negative record count"}, 0},
+		{"negative size", cat(hdr, ocfBlockBytes(1, -5, rec, testSync)), []string{"negative block size"}, 0},
+		{"count beyond the data", cat(hdr, ocfBlockBytes(1<<40, int64(len(rec)), rec, testSync)), []string{"1099511627776 records cannot fit"}, 0},
+		{"record cut short", cat(hdr, ocfBlockBytes(2, int64(len(rec)+2), append(append([]byte(nil), rec...), 16, 'e'), testSync)), []string{"record 1 of the block", "at byte"}, 0},
+		{"bytes after the records", cat(hdr, ocfBlockBytes(1, int64(len(two)), two, testSync)), []string{"bytes of the block's data left after its 1 records"}, 0},
+		{"unsupported codec", cat(ocfHeaderBytes(testSync, "avro.schema", smallSchema, "avro.codec", "xz"), block0), []string{`unsupported codec "xz"`}, 0},
+		{"bad deflate data", cat(ocfHeaderBytes(testSync, "avro.schema", smallSchema, "avro.codec", "deflate"), ocfBlockBytes(1, 3, []byte{0xff, 0xff, 0xff}, testSync)), []string{"block 0", "deflate data"}, 0},
+		{"snappy claiming a huge block", cat(ocfHeaderBytes(testSync, "avro.schema", smallSchema, "avro.codec", "snappy"), ocfBlockBytes(1, int64(len(snappyClaim)), snappyClaim, testSync)), []string{"snappy data", "claims to expand to 1073741824 bytes"}, 0},
+		{"zstandard claiming a huge block", cat(ocfHeaderBytes(testSync, "avro.schema", smallSchema, "avro.codec", "zstandard"), ocfBlockBytes(1, int64(len(zstdClaim)), zstdClaim, testSync)), []string{"zstandard frame", "claims to expand to 1099511627776 bytes"}, 0},
+		{"schema not JSON", withHeaderSchema(t, good, `{"type":"record","name":"r","fields":[`), []string{"the schema in its header", "not valid JSON"}, 0},
+		{"schema with an unknown type", withHeaderSchema(t, good, `{"type":"record","name":"r","fields":[{"name":"a","type":"lsst.nosuch"}]}`), []string{"the schema in its header", "unknown type"}, 0},
+		{"schema not a record", withHeaderSchema(t, good, `"long"`), []string{"want a record"}, 0},
+		{"no records", hdr, []string{"no records"}, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			path := writeTemp(t, tc.data)
 			var before, after runtime.MemStats
 			runtime.GC()
 			runtime.ReadMemStats(&before)
-			_, err := LoadOCF(path)
+			rp, skipped, err := LoadOCF(path)
 			runtime.ReadMemStats(&after)
+			// Whatever a corrupt file claims, reading it allocates little.
+			if n := after.TotalAlloc - before.TotalAlloc; n > 4<<20 {
+				t.Errorf("reading a %d-byte corrupt file allocated %d bytes", len(tc.data), n)
+			}
+			_, recs, _, skipped2, err2 := ReadOCFRecords(path)
+			if tc.kept > 0 {
+				if err != nil || rp.Len() != tc.kept || len(skipped) != 1 || skipped[0].File != path {
+					t.Fatalf("%v; skipped %+v", err, skipped)
+				}
+				for _, w := range tc.want {
+					if !strings.Contains(skipped[0].String(), w) {
+						t.Errorf("skipped block %q lacks %q", skipped[0], w)
+					}
+				}
+				if err2 != nil || len(recs) != tc.kept || !slices.Equal(skipped2, skipped) {
+					t.Errorf("ReadOCFRecords: %v, %d records, skipped %+v; LoadOCF skipped %+v", err2, len(recs), skipped2, skipped)
+				}
+				return
+			}
 			if err == nil {
 				t.Fatal("accepted")
 			}
@@ -334,11 +357,7 @@ func TestReadOCFCorrupt(t *testing.T) {
 			if !strings.Contains(err.Error(), path) {
 				t.Errorf("error %q does not name the file", err)
 			}
-			// Whatever a corrupt file claims, reading it allocates little.
-			if n := after.TotalAlloc - before.TotalAlloc; n > 4<<20 {
-				t.Errorf("reading a %d-byte corrupt file allocated %d bytes", len(tc.data), n)
-			}
-			if _, _, _, err2 := ReadOCFRecords(path); err2 == nil || !strings.HasSuffix(err.Error(), err2.Error()) {
+			if err2 == nil || !strings.HasSuffix(err.Error(), err2.Error()) {
 				t.Errorf("ReadOCFRecords: %v, LoadOCF: %v", err2, err)
 			}
 		})
@@ -348,8 +367,10 @@ func TestReadOCFCorrupt(t *testing.T) {
 // The two crashes of issue 13, on the real Rubin file with its first
 // block's header rewritten: a block declaring 2^40 bytes (out of memory)
 // and a negative block size (a makeslice panic in hamba/avro's container
-// reader, which readOCF no longer uses). Each is an error naming the file,
-// the block and its byte offset, and reading allocates little.
+// reader, which readOCF no longer uses). The file's one block skipped,
+// each is an error (no records) naming the file, the block and its byte
+// offset, and reading allocates little (TestReadOCFSkippingRealFileBadBlockHeader
+// reads the same block between good ones).
 func TestReadOCFRealFileBadBlockHeader(t *testing.T) {
 	data := fakeAlertBytes(t)
 	var count, size int64
@@ -384,7 +405,7 @@ func TestReadOCFRealFileBadBlockHeader(t *testing.T) {
 			var before, after runtime.MemStats
 			runtime.GC()
 			runtime.ReadMemStats(&before)
-			_, err := LoadOCF(path)
+			_, _, err := LoadOCF(path)
 			runtime.ReadMemStats(&after)
 			if err == nil {
 				t.Fatal("accepted")
@@ -397,7 +418,7 @@ func TestReadOCFRealFileBadBlockHeader(t *testing.T) {
 			if n := after.TotalAlloc - before.TotalAlloc; n > 4<<20 {
 				t.Errorf("reading the %d-byte file allocated %d bytes", len(bad), n)
 			}
-			if _, _, _, err := ReadOCFRecords(path); err == nil || !strings.Contains(err.Error(), fmt.Sprintf("block 0 at byte %d", at)) {
+			if _, _, _, _, err := ReadOCFRecords(path); err == nil || !strings.Contains(err.Error(), fmt.Sprintf("block 0 at byte %d", at)) {
 				t.Errorf("ReadOCFRecords: %v", err)
 			}
 		})
@@ -429,7 +450,7 @@ func TestReadOCFCompressionBomb(t *testing.T) {
 	var before, after runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&before)
-	_, err = LoadOCF(path)
+	_, _, err = LoadOCF(path)
 	runtime.ReadMemStats(&after)
 	if err == nil || !strings.Contains(err.Error(), "compression bomb") || !strings.Contains(err.Error(), "block 0 at byte") {
 		t.Fatalf("a %d-byte file of %d records: %v", len(data), n, err)
@@ -483,7 +504,7 @@ func TestLoadOCFSameNameOtherFields(t *testing.T) {
 	a := write(schemaWith("a"), rec("a", 1))
 	b := write(schemaWith("b"), rec("b", 2))
 	for _, order := range [][]string{{a, b}, {b, a}} {
-		rp, err := LoadOCF(order...)
+		rp, _, err := LoadOCF(order...)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -44,26 +44,34 @@ type replayRec struct {
 
 // LoadOCF reads Avro Object Container Files, each with its own schema
 // (files may differ; the schema is kept per record), in the order given.
-// It fails on a missing or invalid file, or a file without records. A
+// It reads past a file's bad blocks, as ReadOCFRecords does, and returns
+// them once per file (a file given twice is listed once), in file order,
+// for the caller to report: the replay holds the records of the other
+// blocks. It fails on a missing file, a bad header, a file without
+// records (none, or all its blocks bad) or over its memory budget. A
 // schema's invalid defaults are ignored, as Java Avro 1.8 ignores them
 // (see ParseSchemaLenient), and listed by Warnings.
-func LoadOCF(paths ...string) (*Replay, error) {
+func LoadOCF(paths ...string) (*Replay, []SkippedBlock, error) {
 	if len(paths) == 0 {
-		return nil, errors.New("load alert files: no files given")
+		return nil, nil, errors.New("load alert files: no files given")
 	}
 	rp := &Replay{}
+	var skipped []SkippedBlock
 	seen := map[uint32]string{} // id -> SchemaText
-	warned := map[string]bool{}
+	reported := map[string]bool{}
 	for _, p := range paths {
 		f, err := readOCF(p)
 		if err != nil {
-			return nil, fmt.Errorf("load alert files: %w", err)
+			return nil, nil, fmt.Errorf("load alert files: %w", err)
 		}
-		if err := rp.add(p, f, seen, warned); err != nil {
-			return nil, fmt.Errorf("load alert files: %w", err)
+		if !reported[p] {
+			skipped = append(skipped, f.skipped...)
+		}
+		if err := rp.add(p, f, seen, reported); err != nil {
+			return nil, nil, fmt.Errorf("load alert files: %w", err)
 		}
 	}
-	return rp, nil
+	return rp, skipped, nil
 }
 
 // add appends the records of file p, read as f. seen maps the schema ids

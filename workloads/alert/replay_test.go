@@ -34,9 +34,9 @@ func cloneGeneric(v any) any {
 
 func TestLoadOCFFakeAlert(t *testing.T) {
 	path := fakeAlertPath(t)
-	rp, err := LoadOCF(path)
-	if err != nil {
-		t.Fatal(err)
+	rp, skipped, err := LoadOCF(path)
+	if err != nil || len(skipped) != 0 {
+		t.Fatal(err, skipped)
 	}
 	if rp.Len() != 1 || len(rp.Schemas()) != 1 {
 		t.Fatalf("Len %d, %d schemas; want 1, 1", rp.Len(), len(rp.Schemas()))
@@ -135,7 +135,7 @@ func TestLoadOCFMixedSchemas(t *testing.T) {
 		recs = append(recs, m)
 	}
 	synPath := writeOCF(t, g.Schema(), recs...)
-	rp, err := LoadOCF(fakeAlertPath(t), synPath)
+	rp, _, err := LoadOCF(fakeAlertPath(t), synPath)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -175,7 +175,7 @@ func TestLoadOCFMixedSchemas(t *testing.T) {
 }
 
 func TestReplayPaths(t *testing.T) {
-	rp, err := LoadOCF(fakeAlertPath(t))
+	rp, _, err := LoadOCF(fakeAlertPath(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -223,30 +223,30 @@ func TestReplayPaths(t *testing.T) {
 }
 
 func TestLoadOCFErrors(t *testing.T) {
-	if _, err := LoadOCF(); err == nil {
+	if _, _, err := LoadOCF(); err == nil {
 		t.Error("no files accepted")
 	}
-	_, err := LoadOCF(filepath.Join(t.TempDir(), "missing.avro"))
+	_, _, err := LoadOCF(filepath.Join(t.TempDir(), "missing.avro"))
 	if err == nil || !strings.Contains(err.Error(), "missing.avro") {
 		t.Errorf("missing file: %v", err)
 	}
 	bad := filepath.Join(t.TempDir(), "bad.avro")
 	os.WriteFile(bad, []byte("this is not avro"), 0o644)
-	if _, err := LoadOCF(bad); err == nil || !strings.Contains(err.Error(), "not a valid Avro Object Container File") {
+	if _, _, err := LoadOCF(bad); err == nil || !strings.Contains(err.Error(), "not a valid Avro Object Container File") {
 		t.Errorf("invalid file: %v", err)
 	}
 	empty := writeOCF(t, SyntheticSchema())
-	if _, err := LoadOCF(empty); err == nil || !strings.Contains(err.Error(), "no records") {
+	if _, _, err := LoadOCF(empty); err == nil || !strings.Contains(err.Error(), "no records") {
 		t.Errorf("empty file: %v", err)
 	}
-	if _, _, _, err := ReadOCFRecords(empty); err == nil {
+	if _, _, _, _, err := ReadOCFRecords(empty); err == nil {
 		t.Error("ReadOCFRecords accepted an empty file")
 	}
 	// A truncated real file.
 	data, _ := os.ReadFile(fakeAlertPath(t))
 	cut := filepath.Join(t.TempDir(), "cut.avro")
 	os.WriteFile(cut, data[:len(data)-100], 0o644)
-	if _, err := LoadOCF(cut); err == nil {
+	if _, _, err := LoadOCF(cut); err == nil {
 		t.Error("truncated file accepted")
 	}
 }

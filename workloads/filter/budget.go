@@ -11,10 +11,10 @@ import (
 // Time budgets. Besides the cost limit of one evaluation, each filter has a
 // budget of evaluation time per visit: a filter that spends more on one
 // visit is quarantined for the rest of it (its alerts are not evaluated),
-// so that in a shared process, where the filters run one after another,
-// one expensive filter cannot hold up the others. A filter that exceeds
-// its budget in two visits running is then quarantined for the next
-// QuarantineVisits visits whole.
+// which bounds what one expensive filter costs its process (a slow filter
+// is also deferred, so that it does not hold up the others: see
+// SlowEvaluation). A filter that exceeds its budget in two visits running
+// is then quarantined for the next QuarantineVisits visits whole.
 const (
 	// DefaultTimeBudget is a filter's evaluation time per visit. A
 	// filter of the usual kind spends a few µs per alert, well under 0.1 s
@@ -29,6 +29,19 @@ const (
 	QuarantineVisits = 5
 	// budgetVisits is how many visits' use a filter remembers.
 	budgetVisits = 8
+)
+
+// Slow filters. In a shared process a filter is slow in a visit once its
+// evaluations there (two at least) average SlowEvaluation or more and add
+// up to slowAfter, its longest one left out: the process moves it out of
+// the inline loop (see Set.Defer), so that it delays the others by a
+// couple of evaluations at most. A filter of the usual kind takes a few
+// µs per alert, one at its cost limit about 23 ms; leaving the longest
+// out keeps one evaluation held up by the machine (a thread descheduled
+// for 20 ms) from making a cheap filter look slow.
+const (
+	SlowEvaluation = 50 * time.Microsecond
+	slowAfter      = 10 * time.Millisecond
 )
 
 // Kinds of CEL runtime errors, as counted per filter and visit.
@@ -64,16 +77,28 @@ func ErrorKind(err error) string {
 // VisitUse is what a filter did with one visit besides matching: the time
 // it spent evaluating, its runtime errors and whether it was quarantined.
 type VisitUse struct {
-	Visit  int64
-	Spent  time.Duration
-	Errors map[string]int // by kind (ErrKind*)
+	Visit     int64         `json:"visit"`
+	Spent     time.Duration `json:"spent"`
+	Evaluated int           `json:"evaluated,omitempty"`
+	// Longest is the longest evaluation.
+	Longest time.Duration  `json:"longest,omitempty"`
+	Errors  map[string]int `json:"errors,omitempty"` // by kind (ErrKind*)
 	// Skipped counts the alerts not evaluated while quarantined.
-	Skipped     int
-	Quarantined bool
-	Reason      string // why it was quarantined
-	// over is set when the filter exceeded its budget in this visit (not
+	Skipped     int    `json:"skipped,omitempty"`
+	Quarantined bool   `json:"quarantined,omitempty"`
+	Reason      string `json:"reason,omitempty"` // why it was quarantined
+	// Over is set when the filter exceeded its budget in this visit (not
 	// merely quarantined for it whole).
-	over bool
+	Over bool `json:"over,omitempty"`
+}
+
+// BudgetState is what a filter's budget remembers: its use of its recent
+// visits, oldest first, and how many later visits it is still benched
+// for. A process saves it with its other state, so that a restart neither
+// forgets a quarantine nor grants a fresh budget for a visit half spent.
+type BudgetState struct {
+	Visits  []VisitUse `json:"visits,omitempty"`
+	Benched int        `json:"benched,omitempty"`
 }
 
 // Quarantine reports a filter quarantined for a visit.
@@ -110,7 +135,7 @@ func (b *budget) use(visit int64) (*VisitUse, bool) {
 func (b *budget) overBefore(u *VisitUse) bool {
 	for i := len(b.visits) - 1; i > 0; i-- {
 		if b.visits[i] == u {
-			return b.visits[i-1].over
+			return b.visits[i-1].Over
 		}
 	}
 	return false
@@ -131,10 +156,12 @@ func (b *budget) start(u *VisitUse) bool {
 // rest of the visit when it is over its budget.
 func (b *budget) spend(u *VisitUse, d time.Duration) bool {
 	u.Spent += d
+	u.Evaluated++
+	u.Longest = max(u.Longest, d)
 	if u.Spent <= b.limit || u.Quarantined {
 		return false
 	}
-	u.Quarantined, u.over = true, true
+	u.Quarantined, u.Over = true, true
 	u.Reason = fmt.Sprintf("spent %v evaluating alerts of visit %d, over its time budget of %v", u.Spent.Round(time.Millisecond), u.Visit, b.limit)
 	if b.overBefore(u) {
 		b.benched = QuarantineVisits
@@ -148,4 +175,32 @@ func (u *VisitUse) copy() VisitUse {
 	c := *u
 	c.Errors = maps.Clone(u.Errors)
 	return c
+}
+
+// slow reports whether the filter's evaluations of u's visit are slow (see
+// SlowEvaluation).
+func (u *VisitUse) slow() bool {
+	rest := u.Spent - u.Longest
+	return u.Evaluated >= 2 && rest >= slowAfter && rest/time.Duration(u.Evaluated-1) >= SlowEvaluation
+}
+
+// state returns a copy of what b remembers.
+func (b *budget) state() BudgetState {
+	st := BudgetState{Benched: b.benched}
+	for _, u := range b.visits {
+		st.Visits = append(st.Visits, u.copy())
+	}
+	return st
+}
+
+// restore sets what b remembers (the latest budgetVisits visits of st).
+func (b *budget) restore(st BudgetState) {
+	b.visits, b.benched = nil, st.Benched
+	for _, u := range st.Visits[max(0, len(st.Visits)-budgetVisits):] {
+		u := u.copy()
+		if u.Errors == nil {
+			u.Errors = map[string]int{}
+		}
+		b.visits = append(b.visits, &u)
+	}
 }

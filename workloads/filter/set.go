@@ -26,6 +26,8 @@ type setFilter struct {
 	prog   *Program
 	cap    *Cap
 	budget budget // used by Evaluate only
+	// deferred takes the filter out of Evaluate (Defer).
+	deferred bool
 
 	evaluated, matched, admitted, errs, costErrs, skipped atomic.Uint64
 
@@ -95,47 +97,80 @@ func (s *Set) Spec(i int) Spec { return s.filters[i].spec }
 // Program returns the i-th filter's compiled program.
 func (s *Set) Program(i int) *Program { return s.filters[i].prog }
 
-// Evaluate runs every filter on rec, an alert of the given visit, and calls
-// fn(i, rank, admitted) for each filter i that matches: admitted tells
-// whether its cap lets the alert through, and rank is then the 1-based rank
-// of the alert in the filter's output for the visit. Evaluation errors are
-// counted in Stats and VisitUse, never returned. A filter quarantined for
-// the visit (over its time budget) is skipped. fn may be nil.
+// Evaluate runs every filter not deferred (Defer) on rec, an alert of the
+// given visit, and calls fn(i, rank, admitted) for each filter i that
+// matches: admitted tells whether its cap lets the alert through, and rank
+// is then the 1-based rank of the alert in the filter's output for the
+// visit. Evaluation errors are counted in Stats and VisitUse, never
+// returned. A filter quarantined for the visit (over its time budget) is
+// skipped. fn may be nil.
 func (s *Set) Evaluate(rec map[string]any, visit int64, fn func(i int, rank int, admitted bool)) {
 	act := recordActivation{rec}
 	for i := range s.filters {
-		f := &s.filters[i]
-		u, fresh := f.budget.use(visit)
-		if fresh && f.budget.start(u) {
-			s.quarantined(f, u)
-		}
-		if u.Quarantined {
-			u.Skipped++
-			f.skipped.Add(1)
+		if s.filters[i].deferred {
 			continue
 		}
-		f.evaluated.Add(1)
-		began := time.Now()
-		ok, err := f.prog.eval(act)
-		if f.budget.spend(u, time.Since(began)) {
-			s.quarantined(f, u)
-		}
-		if err != nil {
-			f.fail(err)
-			u.Errors[ErrorKind(err)]++
-			continue
-		}
-		if !ok {
-			continue
-		}
-		f.matched.Add(1)
-		rank, admitted := f.cap.Admit(visit)
-		if admitted {
-			f.admitted.Add(1)
-		}
-		if fn != nil {
-			fn(i, rank, admitted)
-		}
+		s.evaluate(i, act, visit, fn)
+	}
+}
+
+// EvaluateOne is Evaluate for filter i alone, deferred or not.
+func (s *Set) EvaluateOne(i int, rec map[string]any, visit int64, fn func(i int, rank int, admitted bool)) {
+	s.evaluate(i, recordActivation{rec}, visit, fn)
+}
+
+// Defer takes filter i out of Evaluate (on) or puts it back (off): its
+// caller then evaluates it apart, with EvaluateOne.
+func (s *Set) Defer(i int, on bool) { s.filters[i].deferred = on }
+
+// Deferred reports whether filter i is deferred.
+func (s *Set) Deferred(i int) bool { return s.filters[i].deferred }
+
+// Slow reports whether filter i's evaluations of visit are slow enough to
+// defer (see SlowEvaluation).
+func (s *Set) Slow(i int, visit int64) bool {
+	b := &s.filters[i].budget
+	return len(b.visits) > 0 && b.visits[len(b.visits)-1].Visit == visit && b.visits[len(b.visits)-1].slow()
+}
+
+// Budget returns what filter i's time budget remembers, to be saved.
+func (s *Set) Budget(i int) BudgetState { return s.filters[i].budget.state() }
+
+// RestoreBudget sets what filter i's time budget remembers.
+func (s *Set) RestoreBudget(i int, st BudgetState) { s.filters[i].budget.restore(st) }
+
+func (s *Set) evaluate(i int, act recordActivation, visit int64, fn func(i int, rank int, admitted bool)) {
+	f := &s.filters[i]
+	u, fresh := f.budget.use(visit)
+	if fresh && f.budget.start(u) {
+		s.quarantined(f, u)
+	}
+	if u.Quarantined {
+		u.Skipped++
+		f.skipped.Add(1)
+		return
+	}
+	f.evaluated.Add(1)
+	began := time.Now()
+	ok, err := f.prog.eval(act)
+	if f.budget.spend(u, time.Since(began)) {
+		s.quarantined(f, u)
+	}
+	if err != nil {
+		f.fail(err)
+		u.Errors[ErrorKind(err)]++
+		return
+	}
+	if !ok {
+		return
+	}
+	f.matched.Add(1)
+	rank, admitted := f.cap.Admit(visit)
+	if admitted {
+		f.admitted.Add(1)
+	}
+	if fn != nil {
+		fn(i, rank, admitted)
 	}
 }
 

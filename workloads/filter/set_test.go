@@ -3,8 +3,10 @@ package filter
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestSet(t *testing.T) {
@@ -202,5 +204,88 @@ func TestSetQuarantine(t *testing.T) {
 	}
 	if got := len(told); got != 2+QuarantineVisits+1 {
 		t.Errorf("%d quarantines told, want %d (2 over budget, %d benched, the last visit over again)", got, 2+QuarantineVisits+1, QuarantineVisits)
+	}
+}
+
+// A slow filter is told apart from a cheap one; deferred, it is left out
+// of Evaluate and run by EvaluateOne; its budget (a quarantine included)
+// survives a save and restore into a new Set, as after a restart.
+func TestSetDeferAndBudgetState(t *testing.T) {
+	slowExpr := "alert.prvDiaSources.all(x, alert.prvDiaSources.all(y, x.psfFlux + y.psfFlux > -1.0e30))"
+	specs := []Spec{{Name: "cheap", Expr: "true", MaxPerVisit: -1}, {Name: "slow", Expr: slowExpr, MaxPerVisit: -1}}
+	s, err := NewSet(specs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	evaluated := func(visit int64, one int) []int {
+		var got []int
+		fn := func(i, _ int, ok bool) { got = append(got, i) }
+		if one >= 0 {
+			s.EvaluateOne(one, testAlert(1, visit, 20, 50000, 30), visit, fn)
+		} else {
+			s.Evaluate(testAlert(1, visit, 20, 50000, 30), visit, fn)
+		}
+		return got
+	}
+	for n := 0; !s.Slow(1, 1); n++ {
+		if n == 10000 {
+			u, _ := s.VisitUse(1, 1)
+			t.Fatalf("the slow filter not found slow after %d alerts: %+v", n, u)
+		}
+		evaluated(1, -1)
+	}
+	if s.Slow(0, 1) {
+		t.Error("the cheap filter found slow")
+	}
+	s.Defer(1, true)
+	if got := evaluated(1, -1); !slices.Equal(got, []int{0}) {
+		t.Errorf("Evaluate with the slow filter deferred matched %v, want [0]", got)
+	}
+	if got := evaluated(1, 1); !slices.Equal(got, []int{1}) {
+		t.Errorf("EvaluateOne(1) matched %v, want [1]", got)
+	}
+
+	q, err := NewSet([]Spec{{Name: "q", Expr: "true", TimeBudget: MinTimeBudget}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	q.RestoreBudget(0, BudgetState{Visits: []VisitUse{{Visit: 4, Spent: time.Second, Quarantined: true, Over: true}}, Benched: 2})
+	saved := q.Budget(0)
+	r, err := NewSet([]Spec{{Name: "q", Expr: "true", TimeBudget: MinTimeBudget}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.RestoreBudget(0, saved)
+	for v := int64(5); v <= 7; v++ {
+		r.Evaluate(map[string]any{}, v, nil)
+		if u, _ := r.VisitUse(0, v); u.Quarantined != (v < 7) {
+			t.Errorf("visit %d after restore: %+v, want quarantined for 2 visits (benched), then evaluated", v, u)
+		}
+	}
+	if u, ok := r.VisitUse(0, 4); !ok || !u.Quarantined || u.Spent != time.Second {
+		t.Errorf("visit 4 after restore: %+v, %v", u, ok)
+	}
+}
+
+// One evaluation held up by the machine does not make a cheap filter
+// slow; two at the cost limit make a runaway slow at once.
+func TestSlowLeavesOutTheLongest(t *testing.T) {
+	b := budget{limit: time.Minute}
+	cheap, _ := b.use(1)
+	b.spend(cheap, 20*time.Millisecond) // a thread descheduled
+	for range 100 {
+		b.spend(cheap, 3*time.Microsecond)
+	}
+	if cheap.slow() {
+		t.Errorf("a cheap filter with one 20 ms evaluation found slow: %+v", cheap)
+	}
+	runaway, _ := b.use(2)
+	b.spend(runaway, 23*time.Millisecond)
+	if runaway.slow() {
+		t.Error("slow after one evaluation")
+	}
+	b.spend(runaway, 23*time.Millisecond)
+	if !runaway.slow() {
+		t.Errorf("two evaluations of 23 ms not found slow: %+v", runaway)
 	}
 }

@@ -314,6 +314,11 @@ func (f *filterRun) logProgress() {
 // handle filters one alert of the full stream.
 func (f *filterRun) handle(ctx context.Context, m *kafka.Message) {
 	f.read++
+	if f.visits.lane.replaying(m) {
+		f.replay(ctx, m)
+		return
+	}
+	f.visits.lane.passed(m)
 	key := visitKey{Run: headerString(m.Headers, stream.HeaderRun)}
 	key.Visit, _ = headerInt(m.Headers, stream.HeaderVisit)
 	count, hasCount := headerInt(m.Headers, stream.HeaderCount)
@@ -323,6 +328,7 @@ func (f *filterRun) handle(ctx context.Context, m *kafka.Message) {
 	}
 	if f.visits.isDone(key) {
 		f.dups++ // a copy of an alert of a visit already complete
+		f.visits.lane.dropped(m)
 		return
 	}
 	tally := f.visits.open[key]
@@ -335,6 +341,7 @@ func (f *filterRun) handle(ctx context.Context, m *kafka.Message) {
 	if !tally.firstSight(index, ok) {
 		f.dups++
 		tally.dups++
+		f.visits.lane.dropped(m)
 		return
 	}
 	tally.seen++
@@ -362,7 +369,7 @@ func (f *filterRun) filterFramed(ctx context.Context, m *kafka.Message, key visi
 		if verr != nil {
 			capVisit = key.Visit
 		}
-		f.evaluate(ctx, m, rec, capVisit, tally)
+		f.evaluate(ctx, m, rec, capVisit, key, tally)
 	}
 	if tally.seen >= tally.count && tally.parked == 0 && f.visits.open[key] == tally {
 		f.finish(key, tally)
@@ -440,8 +447,12 @@ func (f *filterRun) mustRetry(err error) bool {
 }
 
 // evaluate runs the filters on a decoded alert of visit (the cap's key),
-// writing what they select and counting it in tally (nil: not timed).
-func (f *filterRun) evaluate(ctx context.Context, m *kafka.Message, rec map[string]any, visit int64, tally *visitTally) {
+// writing what they select and counting it in tally, key's (nil: not
+// timed); the deferred filters get it queued, and those that turned slow
+// are deferred.
+func (f *filterRun) evaluate(ctx context.Context, m *kafka.Message, rec map[string]any, visit int64, key visitKey, tally *visitTally) {
+	defer f.deferSlow(visit)
+	defer f.queueDeferred(m, rec, visit, key, tally != nil)
 	id, _ := alert.Lookup(rec, f.cfg.IDPath)
 	f.set.Evaluate(rec, visit, func(i int, rank int, admitted bool) {
 		if tally != nil {
@@ -493,15 +504,16 @@ func (f *filterRun) filterHeaderless(ctx context.Context, m *kafka.Message, rec 
 	}
 	visit, verr := alert.LookupInt(rec, f.cfg.VisitPath)
 	var tally *visitTally
+	key := visitKey{Visit: visit}
 	if verr == nil {
-		tally = f.headerlessTally(visitKey{Visit: visit}, m.TopicPartition.Partition)
+		tally = f.headerlessTally(key, m.TopicPartition.Partition)
 	}
 	if tally != nil {
 		tally.seen++
 		tally.bytes += int64(len(m.Value))
 		tally.arrived(m.Timestamp, m.TimestampType, time.Now())
 	}
-	f.evaluate(ctx, m, rec, visit, tally)
+	f.evaluate(ctx, m, rec, visit, key, tally)
 }
 
 // headerlessTally returns the open tally of a header-less visit read from
@@ -597,6 +609,9 @@ func (f *filterRun) finish(key visitKey, t *visitTally) {
 			// and ends when the filter handled its last alert (not when the
 			// visit closed).
 			ev.Start, ev.Sent, ev.End = t.first, t.sent, t.last
+		}
+		if f.holdIfBehind(i, ev) {
+			continue // sent once the deferred filter has passed the visit
 		}
 		f.visits.pending = append(f.visits.pending, ev)
 	}
@@ -702,6 +717,7 @@ func (f *filterRun) emitSelected(ctx context.Context, m *kafka.Message, i, rank 
 // deadLetter copies an alert that could not be decoded, with the reason.
 func (f *filterRun) deadLetter(ctx context.Context, m *kafka.Message, cause error) {
 	f.dead++
+	f.visits.lane.dropped(m)
 	if f.dead == 1 || f.dead%1000 == 0 {
 		f.log.Warn("undecodable alert sent to the dead-letter topic", "topic", f.cfg.DeadLetter,
 			"at", m.TopicPartition.String(), "err", cause, "dead_letters", f.dead)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"time"
@@ -102,10 +103,14 @@ type visitBook struct {
 	// newest holds, per input partition, the newest visit of a header-less
 	// alert read there (handleHeaderless).
 	newest map[int32]int64
+	// lane is the slow lane (filter_lane.go): where its filters stand,
+	// their held events, and the alerts queued for them.
+	lane *lane
 }
 
+// newVisitBook returns an empty book, its lane disabled (at least once).
 func newVisitBook() *visitBook {
-	return &visitBook{open: map[visitKey]*visitTally{}, newest: map[int32]int64{}}
+	return &visitBook{open: map[visitKey]*visitTally{}, newest: map[int32]int64{}, lane: newLane(false)}
 }
 
 func (b *visitBook) isDone(k visitKey) bool { return slices.Contains(b.done, k) }
@@ -149,6 +154,19 @@ type savedState struct {
 	Caps    map[string][]filter.VisitCount `json:"caps,omitempty"`
 	Pending []timing.Event                 `json:"pending,omitempty"`
 	Newest  map[int32]int64                `json:"newest,omitempty"`
+	// Budgets are the filters' time budgets (use of recent visits,
+	// quarantines).
+	Budgets map[string]filter.BudgetState `json:"budgets,omitempty"`
+	Lane    *savedLane                    `json:"lane,omitempty"`
+}
+
+// savedLane is where the slow lane stands (filter_lane.go), saved while a
+// deferred filter is behind the main loop or an event is held.
+type savedLane struct {
+	MainNext map[int32]int64            `json:"main_next"`
+	Behind   map[string]map[int32]int64 `json:"behind,omitempty"` // per deferred filter
+	Skip     map[int32][]int64          `json:"skip,omitempty"`
+	Held     []heldEvent                `json:"held,omitempty"`
 }
 
 type savedVisit struct {
@@ -184,10 +202,21 @@ func (b *visitBook) snapshot(set *filter.Set) ([]byte, error) {
 		}
 		st.Open = append(st.Open, v)
 	}
+	st.Budgets = map[string]filter.BudgetState{}
 	for i := range set.Len() {
 		if counts := set.CapCounts(i, savedCapVisits); len(counts) > 0 {
 			st.Caps[set.Spec(i).Name] = counts
 		}
+		if bs := set.Budget(i); len(bs.Visits) > 0 {
+			st.Budgets[set.Spec(i).Name] = bs
+		}
+	}
+	if behind := b.lane.behind(); len(behind) > 0 || len(b.lane.held) > 0 {
+		sl := &savedLane{MainNext: b.lane.mainNext, Behind: map[string]map[int32]int64{}, Skip: b.lane.skip, Held: b.lane.held}
+		for i, parts := range behind {
+			sl.Behind[set.Spec(i).Name] = parts
+		}
+		st.Lane = sl
 	}
 	return json.Marshal(st)
 }
@@ -196,9 +225,14 @@ func (b *visitBook) snapshot(set *filter.Set) ([]byte, error) {
 // set's caps from it.
 func restoreBook(data []byte, set *filter.Set) (*visitBook, error) {
 	b := newVisitBook()
+	b.lane.enabled = true
+	for i := range set.Len() {
+		set.Defer(i, false)
+	}
 	if data == nil { // a new process, or one whose first transaction aborted
 		for i := range set.Len() {
 			set.RestoreCaps(i, nil)
+			set.RestoreBudget(i, filter.BudgetState{})
 		}
 		return b, nil
 	}
@@ -228,6 +262,19 @@ func restoreBook(data []byte, set *filter.Set) (*visitBook, error) {
 	}
 	for i := range set.Len() {
 		set.RestoreCaps(i, st.Caps[set.Spec(i).Name])
+		set.RestoreBudget(i, st.Budgets[set.Spec(i).Name])
+	}
+	if sl := st.Lane; sl != nil {
+		maps.Copy(b.lane.mainNext, sl.MainNext)
+		maps.Copy(b.lane.skip, sl.Skip)
+		b.lane.held = sl.Held
+		for i := range set.Len() {
+			if parts, ok := sl.Behind[set.Spec(i).Name]; ok {
+				set.Defer(i, true)
+				b.lane.upTo[i] = maps.Clone(sl.MainNext) // caught up where not behind
+				maps.Copy(b.lane.upTo[i], parts)
+			}
+		}
 	}
 	return b, nil
 }

@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"slices"
 	"testing"
 	"time"
 
@@ -117,5 +118,98 @@ func TestFilterStateRoundTripHeaderless(t *testing.T) {
 	}
 	if got.newest[0] != 42 || got.newest[3] != 41 || len(got.newest) != 2 {
 		t.Errorf("restored newest visits %v", got.newest)
+	}
+}
+
+// The slow lane's standing survives a restart: the deferred filter is
+// deferred again, what it still needs and where the main loop got come
+// back (a replayed record goes to it alone, a dropped one to nobody), and
+// a held completion event is kept until the filter has passed its visit.
+func TestFilterStateRoundTripLane(t *testing.T) {
+	specs := []filter.Spec{{Name: "cheap", Expr: "true"}, {Name: "slow", Expr: "true"}}
+	set, err := filter.NewSet(specs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	book := newVisitBook()
+	book.lane.enabled = true
+	topic := "alerts"
+	msg := func(p int32, o int64) *kafka.Message {
+		return &kafka.Message{TopicPartition: kafka.TopicPartition{Topic: &topic, Partition: p, Offset: kafka.Offset(o)}}
+	}
+	book.lane.passed(msg(0, 9))
+	book.lane.passed(msg(1, 4))
+	book.lane.deferFilter(1) // evaluated inline up to 0:10 and 1:5
+	set.Defer(1, true)
+	for o := int64(10); o < 14; o++ {
+		book.lane.passed(msg(0, o))
+		if o == 12 {
+			book.lane.dropped(msg(0, o)) // a copy the main loop dropped
+			continue
+		}
+		book.lane.push(laneEntry{m: msg(0, o), filters: []int{1}, timed: true, key: visitKey{Run: "r", Visit: 3}})
+	}
+	book.lane.held = []heldEvent{{Event: timing.Event{Kind: timing.KindFilter, Run: "r", Visit: 3, Name: "slow"}, Until: map[int32]int64{0: 14, 1: 5}}}
+	set.Evaluate(map[string]any{}, 3, nil)
+	data, err := book.snapshot(set)
+	if err != nil {
+		t.Fatal(err)
+	}
+	offsets := []kafka.TopicPartition{{Topic: &topic, Partition: 0, Offset: 14}, {Topic: &topic, Partition: 1, Offset: 5}}
+	book.lane.limit(offsets)
+	if offsets[0].Offset != 10 || offsets[1].Offset != 5 {
+		t.Errorf("offsets to commit %v, want 0:10 (the slow filter's first queued alert) and 1:5", offsets)
+	}
+
+	set2, err := filter.NewSet(specs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := restoreBook(data, set2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !set2.Deferred(1) || set2.Deferred(0) {
+		t.Errorf("deferred after restore: cheap %v, slow %v; want only slow", set2.Deferred(0), set2.Deferred(1))
+	}
+	l := got.lane
+	if !l.replaying(msg(0, 11)) || l.replaying(msg(0, 14)) || l.replaying(msg(1, 5)) {
+		t.Error("replay routing after restore: want 0:11 replayed, 0:14 and 1:5 read by the main loop")
+	}
+	if n := l.needs()[1][0]; n != 10 {
+		t.Errorf("the slow filter needs 0:%d after restore, want 0:10", n)
+	}
+	if !slices.Contains(l.skip[0], 12) {
+		t.Errorf("skipped offsets after restore %v, want 0:12", l.skip)
+	}
+	if len(l.held) != 1 || l.held[0].Event.Name != "slow" || l.held[0].Until[0] != 14 {
+		t.Errorf("held events after restore %+v", l.held)
+	}
+	if _, ok := set2.VisitUse(0, 3); !ok {
+		t.Error("the cheap filter's budget use of visit 3 not restored")
+	}
+}
+
+// An alert parked for its schema joins the slow lane's queue after later
+// ones of its partition were queued: it is put before them, so each
+// partition's alerts are evaluated, and committed, in offset order.
+func TestLaneQueueKeepsPartitionOrder(t *testing.T) {
+	l := newLane(true)
+	topic := "alerts"
+	push := func(p int32, o int64) {
+		l.push(laneEntry{m: &kafka.Message{TopicPartition: kafka.TopicPartition{Topic: &topic, Partition: p, Offset: kafka.Offset(o)}}})
+	}
+	push(0, 10)
+	push(1, 3)
+	push(0, 11)
+	push(0, 5) // parked, resolved late
+	push(1, 4)
+	var got []string
+	for _, e := range l.queue {
+		got = append(got, e.m.TopicPartition.String())
+	}
+	want := []string{"alerts[0]@5", "alerts[0]@10", "alerts[1]@3", "alerts[0]@11", "alerts[1]@4"}
+	if !slices.Equal(got, want) {
+		t.Errorf("queue %v, want %v", got, want)
 	}
 }

@@ -138,7 +138,12 @@ func (f *filterRun) session(ctx context.Context, member *groupMember) error {
 		if !opened.IsZero() {
 			wait = max(min(wait, time.Until(opened.Add(cfg.CommitInterval))), time.Millisecond)
 		}
+		if f.visits.lane.hasWork() && len(f.parked) == 0 {
+			wait = min(wait, laneIdle) // the slow lane is worked once no alert has come for laneIdle
+		}
 		switch e := c.Poll(int(wait.Milliseconds())).(type) {
+		case nil:
+			f.workLane(ctx, time.Now().Add(laneSlice), 0)
 		case *kafka.Message:
 			if opened.IsZero() {
 				opened = time.Now()
@@ -146,6 +151,9 @@ func (f *filterRun) session(ctx context.Context, member *groupMember) error {
 			f.handle(ctx, e)
 			if f.txnErr != nil {
 				return f.abort(ctx, out, f.txnErr)
+			}
+			if f.visits.lane.bytes > maxLaneBytes {
+				f.workLane(ctx, time.Now().Add(time.Hour), maxLaneBytes)
 			}
 		case kafka.Error:
 			if e.IsFatal() {
@@ -157,8 +165,8 @@ func (f *filterRun) session(ctx context.Context, member *groupMember) error {
 		if f.resolveParked(ctx, false); f.txnErr != nil {
 			return f.abort(ctx, out, f.txnErr)
 		}
-		if f.closeQuiet(time.Now()); f.finished && opened.IsZero() {
-			opened = time.Now() // the closed visit's state and events commit now
+		if f.closeQuiet(time.Now()); (f.finished || f.uncommittedOut > 0) && opened.IsZero() {
+			opened = time.Now() // a closed visit's state and events, or the slow lane's output, commit now
 		}
 		switch {
 		case member.revoked:
@@ -223,6 +231,7 @@ func (f *filterRun) commit(ctx context.Context, c *kafka.Consumer, out *kafka.Pr
 	}
 	began := time.Now()
 	defer func() { f.commits++; f.commitTime += time.Since(began) }()
+	f.releaseHeld()
 	state, err := f.visits.snapshot(f.set)
 	if err != nil {
 		return fmt.Errorf("encode the filter state: %w", err)
@@ -234,6 +243,7 @@ func (f *filterRun) commit(ctx context.Context, c *kafka.Consumer, out *kafka.Pr
 	if err != nil {
 		return f.abort(ctx, out, err)
 	}
+	f.visits.lane.limit(offsets) // what the deferred filters still need is read again after a crash
 	meta, err := c.GetConsumerGroupMetadata()
 	if err != nil {
 		return f.abort(ctx, out, fmt.Errorf("consumer group metadata: %w", err))

@@ -118,7 +118,10 @@ func TestProducerSkipsOversizedAlert(t *testing.T) {
 			if err := kclient.EnsureTopics(ctx, bootstrap, nil, kclient.Topic{Name: stream.AlertsTopic, Partitions: 2, Config: tc.topicConf}); err != nil {
 				t.Fatal(err)
 			}
-			src, err := pipeline.NewReplay(alert.DefaultVisitPath, path)
+			src, skipped, err := pipeline.NewReplay(alert.DefaultVisitPath, path)
+			if err == nil && len(skipped) > 0 {
+				err = fmt.Errorf("bad blocks skipped: %v", skipped)
+			}
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -26,7 +26,8 @@ import (
 // filter is quarantined once over its time budget and named in the report;
 // the errors are counted by kind; the cheap filter's output is exactly an
 // independent evaluation, and its lag is reported beside its lag when it
-// runs alone over the same kind of visit.
+// runs alone over the same kind of visit (the runaway is deferred to the
+// slow lane, so the two should be close).
 func TestRunawayFilterQuarantined(t *testing.T) {
 	if testing.Short() {
 		t.Skip("needs Java and the Kafka jars (make kafka); run without -short")

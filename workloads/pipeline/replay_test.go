@@ -2,6 +2,7 @@ package pipeline_test
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -34,7 +35,10 @@ func TestReplayRubinAlertsThroughAFilter(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	src, err := pipeline.NewReplay(alert.DefaultVisitPath, rubinAlert)
+	src, skipped, err := pipeline.NewReplay(alert.DefaultVisitPath, rubinAlert)
+	if err == nil && len(skipped) > 0 {
+		err = fmt.Errorf("bad blocks skipped: %v", skipped)
+	}
 	if err != nil {
 		t.Fatalf("loading the Rubin sample alert (from the shared data folder): %v", err)
 	}

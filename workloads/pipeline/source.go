@@ -47,17 +47,20 @@ type Replay struct {
 	bufs      sync.Pool
 }
 
-// NewReplay loads the alerts of the given Avro Object Container Files.
-func NewReplay(visitPath string, paths ...string) (*Replay, error) {
-	r, err := alert.LoadOCF(paths...)
+// NewReplay loads the alerts of the given Avro Object Container Files,
+// reading past their bad blocks (see alert.LoadOCF), and returns the
+// blocks skipped, once per file, for the caller to report: the replay
+// cycles through the alerts of the other blocks.
+func NewReplay(visitPath string, paths ...string) (*Replay, []alert.SkippedBlock, error) {
+	r, skipped, err := alert.LoadOCF(paths...)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	ids := map[avro.Schema]uint32{}
 	for _, sc := range r.Schemas() {
 		ids[sc] = alert.SchemaID(sc)
 	}
-	return &Replay{r: r, visitPath: visitPath, ids: ids}, nil
+	return &Replay{r: r, visitPath: visitPath, ids: ids}, skipped, nil
 }
 
 func (s *Replay) Alert(dst []byte, visit int64, index int) ([]byte, error) {

@@ -115,7 +115,7 @@ func ForTest(t *testing.T, host string) *Upstream {
 	store, err := service.Open(ctx, u.Broker.Bootstrap(), u.Broker.AdminSettings(), "_schemas", slog.New(slog.DiscardHandler))
 	must(t, err)
 	t.Cleanup(store.Close)
-	schema, _, _, err := alert.ReadOCFRecords(filepath.Join(root, RubinSample))
+	schema, _, _, _, err := alert.ReadOCFRecords(filepath.Join(root, RubinSample))
 	must(t, err)
 	u.V11 = schema.String()
 	if v, err := store.Register(ctx, registry.ValueSubject(Topic), u.V11, RubinV11ID); err != nil || v.ID != RubinV11ID {

@@ -109,7 +109,8 @@ func runFilter(ctx context.Context, args []string, stdout io.Writer, log *slog.L
 
 // dryRunFilter runs the filters of specs, as a deployed process would
 // (filter.DryRun), over the alerts of Avro container files, logging once
-// per file the invalid schema defaults that reading ignored.
+// per file the invalid schema defaults that reading ignored and the bad
+// blocks it skipped (see alert.ReadOCFRecords).
 func dryRunFilter(stdout io.Writer, log *slog.Logger, specs []filter.Spec, idPath, visitPath string, files []string) error {
 	if len(files) == 0 {
 		return usagef("--dry-run needs one or more Avro files")
@@ -121,7 +122,7 @@ func dryRunFilter(stdout io.Writer, log *slog.Logger, specs []filter.Spec, idPat
 	var records []map[string]any
 	warned := map[string]bool{}
 	for _, f := range files {
-		_, recs, warnings, err := alert.ReadOCFRecords(f)
+		_, recs, warnings, skipped, err := alert.ReadOCFRecords(f)
 		if err != nil {
 			return err
 		}
@@ -129,6 +130,9 @@ func dryRunFilter(stdout io.Writer, log *slog.Logger, specs []filter.Spec, idPat
 			warned[f] = true
 			for _, w := range warnings {
 				warnIgnoredDefault(log, alert.FileWarning{File: f, SchemaWarning: w})
+			}
+			for _, s := range skipped {
+				warnSkippedBlock(log, s)
 			}
 		}
 		records = append(records, recs...)
@@ -160,6 +164,17 @@ func checkDeadLetterTopic(topic string, specs []filter.Spec) error {
 func warnIgnoredDefault(log *slog.Logger, w alert.FileWarning) {
 	log.Warn("alert file: ignoring an invalid default in its schema (defaults play no part in reading a file)",
 		"file", w.File, "field", w.Field, "problem", w.Problem)
+}
+
+// warnSkippedBlock logs a bad block of an alert file that reading skipped,
+// with its records.
+func warnSkippedBlock(log *slog.Logger, s alert.SkippedBlock) {
+	lost := any(s.Records) // as its header claims
+	if s.Records < 0 {
+		lost = "unknown"
+	}
+	log.Warn("alert file: skipped a bad block with its records, read on after it", "file", s.File, "block", s.Block,
+		"byte", s.Offset, "reason", s.Reason, "records_lost", lost, "resumed_at_byte", s.Resume)
 }
 
 func loadSchemas(files []string) ([]avro.Schema, error) {

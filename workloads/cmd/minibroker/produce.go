@@ -57,12 +57,15 @@ func runProduce(ctx context.Context, args []string, stdout io.Writer, log *slog.
 	var nameRecord func(int) string
 	if len(replay) > 0 {
 		nameRecord = replayRecordNames(replay)
-		rs, err := pipeline.NewReplay(*visitPath, replay...)
+		rs, skipped, err := pipeline.NewReplay(*visitPath, replay...)
 		if err != nil {
 			return err
 		}
 		for _, w := range rs.Warnings() {
 			warnIgnoredDefault(log, w)
+		}
+		for _, s := range skipped {
+			warnSkippedBlock(log, s)
 		}
 		src = rs
 	}
@@ -75,27 +78,35 @@ func runProduce(ctx context.Context, args []string, stdout io.Writer, log *slog.
 
 // replayRecordNames returns what names record r of the replayed files
 // (their records one after the other, as pipeline.NewReplay loads them):
-// "FILE, alert N of M". It counts each file's records the first time it
-// is asked, reading them again: only an alert too large to send is named.
+// "FILE, alert N of M", N and M counting the records read, which leave
+// out those of the bad blocks skipped (the name says so when the file
+// had any). It counts each file's records the first time it is asked,
+// reading them again with the same reader: only an alert too large to
+// send is named.
 func replayRecordNames(files []string) func(record int) string {
 	var (
 		once   sync.Once
 		counts []int
+		lossy  []bool // the file had bad blocks skipped
 	)
 	return func(record int) string {
 		once.Do(func() {
 			for _, f := range files {
-				_, recs, _, err := alert.ReadOCFRecords(f)
+				_, recs, _, skipped, err := alert.ReadOCFRecords(f)
 				if err != nil {
 					counts = nil
 					return
 				}
 				counts = append(counts, len(recs))
+				lossy = append(lossy, len(skipped) > 0)
 			}
 		})
 		r := record
 		for i, n := range counts {
 			if r < n {
+				if lossy[i] {
+					return fmt.Sprintf("%s, alert %d of the %d read past its bad blocks", files[i], r+1, n)
+				}
 				return fmt.Sprintf("%s, alert %d of %d", files[i], r+1, n)
 			}
 			r -= n

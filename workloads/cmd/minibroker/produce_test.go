@@ -1,11 +1,14 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -116,4 +119,105 @@ func writeCutoutOCF(t *testing.T, path string, cutoutBytes int) int64 {
 		t.Fatal(err)
 	}
 	return tr.DiaSourceID
+}
+
+// TestProduceReplayReadsPastABadBlock: produce --replay of a file of three
+// blocks of two synthetic alerts whose middle block's data is garbage,
+// given twice: the producer warns once that it skipped the block (file,
+// block, byte, reason, records lost, where reading resumed) and sends the
+// alerts of the other two blocks, each in its place of the cycle; an
+// alert of the file is named among the records read.
+func TestProduceReplayReadsPastABadBlock(t *testing.T) {
+	var buf bytes.Buffer
+	enc, err := ocf.NewEncoderWithSchema(alert.SyntheticSchema(), &buf, ocf.WithBlockLength(2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	gen := alert.NewGenerator(11, 0)
+	var ids []int64
+	var at []int // each block's offset, and the file's end
+	for i := range 6 {
+		if i%2 == 0 {
+			if err := enc.Flush(); err != nil {
+				t.Fatal(err)
+			}
+			at = append(at, buf.Len())
+		}
+		payload, tr, err := gen.Alert(nil, 1, i)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := enc.Write(payload); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, tr.DiaSourceID)
+	}
+	if err := enc.Close(); err != nil {
+		t.Fatal(err)
+	}
+	data := buf.Bytes()
+	at = append(at, len(data))
+	// Block 1: its count, its size, its data (garbage now), its marker.
+	count, n1 := binary.Varint(data[at[1]:])
+	size, n2 := binary.Varint(data[at[1]+n1:])
+	start := at[1] + n1 + n2
+	if count != 2 || start+int(size)+16 != at[2] {
+		t.Fatalf("block 1 at byte %d: %d records, %d bytes; want 2 records before the marker ending at byte %d", at[1], count, size, at[2])
+	}
+	for i := start; i < start+int(size); i++ {
+		data[i] = 0xff
+	}
+	path := filepath.Join(t.TempDir(), "badblock.avro")
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	c, err := kfake.NewCluster(kfake.NumBrokers(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	bootstrap := c.ListenAddrs()[0]
+	const perVisit = 8 // the four alerts read, twice
+	r := runCLI(t, time.Minute, "produce", "--bootstrap", bootstrap, "--replay", path, "--replay", path,
+		"--visits", "1", "--align=false", "--interval", "1s", "--alerts-per-visit", fmt.Sprint(perVisit), "--partitions", "1", "--parallel", "1",
+		"--timing-topic", "")
+	if r.code != 0 {
+		t.Fatalf("want exit 0, got %s", r)
+	}
+	for _, w := range []string{"skipped a bad block with its records", "file=" + path + " ", fmt.Sprintf("block=1 byte=%d ", at[1]),
+		"reason=", "record 0 of the block (record 2 of the file)", "records_lost=2 ", fmt.Sprintf("resumed_at_byte=%d", at[2])} {
+		if n := strings.Count(r.stderr, w); n != 1 {
+			t.Errorf("stderr says %q %d times, want once", w, n)
+		}
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var sent []int64
+	if err := kclient.ReadAll(ctx, bootstrap, nil, stream.AlertsTopic, func(m *kafka.Message) error {
+		_, payload, err := alert.ParseWire(m.Value)
+		if err != nil {
+			return err
+		}
+		rec, err := alert.Decode(alert.SyntheticSchema(), payload)
+		if err != nil {
+			return err
+		}
+		id, err := alert.LookupInt(rec, alert.DefaultIDPath)
+		sent = append(sent, id)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	read := []int64{ids[0], ids[1], ids[4], ids[5]}
+	if want := append(slices.Clone(read), read...); !slices.Equal(sent, want) {
+		t.Errorf("the hub holds diaSourceIds %v, want %v (those of blocks 0 and 2, twice)", sent, want)
+	}
+	if got, want := replayRecordNames([]string{path, path})(6), path+", alert 3 of the 4 read past its bad blocks"; got != want {
+		t.Errorf("record 6 is named %q, want %q", got, want)
+	}
+	if t.Failed() {
+		t.Log(r)
+	}
 }

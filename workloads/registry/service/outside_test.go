@@ -7,6 +7,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -97,7 +98,10 @@ func TestConfluentClientsOnRealKafka(t *testing.T) {
 
 	// The mini-broker's producer registers through the registry and sends
 	// one visit of synthetic alerts and one of Rubin's sample.
-	replay, err := pipeline.NewReplay(alert.DefaultVisitPath, rubinFakeAlert)
+	replay, skipped, err := pipeline.NewReplay(alert.DefaultVisitPath, rubinFakeAlert)
+	if err == nil && len(skipped) > 0 {
+		err = fmt.Errorf("bad blocks skipped: %v", skipped)
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
