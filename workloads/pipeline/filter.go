@@ -163,6 +163,8 @@ type filterRun struct {
 	// parked holds the alerts waiting for the next re-read of the schemas
 	// topic (resolveParked); their offsets are not committed before.
 	parked []parkedAlert
+	// resolving is set while resolveParked filters the parked alerts.
+	resolving bool
 
 	read, dead, selected, dups, late int64
 	uncommittedOut                   int   // filtered alerts and dead letters in the open transaction
@@ -417,6 +419,8 @@ func (f *filterRun) resolveParked(ctx context.Context, force bool) {
 	}
 	parked := f.parked
 	f.parked = nil
+	f.resolving = true // no filter is deferred meanwhile (deferSlow)
+	defer func() { f.resolving = false }()
 	learned := map[uint32]bool{}
 	for _, p := range parked {
 		rec, id, err := f.dec.DecodeMessage(p.m.Value)

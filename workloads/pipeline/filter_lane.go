@@ -22,10 +22,11 @@ import (
 // filter whose evaluations are slow (filter.SlowEvaluation) out of the
 // inline loop into its lane: the main loop queues the decoded alerts for
 // it and goes on, and works the queue only when no alert has come for
-// laneIdle (laneSlice at a time). The others keep their usual lag, delayed by one
-// slow evaluation at most; the slow filter catches up in the gaps between
-// visits (or is quarantined once over its budget), and goes back inline
-// once it has.
+// laneIdle (laneSlice at a time). The others keep their usual lag, delayed
+// by a few slow evaluations at most; the slow filter catches up in the
+// gaps between visits (or is quarantined once over its budget), and goes
+// back inline once it has. A process of one filter, or whose other filters
+// are all deferred already, defers nothing: no neighbour would gain.
 //
 // Exactly-once across the two: each transaction commits, per partition,
 // the lowest offset any deferred filter still needs, and saves in the
@@ -51,6 +52,10 @@ const (
 	// twice for the decoded record): over it, the main loop works the
 	// lane before it reads on, as if the slow filter ran inline.
 	maxLaneBytes = 256 << 20
+	// laneCheckEvery is how often, while the lane is worked, it looks for
+	// held events to release and filters caught up (a pass over the
+	// queue); at once when the queue empties.
+	laneCheckEvery = 100 * time.Millisecond
 )
 
 // laneEntry is an alert the deferred filters have to evaluate.
@@ -89,16 +94,20 @@ type lane struct {
 	mainNext map[int32]int64
 	// skip holds, per partition, offsets below mainNext the main loop
 	// dropped (copies, dead letters): no deferred filter evaluates them.
-	skip map[int32][]int64
-	held []heldEvent
+	skip    map[int32]*offsetRanges
+	checked time.Time // when workLane last looked for held events and filters caught up
+	// moved is set when a filter went back inline, so that the offsets
+	// it no longer holds back are committed soon.
+	moved bool
+	held  []heldEvent
 	// last holds, per partition, the highest offset ever queued: a
 	// higher one is appended, a lower one (parked) inserted in order.
 	last map[int32]int64
 }
 
 func newLane(enabled bool) *lane {
-	return &lane{enabled: enabled, upTo: map[int]map[int32]int64{}, mainNext: map[int32]int64{}, skip: map[int32][]int64{},
-		last: map[int32]int64{}}
+	return &lane{enabled: enabled, upTo: map[int]map[int32]int64{}, mainNext: map[int32]int64{},
+		skip: map[int32]*offsetRanges{}, last: map[int32]int64{}}
 }
 
 // active reports whether any filter is deferred.
@@ -128,8 +137,17 @@ func (l *lane) passed(m *kafka.Message) {
 func (l *lane) dropped(m *kafka.Message) {
 	if l.active() {
 		p := m.TopicPartition.Partition
-		l.skip[p] = append(l.skip[p], int64(m.TopicPartition.Offset))
+		if l.skip[p] == nil {
+			l.skip[p] = &offsetRanges{}
+		}
+		l.skip[p].add(int64(m.TopicPartition.Offset))
 	}
+}
+
+// skipped reports whether the main loop dropped m.
+func (l *lane) skipped(m *kafka.Message) bool {
+	r := l.skip[m.TopicPartition.Partition]
+	return r != nil && r.contains(int64(m.TopicPartition.Offset))
 }
 
 // defer moves filter i to the lane: the main loop has handled every record
@@ -203,22 +221,29 @@ func (l *lane) limit(offsets []kafka.TopicPartition) {
 	}
 }
 
-// prune forgets the skipped offsets no deferred filter needs any more (b:
-// behind()).
-func (l *lane) prune(b map[int]map[int32]int64) {
-	for p, offs := range l.skip {
-		low := l.mainNext[p]
-		for _, parts := range b {
-			if n, ok := parts[p]; ok {
-				low = min(low, n)
+// prune forgets the skipped offsets below committed, the offsets about to
+// be committed: nothing below them is read again.
+func (l *lane) prune(committed []kafka.TopicPartition) {
+	for _, tp := range committed {
+		if r := l.skip[tp.Partition]; r != nil {
+			if r.dropBelow(int64(tp.Offset)); len(*r) == 0 {
+				delete(l.skip, tp.Partition)
 			}
 		}
-		if offs = slices.DeleteFunc(offs, func(o int64) bool { return o < low }); len(offs) == 0 {
-			delete(l.skip, p)
-		} else {
-			l.skip[p] = offs
+	}
+}
+
+// replayPending reports whether some partition's offset to commit lies
+// below mainNext: a restart would replay from there, so mainNext must be
+// saved even when no filter is deferred any more (one removed by a
+// restart leaves its records to be read past, not handled again).
+func (l *lane) replayPending(committed []kafka.TopicPartition) bool {
+	for _, tp := range committed {
+		if next, ok := l.mainNext[tp.Partition]; ok && int64(tp.Offset) < next {
+			return true
 		}
 	}
+	return false
 }
 
 // LogDeferred is the message a shared filter process logs (at WARN, with
@@ -229,11 +254,13 @@ const LogDeferred = "slow filter moved out of the inline loop: evaluated while t
 // lane. Not while alerts are parked: their later evaluation would come
 // after records the filter already evaluated inline.
 func (f *filterRun) deferSlow(visit int64) {
-	if !f.visits.lane.enabled || len(f.parked) > 0 {
+	if !f.visits.lane.enabled || len(f.parked) > 0 || f.resolving {
 		return
 	}
+	inline := f.set.Len() - len(f.visits.lane.upTo)
 	for i := range f.set.Len() {
-		if !f.set.Deferred(i) && f.set.Slow(i, visit) {
+		if inline >= 2 && !f.set.Deferred(i) && f.set.Slow(i, visit) {
+			inline--
 			f.set.Defer(i, true)
 			f.visits.lane.deferFilter(i)
 			f.log.Warn(LogDeferred, "name", f.cfg.Specs[i].Name, "visit", visit, "slow_over", filter.SlowEvaluation)
@@ -257,7 +284,10 @@ func (f *filterRun) queueDeferred(m *kafka.Message, rec map[string]any, visit in
 }
 
 // replay hands a record below mainNext, read again after a restart, to
-// the deferred filters that still need it.
+// the deferred filters that still need it. Its schema was known when the
+// main loop read it (else it was dead-lettered, and skipped); if the
+// schemas topic cannot be read now, the transaction aborts and the session
+// reads it again.
 func (f *filterRun) replay(ctx context.Context, m *kafka.Message) {
 	l := f.visits.lane
 	p, o := m.TopicPartition.Partition, int64(m.TopicPartition.Offset)
@@ -265,18 +295,37 @@ func (f *filterRun) replay(ctx context.Context, m *kafka.Message) {
 	for i, up := range l.upTo {
 		if o >= up[p] {
 			filters = append(filters, i)
-			up[p] = o + 1
 		}
 	}
-	if len(filters) == 0 || slices.Contains(l.skip[p], o) {
+	if len(filters) == 0 {
 		return
 	}
-	rec, _, err := f.dec.DecodeMessage(m.Value)
-	if errors.Is(err, alert.ErrUnknownSchema) && f.book.refresh(ctx) == nil {
-		rec, _, err = f.dec.DecodeMessage(m.Value)
+	advance := func() {
+		for _, i := range filters {
+			l.upTo[i][p] = o + 1
+		}
 	}
+	if l.skipped(m) {
+		advance()
+		return
+	}
+	rec, id, err := f.dec.DecodeMessage(m.Value)
+	if errors.Is(err, alert.ErrUnknownSchema) {
+		if err := sleepUntil(ctx, f.book.last.Add(schemaRefreshEvery)); err != nil {
+			f.mustRetry(learnError{err})
+			return
+		}
+		if err := f.book.refresh(ctx); err != nil {
+			f.mustRetry(learnError{err})
+			return
+		}
+		rec, id, err = f.dec.DecodeMessage(m.Value)
+	}
+	advance()
 	if err != nil {
-		return // the main loop dead-lettered it
+		f.log.Error("alert replayed to the slow lane does not decode any more: not evaluated by the deferred filters",
+			"at", m.TopicPartition.String(), "schema_id", id, "err", err)
+		return
 	}
 	e := laneEntry{m: m, rec: rec, filters: filters}
 	if count, ok := headerInt(m.Headers, stream.HeaderCount); ok && count > 0 {
@@ -289,6 +338,9 @@ func (f *filterRun) replay(ctx context.Context, m *kafka.Message) {
 	} else if e.visit, err = alert.LookupInt(rec, f.cfg.VisitPath); err == nil {
 		e.key, e.timed = visitKey{Visit: e.visit}, true
 	}
+	// Counted as the main loop counted it: in its visit's open tally or
+	// held event, not at all for a straggler of a visit closed.
+	e.timed = e.timed && (f.visits.open[e.key] != nil || f.heldIndex(e.key) >= 0)
 	slices.Sort(e.filters)
 	l.push(e)
 }
@@ -297,10 +349,10 @@ func (f *filterRun) replay(ctx context.Context, m *kafka.Message) {
 func (l *lane) hasWork() bool { return len(l.queue) > 0 }
 
 // workLane evaluates queued alerts until no more than target bytes of them
-// are left or deadline has passed (one alert at least), then releases the
-// held events of visits the deferred filters have finished and puts back
-// inline the filters that have caught up. Not while alerts are parked
-// (see push).
+// are left or deadline has passed (one alert at least); then, every
+// laneCheckEvery or once the queue is empty, it releases the held events
+// of visits the deferred filters have finished and puts back inline the
+// filters that have caught up. Not while alerts are parked (see push).
 func (f *filterRun) workLane(ctx context.Context, deadline time.Time, target int) {
 	l := f.visits.lane
 	if len(l.queue) == 0 || len(f.parked) > 0 {
@@ -318,17 +370,24 @@ func (f *filterRun) workLane(ctx context.Context, deadline time.Time, target int
 	}
 	if len(l.queue) == 0 {
 		l.queue = nil // let the backing array go
+	} else if time.Since(l.checked) < laneCheckEvery {
+		return
 	}
-	f.releaseHeld()
-	behind := l.behind()
-	for i := range l.upTo {
-		if len(behind[i]) == 0 {
+	l.checked = time.Now()
+	needs := l.needs()
+	f.releaseHeld(needs)
+	for i, parts := range needs {
+		caughtUp := true
+		for p, n := range parts {
+			caughtUp = caughtUp && n >= l.mainNext[p]
+		}
+		if caughtUp {
 			delete(l.upTo, i)
 			f.set.Defer(i, false)
+			l.moved = true
 			f.log.Info("slow filter caught up: back inline", "name", f.cfg.Specs[i].Name)
 		}
 	}
-	l.prune(behind)
 }
 
 // evaluateDeferred runs the deferred filters of e, counting what they
@@ -374,6 +433,13 @@ func (f *filterRun) heldFor(e laneEntry, i int) *timing.Event {
 	return nil
 }
 
+// heldIndex returns the index of a held event of visit key, or -1.
+func (f *filterRun) heldIndex(key visitKey) int {
+	return slices.IndexFunc(f.visits.lane.held, func(h heldEvent) bool {
+		return h.Event.Run == key.Run && h.Event.Visit == key.Visit
+	})
+}
+
 // holdIfBehind holds ev, filter i's completion event of a visit the main
 // loop has just completed, if i is deferred and still behind the main
 // loop; it reports whether it did.
@@ -388,13 +454,13 @@ func (f *filterRun) holdIfBehind(i int, ev timing.Event) bool {
 }
 
 // releaseHeld moves the held events whose filter has passed their visit
-// to the pending ones, with the filter's final use of the visit.
-func (f *filterRun) releaseHeld() {
+// (needs: l.needs()) to the pending ones, with the filter's final use of
+// the visit.
+func (f *filterRun) releaseHeld(needs map[int]map[int32]int64) {
 	l := f.visits.lane
 	if len(l.held) == 0 {
 		return
 	}
-	needs := l.needs()
 	l.held = slices.DeleteFunc(l.held, func(h heldEvent) bool {
 		i := f.specIndex(h.Event.Name)
 		if i >= 0 {

@@ -165,7 +165,7 @@ type savedState struct {
 type savedLane struct {
 	MainNext map[int32]int64            `json:"main_next"`
 	Behind   map[string]map[int32]int64 `json:"behind,omitempty"` // per deferred filter
-	Skip     map[int32][]int64          `json:"skip,omitempty"`
+	Skip     map[int32]*offsetRanges    `json:"skip,omitempty"`
 	Held     []heldEvent                `json:"held,omitempty"`
 }
 
@@ -185,8 +185,10 @@ type savedVisit struct {
 	Last  time.Time `json:"last,omitzero"`
 }
 
-// snapshot encodes what the process must remember, with set's caps.
-func (b *visitBook) snapshot(set *filter.Set) ([]byte, error) {
+// snapshot encodes what the process must remember, with set's caps;
+// replaying says that the offsets committed with it lie below where the
+// main loop got (lane.replayPending).
+func (b *visitBook) snapshot(set *filter.Set, replaying bool) ([]byte, error) {
 	st := savedState{Version: stateVersion, Done: b.done, Pending: b.pending, Newest: b.newest, Caps: map[string][]filter.VisitCount{}}
 	for k, t := range b.open {
 		v := savedVisit{visitKey: k, Count: t.count, Seen: t.seen, Dead: t.dead, Dups: t.dups, Bytes: t.bytes,
@@ -211,7 +213,7 @@ func (b *visitBook) snapshot(set *filter.Set) ([]byte, error) {
 			st.Budgets[set.Spec(i).Name] = bs
 		}
 	}
-	if behind := b.lane.behind(); len(behind) > 0 || len(b.lane.held) > 0 {
+	if behind := b.lane.behind(); len(behind) > 0 || len(b.lane.held) > 0 || replaying {
 		sl := &savedLane{MainNext: b.lane.mainNext, Behind: map[string]map[int32]int64{}, Skip: b.lane.skip, Held: b.lane.held}
 		for i, parts := range behind {
 			sl.Behind[set.Spec(i).Name] = parts

@@ -165,8 +165,8 @@ func (f *filterRun) session(ctx context.Context, member *groupMember) error {
 		if f.resolveParked(ctx, false); f.txnErr != nil {
 			return f.abort(ctx, out, f.txnErr)
 		}
-		if f.closeQuiet(time.Now()); (f.finished || f.uncommittedOut > 0) && opened.IsZero() {
-			opened = time.Now() // a closed visit's state and events, or the slow lane's output, commit now
+		if f.closeQuiet(time.Now()); (f.finished || f.uncommittedOut > 0 || f.visits.lane.moved) && opened.IsZero() {
+			opened = time.Now() // a closed visit's state and events, or the slow lane's output or progress, commit now
 		}
 		switch {
 		case member.revoked:
@@ -231,19 +231,21 @@ func (f *filterRun) commit(ctx context.Context, c *kafka.Consumer, out *kafka.Pr
 	}
 	began := time.Now()
 	defer func() { f.commits++; f.commitTime += time.Since(began) }()
-	f.releaseHeld()
-	state, err := f.visits.snapshot(f.set)
+	lane := f.visits.lane
+	f.releaseHeld(lane.needs())
+	offsets, err := consumedOffsets(c)
+	if err != nil {
+		return f.abort(ctx, out, err)
+	}
+	lane.limit(offsets) // what the deferred filters still need is read again after a crash
+	lane.prune(offsets)
+	state, err := f.visits.snapshot(f.set, lane.replayPending(offsets))
 	if err != nil {
 		return fmt.Errorf("encode the filter state: %w", err)
 	}
 	if err := writeState(ctx, out, f.cfg.StateTopic, state); err != nil {
 		return f.abort(ctx, out, err)
 	}
-	offsets, err := consumedOffsets(c)
-	if err != nil {
-		return f.abort(ctx, out, err)
-	}
-	f.visits.lane.limit(offsets) // what the deferred filters still need is read again after a crash
 	meta, err := c.GetConsumerGroupMetadata()
 	if err != nil {
 		return f.abort(ctx, out, fmt.Errorf("consumer group metadata: %w", err))
@@ -256,7 +258,7 @@ func (f *filterRun) commit(ctx context.Context, c *kafka.Consumer, out *kafka.Pr
 	if err := retryTxn(ctx, "commit", func(ctx context.Context) error { return out.CommitTransaction(ctx) }); err != nil {
 		return f.abortIfAbortable(ctx, out, err)
 	}
-	f.uncommittedOut = 0
+	f.uncommittedOut, lane.moved = 0, false
 	f.emitPending()
 	return nil
 }
