@@ -37,12 +37,25 @@ func TestReportCeilingAndProducer(t *testing.T) {
 		start := time.Unix(int64(100*i), 0)
 		visits = append(visits, pipeline.VisitResult{Start: start, End: start.Add(2 * time.Second), Alerts: alertsPerVisit, Bytes: alertsPerVisit * size})
 	}
-	prods := []producerResult{{kind: kinds[0], parallel: 1, visits: visits, cpu: 3 * time.Second, hub: 4 * time.Second}}
+	prods := []producerResult{
+		{kind: kinds[0], parallel: 1, visits: visits, cpu: 3 * time.Second, hub: 4 * time.Second},
+		{kind: kinds[0], parallel: 2, visits: visits, cpu: 3 * time.Second, hub: 4 * time.Second},
+	}
+	// The librdkafka loop with 1 sender: 2400 MiB in 6 s, 400 MiB/s; none
+	// with 2.
+	loop := rdTrial{props: map[string]string{"linger.ms": "0"}, change: "the winner", records: 30000, bytes: 2400 * mib,
+		elapsed: 6 * time.Second, cpu: 3 * time.Second, hub: 6 * time.Second, final: true}
+	rd := map[string]map[int]rdCeiling{"80KB": {1: {parallel: 1, best: loop, load: "0.50 1.00 1.50", trials: []rdTrial{
+		{records: 10000, bytes: 700 * mib, elapsed: 2 * time.Second, kept: true},
+		{props: map[string]string{"linger.ms": "0"}, change: "linger.ms=0", records: 10000, bytes: 800 * mib, elapsed: 2 * time.Second, kept: true},
+		loop,
+	}}}}
 
 	var r kafkaReport
 	r.ceilings(kinds, map[string]int{"80KB": size}, ceil)
-	r.producers(prods, ceil)
-	r.targets(nil, prods, ceil)
+	r.rdCeilings(kinds, map[string]int{"80KB": size}, rd)
+	r.producers(prods, ceil, rd)
+	r.targets(nil, prods, ceil, rd)
 	out := r.String()
 	for _, want := range []string{
 		"| 80KB | 150.0 | 250.0 | 3300 | 500 | batch.size=1048576 | 1.00 2.00 3.00 |",
@@ -50,12 +63,21 @@ func TestReportCeilingAndProducer(t *testing.T) {
 		"| 80KB | batch.size=1048576 | 10000 | 200.0 | 0.0 | 0.0 | yes |",
 		"| 80KB | the winner | 30000 | 250.0 | 0.0 | 0.0 | best run |",
 		"| 80KB | the winner | 30000 | 240.0 | 0.0 | 0.0 |  |",
-		// the producer against the tuned ceiling, not the tool as it comes
-		"| 80KB | 1 | 2.000 | 2.000 | 381.5 | 250.0 | 153 % | 5000 |",
+		// the librdkafka loop, its best run and every run
+		"| 80KB | 1 | 400.0 | 5000 | linger.ms=0 | 1.28 | 2.56 | 0.50 1.00 1.50 |",
+		"| 80KB | 1 | our settings | 10000 | 350.0 | 0.0 | 0.0 | yes |",
+		"| 80KB | 1 | linger.ms=0 | 10000 | 400.0 | 0.0 | 0.0 | yes |",
+		"| 80KB | 1 | the winner | 30000 | 400.0 | 3.0 | 6.0 | best run |",
+		// each producer row against the faster ceiling of its sender
+		// count, never the tool as it comes, and named
+		"| 80KB | 1 | 2.000 | 2.000 | 381.5 | 400.0 | librdkafka loop, 1 sender | 95 % | 5000 |",
+		"| 80KB | 2 | 2.000 | 2.000 | 381.5 | 250.0 | kafka-producer-perf-test tuned | 153 % | 5000 |",
 		"| 80KB | kafka-producer-perf-test as it comes | 150.0 | 2.24 | 8.95 | 2.24 |",
+		"| 80KB | librdkafka loop, 1 sender (best run) | 400.0 | 2.34 | 1.28 | 2.56 |",
 		"| 80KB | our producer, 1 sender | 381.5 | 2.24 | 1.34 | 1.79 |",
-		"Why our producer keeps up with, or outruns, even the tuned tool",
-		"producer at least 80 % of kafka-producer-perf-test's MiB/s (tuned) | 381.5 of 250.0 MiB/s (153 %) | yes |",
+		"| 80KB | our producer, 2 senders | 381.5 | 2.24 | 1.34 | 1.79 |",
+		"Why our producer keeps up with, or outruns, the tuned Java tool",
+		"| 381.5 of 400.0 MiB/s (95 %, librdkafka loop, 1 sender) | yes |",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("report lacks %q:\n%s", want, out)
@@ -82,7 +104,7 @@ func TestReportPipelineFilterDoneAnd50PerNode(t *testing.T) {
 		{sc: scenario{kind: kinds[1], filters: originalFiltersPerNode, visits: 1}, rep: rep(time.Second)},
 	}
 	var r kafkaReport
-	r.pipeline(res, nil, nil)
+	r.pipeline(res, nil, nil, nil)
 	out := r.String()
 	for _, want := range []string{
 		"| filter done mean s | filter done max s |",
@@ -99,6 +121,25 @@ func TestReportPipelineFilterDoneAnd50PerNode(t *testing.T) {
 	}
 	if n := strings.Count(out, "original (2018, 50 filters per node)"); n != 1 {
 		t.Errorf("the original's 50-filter row appears %d times", n)
+	}
+}
+
+func TestSelector(t *testing.T) {
+	for _, c := range []struct {
+		only, name string
+		runs       bool
+	}{
+		{"", "SASL_SSL producer 80KB parallel 2", true},
+		{"ceiling,producer", "ceiling librdkafka small parallel 4", true},
+		{"ceiling,producer", "pipeline 80KB 20 filters shared", false},
+		{"ceiling,producer,-SASL_SSL", "SASL_SSL producer 80KB parallel 2", false},
+		{"ceiling,producer,-SASL_SSL", "producer 80KB parallel 2", true},
+		{"-librdkafka", "ceiling librdkafka 80KB parallel 1", false},
+		{"-librdkafka", "ceiling producer 80KB", true},
+	} {
+		if got := selector(c.only).runs(c.name); got != c.runs {
+			t.Errorf("MINIBROKER_BENCH_ONLY=%q runs %q: %v, want %v", c.only, c.name, got, c.runs)
+		}
 	}
 }
 
