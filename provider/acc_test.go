@@ -53,7 +53,8 @@ type accConfig struct {
 	Visits, Alerts                        int
 	Interval                              string
 	G0, G1                                []accFilter
-	Generation                            int // credentials_generation
+	Generation                            int    // credentials_generation
+	Extra                                 string // more resources
 }
 
 const accTemplate = `
@@ -120,7 +121,24 @@ resource "minibroker_filter_group" "g1" {
     { name = "{{.Name}}", expression = "{{.Expr}}", max_per_visit = {{.Cap}} },{{end}}
   ]
 }
+{{.Extra}}
 `
+
+// extraGroup is a filter group of one filter without a consumer on mirror
+// m[mirror], for accConfig.Extra.
+func extraGroup(name string, mirror int, mode, filter string) string {
+	return fmt.Sprintf(`
+resource "minibroker_filter_group" %q {
+  swarm_id          = minibroker_swarm.lab.id
+  manager_address   = minibroker_swarm.lab.manager_address
+  kafka_credentials = minibroker_swarm.lab.kafka_credentials
+  name              = %q
+  mirror            = minibroker_mirror.m[%d].name
+  mode              = %q
+  filters           = [{ %s, expression = "true", consumer = false }]
+}
+`, name, name, mirror, mode, filter)
+}
 
 // TestAccMiniBrokerOnLabSwarm applies the whole mini-broker with the real
 // Terraform CLI onto a 5-node Swarm of real Docker Engines reached over SSH,
@@ -160,6 +178,38 @@ func TestAccMiniBrokerOnLabSwarm(t *testing.T) {
 	removed.G0 = slices.Delete(slices.Clone(changed.G0), 1, 2) // low_detectors goes
 	rotated := removed
 	rotated.Generation = 2
+	// Groups that would write topics other groups on their mirror write
+	// (issue 13), outputs or a filter process's dead-letter and state
+	// topics: refused at plan when the other group runs (g0 is isolated: its
+	// topics are read from its filters' commands; g1 is shared: from its
+	// filters file), at apply when both are created at once (the second
+	// to claim the topic is refused); then, with topics of their own,
+	// they apply. The producer's step removes them.
+	takenAtPlan := cfg
+	takenAtPlan.Extra = extraGroup("p0", 0, "isolated", `name = "bright"`) + extraGroup("p1", 1, "shared", `name = "band_r"`)
+	// An isolated filter named like g0's, with an output of its own: its
+	// process would share g0's bright-deadletter and bright-state (the
+	// process name is read from g0's filter's --name).
+	processAtPlan := cfg
+	processAtPlan.Extra = extraGroup("p2", 0, "isolated", `name = "bright", output = "p2-bright"`)
+	clashAtApply := cfg
+	clashAtApply.Extra = extraGroup("c1", 0, "isolated", `name = "x1", output = "clash.topic"`) +
+		extraGroup("c2", 0, "shared", `name = "x2", output = "clash_topic"`)
+	ownTopics := cfg
+	ownTopics.Extra = extraGroup("c1", 0, "isolated", `name = "x1", output = "c1-out"`) +
+		extraGroup("c2", 0, "shared", `name = "x2", output = "c2-out"`)
+	ws := `\s+` // Terraform wraps long messages
+	words := func(s string) string { return strings.Join(strings.Fields(regexp.QuoteMeta(s)), ws) }
+	takenP0 := words(`filter group "p0", filters[0].name (bright): output topic "bright" (its name, without ` + "`output`" + `) ` +
+		`is already written by filter group "g0" (filter "bright") on mirror "m0"`)
+	takenP1 := words(`filter group "p1", filters[0].name (band_r): output topic "band_r" (its name, without ` + "`output`" + `) ` +
+		`collides with "band.r", written by filter group "g1" (filter "band.r") on mirror "m1": Kafka takes '.' and '_' as the same`)
+	clashC := ws + `filters\[0\]\.output` + ws + `\(x[12]\):` + ws + words(`output topic`) + ws + `"clash[._]topic"` + ws +
+		words(`collides with`) + ws + `"clash[._]topic",` + ws + words(`written by filter group`) + ws + `"c[12]"` + ws + `\(filter` + ws + `"x[12]"\)` + ws +
+		words(`on mirror "m0"`)
+	processP2 := words(`filter group "p2", filters[0].name (bright): its filter process is named "bright", as the process of ` +
+		`filter group "g0"'s filter "bright" on mirror "m0" is, so their dead-letter and state topics would be shared ` +
+		`("bright-deadletter" and "bright-state")`)
 	minibroker := buildMinibroker(t)
 	var oldReaders map[string]reader // g0's readers before low_detectors goes
 
@@ -186,6 +236,29 @@ func TestAccMiniBrokerOnLabSwarm(t *testing.T) {
 						bright0 = s.RootModule().Resources["minibroker_filter_group.g0"].Primary.Attributes["services.mb-g0-bright"]
 						return nil
 					},
+				),
+			},
+			{
+				Config:      render(t, accTemplate, takenAtPlan),
+				PlanOnly:    true,
+				ExpectError: regexp.MustCompile(`(?s)Output topic taken on the mirror.*(` + takenP0 + `.*` + takenP1 + `|` + takenP1 + `.*` + takenP0 + `)`),
+			},
+			{
+				Config:      render(t, accTemplate, processAtPlan),
+				PlanOnly:    true,
+				ExpectError: regexp.MustCompile(`(?s)Filter process name taken on the mirror.*` + processP2),
+			},
+			{
+				Config:      render(t, accTemplate, clashAtApply),
+				ExpectError: regexp.MustCompile(`(?s)` + words(`filter group "c1",`) + clashC + `|` + words(`filter group "c2",`) + clashC),
+			},
+			{
+				Config: render(t, accTemplate, ownTopics),
+				Check: resource.ComposeTestCheckFunc(
+					resource.TestCheckResourceAttr("minibroker_filter_group.c1", "output_topics.x1", "c1-out"),
+					resource.TestCheckResourceAttr("minibroker_filter_group.c2", "output_topics.x2", "c2-out"),
+					resource.TestCheckResourceAttr("minibroker_filter_group.c1", "services.%", "2"), // the filter, the access job
+					resource.TestCheckResourceAttr("minibroker_filter_group.c2", "services.%", "2"),
 				),
 			},
 			{

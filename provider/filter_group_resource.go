@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"regexp"
 	"strings"
 	"time"
@@ -12,6 +13,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework-validators/listvalidator"
 	"github.com/hashicorp/terraform-plugin-framework-validators/stringvalidator"
 	"github.com/hashicorp/terraform-plugin-framework/attr"
+	"github.com/hashicorp/terraform-plugin-framework/diag"
 	"github.com/hashicorp/terraform-plugin-framework/path"
 	"github.com/hashicorp/terraform-plugin-framework/resource"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema"
@@ -23,6 +25,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema/stringplanmodifier"
 	"github.com/hashicorp/terraform-plugin-framework/schema/validator"
 	"github.com/hashicorp/terraform-plugin-framework/types"
+	"github.com/hashicorp/terraform-plugin-log/tflog"
 
 	"github.com/minibroker/terraform-provider-minibroker/internal/swarmctl"
 	"github.com/minibroker/terraform-provider-minibroker/internal/swarmspec"
@@ -112,7 +115,9 @@ func newFilterGroupResource() resource.Resource {
 
 func filterGroupSchema(ctx context.Context) schema.Schema {
 	nameDoc := fmt.Sprintf("Group name: at most %d lower-case letters, digits and inner dashes. "+
-		"Services are `mb-NAME-FILTER` and `mb-NAME-FILTER-c` (isolated) or `mb-NAME-filters` (shared).", swarmspec.MaxGroupNameLen)
+		"Services are `mb-NAME-FILTER` and `mb-NAME-FILTER-c` (isolated) or `mb-NAME-filters` (shared). A shared group's filter "+
+		"process is named after the group: its dead letters and state go to `NAME-deadletter` and `NAME-state` on the mirror, so a "+
+		"shared group named like an isolated filter of another group on the mirror is refused (see `filters.name`).", swarmspec.MaxGroupNameLen)
 	attrs := componentSchema(ctx, "group", swarmspec.MaxGroupNameLen, nameDoc, map[string]schema.Attribute{
 		"mirror": schema.StringAttribute{Required: true, PlanModifiers: []planmodifier.String{stringplanmodifier.RequiresReplace()},
 			MarkdownDescription: "Name of the mirror to read from (`minibroker_mirror.X.name`); the filters run on its node."},
@@ -129,7 +134,12 @@ func filterGroupSchema(ctx context.Context) schema.Schema {
 			Validators: []validator.List{listvalidator.SizeAtLeast(1)},
 			NestedObject: schema.NestedAttributeObject{Attributes: map[string]schema.Attribute{
 				"name": schema.StringAttribute{Required: true,
-					MarkdownDescription: fmt.Sprintf("Filter name: letters, digits, `.`, `_`, `-`, at most %d; also the output topic by default.", swarmspec.MaxFilterNameLen)},
+					MarkdownDescription: fmt.Sprintf("Filter name: letters, digits, `.`, `_`, `-`, at most %d; also the output topic by default. "+
+						"An isolated filter's process is named after the filter, a shared group's after the group, and a process keeps its "+
+						"dead letters and its exactly-once state in `PROCESS-deadletter` and `PROCESS-state` on the mirror: so two groups on "+
+						"one mirror may not both have a process of one name (or of names differing only in `.` and `_`), which would resume "+
+						"from each other's state. Such a group is refused as for `output`, naming the other group; rename one of them.",
+						swarmspec.MaxFilterNameLen)},
 				"expression": schema.StringAttribute{Required: true,
 					MarkdownDescription: "Boolean CEL expression over `alert`, e.g. `alert.diaSource.snr > 5.0`."},
 				"max_per_visit": schema.Int64Attribute{Optional: true, Computed: true,
@@ -157,7 +167,11 @@ func filterGroupSchema(ctx context.Context) schema.Schema {
 					MarkdownDescription: "Output topic on the mirror. Default: the filter's name. Each filter of the group needs its own " +
 						"(Kafka takes `.` and `_` as the same), and topics the mini-broker keeps for itself are refused at plan: `" +
 						stream.AlertsTopic + "`, `" + stream.SchemasTopic + "`, `" + stream.TimingTopic + "`, `" + stream.IngestStateTopic +
-						"`, `heartbeats`, `__*`, `*-deadletter`, `*-state` and `*.internal`."},
+						"`, `heartbeats`, `__*`, `*-deadletter`, `*-state` and `*.internal`. Nor may two groups on one mirror write one topic " +
+						"(each group's users would get the other's alerts): an output that another group on the mirror writes is refused, " +
+						"naming that group, at plan when the swarm answers, else at apply before anything changes; so is one of two groups " +
+						"created in the same apply (the second to claim the topic). To move an output to another group, or to rename a group, " +
+						"give the topic up in an apply of its own first (remove the filter, or destroy the group), then add it."},
 				"consumer": schema.BoolAttribute{Optional: true, Computed: true, Default: booldefault.StaticBool(true),
 					MarkdownDescription: "Run a consumer of the output topic on a consumer node; it logs one JSON line per alert (`docker service logs`). Default true."},
 				"consumer_node": schema.Int64Attribute{Optional: true,
@@ -203,7 +217,9 @@ func filterGroupSchema(ctx context.Context) schema.Schema {
 		MarkdownDescription: "Filters on a mirror's node and one consumer per filter on the consumer nodes. Each " +
 			"filter is a CEL expression over `alert` (the decoded Avro alert) with a per-visit cap; it reads the " +
 			"full stream from the co-located mirror and writes the alerts it selects to its output topic there. " +
-			"Expressions are compiled at plan time. Changing filters updates the services in place.\n\n" +
+			"Expressions are compiled at plan time. Changing filters updates the services in place. Each topic on a mirror " +
+			"belongs to one group: an output another group on the mirror writes is refused (see `filters.output`), and so is a " +
+			"filter process named like another group's, whose dead-letter and state topics it would share (see `filters.name`).\n\n" +
 			"Default timeouts: create 10m, update 10m, delete 5m, read 1m.",
 		Attributes: attrs,
 	}
@@ -384,6 +400,8 @@ func (r *filterGroupResource) ModifyPlan(ctx context.Context, req resource.Modif
 	if topics, ok := plan.outputTopics(); ok {
 		plan.OutputTopics = stringMap(topics)
 	}
+	var knownKey string
+	var prior *filterGroupModel
 	if !req.State.Raw.IsNull() {
 		var state filterGroupModel
 		resp.Diagnostics.Append(req.State.Get(ctx, &state)...)
@@ -398,8 +416,91 @@ func (r *filterGroupResource) ModifyPlan(ctx context.Context, req resource.Modif
 		if readersKey(plan.Filters) != readersKey(state.Filters) || !plan.KafkaCredentials.Equal(state.KafkaCredentials) {
 			plan.Readers = types.MapUnknown(readerType)
 		}
+		knownKey = state.ManagerHostKey.ValueString()
+		prior = &state
+	}
+	if topicsChange(&plan, prior) {
+		r.checkTopicsAtPlan(ctx, &plan, knownKey, &resp.Diagnostics)
 	}
 	resp.Diagnostics.Append(resp.Plan.Set(ctx, &plan)...)
+}
+
+// planCheckTimeout bounds the plan's look at the swarm (checkTopicsAtPlan).
+const planCheckTimeout = 15 * time.Second
+
+// checkTopicsAtPlan refuses at plan, at the attribute, a group that would
+// write a topic another filter group on the mirror writes (an output, or
+// the dead-letter and state topics of a filter process of the same name;
+// swarmctl.CheckTopics), as apply would. Only when the swarm, its
+// manager, the mirror and the mode are known and the swarm answers within
+// planCheckTimeout: otherwise it says nothing, and apply checks. (A
+// renamed group is refused for the topics of the group of its old name:
+// Terraform plans a replacement's create with no prior state, so the plan
+// cannot tell it from a new group.)
+func (r *filterGroupResource) checkTopicsAtPlan(ctx context.Context, m *filterGroupModel, knownKey string, diags *diag.Diagnostics) {
+	for _, v := range []types.String{m.SwarmID, m.ManagerAddress, m.Mirror, m.Name, m.Mode} {
+		if v.IsUnknown() || v.IsNull() || v.ValueString() == "" {
+			return
+		}
+	}
+	if r.pd.ctl == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, planCheckTimeout)
+	defer cancel()
+	sw, err := r.pd.ctl.OpenSwarm(ctx, m.SwarmID.ValueString(), m.ManagerAddress.ValueString(), knownKey)
+	if err == nil {
+		err = sw.CheckTopics(ctx, topicGroup(m))
+	}
+	var clash *swarmctl.TopicClashError
+	if !errors.As(err, &clash) {
+		if err != nil {
+			tflog.Debug(ctx, "topics not checked against the mirror's other groups at plan; apply checks them", map[string]any{"reason": err.Error()})
+		}
+		return
+	}
+	for _, c := range clash.Clashes {
+		at := path.Root(c.Attribute) // the group's name: its shared process's
+		if c.Index >= 0 {
+			at = path.Root("filters").AtListIndex(c.Index).AtName(c.Attribute)
+		}
+		diags.AddAttributeError(at, clashSummary(c), c.Error())
+	}
+}
+
+// clashSummary is the diagnostic's summary of a clash.
+func clashSummary(c swarmspec.TopicClash) string {
+	switch {
+	case c.SameProcessName():
+		return "Filter process name taken on the mirror"
+	case c.Mine.Kind == swarmspec.TopicOutput && c.Other.Kind == swarmspec.TopicOutput:
+		return "Output topic taken on the mirror"
+	}
+	return "Topic taken on the mirror"
+}
+
+// topicsChange reports whether the group is created (prior nil) or the
+// topics it writes may change (its filters' outputs or names, its mode,
+// its mirror): then they are checked against the other groups on its
+// mirror, at plan and at apply.
+func topicsChange(plan, prior *filterGroupModel) bool {
+	if prior == nil {
+		return true
+	}
+	a, _ := plan.outputTopics()
+	b, _ := prior.outputTopics()
+	return !maps.Equal(a, b) || plan.Mirror.ValueString() != prior.Mirror.ValueString() ||
+		plan.Mode.ValueString() != prior.Mode.ValueString()
+}
+
+// topicGroup is what of the group names the topics it writes
+// (swarmspec.GroupTopics): name, mode, mirror and filters.
+func topicGroup(m *filterGroupModel) swarmspec.FilterGroup {
+	g := swarmspec.FilterGroup{Name: m.Name.ValueString(), Mode: m.Mode.ValueString(), Mirror: m.Mirror.ValueString()}
+	for _, f := range m.Filters {
+		g.Filters = append(g.Filters, f.spec())
+	}
+	return g
 }
 
 // readersKey is what of the filters the readers attribute follows.
@@ -426,16 +527,40 @@ func sameFilterSet(a, b []filterModel) bool {
 
 func (r *filterGroupResource) Create(ctx context.Context, req resource.CreateRequest, resp *resource.CreateResponse) {
 	var plan filterGroupModel
-	r.createComponent(ctx, "filter group", req, resp, &plan, func(ctx context.Context, sw *swarmctl.Swarm) ([]swarmspec.Desired, error) {
-		return r.place(ctx, sw, &plan)
+	release := func() {}
+	defer func() { release() }()
+	r.createComponent(ctx, "filter group", req, resp, &plan, func(ctx context.Context, sw *swarmctl.Swarm) (d []swarmspec.Desired, err error) {
+		d, release, err = r.placeClaimed(ctx, sw, &plan, nil)
+		return d, err
 	})
 }
 
 func (r *filterGroupResource) Update(ctx context.Context, req resource.UpdateRequest, resp *resource.UpdateResponse) {
-	var plan filterGroupModel
-	r.updateComponent(ctx, "filter group", req, resp, &plan, func(ctx context.Context, sw *swarmctl.Swarm) ([]swarmspec.Desired, error) {
-		return r.place(ctx, sw, &plan)
+	var plan, state filterGroupModel
+	if resp.Diagnostics.Append(req.State.Get(ctx, &state)...); resp.Diagnostics.HasError() {
+		return
+	}
+	release := func() {}
+	defer func() { release() }()
+	r.updateComponent(ctx, "filter group", req, resp, &plan, func(ctx context.Context, sw *swarmctl.Swarm) (d []swarmspec.Desired, err error) {
+		d, release, err = r.placeClaimed(ctx, sw, &plan, &state)
+		return d, err
 	})
+}
+
+// placeClaimed is place, after which a group being created or whose
+// topics may change (topicsChange) claims the topics it writes on the
+// mirror (swarmctl.ClaimTopics): refused, before anything changes, when
+// another group there writes one of them or is claiming it in this apply.
+// The caller calls release once the services are deployed (or failed).
+func (r *filterGroupResource) placeClaimed(ctx context.Context, sw *swarmctl.Swarm, m, prior *filterGroupModel) (
+	d []swarmspec.Desired, release func(), err error) {
+	release = func() {}
+	if d, err = r.place(ctx, sw, m); err != nil || !topicsChange(m, prior) {
+		return d, release, err
+	}
+	release, err = sw.ClaimTopics(ctx, topicGroup(m))
+	return d, release, err
 }
 
 // place finds the mirror's node, checks the consumer nodes the filters pin

@@ -29,6 +29,9 @@ type Client struct {
 	// fingerprints seen (and pass them back as known keys next time);
 	// under known_hosts there is nothing to keep.
 	keepKeys bool
+	// claims are the topics of the filter groups being placed now
+	// (outputs.go).
+	claims *topicClaims
 }
 
 // New returns a Client for the SSH settings. log receives what the Client
@@ -38,7 +41,8 @@ func New(cfg dockerssh.Config, log *slog.Logger) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Client{pool: pool, ssh: cfg, log: orDiscard(log), keepKeys: cfg.Policy == dockerssh.TrustOnFirstUse}, nil
+	return &Client{pool: pool, ssh: cfg, log: orDiscard(log), keepKeys: cfg.Policy == dockerssh.TrustOnFirstUse,
+		claims: newTopicClaims()}, nil
 }
 
 func orDiscard(log *slog.Logger) *slog.Logger {
@@ -174,8 +178,9 @@ func (m *Manager) whyNoSwarm(ctx context.Context, err error) error {
 // and filter groups place their services.
 type Swarm struct {
 	*Manager
-	ID      string // as Info.ID
-	Network string // the overlay network every service joins
+	ID      string       // as Info.ID
+	Network string       // the overlay network every service joins
+	claims  *topicClaims // the Client's; nil: none (ClaimTopics only checks)
 }
 
 // OpenSwarm connects to the manager, checks that it runs the swarm known
@@ -200,7 +205,7 @@ func (c *Client) OpenSwarm(ctx context.Context, swarmID, address, knownKey strin
 	if len(nets) != 1 {
 		return nil, fmt.Errorf("swarm %s has %d minibroker networks, want 1: create it with minibroker_swarm first", info.ClusterID, len(nets))
 	}
-	return &Swarm{Manager: m, ID: info.ID(), Network: nets[0].Name}, nil
+	return &Swarm{Manager: m, ID: info.ID(), Network: nets[0].Name, claims: c.claims}, nil
 }
 
 // ownerFilter selects the objects of one owner.

@@ -207,7 +207,7 @@ func FilterGroupSpecs(g FilterGroup) ([]Desired, error) {
 			return nil, err
 		}
 		name := SharedFilterService(g.Name)
-		cfg := newConfig(name, yml, ConfigDir+"/filters.yaml")
+		cfg := newConfig(name, yml, SharedFiltersFile)
 		group := stream.SharedFiltersGroup(g.Name)
 		process(service{
 			name:    name,

@@ -1,0 +1,157 @@
+package swarmctl
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/docker/docker/api/types/swarm"
+
+	"github.com/minibroker/terraform-provider-minibroker/internal/swarmspec"
+)
+
+// fakeGroups is an engine running filter groups: it lists their services
+// (every one; the label filter is the engine's) and serves their configs.
+type fakeGroups struct {
+	mu       sync.Mutex
+	services []swarm.Service
+	configs  map[string]swarm.Config
+}
+
+func (f *fakeGroups) add(t *testing.T, g swarmspec.FilterGroup) {
+	t.Helper()
+	ds, err := swarmspec.FilterGroupSpecs(g)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, d := range ds {
+		spec := d.Spec
+		for _, c := range d.Configs {
+			id := "id-" + c.Name
+			f.configs[id] = swarm.Config{ID: id, Spec: swarm.ConfigSpec{Annotations: swarm.Annotations{Name: c.Name}, Data: c.Data}}
+			spec = withObjectIDs(spec, map[string]string{c.Name: id})
+		}
+		f.services = append(f.services, swarm.Service{ID: d.Name(), Spec: spec})
+	}
+}
+
+func (f *fakeGroups) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	w.Header().Set("Content-Type", "application/json")
+	switch {
+	case strings.HasSuffix(r.URL.Path, "/services"):
+		_ = json.NewEncoder(w).Encode(f.services)
+	case strings.Contains(r.URL.Path, "/configs/"):
+		c, ok := f.configs[r.URL.Path[strings.LastIndex(r.URL.Path, "/")+1:]]
+		if !ok {
+			http.NotFound(w, r)
+			return
+		}
+		_ = json.NewEncoder(w).Encode(c)
+	default:
+		http.NotFound(w, r)
+	}
+}
+
+// TestClaimTopics: a group is refused when a group running on its
+// mirror (isolated: its --output and --name; shared: its filters file
+// and --name) writes one of its topics (an output, or the dead-letter and
+// state topics of a filter process of the same name), or when a group
+// being placed at the same moment in this provider process has claimed
+// it; the claim holds until released, and groups that do not clash go on.
+func TestClaimTopics(t *testing.T) {
+	ctx := context.Background()
+	f := &fakeGroups{configs: map[string]swarm.Config{}}
+	f.add(t, swarmspec.FilterGroup{Name: "iso", Mode: swarmspec.ModeIsolated, Image: "w", Network: "n", Mirror: "m0",
+		Filters: []swarmspec.Filter{{Name: "bright", Expression: "true", ConsumerNode: -1}}})
+	f.add(t, swarmspec.FilterGroup{Name: "sh", Mode: swarmspec.ModeShared, Image: "w", Network: "n", Mirror: "m0",
+		Filters: []swarmspec.Filter{{Name: "s", Output: "band.r", Expression: "true", ConsumerNode: -1}}})
+	s := &Swarm{Manager: NewManager(fakeClient(t, f), nil), ID: "swarm", claims: newTopicClaims()}
+	group := func(name, mode, mirror string, fs ...swarmspec.Filter) swarmspec.FilterGroup {
+		return swarmspec.FilterGroup{Name: name, Mode: mode, Mirror: mirror, Filters: fs}
+	}
+	iso, shared := swarmspec.ModeIsolated, swarmspec.ModeShared
+
+	ts, err := s.MirrorTopics(ctx, "m0", "new")
+	want := []swarmspec.GroupTopic{
+		{Group: "iso", Filter: "bright", Topic: "bright"},
+		{Group: "iso", Filter: "bright", Kind: swarmspec.TopicDeadLetter, Topic: "bright-deadletter"},
+		{Group: "iso", Filter: "bright", Kind: swarmspec.TopicState, Topic: "bright-state"},
+		{Group: "sh", Kind: swarmspec.TopicDeadLetter, Topic: "sh-deadletter"},
+		{Group: "sh", Kind: swarmspec.TopicState, Topic: "sh-state"},
+		{Group: "sh", Filter: "s", Topic: "band.r"},
+	}
+	if err != nil || !slices.Equal(ts, want) {
+		t.Fatalf("topics on m0: %+v %v, want %+v", ts, err, want)
+	}
+	var clash *TopicClashError
+	err = s.CheckTopics(ctx, group("new", shared, "m0", swarmspec.Filter{Name: "a", Output: "band_r"}, swarmspec.Filter{Name: "bright"}))
+	if !errors.As(err, &clash) || len(clash.Clashes) != 2 || !strings.Contains(err.Error(), `filter group "sh"`) ||
+		!strings.Contains(err.Error(), `filter group "iso"`) {
+		t.Fatalf("running groups' outputs: %v", err)
+	}
+	if err := s.CheckTopics(ctx, group("iso", iso, "m0", swarmspec.Filter{Name: "bright"})); err != nil {
+		t.Errorf("a group's own topics: %v", err)
+	}
+	// Process names: an isolated filter named like iso's filter (its
+	// --name) or like the shared group sh (its --name), whatever its
+	// output; a shared group named like iso's filter.
+	err = s.CheckTopics(ctx, group("new", iso, "m0", swarmspec.Filter{Name: "bright", Output: "new-1"}, swarmspec.Filter{Name: "sh", Output: "new-2"}))
+	if !errors.As(err, &clash) || len(clash.Clashes) != 2 || !clash.Clashes[0].SameProcessName() || clash.Clashes[0].Other.Group != "iso" ||
+		clash.Clashes[1].Other.Group != "sh" || !strings.Contains(err.Error(), `"bright-deadletter" and "bright-state"`) {
+		t.Fatalf("isolated process names: %v", err)
+	}
+	err = s.CheckTopics(ctx, group("bright", shared, "m0", swarmspec.Filter{Name: "x", Output: "new-1"}))
+	if !errors.As(err, &clash) || len(clash.Clashes) != 1 || clash.Clashes[0].Index != -1 ||
+		!strings.Contains(err.Error(), `filter group "bright", name: its filter process is named "bright"`) {
+		t.Fatalf("shared process name: %v", err)
+	}
+	if err := s.CheckTopics(ctx, group("new", shared, "m0", swarmspec.Filter{Name: "bright", Output: "new-1"})); err != nil {
+		t.Errorf("a shared group's filter named like another's isolated filter: %v", err)
+	}
+
+	// Two groups placed at once: the second to claim a topic is refused.
+	release, err := s.ClaimTopics(ctx, group("c1", iso, "m0", swarmspec.Filter{Name: "x", Output: "clash.topic"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = s.ClaimTopics(ctx, group("c2", iso, "m0", swarmspec.Filter{Name: "y", Output: "clash_topic"}))
+	if !errors.As(err, &clash) || clash.Clashes[0].Other.Group != "c1" || !strings.Contains(err.Error(), `filter group "c2"`) {
+		t.Fatalf("second claim: %v", err)
+	}
+	if err := s.CheckTopics(ctx, group("c2", iso, "m0", swarmspec.Filter{Name: "y", Output: "clash_topic"})); err == nil {
+		t.Error("the plan's check does not see the claim")
+	}
+	// ... also for a process name only.
+	_, err = s.ClaimTopics(ctx, group("c3", iso, "m0", swarmspec.Filter{Name: "x", Output: "c3-out"}))
+	if !errors.As(err, &clash) || len(clash.Clashes) != 1 || !clash.Clashes[0].SameProcessName() || clash.Clashes[0].Other.Group != "c1" {
+		t.Fatalf("claim of a process name: %v", err)
+	}
+	other, err := s.ClaimTopics(ctx, group("c2", iso, "m1", swarmspec.Filter{Name: "y", Output: "clash_topic"}))
+	if err != nil {
+		t.Errorf("another mirror: %v", err)
+	}
+	other()
+	release()
+	release() // twice: nothing more
+	if len(s.claims.claims) != 0 {
+		t.Errorf("claims left: %v", s.claims.claims)
+	}
+	// Released and c1 running: the swarm refuses c2 now.
+	f.add(t, swarmspec.FilterGroup{Name: "c1", Mode: swarmspec.ModeIsolated, Image: "w", Network: "n", Mirror: "m0",
+		Filters: []swarmspec.Filter{{Name: "x", Output: "clash.topic", ConsumerNode: -1}}})
+	if _, err := s.ClaimTopics(ctx, group("c2", iso, "m0", swarmspec.Filter{Name: "y", Output: "clash_topic"})); !errors.As(err, &clash) {
+		t.Errorf("after c1 runs: %v", err)
+	}
+	if len(s.claims.claims) != 0 {
+		t.Errorf("a refused claim is kept: %v", s.claims.claims)
+	}
+}
