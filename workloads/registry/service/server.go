@@ -16,6 +16,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -67,10 +68,20 @@ func NewServer(store *Store, users []registry.User, log *slog.Logger) *Server {
 	return &Server{store: store, users: m, log: log, slots: make(chan struct{}, maxInFlight)}
 }
 
-// apiError is a response in Confluent's error shape.
+// apiError is a response in Confluent's error shape. Its HTTP status is
+// the code's first three digits, or the code itself when it has only three
+// (405, as Confluent's server answers a method a path does not take).
 type apiError struct {
 	Code    int    `json:"error_code"`
 	Message string `json:"message"`
+	allow   string // the Allow header of a 405
+}
+
+func (e *apiError) status() int {
+	if e.Code < 1000 {
+		return e.Code
+	}
+	return e.Code / 100
 }
 
 func (e *apiError) Error() string { return e.Message }
@@ -107,7 +118,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if ae.Code == codeUnauthorized {
 			w.Header().Set("WWW-Authenticate", `Basic realm="minibroker schema registry"`)
 		}
-		w.WriteHeader(ae.Code / 100)
+		if ae.allow != "" {
+			w.Header().Set("Allow", ae.allow)
+		}
+		w.WriteHeader(ae.status())
 		_ = json.NewEncoder(w).Encode(ae)
 		return
 	}
@@ -127,43 +141,80 @@ func (s *Server) route(r *http.Request) (any, error) {
 			return nil, errorf(codeNoSuchEndpoint, "Bad path %s: %v", r.URL.EscapedPath(), err)
 		}
 	}
-	get, post := r.Method == http.MethodGet, r.Method == http.MethodPost
-	switch {
-	case len(parts) == 1 && parts[0] == "" && get:
-		return map[string]any{}, nil
-	case len(parts) == 1 && parts[0] == "config" && get:
-		var level string
-		s.store.Read(func(st *registry.State) { level = st.Compatibility() })
-		return registry.ConfigValue{CompatibilityLevel: level}, nil
-	case len(parts) == 2 && parts[0] == "config" && get:
-		return s.subjectConfig(r, parts[1])
-	case len(parts) == 3 && parts[0] == "schemas" && parts[1] == "ids" && get:
-		return s.schemaByID(r, parts[2])
-	case len(parts) == 4 && parts[0] == "schemas" && parts[1] == "ids" && parts[3] == "versions" && get:
-		return s.idVersions(r, parts[2])
-	case len(parts) == 1 && parts[0] == "subjects" && get:
-		var subjects []string
-		s.store.Read(func(st *registry.State) { subjects = st.Subjects() })
-		return nonNil(subjects), nil
-	case len(parts) == 2 && parts[0] == "subjects" && post:
-		return s.lookup(r, parts[1])
-	case len(parts) == 3 && parts[0] == "subjects" && parts[2] == "versions" && get:
-		return s.versions(parts[1])
-	case len(parts) == 3 && parts[0] == "subjects" && parts[2] == "versions" && post:
-		if role != registry.RoleWrite {
-			return nil, errorf(codeForbidden, "This user may not register schemas")
-		}
-		return s.register(r, parts[1])
-	case len(parts) == 4 && parts[0] == "subjects" && parts[2] == "versions" && get:
-		return s.version(parts[1], parts[3])
-	case len(parts) == 5 && parts[0] == "subjects" && parts[2] == "versions" && parts[4] == "schema" && get:
-		v, err := s.version(parts[1], parts[3])
-		if err != nil {
-			return nil, err
-		}
-		return json.RawMessage(v.Schema), nil
+	methods := s.endpoint(r, role, parts)
+	if methods == nil {
+		return nil, errorf(codeNoSuchEndpoint, "HTTP %s %s is not part of this registry's API", r.Method, r.URL.Path)
 	}
-	return nil, errorf(codeNoSuchEndpoint, "HTTP %s %s is not part of this registry's API", r.Method, r.URL.Path)
+	method := r.Method
+	if method == http.MethodHead {
+		method = http.MethodGet // net/http sends no body for HEAD
+	}
+	serve, ok := methods[method]
+	if !ok {
+		allow := make([]string, 0, len(methods)+1)
+		for m := range methods {
+			allow = append(allow, m)
+		}
+		if methods[http.MethodGet] != nil {
+			allow = append(allow, http.MethodHead)
+		}
+		slices.Sort(allow)
+		return nil, &apiError{Code: http.StatusMethodNotAllowed, Message: "HTTP 405 Method Not Allowed", allow: strings.Join(allow, ", ")}
+	}
+	return serve()
+}
+
+// endpoint returns how each method is served on the path parts, or nil for
+// a path that is not part of the API.
+func (s *Server) endpoint(r *http.Request, role registry.Role, parts []string) map[string]func() (any, error) {
+	get := func(f func() (any, error)) map[string]func() (any, error) {
+		return map[string]func() (any, error){http.MethodGet: f}
+	}
+	switch {
+	case len(parts) == 1 && parts[0] == "":
+		return get(func() (any, error) { return map[string]any{}, nil })
+	case len(parts) == 1 && parts[0] == "config":
+		return get(func() (any, error) {
+			var level string
+			s.store.Read(func(st *registry.State) { level = st.Compatibility() })
+			return registry.ConfigValue{CompatibilityLevel: level}, nil
+		})
+	case len(parts) == 2 && parts[0] == "config":
+		return get(func() (any, error) { return s.subjectConfig(r, parts[1]) })
+	case len(parts) == 3 && parts[0] == "schemas" && parts[1] == "ids":
+		return get(func() (any, error) { return s.schemaByID(r, parts[2]) })
+	case len(parts) == 4 && parts[0] == "schemas" && parts[1] == "ids" && parts[3] == "versions":
+		return get(func() (any, error) { return s.idVersions(r, parts[2]) })
+	case len(parts) == 1 && parts[0] == "subjects":
+		return get(func() (any, error) {
+			var subjects []string
+			s.store.Read(func(st *registry.State) { subjects = st.Subjects() })
+			return nonNil(subjects), nil
+		})
+	case len(parts) == 2 && parts[0] == "subjects":
+		return map[string]func() (any, error){http.MethodPost: func() (any, error) { return s.lookup(r, parts[1]) }}
+	case len(parts) == 3 && parts[0] == "subjects" && parts[2] == "versions":
+		return map[string]func() (any, error){
+			http.MethodGet: func() (any, error) { return s.versions(parts[1]) },
+			http.MethodPost: func() (any, error) {
+				if role != registry.RoleWrite {
+					return nil, errorf(codeForbidden, "This user may not register schemas")
+				}
+				return s.register(r, parts[1])
+			},
+		}
+	case len(parts) == 4 && parts[0] == "subjects" && parts[2] == "versions":
+		return get(func() (any, error) { return s.version(parts[1], parts[3]) })
+	case len(parts) == 5 && parts[0] == "subjects" && parts[2] == "versions" && parts[4] == "schema":
+		return get(func() (any, error) {
+			v, err := s.version(parts[1], parts[3])
+			if err != nil {
+				return nil, err
+			}
+			return json.RawMessage(v.Schema), nil
+		})
+	}
+	return nil
 }
 
 func nonNil[T any](s []T) []T {

@@ -163,8 +163,10 @@ func TestServerWithFranzGoClient(t *testing.T) {
 		}
 	}
 
-	// Raw requests: an oversized body and an unknown path get Confluent's
-	// error shape with the HTTP status of the code.
+	// Raw requests: an oversized body, an unknown path and a method the
+	// path does not take get Confluent's error shape with the HTTP status of
+	// the code; HEAD answers like GET, without a body.
+	var header http.Header
 	do := func(method, path, body string) (int, string) {
 		req, _ := http.NewRequestWithContext(ctx, method, srv.URL+path, strings.NewReader(body))
 		req.SetBasicAuth(writer, password)
@@ -173,6 +175,7 @@ func TestServerWithFranzGoClient(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer resp.Body.Close()
+		header = resp.Header
 		b, _ := io.ReadAll(resp.Body)
 		if ct := resp.Header.Get("Content-Type"); ct != registry.ContentType {
 			t.Errorf("%s %s: content type %q", method, path, ct)
@@ -187,6 +190,20 @@ func TestServerWithFranzGoClient(t *testing.T) {
 	}
 	if st, body := do("GET", "/no/such/path", ""); st != 404 || !strings.Contains(body, `"error_code":40400`) {
 		t.Errorf("unknown path: %d %s", st, body)
+	}
+	for _, tc := range []struct{ method, path, allow string }{
+		{"DELETE", "/subjects/alerts-value/versions", "GET, HEAD, POST"},
+		{"PUT", "/config", "GET, HEAD"},
+		{"GET", "/subjects/alerts-value", "POST"},
+		{"POST", "/schemas/ids/1", "GET, HEAD"},
+	} {
+		st, body := do(tc.method, tc.path, "")
+		if st != 405 || body != `{"error_code":405,"message":"HTTP 405 Method Not Allowed"}`+"\n" || header.Get("Allow") != tc.allow {
+			t.Errorf("%s %s: %d %s, Allow %q; want 405 and Allow %q", tc.method, tc.path, st, body, header.Get("Allow"), tc.allow)
+		}
+	}
+	if st, body := do("HEAD", "/subjects/alerts-value/versions/1", ""); st != 200 || body != "" {
+		t.Errorf("HEAD of a version: %d %q, want 200 and no body", st, body)
 	}
 	if st, body := do("GET", "/config", ""); st != 200 || body != `{"compatibilityLevel":"NONE"}`+"\n" {
 		t.Errorf("config: %d %s", st, body)
