@@ -3,6 +3,7 @@ package pipeline_test
 import (
 	"context"
 	"fmt"
+	"net/http/httptest"
 	"slices"
 	"strconv"
 	"sync"
@@ -17,6 +18,8 @@ import (
 	"github.com/minibroker/terraform-provider-minibroker/workloads/filter"
 	"github.com/minibroker/terraform-provider-minibroker/workloads/kclient"
 	"github.com/minibroker/terraform-provider-minibroker/workloads/pipeline"
+	"github.com/minibroker/terraform-provider-minibroker/workloads/registry"
+	"github.com/minibroker/terraform-provider-minibroker/workloads/registry/service"
 	"github.com/minibroker/terraform-provider-minibroker/workloads/stream"
 	"github.com/minibroker/terraform-provider-minibroker/workloads/timing"
 )
@@ -109,6 +112,7 @@ var pipelineTopics = []kclient.Topic{
 // The components of runPipeline, by the name bed.settings knows them.
 const (
 	compProducer = "producer"
+	compRegistry = "registry"
 	compTest     = "test" // the test's own reads and its bad alerts
 )
 
@@ -176,10 +180,24 @@ func runPipeline(ctx context.Context, t *testing.T, bed pipelineBed) {
 		}
 	}
 
+	// The producer registers its schemas through a registry on the hub, as
+	// in the swarm, where only the registry writes the schemas topic.
+	store, err := service.Open(ctx, hub.Bootstrap(), bed.settings(compRegistry), stream.SchemasTopic, quiet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	registrySrv := httptest.NewServer(service.NewServer(store, nil, quiet()))
+	defer registrySrv.Close()
+	reg, err := registry.NewClient(map[string]string{registry.SettingURL: registrySrv.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+
 	const visits, perVisit = 3, 2000
 	var sent []pipeline.VisitResult
-	err := pipeline.Produce(ctx, pipeline.ProduceConfig{
-		Bootstrap: hub.Bootstrap(), SchemasTopic: stream.SchemasTopic, Source: pipeline.NewSynthetic(7, 0),
+	err = pipeline.Produce(ctx, pipeline.ProduceConfig{
+		Bootstrap: hub.Bootstrap(), SchemasTopic: stream.SchemasTopic, Registry: reg, Source: pipeline.NewSynthetic(7, 0),
 		AlertsPerVisit: perVisit, Interval: 2 * time.Second, Visits: visits, Parallel: 2, Run: run,
 		TimingTopic: stream.TimingTopic, OnVisit: func(v pipeline.VisitResult) { sent = append(sent, v) },
 		Kafka: bed.settings(compProducer),

@@ -63,6 +63,11 @@ func TestPipelineOnSecuredKafka(t *testing.T) {
 	} else {
 		t.Logf("a client without credentials: %v", err)
 	}
+	// The producer registers through the registry and may not write the
+	// schemas topic itself: a compromised producer cannot forge schemas.
+	if err := produceOne(ctx, bed.hub.Bootstrap(), bed.settings(compProducer), stream.SchemasTopic, []byte("forged")); !isCode(err, kafka.ErrTopicAuthorizationFailed) {
+		t.Errorf("the producer writing the schemas topic: %v, want a topic authorization error", err)
+	}
 	// Without credentials nothing else works either: create, produce, delete.
 	if err := kclient.EnsureTopics(ctx, bed.hub.Bootstrap(), nil, kclient.Topic{Name: "intruder"}); err == nil {
 		t.Error("a client without credentials created a topic on the hub")
@@ -136,6 +141,7 @@ func newSecuredBed(ctx context.Context, t *testing.T) (pipelineBed, securedPlans
 	}
 	hubUsers := []access.User{
 		user(compProducer, access.ProducerGrants(stream.AlertsTopic, stream.SchemasTopic, stream.TimingTopic)),
+		user(compRegistry, access.RegistryGrants(stream.SchemasTopic)),
 		user("mm2", access.MirrorMakerSourceGrants()),
 	}
 	mirrorUsers := []access.User{user("mm2", access.MirrorMakerTargetGrants())}
@@ -228,6 +234,26 @@ func consumeSome(ctx context.Context, bootstrap string, settings map[string]stri
 // isCode reports whether err is a Kafka error with code, or one whose
 // text carries the code's description (librdkafka reports some broker
 // errors inside a generic one).
+// produceOne writes value to topic and returns what its delivery report
+// says.
+func produceOne(ctx context.Context, bootstrap string, conn map[string]string, topic string, value []byte) error {
+	p, err := kafka.NewProducer(kclient.ProducerConfig(bootstrap, conn))
+	if err != nil {
+		return err
+	}
+	defer p.Close()
+	report := make(chan kafka.Event, 1)
+	if err := p.Produce(&kafka.Message{TopicPartition: kafka.TopicPartition{Topic: &topic, Partition: kafka.PartitionAny}, Key: value, Value: value}, report); err != nil {
+		return err
+	}
+	select {
+	case ev := <-report:
+		return ev.(*kafka.Message).TopicPartition.Error
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
 func isCode(err error, code kafka.ErrorCode) bool {
 	var ke kafka.Error
 	if errors.As(err, &ke) && ke.Code() == code {
