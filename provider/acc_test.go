@@ -192,6 +192,11 @@ func TestAccMiniBrokerOnLabSwarm(t *testing.T) {
 	// process name is read from g0's filter's --name).
 	processAtPlan := cfg
 	processAtPlan.Extra = extraGroup("p2", 0, "isolated", `name = "bright", output = "p2-bright"`)
+	// Service names are the swarm's, and join group and filter names with
+	// dashes: group "g0-bright"'s filter "c" (on the other mirror) would be
+	// mb-g0-bright-c, the name of g0's bright consumer.
+	nameAtPlan := cfg
+	nameAtPlan.Extra = extraGroup("g0-bright", 1, "isolated", `name = "c", output = "n1-c"`)
 	clashAtApply := cfg
 	clashAtApply.Extra = extraGroup("c1", 0, "isolated", `name = "x1", output = "clash.topic"`) +
 		extraGroup("c2", 0, "shared", `name = "x2", output = "clash_topic"`)
@@ -210,6 +215,7 @@ func TestAccMiniBrokerOnLabSwarm(t *testing.T) {
 	processP2 := words(`filter group "p2", filters[0].name (bright): its filter process is named "bright", as the process of ` +
 		`filter group "g0"'s filter "bright" on mirror "m0" is, so their dead-letter and state topics would be shared ` +
 		`("bright-deadletter" and "bright-state")`)
+	nameTaken := words(`filter group "g0-bright", filter "c": its service "mb-g0-bright-c" would take the name of a service of filter group "g0".`)
 	minibroker := buildMinibroker(t)
 	var oldReaders map[string]reader // g0's readers before low_detectors goes
 
@@ -247,6 +253,11 @@ func TestAccMiniBrokerOnLabSwarm(t *testing.T) {
 				Config:      render(t, accTemplate, processAtPlan),
 				PlanOnly:    true,
 				ExpectError: regexp.MustCompile(`(?s)Filter process name taken on the mirror.*` + processP2),
+			},
+			{
+				Config:      render(t, accTemplate, nameAtPlan),
+				PlanOnly:    true,
+				ExpectError: regexp.MustCompile(`(?s)Service name taken on the swarm.*` + nameTaken),
 			},
 			{
 				Config:      render(t, accTemplate, clashAtApply),

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -117,7 +118,9 @@ func filterGroupSchema(ctx context.Context) schema.Schema {
 	nameDoc := fmt.Sprintf("Group name: at most %d lower-case letters, digits and inner dashes. "+
 		"Services are `mb-NAME-FILTER` and `mb-NAME-FILTER-c` (isolated) or `mb-NAME-filters` (shared). A shared group's filter "+
 		"process is named after the group: its dead letters and state go to `NAME-deadletter` and `NAME-state` on the mirror, so a "+
-		"shared group named like an isolated filter of another group on the mirror is refused (see `filters.name`).", swarmspec.MaxGroupNameLen)
+		"shared group named like an isolated filter of another group on the mirror is refused (see `filters.name`). Service names are the "+
+		"swarm's: a group whose service would take the name of another's (group `a` with filter `b-c` and group `a-b` with filter `c` "+
+		"both give `mb-a-b-c`) is refused at plan, naming the attribute.", swarmspec.MaxGroupNameLen)
 	attrs := componentSchema(ctx, "group", swarmspec.MaxGroupNameLen, nameDoc, map[string]schema.Attribute{
 		"mirror": schema.StringAttribute{Required: true, PlanModifiers: []planmodifier.String{stringplanmodifier.RequiresReplace()},
 			MarkdownDescription: "Name of the mirror to read from (`minibroker_mirror.X.name`); the filters run on its node."},
@@ -419,25 +422,26 @@ func (r *filterGroupResource) ModifyPlan(ctx context.Context, req resource.Modif
 		knownKey = state.ManagerHostKey.ValueString()
 		prior = &state
 	}
-	if topicsChange(&plan, prior) {
-		r.checkTopicsAtPlan(ctx, &plan, knownKey, &resp.Diagnostics)
+	if placementChanges(&plan, prior) {
+		r.checkAtPlan(ctx, &plan, knownKey, &resp.Diagnostics)
 	}
 	resp.Diagnostics.Append(resp.Plan.Set(ctx, &plan)...)
 }
 
-// planCheckTimeout bounds the plan's look at the swarm (checkTopicsAtPlan).
+// planCheckTimeout bounds the plan's look at the swarm (checkAtPlan).
 const planCheckTimeout = 15 * time.Second
 
-// checkTopicsAtPlan refuses at plan, at the attribute, a group that would
-// write a topic another filter group on the mirror writes (an output, or
-// the dead-letter and state topics of a filter process of the same name;
-// swarmctl.CheckTopics), as apply would. Only when the swarm, its
+// checkAtPlan refuses at plan, at the attribute, a group that would write
+// a topic another filter group on the mirror writes (an output, or the
+// dead-letter and state topics of a filter process of the same name;
+// swarmctl.CheckTopics), or whose services would take a name another
+// service holds (swarmctl.CheckNames), as apply would. Only when the swarm, its
 // manager, the mirror and the mode are known and the swarm answers within
 // planCheckTimeout: otherwise it says nothing, and apply checks. (A
 // renamed group is refused for the topics of the group of its old name:
 // Terraform plans a replacement's create with no prior state, so the plan
 // cannot tell it from a new group.)
-func (r *filterGroupResource) checkTopicsAtPlan(ctx context.Context, m *filterGroupModel, knownKey string, diags *diag.Diagnostics) {
+func (r *filterGroupResource) checkAtPlan(ctx context.Context, m *filterGroupModel, knownKey string, diags *diag.Diagnostics) {
 	for _, v := range []types.String{m.SwarmID, m.ManagerAddress, m.Mirror, m.Name, m.Mode} {
 		if v.IsUnknown() || v.IsNull() || v.ValueString() == "" {
 			return
@@ -449,22 +453,50 @@ func (r *filterGroupResource) checkTopicsAtPlan(ctx context.Context, m *filterGr
 	ctx, cancel := context.WithTimeout(ctx, planCheckTimeout)
 	defer cancel()
 	sw, err := r.pd.ctl.OpenSwarm(ctx, m.SwarmID.ValueString(), m.ManagerAddress.ValueString(), knownKey)
-	if err == nil {
-		err = sw.CheckTopics(ctx, topicGroup(m))
+	if err != nil {
+		tflog.Debug(ctx, "topics and service names not checked at plan; apply checks them", map[string]any{"reason": err.Error()})
+		return
 	}
+	g := topicGroup(m)
+	err = sw.CheckTopics(ctx, g)
 	var clash *swarmctl.TopicClashError
-	if !errors.As(err, &clash) {
+	switch {
+	case errors.As(err, &clash):
+		for _, c := range clash.Clashes {
+			at := path.Root(c.Attribute) // the group's name: its shared process's
+			if c.Index >= 0 {
+				at = path.Root("filters").AtListIndex(c.Index).AtName(c.Attribute)
+			}
+			diags.AddAttributeError(at, clashSummary(c), c.Error())
+		}
+	case err != nil:
+		tflog.Debug(ctx, "topics not checked against the mirror's other groups at plan; apply checks them", map[string]any{"reason": err.Error()})
+	}
+
+	services := swarmspec.GroupServices(g)
+	names := make([]string, len(services))
+	for i, s := range services {
+		names[i] = s.Name
+	}
+	err = sw.CheckNames(ctx, swarmspec.FilterGroupOwner(g.Name), names)
+	var taken *swarmctl.NameClashError
+	if !errors.As(err, &taken) {
 		if err != nil {
-			tflog.Debug(ctx, "topics not checked against the mirror's other groups at plan; apply checks them", map[string]any{"reason": err.Error()})
+			tflog.Debug(ctx, "service names not checked at plan; apply checks them", map[string]any{"reason": err.Error()})
 		}
 		return
 	}
-	for _, c := range clash.Clashes {
-		at := path.Root(c.Attribute) // the group's name: its shared process's
-		if c.Index >= 0 {
-			at = path.Root("filters").AtListIndex(c.Index).AtName(c.Attribute)
+	for _, c := range taken.Clashes {
+		i := slices.IndexFunc(services, func(s swarmspec.GroupService) bool { return s.Name == c.Service })
+		at, whose := path.Root("name"), fmt.Sprintf("filter group %q", g.Name)
+		if services[i].Index >= 0 {
+			at = path.Root("filters").AtListIndex(services[i].Index).AtName("name")
+			whose += fmt.Sprintf(", filter %q", services[i].Filter)
 		}
-		diags.AddAttributeError(at, clashSummary(c), c.Error())
+		diags.AddAttributeError(at, "Service name taken on the swarm", fmt.Sprintf("%s: its service %q would take the name of "+
+			"a service of %s. Service names join the group's name and the filter's with dashes (`mb-GROUP-FILTER`, "+
+			"`mb-GROUP-FILTER-c`, `mb-GROUP-filters`), so two groups can ask for one; rename the group or the filter",
+			whose, c.Service, c.Holder()))
 	}
 }
 
@@ -479,18 +511,18 @@ func clashSummary(c swarmspec.TopicClash) string {
 	return "Topic taken on the mirror"
 }
 
-// topicsChange reports whether the group is created (prior nil) or the
-// topics it writes may change (its filters' outputs or names, its mode,
-// its mirror): then they are checked against the other groups on its
-// mirror, at plan and at apply.
-func topicsChange(plan, prior *filterGroupModel) bool {
+// placementChanges reports whether the group is created (prior nil) or
+// the topics it writes or its services' names may change (its filters'
+// outputs, names or consumers, its mode, its mirror): then they are
+// checked against the other groups, at plan and at apply.
+func placementChanges(plan, prior *filterGroupModel) bool {
 	if prior == nil {
 		return true
 	}
 	a, _ := plan.outputTopics()
 	b, _ := prior.outputTopics()
 	return !maps.Equal(a, b) || plan.Mirror.ValueString() != prior.Mirror.ValueString() ||
-		plan.Mode.ValueString() != prior.Mode.ValueString()
+		plan.Mode.ValueString() != prior.Mode.ValueString() || !sameFilterSet(plan.Filters, prior.Filters)
 }
 
 // topicGroup is what of the group names the topics it writes
@@ -549,14 +581,14 @@ func (r *filterGroupResource) Update(ctx context.Context, req resource.UpdateReq
 }
 
 // placeClaimed is place, after which a group being created or whose
-// topics may change (topicsChange) claims the topics it writes on the
+// topics may change (placementChanges) claims the topics it writes on the
 // mirror (swarmctl.ClaimTopics): refused, before anything changes, when
 // another group there writes one of them or is claiming it in this apply.
 // The caller calls release once the services are deployed (or failed).
 func (r *filterGroupResource) placeClaimed(ctx context.Context, sw *swarmctl.Swarm, m, prior *filterGroupModel) (
 	d []swarmspec.Desired, release func(), err error) {
 	release = func() {}
-	if d, err = r.place(ctx, sw, m); err != nil || !topicsChange(m, prior) {
+	if d, err = r.place(ctx, sw, m); err != nil || !placementChanges(m, prior) {
 		return d, release, err
 	}
 	release, err = sw.ClaimTopics(ctx, topicGroup(m))

@@ -21,6 +21,7 @@ type fakeGroups struct {
 	mu       sync.Mutex
 	services []swarm.Service
 	configs  map[string]swarm.Config
+	writes   int // requests other than GET
 }
 
 func (f *fakeGroups) add(t *testing.T, g swarmspec.FilterGroup) {
@@ -46,8 +47,11 @@ func (f *fakeGroups) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	w.Header().Set("Content-Type", "application/json")
+	if r.Method != http.MethodGet {
+		f.writes++
+	}
 	switch {
-	case strings.HasSuffix(r.URL.Path, "/services"):
+	case strings.HasSuffix(r.URL.Path, "/services") && r.Method == http.MethodGet:
 		_ = json.NewEncoder(w).Encode(f.services)
 	case strings.Contains(r.URL.Path, "/configs/"):
 		c, ok := f.configs[r.URL.Path[strings.LastIndex(r.URL.Path, "/")+1:]]
@@ -153,5 +157,54 @@ func TestClaimTopics(t *testing.T) {
 	}
 	if len(s.claims.claims) != 0 {
 		t.Errorf("a refused claim is kept: %v", s.claims.claims)
+	}
+}
+
+// TestServiceNamesOfAnotherOwner: a filter group whose services would
+// take a name a service of another owner holds (group "a" with filter
+// "b-c" and group "a-b" with filter "c" both give "mb-a-b-c"; a service
+// the provider did not place) is refused by CheckNames, naming each name
+// and its holder, and by Apply before it changes anything; the group's
+// own names and free names pass.
+func TestServiceNamesOfAnotherOwner(t *testing.T) {
+	ctx := context.Background()
+	f := &fakeGroups{configs: map[string]swarm.Config{}}
+	f.add(t, swarmspec.FilterGroup{Name: "a", Mode: swarmspec.ModeIsolated, Image: "w", Network: "n", Mirror: "m0",
+		Filters: []swarmspec.Filter{{Name: "b-c", Expression: "true", ConsumerNode: -1}}})
+	f.services = append(f.services, swarm.Service{ID: "mine", Spec: swarm.ServiceSpec{Annotations: swarm.Annotations{Name: "mb-a-b-d"}}})
+	m := NewManager(fakeClient(t, f), nil)
+
+	ab := swarmspec.FilterGroup{Name: "a-b", Mode: swarmspec.ModeIsolated, Image: "w", Network: "n", Mirror: "m1",
+		Filters: []swarmspec.Filter{{Name: "c", Expression: "true", ConsumerNode: -1}, {Name: "d", Expression: "true", ConsumerNode: -1, NoConsumer: true},
+			{Name: "e", Expression: "true", ConsumerNode: -1}}}
+	var names []string
+	for _, s := range swarmspec.GroupServices(ab) {
+		names = append(names, s.Name)
+	}
+	err := m.CheckNames(ctx, swarmspec.FilterGroupOwner(ab.Name), names)
+	var clash *NameClashError
+	if !errors.As(err, &clash) {
+		t.Fatalf("CheckNames: %v, want a *NameClashError", err)
+	}
+	want := []NameClash{{"mb-a-b-c", swarmspec.FilterGroupOwner("a")}, {"mb-a-b-c-c", swarmspec.FilterGroupOwner("a")}, {"mb-a-b-d", ""}}
+	if !slices.Equal(clash.Clashes, want) {
+		t.Errorf("clashes %+v, want %+v", clash.Clashes, want)
+	}
+	for _, s := range []string{`filter group "a-b"`, `"mb-a-b-c" is already taken by filter group "a"`,
+		`"mb-a-b-d" is already taken by a service this provider did not place`, "rename one of them"} {
+		if !strings.Contains(err.Error(), s) {
+			t.Errorf("error %q does not say %q", err, s)
+		}
+	}
+	if err := m.CheckNames(ctx, swarmspec.FilterGroupOwner("a"), []string{"mb-a-b-c", "mb-a-b-c-c", "mb-a-x"}); err != nil {
+		t.Errorf("the group's own and free names: %v", err)
+	}
+
+	ds, err := swarmspec.FilterGroupSpecs(ab)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Apply(ctx, swarmspec.FilterGroupOwner(ab.Name), ds); !errors.As(err, &clash) || f.writes != 0 {
+		t.Errorf("Apply: %v after %d changes, want a *NameClashError before any", err, f.writes)
 	}
 }

@@ -28,8 +28,9 @@ func (m *Manager) Deploy(ctx context.Context, owner string, desired []swarmspec.
 	return ids, m.WaitRunning(ctx, ids)
 }
 
-// Apply makes the services of owner exactly the desired ones: configs
-// and secrets first; then the brokers and the access jobs, whose
+// Apply makes the services of owner exactly the desired ones. It first
+// refuses names other owners' services hold (CheckNames); then configs
+// and secrets; then the brokers and the access jobs, whose
 // completion it waits for (the job creates the Kafka users every other
 // service of the owner logs in as, and it waits itself for its brokers);
 // then the other services; then services, configs and secrets of owner
@@ -37,6 +38,13 @@ func (m *Manager) Deploy(ctx context.Context, owner string, desired []swarmspec.
 // concurrently. It returns service ids by name and does not wait for the
 // tasks of services other than jobs.
 func (m *Manager) Apply(ctx context.Context, owner string, desired []swarmspec.Desired) (map[string]string, error) {
+	names := make([]string, len(desired))
+	for i, d := range desired {
+		names[i] = d.Name()
+	}
+	if err := m.CheckNames(ctx, owner, names); err != nil {
+		return nil, err
+	}
 	objectIDs, err := m.ensureObjects(ctx, owner, desired)
 	if err != nil {
 		return nil, err
@@ -111,6 +119,10 @@ func (m *Manager) put(ctx context.Context, d swarmspec.Desired, existing map[str
 	if !ok {
 		m.log.InfoContext(ctx, LogCreateService, "service", d.Name(), "image", d.Spec.TaskTemplate.ContainerSpec.Image)
 		resp, err := m.cli.ServiceCreate(ctx, spec, swarm.ServiceCreateOptions{})
+		if errdefs.IsConflict(err) {
+			return "", fmt.Errorf("create service %s: %w (a mirror or filter group applied at the same moment took the name: "+
+				"service names join the names of a mirror or filter group and of its filters with dashes; rename one of them)", d.Name(), err)
+		}
 		if err != nil {
 			return "", fmt.Errorf("create service %s: %w", d.Name(), err)
 		}

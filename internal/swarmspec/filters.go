@@ -298,3 +298,35 @@ func filtersYAML(filters []Filter) ([]byte, error) {
 	}
 	return doc.Marshal() // yaml.Marshal, unless it would not read back
 }
+
+// GroupService is a service FilterGroupSpecs gives a filter group, with
+// the filter whose name is part of its name (Index -1: the group's name
+// alone).
+type GroupService struct {
+	Name   string
+	Index  int
+	Filter string
+}
+
+// GroupServices names the filter processes and consumers FilterGroupSpecs
+// gives the group (Name, Mode and Filters are read). Their names join the
+// group's and the filter's with dashes, which both may hold, so they may
+// equal another group's: group "a" with filter "b-c" and group "a-b" with
+// filter "c" both give "mb-a-b-c". Services of one name cannot both run
+// (and their Kafka consumer groups would be one), so swarmctl refuses a
+// name another owner holds. The access job's name cannot clash ("mb--").
+func GroupServices(g FilterGroup) []GroupService {
+	var out []GroupService
+	if g.Mode == ModeShared {
+		out = append(out, GroupService{Name: SharedFilterService(g.Name), Index: -1})
+	}
+	for i, f := range g.Filters {
+		if g.Mode != ModeShared {
+			out = append(out, GroupService{Name: FilterService(g.Name, f.Name), Index: i, Filter: f.Name})
+		}
+		if !f.NoConsumer {
+			out = append(out, GroupService{Name: ConsumerService(g.Name, f.Name), Index: i, Filter: f.Name})
+		}
+	}
+	return out
+}

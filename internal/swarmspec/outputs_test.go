@@ -196,3 +196,40 @@ func TestTopicsReadBackFromSpecs(t *testing.T) {
 		t.Error("a mirror's owner read as a group")
 	}
 }
+
+// TestGroupServicesAreTheSpecs: GroupServices names exactly the filter
+// processes and consumers FilterGroupSpecs places (secured: besides the
+// access job), each with the filter whose name is part of it.
+func TestGroupServicesAreTheSpecs(t *testing.T) {
+	fs := []Filter{
+		{Name: "b-c", Expression: "true", ConsumerNode: -1},
+		{Name: "Bright.r", Expression: "true", ConsumerNode: -1, NoConsumer: true},
+		{Name: "x_y", Expression: "true", ConsumerNode: -1},
+	}
+	for _, mode := range []string{ModeIsolated, ModeShared} {
+		g := FilterGroup{Name: "a", Mode: mode, Image: "w", Network: "n", Mirror: "m0", Filters: fs,
+			Security: &Security{Seed: "s"}}
+		ds, err := FilterGroupSpecs(g)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var want []string
+		for _, d := range ds {
+			if d.Name() != FilterGroupAccessService("a") {
+				want = append(want, d.Name())
+			}
+		}
+		var got []string
+		for _, s := range GroupServices(g) {
+			got = append(got, s.Name)
+			if s.Index >= 0 && (fs[s.Index].Name != s.Filter || !strings.Contains(s.Name, FilterSlug(s.Filter))) {
+				t.Errorf("%s: %+v does not name its filter", mode, s)
+			}
+		}
+		slices.Sort(want)
+		slices.Sort(got)
+		if !slices.Equal(got, want) {
+			t.Errorf("%s: GroupServices %v, FilterGroupSpecs %v", mode, got, want)
+		}
+	}
+}
