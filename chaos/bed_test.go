@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/minibroker/terraform-provider-minibroker/internal/testbed/childproc"
 	"github.com/minibroker/terraform-provider-minibroker/internal/testbed/kafkabed"
+	"github.com/minibroker/terraform-provider-minibroker/internal/testbed/minibin"
 	"github.com/minibroker/terraform-provider-minibroker/workloads/filter"
 	"github.com/minibroker/terraform-provider-minibroker/workloads/stream"
 )
@@ -79,18 +79,6 @@ func (b *bed) outFile(filterName string) string {
 	return filepath.Join(b.dir, "consume-"+filterName+".jsonl")
 }
 
-// buildMinibroker builds the workload binary once per test run.
-func buildMinibroker(t *testing.T, dir string) string {
-	t.Helper()
-	bin := filepath.Join(dir, "minibroker")
-	cmd := exec.Command("go", "build", "-o", bin, "./workloads/cmd/minibroker")
-	cmd.Dir = repoRoot(t)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("build minibroker: %v\n%s", err, out)
-	}
-	return bin
-}
-
 func repoRoot(t *testing.T) string {
 	t.Helper()
 	wd, err := os.Getwd()
@@ -110,7 +98,7 @@ func startBed(t *testing.T) *bed {
 		t.Logf("keeping %s (%s=1)", dir, kafkabed.EnvKeepBed)
 	}
 	b := &bed{t: t, dir: dir, filters: map[string]*supervised{}, consumers: map[string]*supervised{}}
-	b.bin = buildMinibroker(t, dir)
+	b.bin = minibin.Build(t, dir)
 	b.hub = kafkabed.StartBrokerT(t)
 	b.mirror = kafkabed.StartBrokerT(t)
 	b.mm = kafkabed.StartMirrorMakerT(t, b.hub, b.mirror)

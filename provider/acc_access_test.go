@@ -19,6 +19,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-testing/terraform"
 
 	"github.com/minibroker/terraform-provider-minibroker/internal/swarmspec"
+	"github.com/minibroker/terraform-provider-minibroker/internal/testbed/minibin"
 	"github.com/minibroker/terraform-provider-minibroker/internal/testbed/pyclients"
 	"github.com/minibroker/terraform-provider-minibroker/workloads/alert"
 )
@@ -143,16 +144,7 @@ func pythonReader(ctx context.Context, t *testing.T, dir, props, topic string, o
 
 // buildMinibroker builds the workloads binary for the host, the user's
 // client on their laptop.
-func buildMinibroker(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "minibroker")
-	cmd := exec.Command("go", "build", "-o", bin, "./workloads/cmd/minibroker")
-	cmd.Dir = repoRoot(t)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("build minibroker: %v\n%s", err, out)
-	}
-	return bin
-}
+func buildMinibroker(t *testing.T) string { return minibin.Build(t, t.TempDir()) }
 
 // checkOutsideReaders reads a filter's stream from outside the swarm as
 // its owner would, with the readers output only: with Python's

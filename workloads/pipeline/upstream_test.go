@@ -21,6 +21,7 @@ import (
 	"github.com/minibroker/terraform-provider-minibroker/internal/kafkaconf"
 	"github.com/minibroker/terraform-provider-minibroker/internal/testbed/childproc"
 	"github.com/minibroker/terraform-provider-minibroker/internal/testbed/kafkabed"
+	"github.com/minibroker/terraform-provider-minibroker/internal/testbed/minibin"
 	"github.com/minibroker/terraform-provider-minibroker/internal/testbed/pyclients"
 	"github.com/minibroker/terraform-provider-minibroker/internal/testbed/upstream"
 	"github.com/minibroker/terraform-provider-minibroker/workloads/access"
@@ -62,7 +63,7 @@ func TestUpstreamIngest(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
 	dir := t.TempDir()
-	bin := buildMinibroker(t, dir)
+	bin := minibin.Build(t, dir)
 	began := time.Now()
 	up := upstream.ForTest(t, "")
 
@@ -376,18 +377,6 @@ func readOutside(ctx context.Context, t *testing.T, python, bootstrap, topic, re
 		lines = append(lines, l)
 	}
 	return lines
-}
-
-// buildMinibroker builds the workload binary into dir.
-func buildMinibroker(t *testing.T, dir string) string {
-	t.Helper()
-	bin := filepath.Join(dir, "minibroker")
-	cmd := exec.Command("go", "build", "-o", bin, "./workloads/cmd/minibroker")
-	cmd.Dir = "../.."
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("build minibroker: %v\n%s", err, out)
-	}
-	return bin
 }
 
 func quiet() *slog.Logger { return slog.New(slog.DiscardHandler) }
