@@ -13,7 +13,8 @@ import (
 
 // TestAccPlanRefusesBadInput: what apply, or the processes it starts,
 // would fail on fails the plan instead, naming the attribute (issue 13):
-// reserved and duplicate filter outputs, cost limits and time budgets out
+// reserved and duplicate filter outputs, filter names giving one service
+// name, cost limits and time budgets out
 // of range,
 // malformed Kafka properties, mirror topics that are no regular
 // expression or leave out the stream, and values out of range. Each step
@@ -78,6 +79,10 @@ resource "minibroker_swarm" "s" {
 				`Reserved output topic.*`+words(`is reserved: Kafka's internal topics`)),
 			step(group(`{ name = "f1", expression = "true", output = "out" }`, `{ name = "f2", expression = "true", output = "out" }`),
 				`Duplicate output topic.*`+words(`filters[1] (f2) writes to "out", as filters[0] (f1) does`)),
+			// Filter x's consumer and isolated filter x-c would both be
+			// mb-g-x-c; without x's consumer they apply.
+			step(group(`{ name = "x", expression = "true" }`, `{ name = "x-c", expression = "true", output = "o2" }`),
+				`Filter names collide.*`+words(`filters[0] (x) and filters[1] (x-c) would both have a service named "mb-g-x-c"`)),
 			step(group(`{ name = "a.b", expression = "true" }`, `{ name = "f", expression = "true", output = "a_b" }`),
 				`Duplicate output topic.*`+words(`Kafka takes '.' and '_' as the same`)),
 			step(group(`{ name = "f", expression = "true", output = "no spaces" }`),

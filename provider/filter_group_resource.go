@@ -304,6 +304,43 @@ func (r *filterGroupResource) ValidateConfig(ctx context.Context, req resource.V
 		}
 	}
 	validateFilterOutputs(m.Filters, &resp.Diagnostics)
+	if !resp.Diagnostics.HasError() {
+		validateServiceNames(&m, &resp.Diagnostics)
+	}
+}
+
+// validateServiceNames refuses filters whose services would take one name
+// within the group: filter "x"'s consumer and isolated filter "x-c" are
+// both mb-GROUP-x-c. (Names other groups hold are checked at plan,
+// checkAtPlan.)
+func validateServiceNames(m *filterGroupModel, diags *diag.Diagnostics) {
+	if m.Name.IsUnknown() || m.Mode.IsUnknown() {
+		return
+	}
+	for _, f := range m.Filters {
+		if f.Name.IsUnknown() || f.Consumer.IsUnknown() {
+			return
+		}
+	}
+	// In the configuration, a default not written is null.
+	g := swarmspec.FilterGroup{Name: m.Name.ValueString(), Mode: m.Mode.ValueString()}
+	if m.Mode.IsNull() {
+		g.Mode = swarmspec.ModeIsolated
+	}
+	for _, f := range m.Filters {
+		g.Filters = append(g.Filters, swarmspec.Filter{Name: f.Name.ValueString(), NoConsumer: !f.Consumer.IsNull() && !f.Consumer.ValueBool()})
+	}
+	first := map[string]swarmspec.GroupService{}
+	for _, s := range swarmspec.GroupServices(g) {
+		o, taken := first[s.Name]
+		if !taken {
+			first[s.Name] = s
+			continue
+		}
+		diags.AddAttributeError(path.Root("filters").AtListIndex(s.Index).AtName("name"), "Filter names collide",
+			fmt.Sprintf("filters[%d] (%s) and filters[%d] (%s) would both have a service named %q: a consumer is named "+
+				"after its filter with \"-c\" added (`mb-GROUP-FILTER-c`); rename one of them", o.Index, o.Filter, s.Index, s.Filter, s.Name))
+	}
 }
 
 // describeCompileError names the filter and the position in its expression;
@@ -422,8 +459,8 @@ func (r *filterGroupResource) ModifyPlan(ctx context.Context, req resource.Modif
 		knownKey = state.ManagerHostKey.ValueString()
 		prior = &state
 	}
-	if placementChanges(&plan, prior) {
-		r.checkAtPlan(ctx, &plan, knownKey, &resp.Diagnostics)
+	if topics, names := topicsChange(&plan, prior), namesChange(&plan, prior); topics || names {
+		r.checkAtPlan(ctx, &plan, knownKey, topics, names, &resp.Diagnostics)
 	}
 	resp.Diagnostics.Append(resp.Plan.Set(ctx, &plan)...)
 }
@@ -434,14 +471,17 @@ const planCheckTimeout = 15 * time.Second
 // checkAtPlan refuses at plan, at the attribute, a group that would write
 // a topic another filter group on the mirror writes (an output, or the
 // dead-letter and state topics of a filter process of the same name;
-// swarmctl.CheckTopics), or whose services would take a name another
-// service holds (swarmctl.CheckNames), as apply would. Only when the swarm, its
+// swarmctl.CheckTopics; when topics), or whose services would take a name
+// another service holds (swarmctl.CheckNames; when names), as apply would.
+// (A plan that destroys the group holding the name or topic, and creates
+// this one, is refused too: the check sees the swarm as it is, so that
+// takes two applies.) Only when the swarm, its
 // manager, the mirror and the mode are known and the swarm answers within
 // planCheckTimeout: otherwise it says nothing, and apply checks. (A
 // renamed group is refused for the topics of the group of its old name:
 // Terraform plans a replacement's create with no prior state, so the plan
 // cannot tell it from a new group.)
-func (r *filterGroupResource) checkAtPlan(ctx context.Context, m *filterGroupModel, knownKey string, diags *diag.Diagnostics) {
+func (r *filterGroupResource) checkAtPlan(ctx context.Context, m *filterGroupModel, knownKey string, topics, names bool, diags *diag.Diagnostics) {
 	for _, v := range []types.String{m.SwarmID, m.ManagerAddress, m.Mirror, m.Name, m.Mode} {
 		if v.IsUnknown() || v.IsNull() || v.ValueString() == "" {
 			return
@@ -458,7 +498,17 @@ func (r *filterGroupResource) checkAtPlan(ctx context.Context, m *filterGroupMod
 		return
 	}
 	g := topicGroup(m)
-	err = sw.CheckTopics(ctx, g)
+	if topics {
+		checkTopicsAtPlan(ctx, sw, g, diags)
+	}
+	if names {
+		checkNamesAtPlan(ctx, sw, g, diags)
+	}
+}
+
+// checkTopicsAtPlan is checkAtPlan's topics.
+func checkTopicsAtPlan(ctx context.Context, sw *swarmctl.Swarm, g swarmspec.FilterGroup, diags *diag.Diagnostics) {
+	err := sw.CheckTopics(ctx, g)
 	var clash *swarmctl.TopicClashError
 	switch {
 	case errors.As(err, &clash):
@@ -472,13 +522,16 @@ func (r *filterGroupResource) checkAtPlan(ctx context.Context, m *filterGroupMod
 	case err != nil:
 		tflog.Debug(ctx, "topics not checked against the mirror's other groups at plan; apply checks them", map[string]any{"reason": err.Error()})
 	}
+}
 
+// checkNamesAtPlan is checkAtPlan's service names.
+func checkNamesAtPlan(ctx context.Context, sw *swarmctl.Swarm, g swarmspec.FilterGroup, diags *diag.Diagnostics) {
 	services := swarmspec.GroupServices(g)
 	names := make([]string, len(services))
 	for i, s := range services {
 		names[i] = s.Name
 	}
-	err = sw.CheckNames(ctx, swarmspec.FilterGroupOwner(g.Name), names)
+	err := sw.CheckNames(ctx, swarmspec.FilterGroupOwner(g.Name), names)
 	var taken *swarmctl.NameClashError
 	if !errors.As(err, &taken) {
 		if err != nil {
@@ -511,18 +564,26 @@ func clashSummary(c swarmspec.TopicClash) string {
 	return "Topic taken on the mirror"
 }
 
-// placementChanges reports whether the group is created (prior nil) or
-// the topics it writes or its services' names may change (its filters'
-// outputs, names or consumers, its mode, its mirror): then they are
-// checked against the other groups, at plan and at apply.
-func placementChanges(plan, prior *filterGroupModel) bool {
+// topicsChange reports whether the group is created (prior nil) or the
+// topics it writes may change (its filters' outputs or names, its mode,
+// its mirror): then they are checked against the other groups on its
+// mirror, at plan and at apply.
+func topicsChange(plan, prior *filterGroupModel) bool {
 	if prior == nil {
 		return true
 	}
 	a, _ := plan.outputTopics()
 	b, _ := prior.outputTopics()
 	return !maps.Equal(a, b) || plan.Mirror.ValueString() != prior.Mirror.ValueString() ||
-		plan.Mode.ValueString() != prior.Mode.ValueString() || !sameFilterSet(plan.Filters, prior.Filters)
+		plan.Mode.ValueString() != prior.Mode.ValueString()
+}
+
+// namesChange reports whether the group is created (prior nil) or its
+// services' names may change (its filters' names or consumers, its mode):
+// then they are checked at plan against the swarm's other services (every
+// apply checks them, swarmctl.CheckNames).
+func namesChange(plan, prior *filterGroupModel) bool {
+	return prior == nil || plan.Mode.ValueString() != prior.Mode.ValueString() || !sameFilterSet(plan.Filters, prior.Filters)
 }
 
 // topicGroup is what of the group names the topics it writes
@@ -581,14 +642,14 @@ func (r *filterGroupResource) Update(ctx context.Context, req resource.UpdateReq
 }
 
 // placeClaimed is place, after which a group being created or whose
-// topics may change (placementChanges) claims the topics it writes on the
+// topics may change (topicsChange) claims the topics it writes on the
 // mirror (swarmctl.ClaimTopics): refused, before anything changes, when
 // another group there writes one of them or is claiming it in this apply.
 // The caller calls release once the services are deployed (or failed).
 func (r *filterGroupResource) placeClaimed(ctx context.Context, sw *swarmctl.Swarm, m, prior *filterGroupModel) (
 	d []swarmspec.Desired, release func(), err error) {
 	release = func() {}
-	if d, err = r.place(ctx, sw, m); err != nil || !placementChanges(m, prior) {
+	if d, err = r.place(ctx, sw, m); err != nil || !topicsChange(m, prior) {
 		return d, release, err
 	}
 	release, err = sw.ClaimTopics(ctx, topicGroup(m))

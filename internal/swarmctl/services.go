@@ -120,7 +120,7 @@ func (m *Manager) put(ctx context.Context, d swarmspec.Desired, existing map[str
 		m.log.InfoContext(ctx, LogCreateService, "service", d.Name(), "image", d.Spec.TaskTemplate.ContainerSpec.Image)
 		resp, err := m.cli.ServiceCreate(ctx, spec, swarm.ServiceCreateOptions{})
 		if errdefs.IsConflict(err) {
-			return "", fmt.Errorf("create service %s: %w (a mirror or filter group applied at the same moment took the name: "+
+			return "", fmt.Errorf("create service %s: %w (another service took the name since the apply began, such as one of a mirror or filter group applied at the same moment: "+
 				"service names join the names of a mirror or filter group and of its filters with dashes; rename one of them)", d.Name(), err)
 		}
 		if err != nil {

@@ -231,9 +231,6 @@ func consumeSome(ctx context.Context, bootstrap string, settings map[string]stri
 	return n, errors.New("nothing read and no error in 30 s")
 }
 
-// isCode reports whether err is a Kafka error with code, or one whose
-// text carries the code's description (librdkafka reports some broker
-// errors inside a generic one).
 // produceOne writes value to topic and returns what its delivery report
 // says.
 func produceOne(ctx context.Context, bootstrap string, conn map[string]string, topic string, value []byte) error {
@@ -254,6 +251,9 @@ func produceOne(ctx context.Context, bootstrap string, conn map[string]string, t
 	}
 }
 
+// isCode reports whether err is a Kafka error with code, or one whose
+// text carries the code's description (librdkafka reports some broker
+// errors inside a generic one).
 func isCode(err error, code kafka.ErrorCode) bool {
 	var ke kafka.Error
 	if errors.As(err, &ke) && ke.Code() == code {

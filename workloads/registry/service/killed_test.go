@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -30,8 +31,8 @@ import (
 // clients (franz-go's schema-registry client, which this project did not
 // write) register schemas, each schema by two clients, some under ids of
 // their own; each kill is followed at once by a new process on the same
-// port. A client retries what did not get an answer (the connection
-// refused or cut, a 5xx), as the producer does. Afterwards every answer a
+// port, after every 25 answers. A client retries what did not get an
+// answer (the connection refused or cut, a 5xx), as the producer does. Afterwards every answer a
 // client got must hold: each schema has one id, the one both its clients
 // were told (the requested one where one was asked), served by that id;
 // each subject's versions are 1..n without a gap or a schema twice; and
@@ -46,10 +47,10 @@ func TestRegistryKilledMidRegistration(t *testing.T) {
 	dir := t.TempDir()
 	reg := &registryProcess{bin: minibin.Build(t, dir), bootstrap: broker.Bootstrap(), addr: freeLoopbackAddr(t),
 		log: filepath.Join(dir, "registry.log")}
+	t.Cleanup(reg.kill)
 	if err := reg.start(ctx); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(reg.kill)
 	client, err := sr.NewClient(sr.URLs("http://"+reg.addr), sr.HTTPClient(&http.Client{Timeout: 10 * time.Second}))
 	if err != nil {
 		t.Fatal(err)
@@ -72,6 +73,8 @@ func TestRegistryKilledMidRegistration(t *testing.T) {
 	const clients = 4
 	got := make([][]int, clients) // by client, the id each job got (two clients per job)
 	retries := make([]int, clients)
+	cut := make([]int, clients) // requests cut by a kill, not refused by a registry not yet up
+	var answered atomic.Int64
 	var wg sync.WaitGroup
 	for c := range clients {
 		got[c] = make([]int, len(jobs))
@@ -86,6 +89,7 @@ func TestRegistryKilledMidRegistration(t *testing.T) {
 					id, err := client.RegisterSchema(ctx, j.subject, sr.Schema{Schema: j.text}, j.id, -1)
 					if err == nil {
 						got[c][i] = id
+						answered.Add(1)
 						break
 					}
 					var re *sr.ResponseError
@@ -94,41 +98,55 @@ func TestRegistryKilledMidRegistration(t *testing.T) {
 						return
 					}
 					retries[c]++
+					if !errors.Is(err, syscall.ECONNREFUSED) {
+						cut[c]++
+					}
 					time.Sleep(50 * time.Millisecond)
 				}
 			}
 		}()
 	}
 
-	// Kill the registry at random moments while the clients run.
+	// Kill the registry after every killEvery answers, at a random moment
+	// in the requests then in flight, while the clients run.
+	const killEvery = 25
 	clientsDone := make(chan struct{})
 	go func() { wg.Wait(); close(clientsDone) }()
 	rng := rand.New(rand.NewPCG(1, 2))
 	kills := 0
-	for done := false; !done; {
+	var restartErr error
+	for done := false; !done && restartErr == nil; {
 		select {
 		case <-clientsDone:
 			done = true
-		case <-time.After(time.Duration(50+rng.IntN(350)) * time.Millisecond):
+		case <-time.After(time.Duration(5+rng.IntN(20)) * time.Millisecond):
+			if answered.Load() < int64(killEvery*(kills+1)) {
+				continue
+			}
 			reg.kill()
 			kills++
-			if err := reg.start(ctx); err != nil {
-				t.Fatal(err)
-			}
+			restartErr = reg.start(ctx)
 		}
 	}
+	if restartErr != nil {
+		cancel() // the clients give up; wait for them before failing
+	}
 	<-clientsDone
+	if restartErr != nil {
+		t.Fatal(restartErr)
+	}
 	if t.Failed() {
 		return
 	}
-	total := 0
-	for _, r := range retries {
-		total += r
+	var totalRetries, totalCut int
+	for c := range clients {
+		totalRetries, totalCut = totalRetries+retries[c], totalCut+cut[c]
 	}
-	t.Logf("%d registrations of %d schemas by %d clients; the registry was killed %d times; %d requests retried",
-		2*len(jobs), len(jobs), clients, kills, total)
-	if kills < 10 {
-		t.Errorf("the registry was killed %d times, want at least 10 for the test to mean something", kills)
+	t.Logf("%d registrations of %d schemas by %d clients; the registry was killed %d times; %d requests retried, %d of them cut by a kill",
+		2*len(jobs), len(jobs), clients, kills, totalRetries, totalCut)
+	if kills < 2*len(jobs)/killEvery-1 || totalCut == 0 {
+		t.Errorf("the registry was killed %d times, cutting %d requests: want one kill every %d answers, and some request cut",
+			kills, totalCut, killEvery)
 	}
 
 	// A new registry after the last kill answers from the topic alone.
