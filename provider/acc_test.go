@@ -200,6 +200,11 @@ func TestAccMiniBrokerOnLabSwarm(t *testing.T) {
 	clashAtApply := cfg
 	clashAtApply.Extra = extraGroup("c1", 0, "isolated", `name = "x1", output = "clash.topic"`) +
 		extraGroup("c2", 0, "shared", `name = "x2", output = "clash_topic"`)
+	// Two groups created at once asking for one service name (mb-q-r-s),
+	// on different mirrors: the second to claim it is refused.
+	nameAtApply := cfg
+	nameAtApply.Extra = extraGroup("q", 0, "isolated", `name = "r-s", output = "q-out"`) +
+		extraGroup("q-r", 1, "isolated", `name = "s", output = "qr-out"`)
 	ownTopics := cfg
 	ownTopics.Extra = extraGroup("c1", 0, "isolated", `name = "x1", output = "c1-out"`) +
 		extraGroup("c2", 0, "shared", `name = "x2", output = "c2-out"`)
@@ -262,6 +267,10 @@ func TestAccMiniBrokerOnLabSwarm(t *testing.T) {
 			{
 				Config:      render(t, accTemplate, clashAtApply),
 				ExpectError: regexp.MustCompile(`(?s)` + words(`filter group "c1",`) + clashC + `|` + words(`filter group "c2",`) + clashC),
+			},
+			{
+				Config:      render(t, accTemplate, nameAtApply),
+				ExpectError: regexp.MustCompile(`(?s)` + words(`service name "mb-q-r-s" is already taken by filter group`) + ws + `"q(-r)?"`),
 			},
 			{
 				Config: render(t, accTemplate, ownTopics),

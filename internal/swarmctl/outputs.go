@@ -26,7 +26,9 @@ import (
 // being placed at that moment, and holds the claim until its services
 // exist (or its apply failed): of two clashing groups, the second to
 // claim is refused, naming the first, and the first goes on. Groups that
-// do not clash are never held up. Two applies of different Terraform
+// do not clash are never held up. The claim holds the group's service
+// names too (swarmspec.GroupServices), on the whole swarm: of two groups
+// asking for one name, the second is refused (NameClashError). Two applies of different Terraform
 // states on one mirror at the same moment are not covered.
 
 // TopicClashError refuses a filter group that would write topics other
@@ -44,14 +46,32 @@ func (e *TopicClashError) Error() string {
 }
 
 // topicClaims are the topics of the groups being placed now, by swarm
-// and mirror, then group.
+// and mirror, then group; and their service names, by swarm, then group.
 type topicClaims struct {
 	mu     sync.Mutex
 	claims map[string]map[string][]swarmspec.GroupTopic
+	names  map[string]map[string][]string
 }
 
 func newTopicClaims() *topicClaims {
-	return &topicClaims{claims: map[string]map[string][]swarmspec.GroupTopic{}}
+	return &topicClaims{claims: map[string]map[string][]swarmspec.GroupTopic{}, names: map[string]map[string][]string{}}
+}
+
+// nameClash refuses the group's service names that another group being
+// placed on the swarm claims. The caller holds mu.
+func (c *topicClaims) nameClash(swarmID, group string, names []string) error {
+	var clashes []NameClash
+	for _, n := range names {
+		for other, theirs := range c.names[swarmID] {
+			if other != group && slices.Contains(theirs, n) {
+				clashes = append(clashes, NameClash{Service: n, HeldBy: swarmspec.FilterGroupOwner(other)})
+			}
+		}
+	}
+	if len(clashes) > 0 {
+		return &NameClashError{Owner: swarmspec.FilterGroupOwner(group), Clashes: clashes}
+	}
+	return nil
 }
 
 // inFlight returns the topics claimed on the mirror (key) by groups
@@ -148,24 +168,37 @@ func (s *Swarm) checkTopics(ctx context.Context, g swarmspec.FilterGroup, claime
 }
 
 // ClaimTopics is CheckTopics for a group about to be placed: it also
-// claims the group's topics on the mirror until release is called, once
-// its services exist or its apply failed. release is never nil.
+// claims the group's topics on the mirror, and its service names on the
+// swarm, until release is called, once its services exist or its apply
+// failed. release is never nil.
 func (s *Swarm) ClaimTopics(ctx context.Context, g swarmspec.FilterGroup) (release func(), err error) {
 	if s.claims == nil {
 		return func() {}, s.CheckTopics(ctx, g)
 	}
 	key, c := s.mirrorKey(g.Mirror), s.claims
+	var names []string
+	for _, svc := range swarmspec.GroupServices(g) {
+		names = append(names, svc.Name)
+	}
 	c.mu.Lock()
 	claimed := c.inFlight(key, g.Name)
 	if clashes := swarmspec.TopicClashes(g, claimed); len(clashes) > 0 {
 		c.mu.Unlock()
 		return func() {}, &TopicClashError{Clashes: clashes}
 	}
+	if err := c.nameClash(s.ID, g.Name, names); err != nil {
+		c.mu.Unlock()
+		return func() {}, err
+	}
 	if c.claims[key] == nil {
 		c.claims[key] = map[string][]swarmspec.GroupTopic{}
 	}
+	if c.names[s.ID] == nil {
+		c.names[s.ID] = map[string][]string{}
+	}
 	mine := swarmspec.GroupTopics(g)
 	c.claims[key][g.Name] = mine
+	c.names[s.ID][g.Name] = names
 	c.mu.Unlock()
 	var once sync.Once
 	release = func() {
@@ -177,6 +210,10 @@ func (s *Swarm) ClaimTopics(ctx context.Context, g swarmspec.FilterGroup) (relea
 				delete(c.claims[key], g.Name)
 				if len(c.claims[key]) == 0 {
 					delete(c.claims, key)
+				}
+				delete(c.names[s.ID], g.Name)
+				if len(c.names[s.ID]) == 0 {
+					delete(c.names, s.ID)
 				}
 			}
 		})

@@ -208,3 +208,47 @@ func TestServiceNamesOfAnotherOwner(t *testing.T) {
 		t.Errorf("Apply: %v after %d changes, want a *NameClashError before any", err, f.writes)
 	}
 }
+
+// TestClaimServiceNames: two groups placed at the same moment (on any
+// mirrors of one swarm) asking for one service name: the second to claim
+// is refused, naming the first; once the first's claim is released (its
+// services exist, and Apply's own check takes over), the name is free to
+// claim again; groups of other swarms are not compared.
+func TestClaimServiceNames(t *testing.T) {
+	ctx := context.Background()
+	f := &fakeGroups{configs: map[string]swarm.Config{}}
+	claims := newTopicClaims()
+	s := &Swarm{Manager: NewManager(fakeClient(t, f), nil), ID: "swarm", claims: claims}
+	other := &Swarm{Manager: NewManager(fakeClient(t, f), nil), ID: "other", claims: claims}
+	a := swarmspec.FilterGroup{Name: "a", Mode: swarmspec.ModeIsolated, Mirror: "m0",
+		Filters: []swarmspec.Filter{{Name: "b-c", Output: "a-out", NoConsumer: true}}}
+	ab := swarmspec.FilterGroup{Name: "a-b", Mode: swarmspec.ModeIsolated, Mirror: "m1",
+		Filters: []swarmspec.Filter{{Name: "c", Output: "ab-out", NoConsumer: true}}}
+
+	releaseA, err := s.ClaimTopics(ctx, a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = s.ClaimTopics(ctx, ab)
+	var clash *NameClashError
+	if !errors.As(err, &clash) || !slices.Equal(clash.Clashes, []NameClash{{"mb-a-b-c", swarmspec.FilterGroupOwner("a")}}) {
+		t.Fatalf("a-b claimed beside a: %v, want mb-a-b-c refused as filter group a's", err)
+	}
+	if !strings.Contains(err.Error(), `filter group "a-b": service name "mb-a-b-c" is already taken by filter group "a"`) {
+		t.Errorf("error %q", err)
+	}
+	releaseOther, err := other.ClaimTopics(ctx, ab)
+	if err != nil {
+		t.Errorf("a-b on another swarm: %v", err)
+	}
+	releaseOther()
+	releaseA()
+	releaseAB, err := s.ClaimTopics(ctx, ab)
+	if err != nil {
+		t.Errorf("a-b after a's claim was released: %v", err)
+	}
+	releaseAB()
+	if len(claims.names) != 0 || len(claims.claims) != 0 {
+		t.Errorf("claims left after every release: %v %v", claims.names, claims.claims)
+	}
+}
