@@ -259,20 +259,8 @@ func rdSender(ctx context.Context, p *kafka.Producer, topic string, payloads [][
 	for i := lo; i < hi; i++ {
 		msg := &kafka.Message{TopicPartition: kafka.TopicPartition{Topic: &topic, Partition: kafka.PartitionAny},
 			Value: payloads[i%len(payloads)]}
-		for {
-			err := p.Produce(msg, reports)
-			var kerr kafka.Error
-			if errors.As(err, &kerr) && kerr.Code() == kafka.ErrQueueFull {
-				if ctx.Err() != nil {
-					return ctx.Err()
-				}
-				p.Flush(10)
-				continue
-			}
-			if err != nil {
-				return err
-			}
-			break
+		if err := kclient.ProduceWaiting(ctx, p, msg, reports); err != nil {
+			return err
 		}
 	}
 	select {

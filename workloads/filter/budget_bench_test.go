@@ -135,16 +135,8 @@ func budgetBenchBare(s *Set, rec map[string]any, visit int64, fn func(i, rank in
 			f.fail(err)
 			continue
 		}
-		if !ok {
-			continue
-		}
-		f.matched.Add(1)
-		rank, admitted := f.cap.Admit(visit)
-		if admitted {
-			f.admitted.Add(1)
-		}
-		if fn != nil {
-			fn(i, rank, admitted)
+		if ok {
+			f.match(i, visit, fn)
 		}
 	}
 }

@@ -161,9 +161,14 @@ func (s *Set) evaluate(i int, act recordActivation, visit int64, fn func(i int, 
 		u.Errors[ErrorKind(err)]++
 		return
 	}
-	if !ok {
-		return
+	if ok {
+		f.match(i, visit, fn)
 	}
+}
+
+// match counts a match of filter i on an alert of visit, takes its rank
+// in the visit's cap and tells fn.
+func (f *setFilter) match(i int, visit int64, fn func(i int, rank int, admitted bool)) {
 	f.matched.Add(1)
 	rank, admitted := f.cap.Admit(visit)
 	if admitted {

@@ -709,7 +709,7 @@ func (f *filterRun) emitSelected(ctx context.Context, m *kafka.Message, i, rank 
 	}
 	out := spec.Output
 	f.uncommittedOut++
-	if err := produceRetry(ctx, f.out, &kafka.Message{
+	if err := kclient.ProduceWaiting(ctx, f.out, &kafka.Message{
 		TopicPartition: kafka.TopicPartition{Topic: &out, Partition: kafka.PartitionAny},
 		Key:            m.Key, Value: m.Value, Headers: hs,
 	}, nil); err != nil {
@@ -732,7 +732,7 @@ func (f *filterRun) deadLetter(ctx context.Context, m *kafka.Message, cause erro
 		kafka.Header{Key: stream.HeaderSourceOffset, Value: []byte(strconv.FormatInt(int64(m.TopicPartition.Offset), 10))})
 	dl := f.cfg.DeadLetter
 	f.uncommittedOut++
-	if err := produceRetry(ctx, f.out, &kafka.Message{
+	if err := kclient.ProduceWaiting(ctx, f.out, &kafka.Message{
 		TopicPartition: kafka.TopicPartition{Topic: &dl, Partition: kafka.PartitionAny},
 		Key:            m.Key, Value: m.Value, Headers: hs,
 	}, nil); err != nil {

@@ -311,7 +311,7 @@ func readState(ctx context.Context, bootstrap string, conn map[string]string, to
 // writeState queues a state record (key stateKey) to topic in out's open
 // transaction.
 func writeState(ctx context.Context, out *kafka.Producer, topic string, state []byte) error {
-	return produceRetry(ctx, out, &kafka.Message{
+	return kclient.ProduceWaiting(ctx, out, &kafka.Message{
 		TopicPartition: kafka.TopicPartition{Topic: &topic, Partition: kafka.PartitionAny},
 		Key:            []byte(stateKey), Value: state,
 	}, nil)

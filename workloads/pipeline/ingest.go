@@ -400,7 +400,7 @@ func (g *ingestRun) copy(ctx context.Context, out *kafka.Producer, m *kafka.Mess
 	if m.TimestampType != kafka.TimestampNotAvailable {
 		msg.Timestamp = m.Timestamp
 	}
-	err := produceRetry(ctx, out, msg, nil)
+	err := kclient.ProduceWaiting(ctx, out, msg, nil)
 	var ke kafka.Error
 	switch {
 	case errors.As(err, &ke) && ke.Code() == kafka.ErrMsgSizeTooLarge:

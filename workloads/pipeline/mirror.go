@@ -61,7 +61,7 @@ func Mirror(ctx context.Context, cfg MirrorConfig) error {
 		switch e := c.Poll(100).(type) {
 		case *kafka.Message:
 			topic := *e.TopicPartition.Topic + cfg.Suffix
-			err := produceRetry(ctx, p, &kafka.Message{
+			err := kclient.ProduceWaiting(ctx, p, &kafka.Message{
 				TopicPartition: kafka.TopicPartition{Topic: &topic, Partition: e.TopicPartition.Partition},
 				Key:            e.Key, Value: e.Value, Headers: e.Headers,
 			}, nil)

@@ -297,7 +297,7 @@ func (s *sender) send(ctx context.Context, run string, visit int64, lo, hi, coun
 		} else {
 			sizes[i-lo] = len(s.buf)
 		}
-		if err := produceRetry(ctx, s.p, msg, reports); err != nil {
+		if err := kclient.ProduceWaiting(ctx, s.p, msg, reports); err != nil {
 			return res, err
 		}
 	}
@@ -371,7 +371,7 @@ func (s *sender) standIn(headers []kafka.Header, i int, why string) *kafka.Messa
 // sendOne produces msg and waits for its delivery report.
 func (s *sender) sendOne(ctx context.Context, msg *kafka.Message) error {
 	report := make(chan kafka.Event, 1)
-	if err := produceRetry(ctx, s.p, msg, report); err != nil {
+	if err := kclient.ProduceWaiting(ctx, s.p, msg, report); err != nil {
 		return err
 	}
 	select {
@@ -464,25 +464,6 @@ func collectDeliveries(reports <-chan kafka.Event, n int) deliveries {
 		}
 	}
 	return d
-}
-
-// produceRetry queues msg, waiting while the local queue is full.
-func produceRetry(ctx context.Context, p *kafka.Producer, msg *kafka.Message, reports chan kafka.Event) error {
-	for {
-		err := p.Produce(msg, reports)
-		var kerr kafka.Error
-		if errors.As(err, &kerr) && kerr.Code() == kafka.ErrQueueFull {
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			p.Flush(10)
-			continue
-		}
-		if err != nil {
-			return fmt.Errorf("queue alert: %w", err)
-		}
-		return nil
-	}
 }
 
 // PublishSchemas registers each schema, under the subject of the alerts
